@@ -1,0 +1,64 @@
+"""Seed 000's blob classifier: ``Linear(2, 5) -> Linear(5, 1) -> Sigmoid``.
+
+There is no nonlinearity between the two linear layers, so the network is a
+logistic regression in disguise: its decision boundary is a straight line.
+The module returns the logit; the sigmoid lives in the loss
+(``binary_cross_entropy_with_logits``), which is the numerically safe form of
+the tutorial's ``nn.BCELoss`` on ``nn.Sigmoid`` outputs.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxdl.functional.init import kernel_init, torch_linear_bias, zeros
+
+TUTORIAL_INIT_RESOURCE = "blobs_tutorial_init.json"
+
+
+class BlobClassifier(nn.Module):
+    """Two stacked dense layers giving one logit per point.
+
+    Attributes:
+      hidden: width of the first layer (the tutorial's 5).
+      init_scheme: kernel initialiser name; "torch" draws what PyTorch's ``nn.Linear``
+        draws (kernel and bias), others leave biases at zero.
+    """
+
+    hidden: int = 5
+    init_scheme: str = "torch"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:  # (N, 2) -> (N,)
+        def dense(features: int, fan_in: int, name: str) -> nn.Dense:
+            bias_init = torch_linear_bias(fan_in) if self.init_scheme == "torch" else zeros
+            return nn.Dense(
+                features, kernel_init=kernel_init(self.init_scheme), bias_init=bias_init, name=name
+            )
+
+        h = dense(self.hidden, x.shape[-1], "hidden")(x)
+        return dense(1, self.hidden, "output")(h)[..., 0]
+
+
+def _tutorial_resource() -> dict[str, Any]:
+    text = resources.files("jaxdl.resources").joinpath(TUTORIAL_INIT_RESOURCE).read_text()
+    return json.loads(text)
+
+
+def tutorial_params() -> dict[str, Any]:
+    """The exact initial weights the tutorial's PyTorch code draws (seed 2024), Flax layout."""
+    params = _tutorial_resource()["params"]
+    return jax.tree.map(
+        lambda v: jnp.asarray(v, jnp.float32), params, is_leaf=lambda v: isinstance(v, list)
+    )
+
+
+def tutorial_log() -> list[dict[str, float]]:
+    """The tutorial's ten log lines: epoch, loss, accuracy in percent."""
+    return _tutorial_resource()["tutorial_log"]

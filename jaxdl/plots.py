@@ -1,0 +1,95 @@
+"""Figures. Each function returns a matplotlib Figure; ``RunDir.save_figure`` writes it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: runs happen on machines without a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def decision_boundary(
+    predict_proba: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    title: str = "",
+    resolution: int = 300,
+) -> Figure:
+    """Scatter of 2-D points coloured by label over the model's P(y = 1), with the 0.5 contour."""
+    pad = 0.05 * (x.max(axis=0) - x.min(axis=0))
+    lo, hi = x.min(axis=0) - pad, x.max(axis=0) + pad
+    gx, gy = np.meshgrid(
+        np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution)
+    )
+    grid = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
+    prob = np.asarray(predict_proba(grid)).reshape(gx.shape)
+
+    fig, ax = plt.subplots(figsize=(6, 5))
+    fill = ax.contourf(gx, gy, prob, levels=np.linspace(0, 1, 21), cmap="RdBu_r", alpha=0.35)
+    ax.contour(gx, gy, prob, levels=[0.5], colors="k", linewidths=1.5)
+    for label, colour in ((0, "tab:blue"), (1, "tab:red")):
+        pts = x[y == label]
+        ax.scatter(pts[:, 0], pts[:, 1], s=12, c=colour, edgecolors="none", label=f"class {label}")
+    fig.colorbar(fill, ax=ax, label="P(class 1)")
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+    ax.set_title(title or "data and decision boundary (black: P = 0.5)")
+    ax.legend(loc="best")
+    return fig
+
+
+def loss_accuracy_curves(
+    loss: Sequence[float],
+    accuracy: Sequence[float],
+    xlabel: str = "epoch",
+    reference: tuple[float, float] | None = None,
+    title: str = "",
+) -> Figure:
+    """Side-by-side loss and accuracy (in %) curves, as in the tutorial's figure.
+
+    ``reference`` is an optional (loss, accuracy %) pair drawn as dashed lines.
+    """
+    steps = np.arange(1, len(loss) + 1)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_loss.plot(steps, loss, label="training loss")
+    ax_acc.plot(steps, 100 * np.asarray(accuracy), color="tab:orange", label="training accuracy")
+    if reference is not None:
+        ax_loss.axhline(
+            reference[0], ls="--", c="gray", lw=1, label=f"tutorial final {reference[0]:.4f}"
+        )
+        ax_acc.axhline(
+            reference[1], ls="--", c="gray", lw=1, label=f"tutorial final {reference[1]:.2f}%"
+        )
+    ax_loss.set(xlabel=xlabel, ylabel="loss", title="Training loss")
+    ax_acc.set(xlabel=xlabel, ylabel="accuracy (%)", title="Training accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def distribution(
+    values: Sequence[float],
+    xlabel: str,
+    reference: float | None = None,
+    reference_label: str = "",
+    title: str = "",
+) -> Figure:
+    """Histogram of a figure over many runs, with a reference value marked."""
+    values = np.asarray(values)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.hist(values, bins=min(30, max(5, len(values) // 3)), color="tab:blue", alpha=0.8)
+    ax.axvline(values.mean(), c="k", lw=1.5, label=f"mean {values.mean():.2f}")
+    if reference is not None:
+        ax.axvline(reference, c="tab:red", ls="--", lw=1.5, label=reference_label or f"{reference}")
+    ax.set(xlabel=xlabel, ylabel="runs", title=title)
+    ax.legend()
+    return fig

@@ -1,0 +1,163 @@
+"""The run directory: config.json, metrics.json, history.jsonl and figures.
+
+Every file is written atomically (a temporary file, then ``os.replace``), so an
+interrupted run never leaves a half-written JSON file behind, and a directory
+that already holds a run is never overwritten unless asked.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from jaxdl.errors import JaxdlError
+
+RUN_FILES = ("config.json", "metrics.json", "history.jsonl")
+
+
+def _jsonable(value: Any) -> Any:
+    """Converts NumPy/JAX scalars and arrays to plain JSON values; NaN becomes null."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy / jax arrays and scalars
+        return _jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Writes ``text`` to ``path`` so readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(Path(path), json.dumps(_jsonable(obj), indent=2) + "\n")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def environment() -> dict[str, Any]:
+    """Library versions, code version and the device a run used."""
+    import jax
+
+    devices = jax.devices()
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": {p: _version(p) for p in ("jaxdl", "jax", "jaxlib", "flax", "optax", "numpy")},
+        "git_commit": _git_commit(),
+        "backend": jax.default_backend(),
+        "devices": [f"{d.platform}:{d.device_kind}" for d in devices],
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def default_run_path(experiment: str) -> Path:
+    """``runs/NAME/YYYYmmdd-HHMMSS`` under the current directory, never an existing one."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path("runs") / experiment / stamp
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path("runs") / experiment / f"{stamp}-{n}"
+    return path
+
+
+class RunDir:
+    """A run's output directory.
+
+    Args:
+      path: the directory; created if missing.
+      overwrite: allow a directory that already holds a run's files.
+
+    Raises:
+      JaxdlError: ``path`` is a file, or already holds a run and ``overwrite`` is False.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, overwrite: bool = False):
+        self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise JaxdlError(f"--out {self.path} is a file, not a directory; choose another --out")
+        taken = [name for name in RUN_FILES if (self.path / name).exists()]
+        if taken and not overwrite:
+            raise JaxdlError(
+                f"--out {self.path} already holds a run ({taken[0]}); "
+                "choose another --out or pass --overwrite"
+            )
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise JaxdlError(f"cannot create --out {self.path}: {e.strerror}") from None
+        if overwrite:
+            (self.path / "history.jsonl").unlink(missing_ok=True)
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        write_json(self.path / name, obj)
+        return self.path / name
+
+    def append_history(self, records: list[dict[str, Any]]) -> None:
+        """Appends one JSON line per record to history.jsonl."""
+        with open(self.path / "history.jsonl", "a") as f:
+            for record in records:
+                f.write(json.dumps(_jsonable(record)) + "\n")
+
+    def save_figure(self, fig: Any, name: str) -> Path:
+        """Saves a matplotlib figure as PNG (atomically) and closes it."""
+        import matplotlib.pyplot as plt
+
+        target = self.path / name
+        tmp = target.with_name(f".{target.name}.tmp.png")
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        os.replace(tmp, target)
+        return target
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    with open(path) as f:
+        return json.load(f)
+
+
+def read_history(path: str | os.PathLike) -> list[dict[str, Any]]:
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
