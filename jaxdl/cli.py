@@ -36,9 +36,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="allow --out to be a directory that holds a run"
     )
-    parser.add_argument(
-        "--help-config", action="store_true", help="list the experiment's settings and exit"
-    )
+    parser.add_argument("--help-config", action="store_true", help="list the experiment's settings and exit")
 
 
 def build_parser(prog: str = "jaxdl") -> argparse.ArgumentParser:
@@ -88,13 +86,13 @@ def run_experiment(
 
 
 def _summary(metrics: dict) -> str:
-    shown = []
+    """The scalar metrics, one per line (lists stay in metrics.json)."""
+    lines = []
     for key, value in metrics.items():
-        if isinstance(value, float):
-            shown.append(f"{key}={value:.4g}")
-        elif isinstance(value, int):
-            shown.append(f"{key}={value}")
-    return " ".join(shown)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        lines.append(f"  {key:<24} {value:.4g}" if isinstance(value, float) else f"  {key:<24} {value}")
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
@@ -122,7 +120,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; files already written are kept", file=sys.stderr)
         return 130
-    print(f"wrote {path}: {_summary(metrics)}")
+    print(f"wrote {path}\n{_summary(metrics)}")
     return 0
 
 

@@ -23,9 +23,7 @@ def decision_boundary(
     """Scatter of 2-D points coloured by label over the model's P(y = 1), with the 0.5 contour."""
     pad = 0.05 * (x.max(axis=0) - x.min(axis=0))
     lo, hi = x.min(axis=0) - pad, x.max(axis=0) + pad
-    gx, gy = np.meshgrid(
-        np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution)
-    )
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution))
     grid = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
     prob = np.asarray(predict_proba(grid)).reshape(gx.shape)
 
@@ -59,12 +57,8 @@ def loss_accuracy_curves(
     ax_loss.plot(steps, loss, label="training loss")
     ax_acc.plot(steps, 100 * np.asarray(accuracy), color="tab:orange", label="training accuracy")
     if reference is not None:
-        ax_loss.axhline(
-            reference[0], ls="--", c="gray", lw=1, label=f"tutorial final {reference[0]:.4f}"
-        )
-        ax_acc.axhline(
-            reference[1], ls="--", c="gray", lw=1, label=f"tutorial final {reference[1]:.2f}%"
-        )
+        ax_loss.axhline(reference[0], ls="--", c="gray", lw=1, label=f"tutorial final {reference[0]:.4f}")
+        ax_acc.axhline(reference[1], ls="--", c="gray", lw=1, label=f"tutorial final {reference[1]:.2f}%")
     ax_loss.set(xlabel=xlabel, ylabel="loss", title="Training loss")
     ax_acc.set(xlabel=xlabel, ylabel="accuracy (%)", title="Training accuracy")
     for ax in (ax_loss, ax_acc):

@@ -89,6 +89,4 @@ def kernel_init(name: str) -> Initializer:
     try:
         return KERNEL_INITS[name]
     except KeyError:
-        raise ValueError(
-            f"unknown initialiser {name!r}; choose one of {', '.join(KERNEL_INITS)}"
-        ) from None
+        raise ValueError(f"unknown initialiser {name!r}; choose one of {', '.join(KERNEL_INITS)}") from None

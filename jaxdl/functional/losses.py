@@ -29,9 +29,7 @@ def _reduce(values: jax.Array, reduction: Reduction) -> jax.Array:
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def binary_cross_entropy(
-    probs: jax.Array, labels: jax.Array, reduction: Reduction = "mean"
-) -> jax.Array:
+def binary_cross_entropy(probs: jax.Array, labels: jax.Array, reduction: Reduction = "mean") -> jax.Array:
     """BCE on probabilities: -[y log p + (1 - y) log(1 - p)], logs clamped at -100.
 
     Args:
@@ -63,9 +61,7 @@ def binary_cross_entropy_with_logits(
     return _reduce(jnp.logaddexp(0.0, logits) - labels * logits, reduction)
 
 
-def softmax_cross_entropy(
-    logits: jax.Array, labels: jax.Array, reduction: Reduction = "mean"
-) -> jax.Array:
+def softmax_cross_entropy(logits: jax.Array, labels: jax.Array, reduction: Reduction = "mean") -> jax.Array:
     """Categorical cross-entropy with integer labels: logsumexp(z) - z[label].
 
     Args:

@@ -81,7 +81,8 @@ def mlp_apply(
     depth = len(params)
     for i in range(depth):
         layer = params[layer_name(i)]
-        x = x @ layer["w"] + layer["b"]
+        # Explicit broadcast of the bias over the batch dims (no implicit rank promotion).
+        x = x @ layer["w"] + layer["b"].reshape((1,) * (x.ndim - 1) + (-1,))
         if i < depth - 1:
             x = activation(x)
     return x if final_activation is None else final_activation(x)

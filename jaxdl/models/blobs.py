@@ -54,9 +54,7 @@ def _tutorial_resource() -> dict[str, Any]:
 def tutorial_params() -> dict[str, Any]:
     """The exact initial weights the tutorial's PyTorch code draws (seed 2024), Flax layout."""
     params = _tutorial_resource()["params"]
-    return jax.tree.map(
-        lambda v: jnp.asarray(v, jnp.float32), params, is_leaf=lambda v: isinstance(v, list)
-    )
+    return jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), params, is_leaf=lambda v: isinstance(v, list))
 
 
 def tutorial_log() -> list[dict[str, float]]:

@@ -39,9 +39,7 @@ def full_batch_scan(
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), {"loss": loss, **metrics}
 
-        (params, _), history = jax.lax.scan(
-            epoch, (params, optimizer.init(params)), length=num_epochs
-        )
+        (params, _), history = jax.lax.scan(epoch, (params, optimizer.init(params)), length=num_epochs)
         return params, history
 
     return train

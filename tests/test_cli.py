@@ -1,0 +1,147 @@
+"""The `jaxdl` command: listing, runs and their directories, and one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jaxdl.cli import main
+from jaxdl.rundir import read_history, read_json
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--set", "epochs=50", "--set", "num_seeds=3", "--set", "log_every=25"]
+TIMINGS = {
+    "compile_seconds",
+    "train_seconds",
+    "seconds_per_epoch",
+    "examples_per_second",
+    "seeds_compile_seconds",
+    "seeds_train_seconds",
+}
+
+
+def test_list_shows_every_experiment(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("blobs ")
+    assert "seed 000" in out
+
+
+def test_run_writes_the_run_directory(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "blobs", "--out", str(out), "--seed", "3", *SMALL]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""  # no progress bar when stderr is not a terminal
+    assert captured.out.splitlines()[0].startswith("Epoch 25 loss ")
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json",
+        "decision_boundary.png",
+        "history.jsonl",
+        "loss_accuracy.png",
+        "metrics.json",
+        "seed_accuracy.png",
+    ]
+    config = read_json(out / "config.json")
+    assert config["experiment"] == "blobs"
+    assert config["config"]["seed"] == 3 and config["config"]["epochs"] == 50
+    assert config["environment"]["versions"]["jax"]
+    assert config["environment"]["devices"]
+    history = read_history(out / "history.jsonl")
+    assert [h["epoch"] for h in history] == list(range(1, 51))
+    metrics = read_json(out / "metrics.json")
+    for key in (
+        "train_accuracy",
+        "train_loss",
+        "train_seconds",
+        "compile_seconds",
+        "seed_accuracy_mean",
+        "seed_accuracy_std",
+    ):
+        assert isinstance(metrics[key], float), key
+    assert len(metrics["seed_accuracies"]) == 3
+
+
+def test_same_command_twice_gives_identical_metrics(tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        assert main(["run", "blobs", "--out", str(tmp_path / name), *SMALL]) == 0
+        metrics = read_json(tmp_path / name / "metrics.json")
+        runs.append({k: v for k, v in metrics.items() if k not in TIMINGS})
+    assert runs[0] == runs[1]
+    assert (tmp_path / "a" / "history.jsonl").read_text() == (tmp_path / "b" / "history.jsonl").read_text()
+
+
+def test_existing_run_is_not_overwritten(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.json").write_text('{"keep": 1}')
+    assert main(["run", "blobs", "--out", str(out), *SMALL]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert json.loads((out / "metrics.json").read_text()) == {"keep": 1}
+
+
+def test_loss_that_becomes_nan_stops_with_a_message_and_keeps_the_history(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(
+        ["run", "blobs", "--out", str(out), "--set", "lr=1e38", "--set", "epochs=20", "--set", "num_seeds=0"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "the loss became nan at epoch" in err and "lower lr" in err
+    assert (out / "config.json").exists()
+    history = read_history(out / "history.jsonl")
+    assert history and history[-1]["loss"] is None  # NaN is stored as null
+
+
+def _status(args):
+    """main()'s exit status, whether it returns it or argparse exits."""
+    try:
+        return main(args)
+    except SystemExit as e:
+        return e.code
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "nope"], "unknown experiment 'nope'"),
+        (["run", "blobs", "--set", "lr=-1"], "setting lr must be > 0, got -1.0"),
+        (["run", "blobs", "--set", "epochs=abc"], "setting epochs: expected int, got 'abc'"),
+        (["run", "blobs", "--set", "epochs=0"], "setting epochs must be >= 1"),
+        (["run", "blobs", "--set", "init=tutorial", "--set", "hidden=4"], "init=tutorial needs hidden=5"),
+        (["run", "blobs", "--seed", "x"], "invalid int value: 'x'"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_input_is_one_line_and_status_2(args, message, capsys, tmp_path):
+    if args[0] == "run":
+        args = [*args, "--out", str(tmp_path / "r")]
+    assert _status(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "r").exists()  # a rejected request writes nothing
+
+
+def test_console_script_and_experiment_script(tmp_path):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    bad = subprocess.run(
+        [sys.executable, "-m", "jaxdl.cli", "run", "blobs", "--set", "lr=-1"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "jaxdl: error: setting lr must be > 0, got -1.0"
+    ok = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "blobs.py"), "--out", str(tmp_path / "r"), *SMALL],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "Epoch 50 loss" in ok.stdout
+    assert (tmp_path / "r" / "metrics.json").exists()
