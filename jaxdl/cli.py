@@ -7,6 +7,7 @@ cannot be written, a loss that turns NaN) print one line and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 
@@ -33,6 +34,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         help="override a config setting; repeatable (see --help-config)",
     )
     parser.add_argument("--seed", type=int, help="PRNG seed (same as --set seed=N)")
+    parser.add_argument("--data", help="local copy of the data set (same as --set data=PATH)")
     parser.add_argument(
         "--overwrite", action="store_true", help="allow --out to be a directory that holds a run"
     )
@@ -46,7 +48,33 @@ def build_parser(prog: str = "jaxdl") -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run an experiment")
     run.add_argument("name", help="experiment name (see `jaxdl list`)")
     _add_run_options(run)
+
+    data = sub.add_parser("data", help="inspect the data sets")
+    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    for name, help_text in (
+        ("info", "counts per split and class, shape, dtype, pixel mean/std, cache location"),
+        ("show", "write a PNG grid of examples with their labels"),
+    ):
+        p = data_sub.add_parser(name, help=help_text)
+        p.add_argument("name", help="data set: " + ", ".join(_dataset_names()))
+        p.add_argument("--data", help="local copy: image folder, .tar.gz of one, or IDX folder")
+        p.add_argument(
+            "--split",
+            help="only this split (default: every split)"
+            if name == "info"
+            else "split to draw from (default: train)",
+        )
+        if name == "show":
+            p.add_argument("--count", type=int, default=32, help="examples to draw (default 32)")
+            p.add_argument("--seed", type=int, default=0, help="which examples (default 0)")
+            p.add_argument("--out", help="PNG path (default: runs/data/NAME-SPLIT.png)")
     return parser
+
+
+def _dataset_names() -> list[str]:
+    from jaxdl.data.catalog import DATASETS
+
+    return list(DATASETS)
 
 
 def run_experiment(
@@ -54,6 +82,7 @@ def run_experiment(
     overrides: Sequence[str] = (),
     *,
     seed: int | None = None,
+    data: str | None = None,
     out: str | None = None,
     overwrite: bool = False,
 ) -> tuple[str, dict]:
@@ -74,6 +103,10 @@ def run_experiment(
     overrides = list(overrides)
     if seed is not None:
         overrides.append(f"seed={seed}")
+    if data is not None:
+        if "data" not in {f.name for f in dataclasses.fields(experiment.config)}:
+            raise JaxdlError(f"experiment {name} reads no data set, so --data does not apply")
+        overrides.append(f"data={data}")
     config = config_lib.resolve(experiment.config, overrides)
     run_dir = RunDir(out or default_run_path(name), overwrite=overwrite)
     run_dir.write_json(
@@ -104,6 +137,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
             for name in experiments.names():
                 print(f"{name:<24} {experiments.get(name).description}")
             return 0
+        if args.command == "data":
+            from jaxdl import data_cli
+
+            return data_cli.main(args)
         if args.help_config:
             from jaxdl import config as config_lib
             from jaxdl import experiments
@@ -112,11 +149,19 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
             print("\n".join(config_lib.help_lines(experiments.get(args.name).config)))
             return 0
         path, metrics = run_experiment(
-            args.name, args.overrides, seed=args.seed, out=args.out, overwrite=args.overwrite
+            args.name,
+            args.overrides,
+            seed=args.seed,
+            data=args.data,
+            out=args.out,
+            overwrite=args.overwrite,
         )
     except JaxdlError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # e.g. `jaxdl data info mnist | head`
+        sys.stdout = None
+        return 0
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; files already written are kept", file=sys.stderr)
         return 130

@@ -87,3 +87,43 @@ def distribution(
     ax.set(xlabel=xlabel, ylabel="runs", title=title)
     ax.legend()
     return fig
+
+
+def image_grid(
+    images: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    columns: int = 8,
+    title: str = "",
+) -> Figure:
+    """uint8 images (N, H, W, C) in a grid, each titled with its class name."""
+    n = len(images)
+    rows = max(1, -(-n // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.6 * rows + 0.4), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        image = images[i]
+        if image.shape[-1] == 1:
+            ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        else:
+            ax.imshow(image, interpolation="nearest")
+        ax.set_title(f"{labels[i]}: {class_names[labels[i]]}", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def scatter_classes(
+    points: np.ndarray, labels: np.ndarray, class_names: Sequence[str], title: str = ""
+) -> Figure:
+    """2-D points coloured by class."""
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for label, name in enumerate(class_names):
+        pts = points[labels == label]
+        ax.scatter(pts[:, 0], pts[:, 1], s=12, edgecolors="none", label=f"{label}: {name}")
+    ax.set(xlabel="$x_1$", ylabel="$x_2$", title=title)
+    ax.legend()
+    return fig

@@ -55,6 +55,22 @@ def write_json(path: Path, obj: Any) -> None:
     atomic_write_text(Path(path), json.dumps(_jsonable(obj), indent=2) + "\n")
 
 
+def save_figure(fig: Any, path: str | os.PathLike) -> Path:
+    """Saves a matplotlib figure as PNG (atomically) and closes it."""
+    import matplotlib.pyplot as plt
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp.png")
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, target)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return target
+
+
 def _version(package: str) -> str | None:
     try:
         return metadata.version(package)
@@ -142,15 +158,7 @@ class RunDir:
                 f.write(json.dumps(_jsonable(record)) + "\n")
 
     def save_figure(self, fig: Any, name: str) -> Path:
-        """Saves a matplotlib figure as PNG (atomically) and closes it."""
-        import matplotlib.pyplot as plt
-
-        target = self.path / name
-        tmp = target.with_name(f".{target.name}.tmp.png")
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        os.replace(tmp, target)
-        return target
+        return save_figure(fig, self.path / name)
 
 
 def read_json(path: str | os.PathLike) -> Any:

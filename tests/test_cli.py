@@ -145,3 +145,30 @@ def test_console_script_and_experiment_script(tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert "Epoch 50 loss" in ok.stdout
     assert (tmp_path / "r" / "metrics.json").exists()
+
+
+def test_data_info_and_show(tmp_path, capsys):
+    assert main(["data", "info", "digits"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    assert rows["train"][1:3] == ["1437", "(8,"] and rows["test"][1] == "360"
+    assert " 9 9" in out  # a row per class
+    png = tmp_path / "digits.png"
+    assert main(["data", "show", "digits", "--out", str(png), "--count", "12"]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["data", "info", "nope"], "unknown dataset 'nope'"),
+        (["data", "info", "mnist", "--data", "/no/such/file.tar.gz"], "does not exist"),
+        (["data", "show", "digits", "--count", "0"], "--count must be >= 1"),
+        (["data", "info", "digits", "--split", "val"], "digits has no split 'val'"),
+        (["run", "blobs", "--data", "x"], "experiment blobs reads no data set"),
+    ],
+)
+def test_data_errors_are_one_line_and_status_2(args, message, capsys):
+    assert _status(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1

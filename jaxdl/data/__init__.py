@@ -1,5 +1,36 @@
-"""Data sets as in-memory arrays."""
+"""Named data sets as in-memory arrays, and batching on device.
 
-from jaxdl.data.embedded import make_blobs_dataset
+>>> train = jaxdl.data.load("cifar10", "train", data="../shared/datasets/cifar10-jpg.tar.gz")
+>>> x = jaxdl.data.normalise(train.inputs, "symmetric")   # [-1, 1], as seed 001
+"""
 
-__all__ = ["make_blobs_dataset"]
+from jaxdl.data.batching import (
+    epoch_indices,
+    generate_mini_batches,
+    masked_mean,
+    normalise,
+    num_batches,
+    train_val_split,
+)
+from jaxdl.data.cache import cache_dir
+from jaxdl.data.catalog import DATASETS, DatasetSpec
+from jaxdl.data.dataset import Dataset
+from jaxdl.data.embedded import make_blobs_dataset, make_digits_dataset
+from jaxdl.data.loader import DATA_DIR_ENV, load
+
+__all__ = [
+    "DATASETS",
+    "DATA_DIR_ENV",
+    "Dataset",
+    "DatasetSpec",
+    "cache_dir",
+    "epoch_indices",
+    "generate_mini_batches",
+    "load",
+    "make_blobs_dataset",
+    "make_digits_dataset",
+    "masked_mean",
+    "normalise",
+    "num_batches",
+    "train_val_split",
+]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+DIGITS_TRAIN_SIZE = 1437  # the first 80% of scikit-learn's 1,797 digits; the rest is "test"
+
 
 def make_blobs_dataset(
     n_samples: int = 1000, cluster_std: float = 3.0, random_state: int = 1
@@ -27,3 +29,17 @@ def make_blobs_dataset(
     )
     # The tutorial wraps the float64 arrays in torch.Tensor, i.e. float32.
     return x.astype(np.float32), y.astype(np.int32)
+
+
+def make_digits_dataset(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 digits as uint8 images (N, 8, 8, 1) (0..16 scaled to 0..255) and labels.
+
+    "train" is the first 1,437 digits, "test" the last 360, in scikit-learn's order.
+    """
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.round(digits.images * (255 / 16)).astype(np.uint8)[..., None]
+    labels = digits.target.astype(np.int32)
+    part = slice(None, DIGITS_TRAIN_SIZE) if split == "train" else slice(DIGITS_TRAIN_SIZE, None)
+    return images[part], labels[part]

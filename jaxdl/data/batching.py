@@ -1,0 +1,115 @@
+"""Batches on device: shuffled index matrices, fixed shapes, exact masks; normalisation; splits.
+
+A train step sees batches of one fixed shape, so it compiles once. An epoch's
+batches are an ``(num_batches, batch_size)`` matrix of indices drawn with
+``jax.random.permutation``; with ``drop_remainder=False`` the last row is
+padded and a boolean mask marks the real examples, so masked means count each
+example exactly once.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdl.data.dataset import Dataset
+
+
+def num_batches(num_examples: int, batch_size: int, drop_remainder: bool) -> int:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    full, rest = divmod(num_examples, batch_size)
+    return full + (0 if drop_remainder or rest == 0 else 1)
+
+
+@functools.partial(jax.jit, static_argnames=("num_examples", "batch_size", "shuffle", "drop_remainder"))
+def epoch_indices(
+    key: jax.Array,
+    num_examples: int,
+    batch_size: int,
+    *,
+    shuffle: bool = True,
+    drop_remainder: bool = True,
+) -> tuple[jax.Array, jax.Array]:
+    """One epoch's batches as indices and a validity mask.
+
+    Args:
+      key: PRNG key of this epoch (e.g. ``jax.random.fold_in(key, epoch)``).
+      num_examples: data set size.
+      batch_size: examples per batch.
+      shuffle: permute the examples; otherwise keep their order.
+      drop_remainder: drop the last partial batch; otherwise pad it and mask the padding.
+
+    Returns:
+      ``indices``: int32 ``(num_batches, batch_size)``; ``mask``: bool, same shape,
+      False only on padding.
+    """
+    order = jax.random.permutation(key, num_examples) if shuffle else jnp.arange(num_examples)
+    n = num_batches(num_examples, batch_size, drop_remainder)
+    total = n * batch_size
+    if total <= num_examples:
+        indices, mask = order[:total], jnp.ones(total, bool)
+    else:  # pad with the first examples; the mask hides them
+        pad = total - num_examples
+        indices = jnp.concatenate([order, order[:pad]])
+        mask = jnp.arange(total) < num_examples
+    return indices.reshape(n, batch_size).astype(jnp.int32), mask.reshape(n, batch_size)
+
+
+def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
+    """Mean of ``values`` over entries where ``mask`` is True (0 if none)."""
+    mask = mask.astype(values.dtype)
+    return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1)
+
+
+def normalise(images: jax.Array | np.ndarray, scheme: str) -> jax.Array:
+    """uint8 pixels to float32: "unit" -> [0, 1] (``ToTensor``, seed 002), "symmetric" -> [-1, 1].
+
+    "symmetric" is seed 001's ``Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))``
+    after ``ToTensor``: (x / 255 - 0.5) / 0.5 on every channel.
+    """
+    x = jnp.asarray(images, jnp.float32) / 255.0
+    if scheme == "unit":
+        return x
+    if scheme == "symmetric":
+        return (x - 0.5) / 0.5
+    raise ValueError(f"unknown normalisation {scheme!r}; use 'unit' or 'symmetric'")
+
+
+def train_val_split(dataset: Dataset, val_size: int | float, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """Splits off a random validation set.
+
+    Args:
+      dataset: the training split.
+      val_size: number of validation examples, or a fraction in (0, 1).
+      seed: seed of the split's permutation (independent of training keys).
+
+    Returns:
+      ``(train, val)`` with splits named "train" and "val".
+    """
+    n = len(dataset)
+    size = int(round(val_size * n)) if isinstance(val_size, float) else int(val_size)
+    if not 0 < size < n:
+        raise ValueError(f"val_size must leave both parts non-empty; got {val_size} of {n} examples")
+    order = np.random.default_rng(seed).permutation(n)
+    return dataset.subset(np.sort(order[size:]), "train"), dataset.subset(np.sort(order[:size]), "val")
+
+
+def generate_mini_batches(
+    X: np.ndarray, Y: np.ndarray, batch_size: int = 64, seed: int = 0, drop_remainder: bool = True
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Seed 003's NumPy mini-batches: examples are *columns*, X (features, m), Y (1, m).
+
+    Shuffles with the permutation ``np.random.seed(seed); np.random.permutation(m)``
+    draws (through a local ``RandomState``, leaving the global RNG alone) and
+    slices consecutive column blocks. The tutorial keeps complete batches only;
+    ``drop_remainder=False`` adds the last, smaller one.
+    """
+    m = X.shape[1]
+    permutation = np.random.RandomState(seed).permutation(m)
+    shuffled_X, shuffled_Y = X[:, permutation], Y[:, permutation].reshape((1, m))
+    starts = range(0, m if not drop_remainder else m - m % batch_size, batch_size)
+    return [(shuffled_X[:, k : k + batch_size], shuffled_Y[:, k : k + batch_size]) for k in starts]

@@ -1,0 +1,99 @@
+"""A cache of decoded arrays, outside the repository, keyed by the source's content.
+
+Files are ``.npz`` written atomically and read with ``allow_pickle=False``.
+Each holds a SHA-256 of its arrays, checked on every read: a truncated or
+altered file is reported, deleted and rebuilt, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+CACHE_ENV = "JAXDL_CACHE_DIR"
+FORMAT_VERSION = 1
+
+
+def cache_dir() -> Path:
+    """``$JAXDL_CACHE_DIR``, else ``$XDG_CACHE_HOME/jaxdl``, else ``~/.cache/jaxdl``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "jaxdl"
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def tree_fingerprint(root: Path) -> str:
+    """A digest of every file's relative path, size and modification time under ``root``.
+
+    Reading every byte of a 70,000-file folder on each load would cost more
+    than the cache saves; a changed, added or removed file changes this.
+    """
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
+            st = p.stat()
+            h.update(f"{p.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def cache_key(**parts: str) -> str:
+    payload = json.dumps({"format": FORMAT_VERSION, **parts}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def _arrays_digest(arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}\0{a.dtype.str}\0{a.shape}\n".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+def load_cached(path: Path) -> dict[str, np.ndarray] | None:
+    """The arrays stored at ``path``, or None if absent; a corrupt file is deleted."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+        digest = str(arrays.pop("__sha256__"))
+        if digest != _arrays_digest(arrays):
+            raise ValueError("checksum mismatch")
+        return arrays
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        print(f"jaxdl: cache file {path} is corrupt ({e}); rebuilding it", file=sys.stderr)
+        path.unlink(missing_ok=True)
+        return None
+
+
+def save_cached(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Writes ``arrays`` and their checksum to ``path`` atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, __sha256__=np.asarray(_arrays_digest(arrays)), **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,44 @@
+"""The in-memory data set every loader returns."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+    """One split of a data set, in host memory.
+
+    Attributes:
+      name: the data set's name ("mnist", "cifar10", ...).
+      split: "train", "test", ...
+      inputs: images as uint8 ``(N, H, W, C)``; for ``blobs``, ``(N, 2)`` float32 points.
+      labels: ``(N,)`` int32 class indices into ``class_names``.
+      class_names: the classes, in label order.
+      source: where the arrays came from (a path, "tfds:mnist", "embedded").
+    """
+
+    name: str
+    split: str
+    inputs: np.ndarray
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.labels, minlength=len(self.class_names))
+        return {name: int(c) for name, c in zip(self.class_names, counts, strict=True)}
+
+    def subset(self, indices: np.ndarray, split: str | None = None) -> Dataset:
+        """The examples at ``indices`` (in that order), as a new Dataset."""
+        return dataclasses.replace(
+            self,
+            split=split or self.split,
+            inputs=self.inputs[indices],
+            labels=self.labels[indices],
+        )

@@ -1,0 +1,170 @@
+"""Image folders ``split/class/image`` read from a directory or straight from a tar archive.
+
+Archives are read member by member into memory, never extracted, and any
+member with an absolute path, a ``..`` component, or that is a link or device
+is refused outright: a data file is not allowed to point anywhere else.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from jaxdl.errors import JaxdlError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+_MODES = {1: "L", 3: "RGB"}
+
+
+def is_archive(path: Path) -> bool:
+    return path.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def _unsafe_reason(member: tarfile.TarInfo) -> str | None:
+    name = member.name
+    parts = PurePosixPath(name).parts
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return "an absolute path"
+    if ".." in parts:
+        return "a '..' component"
+    if member.issym() or member.islnk():
+        return "a link"
+    if not (member.isfile() or member.isdir()):
+        return "a special file"
+    return None
+
+
+def _iter_archive(path: Path) -> Iterator[tuple[str, bytes | None]]:
+    """Yields (member name, bytes) for files and (name, None) for folders, refusing unsafe members."""
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            for member in tar:
+                reason = _unsafe_reason(member)
+                if reason:
+                    raise JaxdlError(
+                        f"{path}: refusing archive member {member.name!r} ({reason}); "
+                        "use an archive of plain files under split/class/"
+                    )
+                if member.isdir():
+                    yield member.name.rstrip("/"), None
+                    continue
+                f = tar.extractfile(member)
+                yield member.name, f.read() if f is not None else b""
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise JaxdlError(f"{path}: cannot read the archive ({e}); is it a complete .tar.gz?") from None
+
+
+def _iter_directory(root: Path, split: str) -> Iterator[tuple[str, bytes | None]]:
+    """Like _iter_archive for ``root/split`` only (other splits are not read)."""
+    for dirpath, dirnames, filenames in os.walk(root / split):
+        dirnames.sort()
+        rel_dir = Path(dirpath).relative_to(root)
+        yield rel_dir.as_posix(), None
+        for filename in sorted(filenames):
+            yield (rel_dir / filename).as_posix(), (Path(dirpath) / filename).read_bytes()
+
+
+def _split_class(name: str, split: str) -> str | None:
+    """The class of an entry ``[prefix/]split/class[/file]``, or None if it is elsewhere."""
+    parts = PurePosixPath(name).parts
+    for i in range(len(parts) - 1):
+        if parts[i] == split and i + 1 < len(parts):
+            if len(parts) - i in (2, 3):
+                return parts[i + 1]
+    return None
+
+
+def available_splits(path: Path) -> list[str]:
+    """The split folders a directory holds (archives: not listed without a full read)."""
+    if path.is_dir():
+        return sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return []
+
+
+def decode_image(data: bytes, where: str, shape: tuple[int, int, int] | None) -> np.ndarray:
+    """Decodes one image to uint8 (H, W, C), checking its size and mode against ``shape``."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            mode, size = img.mode, img.size
+            array = np.asarray(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise JaxdlError(f"{where}: unreadable or truncated image ({e}); replace or remove it") from None
+    if shape is not None:
+        h, w, c = shape
+        if size != (w, h) or mode != _MODES[c]:
+            raise JaxdlError(
+                f"{where}: image is {size[0]}x{size[1]} mode {mode}, expected {w}x{h} mode {_MODES[c]}"
+            )
+    elif mode not in _MODES.values():
+        raise JaxdlError(f"{where}: image mode {mode} is not grayscale (L) or RGB")
+    return array.reshape(array.shape[0], array.shape[1], -1)
+
+
+def read_image_folder(
+    path: Path,
+    split: str,
+    class_names: tuple[str, ...] | None,
+    shape: tuple[int, int, int] | None,
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Reads ``split/class/image`` files from a directory or an archive of one.
+
+    Args:
+      path: the folder, or a ``.tar.gz`` / ``.tgz`` / ``.tar`` of it.
+      split: the split folder to read.
+      class_names: the classes in label order; None orders the folders alphabetically.
+      shape: the (H, W, C) every image must have; None takes the first image's.
+
+    Returns:
+      uint8 images (N, H, W, C), int32 labels (N,), the class names.
+
+    Raises:
+      JaxdlError: an unsafe archive member, a missing split, an empty or
+        unexpected class folder, an unreadable image or one of the wrong size or mode.
+    """
+    entries = _iter_archive(path) if is_archive(path) else _iter_directory(path, split)
+    by_class: dict[str, list[tuple[str, bytes]]] = {}
+    for name, data in entries:
+        cls = _split_class(name, split)
+        if cls is None:
+            continue
+        files = by_class.setdefault(cls, [])
+        if data is not None and name.lower().endswith(IMAGE_SUFFIXES):
+            files.append((name, data))
+
+    if not by_class:
+        found = available_splits(path)
+        hint = f"; it holds: {', '.join(found)}" if found else ""
+        raise JaxdlError(f"{path}: no split folder {split!r} (expected {split}/<class>/<image>){hint}")
+    names = tuple(sorted(by_class)) if class_names is None else class_names
+    unexpected = sorted(set(by_class) - set(names))
+    if unexpected:
+        raise JaxdlError(
+            f"{path}: unexpected class folder {split}/{unexpected[0]}; expected {', '.join(names)}"
+        )
+    for cls in names:
+        if not by_class.get(cls):
+            raise JaxdlError(f"{path}: class folder {split}/{cls} is missing or holds no images")
+
+    images, labels = [], []
+    for label, cls in enumerate(names):
+        for name, data in sorted(by_class[cls], key=lambda item: _natural_key(item[0])):
+            image = decode_image(data, f"{path}:{name}", shape)
+            if shape is None:
+                shape = image.shape
+            images.append(image)
+            labels.append(label)
+    return np.stack(images), np.asarray(labels, np.int32), names
+
+
+def _natural_key(name: str) -> tuple:
+    """Orders 'img2.png' before 'img10.png' so the order is stable and readable."""
+    stem = PurePosixPath(name).stem
+    return (int(stem), name) if stem.isdigit() else (float("inf"), name)

@@ -1,0 +1,87 @@
+"""The IDX format of the original MNIST and Fashion-MNIST releases.
+
+A file is a 4-byte magic number (two zero bytes, a type code, the number of
+dimensions), one big-endian uint32 per dimension, then the data. The
+``*-idx3-ubyte`` files hold (N, 28, 28) uint8 images, ``*-idx1-ubyte`` (N,)
+uint8 labels; both may be gzipped.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from jaxdl.errors import JaxdlError
+
+UBYTE = 0x08
+# File name stems of each split: train-images-idx3-ubyte(.gz), t10k-labels-idx1-ubyte(.gz), ...
+SPLIT_PREFIXES = {"train": "train", "test": "t10k"}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Reads one IDX file (optionally gzipped) of unsigned bytes into an array."""
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise JaxdlError(f"{path}: cannot read ({e}); is the download complete?") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise JaxdlError(f"{path}: not an IDX file (bad magic number)")
+    dtype_code, ndim = raw[2], raw[3]
+    if dtype_code != UBYTE:
+        raise JaxdlError(f"{path}: IDX data type 0x{dtype_code:02x} is not unsigned bytes (0x08)")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise JaxdlError(f"{path}: truncated IDX header")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = int(np.prod(shape, dtype=np.int64))
+    if len(raw) - header != expected:
+        raise JaxdlError(
+            f"{path}: IDX header promises {expected} bytes of data for shape {shape}, "
+            f"found {len(raw) - header}; the file is truncated or corrupt"
+        )
+    return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
+
+
+def idx_files(directory: Path, split: str) -> tuple[Path, Path] | None:
+    """The (images, labels) files of ``split`` in ``directory``, or None if absent."""
+    prefix = SPLIT_PREFIXES.get(split)
+    if prefix is None:
+        return None
+    found = []
+    for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
+        candidates = [directory / f"{prefix}-{kind}{ext}" for ext in (".gz", "")]
+        path = next((p for p in candidates if p.is_file()), None)
+        if path is None:
+            return None
+        found.append(path)
+    return found[0], found[1]
+
+
+def is_idx_directory(directory: Path) -> bool:
+    return directory.is_dir() and any(directory.glob("*-idx[13]-ubyte*"))
+
+
+def read_idx_split(
+    directory: Path, split: str, num_classes: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (N, H, W, 1) and int32 labels (N,) of one split of an IDX directory."""
+    files = idx_files(directory, split)
+    if files is None:
+        raise JaxdlError(
+            f"{directory}: no IDX files for split {split!r} "
+            f"(expected {SPLIT_PREFIXES.get(split, '?')}-images-idx3-ubyte[.gz] and "
+            f"{SPLIT_PREFIXES.get(split, '?')}-labels-idx1-ubyte[.gz])"
+        )
+    images, labels = read_idx(files[0]), read_idx(files[1])
+    if images.ndim != 3 or labels.ndim != 1:
+        raise JaxdlError(
+            f"{directory}: IDX images must be 3-D and labels 1-D, got {images.shape}, {labels.shape}"
+        )
+    if len(images) != len(labels):
+        raise JaxdlError(f"{directory}: {len(images)} images but {len(labels)} labels in split {split!r}")
+    if num_classes is not None and labels.size and labels.max() >= num_classes:
+        raise JaxdlError(f"{files[1]}: label {labels.max()} out of range for {num_classes} classes")
+    return images[..., None], labels.astype(np.int32)

@@ -1,0 +1,171 @@
+"""``load(name, split)``: a named data set from a local copy, TFDS or the embedded generators."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from jaxdl.data import cache as cache_lib
+from jaxdl.data.catalog import DATASETS, EMBEDDED, DatasetSpec
+from jaxdl.data.dataset import Dataset
+from jaxdl.data.embedded import make_blobs_dataset, make_digits_dataset
+from jaxdl.data.folder import ARCHIVE_SUFFIXES, is_archive, read_image_folder
+from jaxdl.data.idx import idx_files, is_idx_directory, read_idx_split
+from jaxdl.data.tfds_source import read_tfds
+from jaxdl.errors import JaxdlError
+
+DATA_DIR_ENV = "JAXDL_DATA_DIR"
+
+
+def spec_for(name: str) -> DatasetSpec:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise JaxdlError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}") from None
+
+
+def find_local_copy(spec: DatasetSpec, data: str | os.PathLike | None) -> Path | None:
+    """``data`` if given (it must exist), else a copy in ``$JAXDL_DATA_DIR``, else None."""
+    if data:
+        path = Path(data).expanduser()
+        if not path.exists():
+            raise JaxdlError(f"--data {path} does not exist; give the path of a local copy of {spec.name}")
+        return path
+    root = os.environ.get(DATA_DIR_ENV)
+    if root:
+        for candidate in spec.local_names:
+            if (Path(root) / candidate).exists():
+                return Path(root) / candidate
+    return None
+
+
+def _source_kind(path: Path) -> str:
+    if path.is_file() and is_archive(path):
+        return "archive"
+    if is_idx_directory(path):
+        return "idx"
+    if path.is_dir():
+        return "folder"
+    raise JaxdlError(f"--data {path} is neither a folder nor a {'/'.join(ARCHIVE_SUFFIXES)} archive of one")
+
+
+def _fingerprint(kind: str, path: Path, split: str) -> str:
+    if kind == "archive":
+        return cache_lib.file_digest(path)
+    if kind == "idx":
+        files = idx_files(path, split)
+        return ",".join(cache_lib.file_digest(f) for f in files) if files else "missing"
+    return cache_lib.tree_fingerprint(path / split) if (path / split).is_dir() else "missing"
+
+
+def _read_local(spec: DatasetSpec, kind: str, path: Path, split: str):
+    if kind == "idx":
+        images, labels = read_idx_split(path, split, len(spec.class_names) if spec.class_names else None)
+        if spec.image_shape is not None and images.shape[1:] != spec.image_shape:
+            raise JaxdlError(
+                f"{path}: IDX images are {images.shape[1:]}, {spec.name} expects {spec.image_shape}"
+            )
+        names = spec.class_names or tuple(str(i) for i in range(int(labels.max()) + 1))
+        return images, labels, names
+    return read_image_folder(path, split, spec.class_names, spec.image_shape)
+
+
+def _check_split(spec: DatasetSpec, split: str) -> None:
+    if spec.splits and split not in spec.splits:
+        raise JaxdlError(
+            f"{spec.name} has no split {split!r}; its splits: {', '.join(spec.splits)} "
+            "(jaxdl.data.train_val_split makes a validation set)"
+        )
+
+
+def load(
+    name: str,
+    split: str = "train",
+    *,
+    data: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    tfds_data_dir: str | None = None,
+) -> Dataset:
+    """Loads one split of a named data set into host memory.
+
+    Sources, in order: ``data`` (an image folder ``split/class/image`` or a
+    ``.tar.gz`` of one, or a folder of IDX files), a copy found in
+    ``$JAXDL_DATA_DIR``, then TFDS. Decoded arrays are cached (see
+    :mod:`jaxdl.data.cache`); ``blobs`` and ``digits`` are generated locally.
+
+    Args:
+      name: "mnist", "fashion_mnist", "cifar10", "digits", "blobs" or "imagefolder".
+      split: "train" or "test" (any folder name for "imagefolder").
+      data: path of a local copy.
+      use_cache: read and write the decoded-array cache.
+      tfds_data_dir: TFDS's data directory, when loading through TFDS.
+
+    Returns:
+      A :class:`Dataset`: uint8 NHWC images, int32 labels and the class names.
+
+    Example:
+      >>> train = load("mnist", "train", data="../shared/datasets/mnist-png.tar.gz")
+      >>> train.inputs.shape, train.class_names[:3]
+      ((60000, 28, 28, 1), ('0', '1', '2'))
+    """
+    spec = spec_for(name)
+    _check_split(spec, split)
+    if name in EMBEDDED:
+        if data:
+            raise JaxdlError(f"{name} is generated locally and takes no --data")
+        return _load_embedded(name, split)
+
+    path = find_local_copy(spec, data)
+    if path is None:
+        if spec.tfds_name is None:
+            raise JaxdlError(f"{name} needs --data PATH: a split/class/image folder or a .tar.gz of one")
+        kind, fingerprint, source = "tfds", f"{spec.tfds_name}:{tfds_data_dir}", f"tfds:{spec.tfds_name}"
+    else:
+        kind = _source_kind(path)
+        fingerprint, source = _fingerprint(kind, path, split), str(path)
+
+    cache_file = cache_lib.cache_dir() / (
+        f"{name}-{split}-{cache_lib.cache_key(name=name, split=split, kind=kind, source=fingerprint)}.npz"
+    )
+    arrays = cache_lib.load_cached(cache_file) if use_cache else None
+    if arrays is None:
+        if kind == "tfds":
+            try:
+                images, labels = read_tfds(spec.tfds_name, split, tfds_data_dir)
+            except JaxdlError as e:
+                hint = _local_candidates_hint(spec)
+                raise JaxdlError(f"{e}{hint}") from None
+            names = spec.class_names
+        else:
+            images, labels, names = _read_local(spec, kind, path, split)
+        arrays = {"images": images, "labels": labels, "class_names": np.asarray(names)}
+        if use_cache:
+            try:
+                cache_lib.save_cached(cache_file, arrays)
+            except OSError as e:
+                print(f"jaxdl: cannot write the cache {cache_file} ({e}); continuing", file=sys.stderr)
+    return Dataset(
+        name=name,
+        split=split,
+        inputs=arrays["images"],
+        labels=arrays["labels"].astype(np.int32),
+        class_names=tuple(str(c) for c in arrays["class_names"]),
+        source=source,
+    )
+
+
+def _local_candidates_hint(spec: DatasetSpec) -> str:
+    names = " or ".join(spec.local_names)
+    return f" (there, a copy is named {names})" if names else ""
+
+
+def _load_embedded(name: str, split: str) -> Dataset:
+    spec = DATASETS[name]
+    if name == "blobs":
+        x, y = make_blobs_dataset()
+    else:
+        x, y = make_digits_dataset(split)
+    return Dataset(name, split, x, y, spec.class_names, "embedded")

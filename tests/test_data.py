@@ -1,0 +1,288 @@
+"""Data loading from every source on tiny data made here, the refusals, and the cache."""
+
+import gzip
+import io
+import struct
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxdl import data as D
+from jaxdl.data import loader
+from jaxdl.errors import JaxdlError
+
+CIFAR = D.DATASETS["cifar10"].class_names
+
+
+@pytest.fixture(autouse=True)
+def cache_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAXDL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("JAXDL_DATA_DIR", raising=False)
+
+
+def _png(array, fmt="PNG"):
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _gray(seed, size=28):
+    return np.random.default_rng(seed).integers(0, 256, (size, size), dtype=np.uint8)
+
+
+def make_mnist_folder(root: Path, per_class=2, splits=("train", "test")) -> dict:
+    """root/split/digit/n.png with random 28x28 grayscale images; returns the arrays by path."""
+    arrays = {}
+    for split in splits:
+        for digit in range(10):
+            folder = root / split / str(digit)
+            folder.mkdir(parents=True)
+            for n in range(per_class):
+                a = _gray(hash((split, digit, n)) % 2**32)
+                (folder / f"{n}.png").write_bytes(_png(a))
+                arrays[f"{split}/{digit}/{n}.png"] = a
+    return arrays
+
+
+def make_tar(source: Path, target: Path, prefix: str = "") -> Path:
+    with tarfile.open(target, "w:gz") as tar:
+        for path in sorted(source.rglob("*")):
+            tar.add(path, arcname=prefix + path.relative_to(source).as_posix(), recursive=False)
+    return target
+
+
+def add_member(tar_path: Path, info: tarfile.TarInfo, data: bytes = b"") -> None:
+    with tarfile.open(tar_path, "w:gz") as tar:
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data) if data else None)
+
+
+# ------------------------------------------------------------------- folders
+
+
+def test_folder_and_archive_give_the_same_arrays_in_fixed_class_order(tmp_path):
+    arrays = make_mnist_folder(tmp_path / "mnist")
+    archive = make_tar(tmp_path / "mnist", tmp_path / "mnist.tar.gz", prefix="mnist-png/")
+    from_dir = D.load("mnist", "train", data=tmp_path / "mnist")
+    from_tar = D.load("mnist", "test", data=archive)
+    assert from_dir.inputs.shape == (20, 28, 28, 1) and from_dir.inputs.dtype == np.uint8
+    assert from_dir.labels.tolist() == [d for d in range(10) for _ in range(2)]
+    np.testing.assert_array_equal(from_dir.inputs[2, ..., 0], arrays["train/1/0.png"])
+    np.testing.assert_array_equal(from_tar.inputs[19, ..., 0], arrays["test/9/1.png"])
+    assert from_tar.class_names == tuple("0123456789")
+    assert from_tar.class_counts()["3"] == 2
+
+
+def test_cifar_class_order_is_fixed_not_alphabetical(tmp_path):
+    root = tmp_path / "cifar"
+    for label, cls in enumerate(CIFAR):  # class k is a flat image of grey level 20 k
+        (root / "train" / cls).mkdir(parents=True)
+        flat = np.full((32, 32, 3), 20 * label, np.uint8)
+        (root / "train" / cls / "0000.jpg").write_bytes(_png(flat, "JPEG"))
+    ds = D.load("cifar10", "train", data=make_tar(root, tmp_path / "c.tar.gz"))
+    assert ds.inputs.shape == (10, 32, 32, 3)
+    assert ds.class_names == CIFAR and ds.labels.tolist() == list(range(10))
+    # JPEG is lossy: close to, not always equal to, the original pixels.
+    np.testing.assert_allclose(ds.inputs.mean(axis=(1, 2, 3)), 20 * np.arange(10), atol=2)
+
+
+def test_imagefolder_orders_classes_alphabetically(tmp_path):
+    for cls in ("zebra", "ant"):
+        (tmp_path / "f" / "val" / cls).mkdir(parents=True)
+        (tmp_path / "f" / "val" / cls / "a.png").write_bytes(_png(_gray(1, 5)))
+    ds = D.load("imagefolder", "val", data=tmp_path / "f")
+    assert ds.class_names == ("ant", "zebra") and ds.inputs.shape == (2, 5, 5, 1)
+
+
+@pytest.mark.parametrize(
+    "make_member, reason",
+    [
+        (lambda: tarfile.TarInfo("/etc/evil.png"), "an absolute path"),
+        (lambda: tarfile.TarInfo("train/0/../../../evil.png"), "a '..' component"),
+        (lambda: _link("train/0/link.png", tarfile.SYMTYPE), "a link"),
+        (lambda: _link("train/0/hard.png", tarfile.LNKTYPE), "a link"),
+    ],
+)
+def test_unsafe_archive_members_are_refused(tmp_path, make_member, reason):
+    archive = tmp_path / "evil.tar.gz"
+    add_member(archive, make_member(), b"x" if reason != "a link" else b"")
+    with pytest.raises(JaxdlError, match=f"refusing archive member .*{reason}"):
+        D.load("mnist", "train", data=archive)
+    assert not (tmp_path / "evil.png").exists() and not Path("/etc/evil.png").exists()
+
+
+def _link(name, kind):
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, "/etc/passwd"
+    return info
+
+
+def test_truncated_image_names_the_file(tmp_path):
+    make_mnist_folder(tmp_path / "m", splits=("train",))
+    path = tmp_path / "m" / "train" / "4" / "1.png"
+    path.write_bytes(path.read_bytes()[:60])
+    with pytest.raises(JaxdlError, match=r"train/4/1.png: unreadable or truncated image"):
+        D.load("mnist", "train", data=tmp_path / "m")
+
+
+@pytest.mark.parametrize(
+    "image, message",
+    [
+        (np.zeros((27, 28), np.uint8), "image is 28x27 mode L, expected 28x28 mode L"),
+        (np.zeros((28, 28, 3), np.uint8), "image is 28x28 mode RGB, expected 28x28 mode L"),
+    ],
+)
+def test_wrong_size_or_mode_names_the_file(tmp_path, image, message):
+    make_mnist_folder(tmp_path / "m", splits=("train",))
+    (tmp_path / "m" / "train" / "7" / "0.png").write_bytes(_png(image))
+    with pytest.raises(JaxdlError, match=rf"train/7/0.png: {message}"):
+        D.load("mnist", "train", data=tmp_path / "m")
+
+
+def test_empty_or_unexpected_class_folders(tmp_path):
+    make_mnist_folder(tmp_path / "m", splits=("train",))
+    for f in (tmp_path / "m" / "train" / "5").iterdir():
+        f.unlink()
+    with pytest.raises(JaxdlError, match="class folder train/5 is missing or holds no images"):
+        D.load("mnist", "train", data=tmp_path / "m")
+    (tmp_path / "m" / "train" / "5" / "0.png").write_bytes(_png(_gray(0)))
+    (tmp_path / "m" / "train" / "eleven").mkdir()
+    with pytest.raises(JaxdlError, match="unexpected class folder train/eleven"):
+        D.load("mnist", "train", data=tmp_path / "m")
+
+
+def test_missing_split_unknown_name_missing_path_and_bad_files(tmp_path):
+    make_mnist_folder(tmp_path / "m", splits=("train",))
+    with pytest.raises(JaxdlError, match="no split folder 'test'.*it holds: train"):
+        D.load("mnist", "test", data=tmp_path / "m")
+    with pytest.raises(JaxdlError, match="mnist has no split 'val'"):
+        D.load("mnist", "val", data=tmp_path / "m")
+    with pytest.raises(JaxdlError, match="unknown dataset 'mnits'"):
+        D.load("mnits")
+    with pytest.raises(JaxdlError, match="does not exist"):
+        D.load("mnist", data=tmp_path / "nowhere.tar.gz")
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(JaxdlError, match="neither a folder nor a"):
+        D.load("mnist", data=tmp_path / "notes.txt")
+    archive = make_tar(tmp_path / "m", tmp_path / "m.tar.gz")
+    archive.write_bytes(archive.read_bytes()[:200])
+    with pytest.raises(JaxdlError, match="cannot read the archive"):
+        D.load("mnist", data=archive)
+
+
+def test_data_dir_environment_variable_finds_a_copy(tmp_path, monkeypatch):
+    make_mnist_folder(tmp_path / "mnist", splits=("train",))
+    monkeypatch.setenv("JAXDL_DATA_DIR", str(tmp_path))
+    assert len(D.load("mnist", "train")) == 20
+
+
+# ----------------------------------------------------------------------- IDX
+
+
+def _idx(array: np.ndarray) -> bytes:
+    return bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+
+
+def make_idx(root: Path, n=6) -> tuple[np.ndarray, np.ndarray]:
+    root.mkdir(parents=True, exist_ok=True)
+    images = np.random.default_rng(0).integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    labels = (np.arange(n) % 10).astype(np.uint8)
+    (root / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(_idx(images)))
+    (root / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx(labels)))
+    (root / "t10k-images-idx3-ubyte").write_bytes(_idx(images[:2]))  # uncompressed works too
+    (root / "t10k-labels-idx1-ubyte").write_bytes(_idx(labels[:2]))
+    return images, labels
+
+
+def test_idx_folder(tmp_path):
+    images, labels = make_idx(tmp_path / "fm")
+    train = D.load("fashion_mnist", "train", data=tmp_path / "fm")
+    np.testing.assert_array_equal(train.inputs[..., 0], images)
+    np.testing.assert_array_equal(train.labels, labels)
+    assert train.class_names[9] == "Ankle boot"
+    assert len(D.load("fashion_mnist", "test", data=tmp_path / "fm")) == 2
+
+
+def test_truncated_or_foreign_idx_files_are_refused(tmp_path):
+    make_idx(tmp_path / "fm")
+    path = tmp_path / "fm" / "t10k-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-5])
+    with pytest.raises(JaxdlError, match="truncated or corrupt"):
+        D.load("fashion_mnist", "test", data=tmp_path / "fm")
+    path.write_bytes(b"\x89PNG....")
+    with pytest.raises(JaxdlError, match="not an IDX file"):
+        D.load("fashion_mnist", "test", data=tmp_path / "fm")
+
+
+# --------------------------------------------------------------------- cache
+
+
+def test_cache_hit_miss_and_corruption(tmp_path, monkeypatch, capsys):
+    make_mnist_folder(tmp_path / "m", splits=("train",))
+    first = D.load("mnist", "train", data=tmp_path / "m")
+    files = list((tmp_path / "cache").glob("mnist-train-*.npz"))
+    assert len(files) == 1
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the source was read although the cache holds it")
+
+    monkeypatch.setattr(loader, "read_image_folder", no_reading)
+    hit = D.load("mnist", "train", data=tmp_path / "m")
+    np.testing.assert_array_equal(hit.inputs, first.inputs)
+    monkeypatch.undo()
+    monkeypatch.setenv("JAXDL_CACHE_DIR", str(tmp_path / "cache"))
+
+    # A changed source is a different key: a miss, read again.
+    (tmp_path / "m" / "train" / "3" / "9.png").write_bytes(_png(_gray(9)))
+    assert len(D.load("mnist", "train", data=tmp_path / "m")) == 21
+
+    # Corruption: flip bytes inside the stored arrays; it is detected and rebuilt.
+    newest = max((tmp_path / "cache").glob("mnist-train-*.npz"), key=lambda p: p.stat().st_mtime_ns)
+    raw = bytearray(newest.read_bytes())
+    raw[len(raw) // 2 : len(raw) // 2 + 16] = bytes(16)
+    newest.write_bytes(bytes(raw))
+    rebuilt = D.load("mnist", "train", data=tmp_path / "m")
+    assert len(rebuilt) == 21
+    assert "is corrupt" in capsys.readouterr().err
+    newest.write_bytes(newest.read_bytes()[:100])  # truncated
+    assert len(D.load("mnist", "train", data=tmp_path / "m")) == 21
+
+
+# ---------------------------------------------------------------------- TFDS
+
+
+def test_tfds_source_with_mock_data(monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    pytest.importorskip("tensorflow", reason="TFDS's reader needs the project's [tfds] extra")
+    from jaxdl.data import tfds_source
+
+    monkeypatch.setattr(tfds_source, "network_reachable", lambda *a, **k: True)
+    with tfds.testing.mock_data(num_examples=12):
+        ds = D.load("cifar10", "train", use_cache=False)
+    assert ds.inputs.shape == (12, 32, 32, 3) and ds.inputs.dtype == np.uint8
+    assert ds.labels.dtype == np.int32 and ds.source == "tfds:cifar10"
+    assert ds.class_names == CIFAR
+
+
+def test_tfds_offline_error_says_how_to_use_a_local_copy(monkeypatch, tmp_path):
+    from jaxdl.data import tfds_source
+
+    monkeypatch.setattr(tfds_source, "network_reachable", lambda *a, **k: False)
+    with pytest.raises(JaxdlError, match="cannot be reached.*--data PATH.*JAXDL_DATA_DIR"):
+        D.load("mnist", "train", tfds_data_dir=str(tmp_path / "tfds"))
+
+
+# ------------------------------------------------------------------ embedded
+
+
+def test_embedded_sets():
+    digits = D.load("digits", "train")
+    assert digits.inputs.shape == (1437, 8, 8, 1) and digits.inputs.max() == 255
+    assert len(D.load("digits", "test")) == 360
+    blobs = D.load("blobs")
+    assert blobs.inputs.shape == (1000, 2) and blobs.class_names == ("0", "1")
+    with pytest.raises(JaxdlError, match="takes no --data"):
+        D.load("blobs", data="x")
