@@ -38,6 +38,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="allow --out to be a directory that holds a run"
     )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
+    )
     parser.add_argument("--help-config", action="store_true", help="list the experiment's settings and exit")
 
 
@@ -85,6 +88,7 @@ def run_experiment(
     data: str | None = None,
     out: str | None = None,
     overwrite: bool = False,
+    resume: bool = False,
 ) -> tuple[str, dict]:
     """Resolves the config, runs the experiment and writes its run directory.
 
@@ -108,14 +112,36 @@ def run_experiment(
             raise JaxdlError(f"experiment {name} reads no data set, so --data does not apply")
         overrides.append(f"data={data}")
     config = config_lib.resolve(experiment.config, overrides)
-    run_dir = RunDir(out or default_run_path(name), overwrite=overwrite)
-    run_dir.write_json(
-        "config.json",
-        {"experiment": name, "config": config_lib.to_dict(config), "environment": environment()},
-    )
+    if resume and not out:
+        raise JaxdlError("--resume needs --out: the directory of the run to continue")
+    if resume and overwrite:
+        raise JaxdlError("--resume and --overwrite contradict each other; choose one")
+    run_dir = RunDir(out or default_run_path(name), overwrite=overwrite, resume=resume)
+    record = {"experiment": name, "config": config_lib.to_dict(config), "environment": environment()}
+    if resume:
+        _check_same_run(run_dir, record)
+    else:
+        run_dir.write_json("config.json", record)
     metrics = experiment.run(config, run_dir)
     run_dir.write_json("metrics.json", metrics)
     return str(run_dir.path), metrics
+
+
+def _check_same_run(run_dir, record: dict) -> None:
+    """A resumed run must have the experiment and settings of the run it continues."""
+    from jaxdl.rundir import read_json
+
+    saved = read_json(run_dir.path / "config.json")
+    if saved.get("experiment") != record["experiment"]:
+        raise JaxdlError(
+            f"--resume: {run_dir.path} holds a {saved.get('experiment')} run, not {record['experiment']}"
+        )
+    for key, value in record["config"].items():
+        if saved["config"].get(key) != value:
+            raise JaxdlError(
+                f"--resume: setting {key} is {value!r} but the run in {run_dir.path} used "
+                f"{saved['config'].get(key)!r}; resume with the same settings"
+            )
 
 
 def _summary(metrics: dict) -> str:
@@ -155,6 +181,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
             data=args.data,
             out=args.out,
             overwrite=args.overwrite,
+            resume=args.resume,
         )
     except JaxdlError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)

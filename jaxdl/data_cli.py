@@ -77,7 +77,8 @@ def show(args: argparse.Namespace) -> int:
         pick = np.sort(
             np.random.default_rng(args.seed).choice(len(ds), min(args.count, len(ds)), replace=False)
         )
-        fig = plots.image_grid(ds.inputs[pick], ds.labels[pick], ds.class_names, title=title)
+        captions = [f"{label}: {ds.class_names[label]}" for label in ds.labels[pick]]
+        fig = plots.image_grid(ds.inputs[pick], captions, title=title)
     save_figure(fig, out)
     print(f"wrote {out}")
     return 0

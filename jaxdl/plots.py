@@ -91,12 +91,11 @@ def distribution(
 
 def image_grid(
     images: np.ndarray,
-    labels: np.ndarray,
-    class_names: Sequence[str],
+    captions: Sequence[str] | None = None,
     columns: int = 8,
     title: str = "",
 ) -> Figure:
-    """uint8 images (N, H, W, C) in a grid, each titled with its class name."""
+    """uint8 images (N, H, W, C) in a grid, each with its caption (e.g. "3: cat")."""
     n = len(images)
     rows = max(1, -(-n // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.6 * rows + 0.4), squeeze=False)
@@ -109,7 +108,8 @@ def image_grid(
             ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         else:
             ax.imshow(image, interpolation="nearest")
-        ax.set_title(f"{labels[i]}: {class_names[labels[i]]}", fontsize=8)
+        if captions is not None:
+            ax.set_title(captions[i], fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -126,4 +126,25 @@ def scatter_classes(
         ax.scatter(pts[:, 0], pts[:, 1], s=12, edgecolors="none", label=f"{label}: {name}")
     ax.set(xlabel="$x_1$", ylabel="$x_2$", title=title)
     ax.legend()
+    return fig
+
+
+def epoch_curves(
+    history: Sequence[dict], metrics: Sequence[str] = ("loss", "accuracy"), title: str = ""
+) -> Figure:
+    """One panel per metric: its train and validation values against the epoch."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
+    epochs = [r["epoch"] for r in history]
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for split, style in (("train", "-o"), ("val", "--s")):
+            key = f"{split}_{metric}"
+            if key in history[0]:
+                scale = 100 if metric == "accuracy" else 1
+                ax.plot(epochs, [scale * r[key] for r in history], style, ms=4, label=split)
+        ax.set(xlabel="epoch", ylabel=metric + (" (%)" if metric == "accuracy" else ""), title=metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
     return fig

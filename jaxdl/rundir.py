@@ -124,14 +124,21 @@ class RunDir:
 
     Args:
       path: the directory; created if missing.
-      overwrite: allow a directory that already holds a run's files.
+      overwrite: allow a directory that already holds a run's files (its history is cleared).
+      resume: continue the run the directory holds (its files are kept).
 
     Raises:
-      JaxdlError: ``path`` is a file, or already holds a run and ``overwrite`` is False.
+      JaxdlError: ``path`` is a file, already holds a run and neither flag is
+        set, or ``resume`` finds no run there.
     """
 
-    def __init__(self, path: str | os.PathLike, *, overwrite: bool = False):
+    def __init__(self, path: str | os.PathLike, *, overwrite: bool = False, resume: bool = False):
         self.path = Path(path)
+        self.resume = resume
+        if resume:
+            if not (self.path / "config.json").is_file():
+                raise JaxdlError(f"--resume: {self.path} holds no run (no config.json); check --out")
+            return
         if self.path.exists() and not self.path.is_dir():
             raise JaxdlError(f"--out {self.path} is a file, not a directory; choose another --out")
         taken = [name for name in RUN_FILES if (self.path / name).exists()]

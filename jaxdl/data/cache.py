@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 CACHE_ENV = "JAXDL_CACHE_DIR"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # bump when the decoded arrays change for the same source
 
 
 def cache_dir() -> Path:

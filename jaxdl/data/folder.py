@@ -123,7 +123,10 @@ def read_image_folder(
       shape: the (H, W, C) every image must have; None takes the first image's.
 
     Returns:
-      uint8 images (N, H, W, C), int32 labels (N,), the class names.
+      uint8 images (N, H, W, C), int32 labels (N,), the class names. When every
+      file name in the split is a distinct number (the MNIST copy numbers its
+      files by their index in the original release), examples come in that
+      order; otherwise by class, then by file name.
 
     Raises:
       JaxdlError: an unsafe archive member, a missing split, an empty or
@@ -153,14 +156,21 @@ def read_image_folder(
         if not by_class.get(cls):
             raise JaxdlError(f"{path}: class folder {split}/{cls} is missing or holds no images")
 
+    files = [(label, name, data) for label, cls in enumerate(names) for name, data in by_class[cls]]
+    stems = [PurePosixPath(name).stem for _, name, _ in files]
+    if all(s.isdigit() for s in stems) and len(set(map(int, stems))) == len(stems):
+        # Files numbered across the whole split (the MNIST copy's are indices
+        # into the original release) keep that original order.
+        files.sort(key=lambda f: int(PurePosixPath(f[1]).stem))
+    else:
+        files.sort(key=lambda f: (f[0], _natural_key(f[1])))
     images, labels = [], []
-    for label, cls in enumerate(names):
-        for name, data in sorted(by_class[cls], key=lambda item: _natural_key(item[0])):
-            image = decode_image(data, f"{path}:{name}", shape)
-            if shape is None:
-                shape = image.shape
-            images.append(image)
-            labels.append(label)
+    for label, name, data in files:
+        image = decode_image(data, f"{path}:{name}", shape)
+        if shape is None:
+            shape = image.shape
+        images.append(image)
+        labels.append(label)
     return np.stack(images), np.asarray(labels, np.int32), names
 
 

@@ -14,9 +14,13 @@ from typing import Any
 
 from jaxdl.errors import JaxdlError
 
-# name -> module; add a line here to register a new experiment.
+# name -> (module, attribute); add a line here to register a new experiment.
 _MODULES = {
-    "blobs": "jaxdl.experiments.blobs",
+    "blobs": ("jaxdl.experiments.blobs", "EXPERIMENT"),
+    "cifar10-mlp": ("jaxdl.experiments.cifar10", "MLP_EXPERIMENT"),
+    "cifar10-cnn": ("jaxdl.experiments.cifar10", "CNN_EXPERIMENT"),
+    "mnist-vae": ("jaxdl.experiments.mnist_vae", "EXPERIMENT"),
+    "mnist-mlp": ("jaxdl.experiments.mnist_mlp", "EXPERIMENT"),
 }
 
 
@@ -36,4 +40,5 @@ def get(name: str) -> Experiment:
     """The registered experiment ``name``; JaxdlError naming the choices if unknown."""
     if name not in _MODULES:
         raise JaxdlError(f"unknown experiment {name!r}; `jaxdl list` shows: {', '.join(_MODULES)}")
-    return importlib.import_module(_MODULES[name]).EXPERIMENT
+    module, attribute = _MODULES[name]
+    return getattr(importlib.import_module(module), attribute)

@@ -1,0 +1,116 @@
+"""Seed 001's CIFAR-10 MLP and CNN, and seed 004's small MNIST MLP, as Flax modules.
+
+Every dense and convolution layer is initialised as PyTorch initialises it by
+default (``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for weights and biases), and
+batch norm uses PyTorch's defaults (momentum 0.1, i.e. Flax's 0.9; epsilon
+1e-5), so the networks start where the tutorials' networks start.
+"""
+
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxdl.functional.activations import leaky_relu, relu
+from jaxdl.functional.init import torch_linear_bias, torch_linear_kernel
+
+
+def dense(features: int, fan_in: int, name: str | None = None) -> nn.Dense:
+    """``nn.Linear``: a dense layer with PyTorch's default initialisation."""
+    return nn.Dense(features, kernel_init=torch_linear_kernel, bias_init=torch_linear_bias(fan_in), name=name)
+
+
+def batch_norm(train: bool, name: str | None = None) -> nn.BatchNorm:
+    """``nn.BatchNorm1d/2d`` with PyTorch's defaults."""
+    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
+
+
+def _flatten(x: jax.Array) -> jax.Array:
+    return x.reshape(x.shape[0], -1)
+
+
+class MLP(nn.Module):
+    """Seed 001's CIFAR-10 MLP: flatten -> Linear(3072, hidden) -> ReLU -> Linear(hidden, 10)."""
+
+    hidden: int = 100
+    num_classes: int = 10
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        x = _flatten(x)
+        x = relu(dense(self.hidden, x.shape[-1], "fc1")(x))
+        return dense(self.num_classes, self.hidden, "fc2")(x)
+
+
+class SmallMLP(MLP):
+    """Seed 004's comparison network: flatten -> Linear(784, 128) -> ReLU -> Linear(128, 10)."""
+
+    hidden: int = 128
+
+
+def conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
+    """A 3x3 convolution with padding 1 as one matrix product (im2col).
+
+    The nine shifted (and strided) views of the zero-padded input are stacked
+    on the channel axis, giving (B, H', W', 9 C) patches ordered like the
+    (3, 3, C, F) kernel, so the convolution is ``patches @ kernel.reshape(9 C, F)``.
+    Same maths as ``lax.conv_general_dilated``; on XLA's CPU backend it is
+    faster, above all inside ``lax.scan``, where XLA's own convolution runs
+    tens of times slower (jax-ml/jax#12868).
+    """
+    b, h, w, c = x.shape
+    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1
+    views = [
+        padded[:, dy : dy + stride * (ho - 1) + 1 : stride, dx : dx + stride * (wo - 1) + 1 : stride, :]
+        for dy in range(3)
+        for dx in range(3)
+    ]
+    patches = jnp.concatenate(views, axis=-1).reshape(b * ho * wo, 9 * c)
+    return (patches @ kernel.reshape(9 * c, -1)).reshape(b, ho, wo, -1)
+
+
+class Conv3x3(nn.Module):
+    """``nn.Conv2d(in, out, kernel_size=3, stride, padding=1)`` on NHWC inputs, via :func:`conv3x3`."""
+
+    features: int
+    stride: int = 1
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        fan_in = 9 * x.shape[-1]
+        kernel = self.param("kernel", torch_linear_kernel, (3, 3, x.shape[-1], self.features))
+        bias = self.param("bias", torch_linear_bias(fan_in), (self.features,))
+        y = conv3x3(x, kernel.astype(x.dtype), self.stride)
+        return y + bias.astype(y.dtype).reshape(1, 1, 1, -1)
+
+
+class CNN(nn.Module):
+    """Seed 001's CIFAR-10 CNN (591,914 parameters, as PyTorch counts them).
+
+    Four 3x3 convolutions (3->32 s1, 32->32 s2, 32->64 s1, 64->64 s2), each
+    followed by batch norm and leaky ReLU; flatten; Linear(4096, 128), batch
+    norm, leaky ReLU, dropout 0.5; Linear(128, 10).
+    """
+
+    num_classes: int = 10
+    drop_rate: float = 0.5
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        for i, (features, stride) in enumerate(((32, 1), (32, 2), (64, 1), (64, 2)), start=1):
+            x = Conv3x3(features, stride, name=f"conv{i}")(x)
+            x = leaky_relu(batch_norm(train, f"bn{i}")(x))
+        x = _flatten(x)
+        x = dense(128, x.shape[-1], "fc1")(x)
+        x = leaky_relu(batch_norm(train, "bn5")(x))
+        x = nn.Dropout(self.drop_rate, deterministic=not train)(x)
+        return dense(self.num_classes, 128, "fc2")(x)
+
+
+def count_params(params) -> int:
+    """Number of trainable parameters (batch-norm running statistics are not parameters)."""
+    return sum(math.prod(a.shape) for a in jax.tree.leaves(params))

@@ -1,0 +1,132 @@
+"""The compiled steps: one train step, and a whole epoch as one ``lax.scan`` of them.
+
+``train_step(state, batch) -> (state, metrics)`` computes the loss, its
+gradients, the Optax update and the new batch-norm statistics in one jit,
+donating the old state's buffers. ``train_epoch`` gathers each batch from
+data already on the device and scans the same step over the epoch, so an
+epoch is one dispatch and every batch has one shape: nothing recompiles.
+
+Metrics are returned as sums over the batch's real examples plus their
+``count``, so padded batches and epochs of any size average exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxdl.data.batching import epoch_indices, num_batches
+from jaxdl.train.state import TrainState
+from jaxdl.train.task import Batch, Task
+
+EVAL_KEY_SALT = 2**31 - 1
+
+
+def _sums(losses: jax.Array, metrics: dict[str, jax.Array], mask: jax.Array) -> dict[str, jax.Array]:
+    weights = mask.astype(jnp.float32)
+    out = {"loss": jnp.sum(losses * weights), "count": jnp.sum(weights)}
+    out.update({name: jnp.sum(values * weights) for name, values in metrics.items()})
+    return out
+
+
+def train_step_fn(task: Task):
+    """The unjitted ``train_step(state, batch) -> (state, metric sums)`` of ``task``."""
+
+    def train_step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
+        key = jax.random.fold_in(state.key, state.step)
+        mask = batch["mask"]
+
+        def loss_fn(params):
+            losses, metrics, batch_stats = task.forward(params, state.batch_stats, batch, key, train=True)
+            mean_loss = jnp.sum(losses * mask) / jnp.maximum(jnp.sum(mask), 1)
+            return mean_loss, (_sums(losses, metrics, mask), batch_stats)
+
+        (_, (sums, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        return state.apply_gradients(grads, batch_stats), sums
+
+    return train_step
+
+
+def eval_step_fn(task: Task):
+    """The unjitted ``eval_step(state, batch) -> metric sums``: running averages, no dropout."""
+
+    def eval_step(state: TrainState, batch: Batch) -> dict[str, jax.Array]:
+        # The VAE samples z at evaluation too; this key is never a training step's.
+        key = jax.random.fold_in(state.key, EVAL_KEY_SALT)
+        losses, metrics, _ = task.forward(state.params, state.batch_stats, batch, key, train=False)
+        return _sums(losses, metrics, batch["mask"])
+
+    return eval_step
+
+
+def make_train_step(task: Task):
+    """``train_step(state, batch)`` under one jit, the state's buffers donated."""
+    return jax.jit(train_step_fn(task), donate_argnums=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochFns:
+    """Compiled whole-epoch functions for one task, batch size and data size."""
+
+    train: Any  # (state, data, key) -> (state, per-step metric sums)
+    evaluate: Any  # (state, data) -> metric sums over the data set
+    steps_per_epoch: int
+
+
+def make_epoch_fns(task: Task, batch_size: int, num_train: int, *, drop_remainder: bool = True) -> EpochFns:
+    """Builds the jitted train and eval epochs over data held on the device.
+
+    ``data`` is a dict of arrays with the examples on the leading axis
+    ("inputs", "labels", ...). The train epoch shuffles with ``key``; the
+    eval epoch walks the data in order with a masked last batch.
+    """
+    train_step = train_step_fn(task)
+    eval_step = eval_step_fn(task)
+
+    @functools.partial(jax.jit, donate_argnums=0)
+    def train_epoch(state: TrainState, data: dict[str, jax.Array], key: jax.Array):
+        n = jax.tree.leaves(data)[0].shape[0]
+        indices, mask = epoch_indices(key, n, batch_size, drop_remainder=drop_remainder)
+
+        def body(state, batch_indices):
+            rows, valid = batch_indices
+            batch = {name: array[rows] for name, array in data.items()}
+            return train_step(state, {**batch, "mask": valid})
+
+        return jax.lax.scan(body, state, (indices, mask))
+
+    @jax.jit
+    def evaluate(state: TrainState, data: dict[str, jax.Array]):
+        n = jax.tree.leaves(data)[0].shape[0]
+        indices, mask = epoch_indices(
+            jax.random.PRNGKey(0), n, batch_size, shuffle=False, drop_remainder=False
+        )
+
+        def body(totals, batch_indices):
+            rows, valid = batch_indices
+            batch = {name: array[rows] for name, array in data.items()}
+            sums = eval_step(state, {**batch, "mask": valid})
+            return jax.tree.map(jnp.add, totals, sums), None
+
+        shapes = jax.eval_shape(eval_step, state, _batch_like(data, batch_size))
+        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+        totals, _ = jax.lax.scan(body, zeros, (indices, mask))
+        return totals
+
+    return EpochFns(train_epoch, evaluate, num_batches(num_train, batch_size, drop_remainder))
+
+
+def _batch_like(data: dict[str, jax.Array], batch_size: int) -> Batch:
+    batch = {k: jax.ShapeDtypeStruct((batch_size, *v.shape[1:]), v.dtype) for k, v in data.items()}
+    return {**batch, "mask": jax.ShapeDtypeStruct((batch_size,), jnp.bool_)}
+
+
+def averages(sums: dict[str, Any]) -> dict[str, float]:
+    """Per-example averages from metric sums (host side)."""
+    sums = {k: float(jnp.sum(v)) for k, v in sums.items()}
+    count = max(sums.pop("count"), 1.0)
+    return {k: v / count for k, v in sums.items()}

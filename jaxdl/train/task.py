@@ -1,0 +1,72 @@
+"""A Task ties a Flax model to its per-example loss, metrics and on-device preprocessing.
+
+The training engine needs nothing else: ``Task.forward`` runs the model on a
+batch and returns one loss per example plus per-example metrics, which the
+steps reduce with the batch's mask so that padded examples never count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxdl.functional.losses import softmax_cross_entropy
+
+Batch = dict[str, jax.Array]  # "inputs", "labels", "mask", ...
+# (model outputs, batch) -> (per-example loss (B,), {metric: per-example values (B,)})
+ExampleLoss = Callable[[Any, Batch], tuple[jax.Array, dict[str, jax.Array]]]
+# (batch, key, train) -> batch, e.g. uint8 -> float and random crops
+Preprocess = Callable[[Batch, jax.Array, bool], Batch]
+
+
+def classification_loss(logits: jax.Array, batch: Batch) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Softmax cross-entropy and accuracy, per example."""
+    labels = batch["labels"]
+    correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
+    return softmax_cross_entropy(logits, labels, reduction="none"), {"accuracy": correct}
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """A model, its per-example loss and its preprocessing.
+
+    Attributes:
+      model: a Flax module called as ``model(inputs, train=...)``.
+      example_loss: per-example loss and metrics from the model's output.
+      preprocess: turns a gathered batch (e.g. uint8 images) into model inputs.
+    """
+
+    model: nn.Module
+    example_loss: ExampleLoss = classification_loss
+    preprocess: Preprocess = lambda batch, key, train: batch  # noqa: E731
+
+    def init(self, key: jax.Array, batch: Batch) -> dict[str, Any]:
+        """Initial variables for a batch shaped like ``batch``."""
+        init_key, data_key, sample_key = jax.random.split(key, 3)
+        batch = self.preprocess(batch, data_key, False)
+        return self.model.init(
+            {"params": init_key, "dropout": sample_key, "sample": sample_key}, batch["inputs"], train=False
+        )
+
+    def forward(
+        self, params: Any, batch_stats: Any, batch: Batch, key: jax.Array, train: bool
+    ) -> tuple[jax.Array, dict[str, jax.Array], Any]:
+        """Per-example losses, per-example metrics and the updated batch statistics."""
+        data_key, dropout_key, sample_key = jax.random.split(key, 3)
+        batch = self.preprocess(batch, data_key, train)
+        variables = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
+        rngs = {"dropout": dropout_key, "sample": sample_key}
+        if train and batch_stats:
+            outputs, updates = self.model.apply(
+                variables, batch["inputs"], train=True, rngs=rngs, mutable=["batch_stats"]
+            )
+            batch_stats = updates["batch_stats"]
+        else:
+            outputs = self.model.apply(variables, batch["inputs"], train=train, rngs=rngs)
+        losses, metrics = self.example_loss(outputs, batch)
+        return losses, metrics, batch_stats

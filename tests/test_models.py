@@ -1,0 +1,92 @@
+"""The tutorials' networks: output shapes, exact parameter counts, the convolution, the VAE."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+from jaxdl.models import CNN, MLP, VAE, Conv3x3, SmallMLP, count_params, reparameterize, vae_loss
+from jaxdl.models.classifiers import conv3x3
+
+RNGS = {"params": jax.random.key(0), "dropout": jax.random.key(1), "sample": jax.random.key(2)}
+
+
+@pytest.mark.parametrize(
+    "model, shape, params",
+    [
+        (MLP(), (3, 32, 32, 3), 3072 * 100 + 100 + 100 * 10 + 10),  # 308,310
+        (MLP(hidden=200), (3, 32, 32, 3), 3072 * 200 + 200 + 200 * 10 + 10),
+        (SmallMLP(), (3, 28, 28, 1), 784 * 128 + 128 + 128 * 10 + 10),  # 101,770
+        (CNN(), (3, 32, 32, 3), 591_914),  # PyTorch's count for the tutorial's CNN
+    ],
+)
+def test_classifier_shapes_and_parameter_counts(model, shape, params):
+    variables = jax.jit(model.init)(RNGS, jnp.ones(shape))
+    assert count_params(variables["params"]) == params
+    assert jax.jit(model.apply)(variables, jnp.ones(shape)).shape == (3, 10)
+
+
+def test_cnn_batch_norm_statistics_and_dropout():
+    model = CNN()
+    x = jax.random.normal(jax.random.key(3), (8, 32, 32, 3))
+    variables = jax.jit(model.init)(RNGS, x)
+    assert set(variables["batch_stats"]) == {"bn1", "bn2", "bn3", "bn4", "bn5"}
+    _, updates = model.apply(
+        variables, x, train=True, rngs={"dropout": jax.random.key(4)}, mutable=["batch_stats"]
+    )
+    # PyTorch's momentum 0.1: running = 0.9 * running + 0.1 * batch statistic.
+    conv = Conv3x3(32).apply({"params": variables["params"]["conv1"]}, x)
+    np.testing.assert_allclose(
+        updates["batch_stats"]["bn1"]["mean"], 0.1 * conv.mean((0, 1, 2)), rtol=1e-4, atol=1e-6
+    )
+    a = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(5)}, mutable=["batch_stats"])[0]
+    b = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(6)}, mutable=["batch_stats"])[0]
+    assert not np.allclose(a, b)  # dropout draws from its key
+    np.testing.assert_array_equal(
+        model.apply(variables, x), model.apply(variables, x)
+    )  # eval is deterministic
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_conv3x3_equals_xla_convolution(stride, x64):
+    x = jax.random.normal(jax.random.key(0), (2, 9, 9, 3), jnp.float64)
+    k = jax.random.normal(jax.random.key(1), (3, 3, 3, 4), jnp.float64)
+    expected = jax.lax.conv_general_dilated(
+        x, k, (stride, stride), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+    np.testing.assert_allclose(conv3x3(x, k, stride), expected, rtol=1e-12)
+    check_grads(lambda x, k: conv3x3(x, k, stride), (x[:1, :5, :5], k), order=1, modes=("fwd", "rev"))
+
+
+def test_vae_shapes_loss_and_parameter_count():
+    model = VAE()
+    image = jax.random.uniform(jax.random.key(0), (4, 784))
+    variables = model.init(RNGS, {"image": image})
+    assert count_params(variables["params"]) == 652_824  # 784-400-(20, 20), 20-400-784
+    logits, mean, logvar = model.apply(variables, {"image": image}, rngs={"sample": jax.random.key(1)})
+    assert logits.shape == (4, 784) and mean.shape == logvar.shape == (4, 20)
+    losses, terms = vae_loss((logits, mean, logvar), {"inputs": {"image": image}})
+    p = jax.nn.sigmoid(logits)
+    bce = -(image * jnp.log(p) + (1 - image) * jnp.log1p(-p)).sum(-1)
+    kl = -0.5 * (1 + logvar - mean**2 - jnp.exp(logvar)).sum(-1)  # the tutorial's formula
+    np.testing.assert_allclose(losses, bce + kl, rtol=1e-4)
+    np.testing.assert_allclose(terms["kl"], kl, rtol=1e-4)
+
+
+def test_conditional_vae_decodes_a_requested_digit_shape():
+    model = VAE(num_classes=10)
+    inputs = {"image": jnp.zeros((3, 784)), "label": jnp.array([1, 2, 3])}
+    variables = model.init(RNGS, inputs)
+    assert variables["params"]["enc"]["kernel"].shape == (794, 400)
+    out = model.apply(variables, jnp.zeros((3, 20)), jnp.array([7, 7, 7]), method=VAE.decode)
+    assert out.shape == (3, 784)
+
+
+def test_reparameterize_draws_from_the_posterior():
+    mean, logvar = jnp.full((200_000,), 2.0), jnp.full((200_000,), jnp.log(0.25))
+    z = reparameterize(jax.random.key(0), mean, logvar)
+    assert float(z.mean()) == pytest.approx(2.0, abs=0.01)
+    assert float(z.std()) == pytest.approx(0.5, abs=0.01)
+    grads = jax.grad(lambda m: reparameterize(jax.random.key(1), m, logvar).sum())(mean)
+    np.testing.assert_array_equal(grads, 1.0)  # the pathwise gradient flows to the mean

@@ -1,0 +1,127 @@
+"""The training engine: steps, compiled epochs, exact masked evaluation, resume, NaN, early stopping."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxdl import data as D
+from jaxdl.errors import JaxdlError
+from jaxdl.models import CNN, SmallMLP
+from jaxdl.rundir import RunDir, read_history
+from jaxdl.train.fit import fit
+from jaxdl.train.state import TrainState
+from jaxdl.train.steps import averages, make_epoch_fns, make_train_step
+from jaxdl.train.task import Task, classification_loss
+
+
+def unit(batch, key, train):
+    return {**batch, "inputs": D.normalise(batch["inputs"], "unit")}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    ds = D.load("digits", "train")
+    return {"inputs": ds.inputs[:256], "labels": ds.labels[:256]}
+
+
+def make_state(task, data, tx, seed=0):
+    sample = {k: v[:8] for k, v in data.items()} | {"mask": np.ones(8, bool)}
+    return TrainState.create(task.init(jax.random.PRNGKey(seed), sample), tx, jax.random.PRNGKey(seed + 1))
+
+
+def test_optimizer_steps_converge_on_a_quadratic():
+    # A least-squares problem as a Task: the step must drive the loss towards 0.
+    target = jnp.array([1.0, -2.0, 0.5])
+
+    def quadratic(outputs, batch):
+        return jnp.sum(jnp.square(outputs - target[None]), axis=-1), {}
+
+    import flax.linen as nn
+
+    class Params(nn.Module):
+        @nn.compact
+        def __call__(self, x, train=False):
+            return jnp.broadcast_to(self.param("w", nn.initializers.zeros, (3,)), (x.shape[0], 3))
+
+    task = Task(Params(), quadratic)
+    batch = {"inputs": jnp.zeros((4, 1)), "labels": jnp.zeros(4, jnp.int32), "mask": jnp.ones(4, bool)}
+    for tx in (optax.sgd(0.1), optax.sgd(0.05, momentum=0.9), optax.adam(0.1)):
+        state = TrainState.create(task.init(jax.random.PRNGKey(0), batch), tx, jax.random.PRNGKey(1))
+        step = make_train_step(task)
+        for _ in range(300):
+            state, sums = step(state, batch)
+        np.testing.assert_allclose(state.params["w"], target, atol=1e-3)
+        assert int(state.step) == 300
+
+
+def test_epoch_compiles_once_and_learns(digits):
+    task = Task(SmallMLP(), classification_loss, unit)
+    state = make_state(task, digits, optax.sgd(0.1))
+    fns = make_epoch_fns(task, 32, 256)
+    data = {k: jnp.asarray(v) for k, v in digits.items()}
+    losses = []
+    for epoch in range(3):
+        state, sums = fns.train(state, data, jax.random.PRNGKey(epoch))
+        losses.append(averages(sums)["loss"])
+    assert fns.train._cache_size() == 1  # no recompilation after the first epoch
+    assert losses[-1] < losses[0]
+    assert int(state.step) == 3 * 8
+
+
+def test_masked_evaluation_counts_every_example_once(digits):
+    task = Task(SmallMLP(), classification_loss, unit)
+    state = make_state(task, digits, optax.sgd(0.1))
+    data = {k: jnp.asarray(v[:100]) for k, v in digits.items()}  # 100 = 3 batches of 32 + 4
+    fns = make_epoch_fns(task, 32, 100)
+    got = averages(fns.evaluate(state, data))
+    logits = task.model.apply({"params": state.params}, D.normalise(data["inputs"], "unit"))
+    losses, metrics = classification_loss(logits, data)
+    assert got["loss"] == pytest.approx(float(losses.mean()), rel=1e-5)
+    assert got["accuracy"] == pytest.approx(float(metrics["accuracy"].mean()))
+
+
+def _cnn_fit(digits, run_dir, epochs, resume=False):
+    task = Task(CNN(), classification_loss, unit)
+    state = make_state(task, digits, optax.adam(1e-3))
+    return fit(task, state, digits, epochs=epochs, batch_size=32, key=jax.random.PRNGKey(7), val_data=digits,
+               run_dir=run_dir, resume=resume, keep_checkpoints=1, log=lambda s: None)  # fmt: skip
+
+
+def test_resume_ends_bitwise_equal_to_an_uninterrupted_run(digits, tmp_path):
+    # A CNN: batch-norm statistics, dropout keys and Adam's state must all resume.
+    straight = _cnn_fit(digits, RunDir(tmp_path / "a"), epochs=2)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "config.json").write_text("{}")
+    _cnn_fit(digits, RunDir(tmp_path / "b", overwrite=True), epochs=1)  # "interrupted" after epoch 1
+    resumed = _cnn_fit(digits, RunDir(tmp_path / "b", resume=True), epochs=2, resume=True)
+    assert resumed.epochs_run == 1 and len(resumed.history) == 2
+    same = jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), straight.state.params, resumed.state.params)
+    assert all(jax.tree.leaves(same))
+    assert jax.tree.all(jax.tree.map(jnp.array_equal, straight.state.batch_stats, resumed.state.batch_stats))
+    assert [r["epoch"] for r in read_history(tmp_path / "b" / "history.jsonl")] == [1, 2]
+    assert [p.name for p in (tmp_path / "b" / "checkpoints").iterdir()] == ["2"]  # keep the newest 1
+
+
+def test_nan_loss_names_epoch_and_step_and_keeps_the_last_good_checkpoint(digits, tmp_path):
+    task = Task(SmallMLP(), classification_loss, unit)
+    blow_up = optax.scale_by_schedule(lambda step: jnp.where(step >= 10, 1e30, 1.0))  # 8 steps per epoch
+    state = make_state(task, digits, optax.chain(optax.sgd(0.1), blow_up, blow_up))
+    with pytest.raises(
+        JaxdlError, match=r"became (nan|inf) at epoch 2, step \d+; the last good checkpoint is epoch 1"
+    ):
+        fit(task, state, digits, epochs=3, batch_size=32, key=jax.random.PRNGKey(0),
+            run_dir=RunDir(tmp_path), log=lambda s: None)  # fmt: skip
+    assert (tmp_path / "checkpoints" / "1").is_dir() and not (tmp_path / "checkpoints" / "2").exists()
+
+
+def test_early_stopping_on_validation_loss(digits, tmp_path):
+    task = Task(SmallMLP(), classification_loss, unit)
+    state = make_state(task, digits, optax.sgd(0.2))
+    contrary = {"inputs": digits["inputs"], "labels": (digits["labels"] + 1) % 10}  # fitting train hurts this
+    lines = []
+    result = fit(task, state, digits, epochs=20, batch_size=32, key=jax.random.PRNGKey(0),
+                 val_data=contrary, patience=2, log=lines.append)  # fmt: skip
+    assert result.stopped_early and result.epochs_run < 20
+    assert "early stopping" in lines[-1]
