@@ -78,14 +78,14 @@ def _figures(config: Config, run_dir: RunDir, model: VAE, params, test: data_lib
     z = jax.random.normal(key, (80, config.latents))
     samples = _images(model.apply(variables, z, labels, method=VAE.decode))
     names = [str(d) for d in range(10)]
-    shown_labels = np.asarray(labels) if config.conditional else np.zeros(80, int)
-    title = (
-        "generated digits, one row per requested digit" if config.conditional else "samples from the prior"
-    )
-    run_dir.save_figure(
-        plots.image_grid(samples, shown_labels, names if config.conditional else ["sample"] * 10, 8, title),
-        "samples.png",
-    )
+    if config.conditional:
+        captions, title = (
+            [f"asked for {d}" for d in np.asarray(labels)],
+            "generated digits, 8 per requested digit",
+        )
+    else:
+        captions, title = None, "samples from the prior N(0, I)"
+    run_dir.save_figure(plots.image_grid(samples, captions, 8, title), "samples.png")
 
     k = min(32, len(test))
     originals = test.inputs[:k]
@@ -94,10 +94,9 @@ def _figures(config: Config, run_dir: RunDir, model: VAE, params, test: data_lib
     mean, _ = model.apply(variables, image, test_labels, method=VAE.encode)
     reconstructions = _images(model.apply(variables, mean, test_labels, method=VAE.decode))
     pairs = np.stack([originals, reconstructions], axis=1).reshape(2 * k, 28, 28, 1)
-    pair_labels = np.tile([0, 1], k)
     run_dir.save_figure(
         plots.image_grid(
-            pairs, pair_labels, ["test image", "reconstruction"], 8, "test images and reconstructions"
+            pairs, ["test image", "reconstruction"] * k, 8, "test images and their reconstructions"
         ),
         "reconstructions.png",
     )
