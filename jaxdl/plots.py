@@ -130,9 +130,12 @@ def scatter_classes(
 
 
 def epoch_curves(
-    history: Sequence[dict], metrics: Sequence[str] = ("loss", "accuracy"), title: str = ""
+    history: Sequence[dict],
+    metrics: Sequence[str] = ("loss", "accuracy"),
+    title: str = "",
+    test: dict[str, float] | None = None,
 ) -> Figure:
-    """One panel per metric: its train and validation values against the epoch."""
+    """One panel per metric: train and validation values per epoch, the final test value as a star."""
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
     epochs = [r["epoch"] for r in history]
     for ax, metric in zip(axes[0], metrics, strict=True):
@@ -141,6 +144,10 @@ def epoch_curves(
             if key in history[0]:
                 scale = 100 if metric == "accuracy" else 1
                 ax.plot(epochs, [scale * r[key] for r in history], style, ms=4, label=split)
+        if test and metric in test:
+            scale = 100 if metric == "accuracy" else 1
+            ax.plot([epochs[-1]], [scale * test[metric]], "*", ms=12, c="tab:red", label="test (end)")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set(xlabel="epoch", ylabel=metric + (" (%)" if metric == "accuracy" else ""), title=metric)
         ax.grid(alpha=0.3)
         ax.legend()

@@ -72,5 +72,7 @@ def train_and_test(
         seconds_per_epoch=result.train_seconds / max(result.epochs_run, 1),
     )
     names = ("loss", "accuracy") if "train_accuracy" in last else ("loss",)
-    run_dir.save_figure(plots.epoch_curves(result.history, names, title=title), "curves.png")
+    run_dir.save_figure(
+        plots.epoch_curves(result.history, names, title=title, test=test_metrics), "curves.png"
+    )
     return result, metrics

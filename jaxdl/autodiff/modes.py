@@ -1,0 +1,102 @@
+"""Forward versus reverse mode, written out (seed 000's (F1) and (R1)).
+
+For f = f_u o ... o f_1 the Jacobian is the product J_u ... J_1. Forward mode
+(F1) multiplies from the input side, J_u (... (J_2 J_1)): every partial
+product has n columns, one per input, so its cost grows with n. Reverse mode
+(R1) multiplies from the output side, ((J_u J_{u-1}) ...) J_1: every partial
+product has m rows, one per output, so for a scalar loss (m = 1) each step is
+a vector-matrix product. JAX's ``jvp`` pushes one column through, ``vjp`` one
+row; ``jacfwd`` and ``jacrev`` vmap them over all columns or rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+
+def jacobian_by_columns(f: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
+    """J (m, n) built column by column: column j is jvp(f, x, e_j), one forward pass each."""
+    basis = jnp.eye(x.size, dtype=x.dtype).reshape(x.size, *x.shape)
+    columns = jax.vmap(lambda v: jax.jvp(f, (x,), (v,))[1])(basis)  # (n, m)
+    return columns.reshape(x.size, -1).T
+
+
+def jacobian_by_rows(f: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
+    """J (m, n) built row by row: row i is vjp(f, x)(e_i), one backward pass each."""
+    y, pullback = jax.vjp(f, x)
+    basis = jnp.eye(y.size, dtype=y.dtype).reshape(y.size, *y.shape)
+    (rows,) = jax.vmap(pullback)(basis)  # (m, n)
+    return rows.reshape(y.size, -1)
+
+
+def dense_layers(params: Sequence[dict], x: jax.Array, activation=jnp.tanh) -> list[jax.Array]:
+    """The Jacobians J_i (n_i, n_{i-1}) of each layer h -> activation(h @ W + b) at the point x.
+
+    ``params`` is a sequence of {"w": (n_{i-1}, n_i), "b": (n_i,)}; the last
+    layer is linear (no activation).
+    """
+    jacobians, h = [], x
+    for i, layer in enumerate(params):
+        z = h @ layer["w"] + layer["b"]
+        if i < len(params) - 1:
+            slope = jax.vmap(jax.grad(activation))(z)
+            jacobians.append(slope[:, None] * layer["w"].T)
+            h = activation(z)
+        else:
+            jacobians.append(layer["w"].T)
+            h = z
+    return jacobians
+
+
+def chain_forward(jacobians: Sequence[jax.Array]) -> jax.Array:
+    """(F1): J_u (... (J_3 (J_2 J_1))), matrix-matrix products carrying n columns."""
+    product = jacobians[0]
+    for jac in jacobians[1:]:
+        product = jac @ product
+    return product
+
+
+def chain_reverse(jacobians: Sequence[jax.Array]) -> jax.Array:
+    """(R1): (((J_u J_{u-1}) J_{u-2}) ...) J_1, products carrying m rows (a vector when m = 1)."""
+    product = jacobians[-1]
+    for jac in reversed(jacobians[:-1]):
+        product = product @ jac
+    return product
+
+
+def chain_flops(sizes: Sequence[int]) -> tuple[int, int]:
+    """Multiply-adds x 2 of (F1) and (R1) for layer widths [n, n_1, ..., m]."""
+    n, m = sizes[0], sizes[-1]
+    forward = sum(2 * sizes[i + 1] * sizes[i] * n for i in range(1, len(sizes) - 1))
+    reverse = sum(2 * m * sizes[i + 1] * sizes[i] for i in range(0, len(sizes) - 2))
+    return forward, reverse
+
+
+def hvp_forward_over_reverse(f: Callable, x: jax.Array, v: jax.Array) -> jax.Array:
+    """H v as the directional derivative of the gradient: jvp(grad f)."""
+    return jax.jvp(jax.grad(f), (x,), (v,))[1]
+
+
+def hvp_reverse_over_reverse(f: Callable, x: jax.Array, v: jax.Array) -> jax.Array:
+    """H v as the gradient of <grad f(x), v>: grad of grad."""
+    return jax.grad(lambda y: jnp.vdot(jax.grad(f)(y), v))(x)
+
+
+def gradient_by_jvp(loss: Callable, params) -> object:
+    """The gradient of a scalar loss by forward mode: one jvp per parameter (batched with vmap)."""
+    flat, unravel = ravel_pytree(params)
+
+    def directional(v):
+        return jax.jvp(lambda p: loss(unravel(p)), (flat,), (v,))[1]
+
+    return unravel(jax.vmap(directional)(jnp.eye(flat.size, dtype=flat.dtype)))
+
+
+def gradient_by_vjp(loss: Callable, params) -> object:
+    """The gradient of a scalar loss by reverse mode: one vjp, seeded with 1."""
+    value, pullback = jax.vjp(loss, params)
+    return pullback(jnp.ones_like(value))[0]

@@ -1,0 +1,136 @@
+"""Seed 003's multilayer perceptron from scratch, in NumPy and again in JAX, both with hand-written backprop.
+
+Layout as in the tutorial: examples are *columns*, X (n_0, m), Y (1, m);
+layer l has W{l} (n_l, n_{l-1}) and b{l} (n_l, 1); hidden layers use ReLU,
+the output a sigmoid, the cost is the mean binary cross-entropy. (The
+tutorial's ``compute_error`` subtracts the second log term where it should
+add it; its backward pass is right, and so is this cost.)
+
+The NumPy functions keep the tutorial's names; ``jax_backward`` is the same
+backward pass over a parameter pytree, and the tests check both against
+``jax.grad`` leaf by leaf.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# ------------------------------------------------------------------ NumPy reference
+
+
+def initialize_parameters(layer_sizes: list[int], seed: int = 0) -> dict[str, np.ndarray]:
+    """He initialisation: W{l} ~ N(0, 2 / n_{l-1}), b{l} = 0 (a local RNG, no global seed)."""
+    rng = np.random.default_rng(seed)
+    params = {}
+    for l in range(1, len(layer_sizes)):
+        fan_in = layer_sizes[l - 1]
+        params[f"W{l}"] = rng.standard_normal((layer_sizes[l], fan_in)) * np.sqrt(2.0 / fan_in)
+        params[f"b{l}"] = np.zeros((layer_sizes[l], 1))
+    return params
+
+
+def linear_combination(A_prev, W, b):
+    return W @ A_prev + b
+
+
+def relu(Z):
+    return np.maximum(0, Z)
+
+
+def sigmoid(Z):
+    return 1.0 / (1.0 + np.exp(-Z))
+
+
+def relu_gradient(Z):
+    return (Z > 0).astype(Z.dtype)
+
+
+def sigmoid_gradient(Z):
+    A = sigmoid(Z)
+    return A * (1 - A)
+
+
+def num_layers(params) -> int:
+    return len(params) // 2
+
+
+def forward_propagation(X, params):
+    """Returns the output AL (1, m) and the caches (A_prev, W, b, Z) of every layer."""
+    caches, A, L = [], X, num_layers(params)
+    for l in range(1, L + 1):
+        W, b = params[f"W{l}"], params[f"b{l}"]
+        Z = linear_combination(A, W, b)
+        caches.append((A, W, b, Z))
+        A = relu(Z) if l < L else sigmoid(Z)
+    return A, caches
+
+
+def compute_error(AL, Y):
+    """Mean binary cross-entropy (with the tutorial's sign typo fixed)."""
+    m = Y.shape[1]
+    return float(-(1.0 / m) * np.sum(Y * np.log(AL) + (1 - Y) * np.log(1 - AL)))
+
+
+def backward_linear_combination(dZ, A_prev, W, b):
+    m = A_prev.shape[1]
+    dW = (1.0 / m) * dZ @ A_prev.T
+    db = (1.0 / m) * np.sum(dZ, axis=1, keepdims=True)
+    return W.T @ dZ, dW, db
+
+
+def backward_propagation(AL, Y, caches):
+    """Gradients of the mean BCE: dZ_L = AL - Y, then back through ReLU layers."""
+    grads, L, dA = {}, len(caches), None
+    dZ = AL - Y  # dE/dZ_L for a sigmoid output and BCE (per example; 1/m is applied below)
+    for l in range(L, 0, -1):
+        A_prev, W, b, Z = caches[l - 1]
+        if l < L:
+            dZ = dA * relu_gradient(Z)  # dA comes from the layer above
+        dA, grads[f"dW{l}"], grads[f"db{l}"] = backward_linear_combination(dZ, A_prev, W, b)
+    return grads
+
+
+def update_parameters(params, grads, learning_rate):
+    """Plain SGD: p <- p - lr * dp."""
+    return {name: value - learning_rate * grads[f"d{name}"] for name, value in params.items()}
+
+
+# ------------------------------------------------------------------ the same backward pass in JAX
+
+
+def jax_loss(params, X, Y):
+    """The same network and cost in jax.numpy (differentiable by jax.grad)."""
+    import jax.numpy as jnp
+
+    A, L = X, num_layers(params)
+    for l in range(1, L + 1):
+        Z = params[f"W{l}"] @ A + params[f"b{l}"]
+        A = jnp.maximum(Z, 0) if l < L else 1 / (1 + jnp.exp(-Z))
+    return -jnp.mean(Y * jnp.log(A) + (1 - Y) * jnp.log(1 - A))
+
+
+def jax_backward(params, X, Y):
+    """The tutorial's backward pass written in JAX over the parameter pytree: (loss, grads).
+
+    ``grads`` has the keys of ``params`` (W1, b1, ...), so it can be compared
+    with ``jax.grad(jax_loss)`` leaf by leaf and fed to any pytree optimizer.
+    """
+    import jax.numpy as jnp
+
+    m, L = X.shape[1], num_layers(params)
+    caches, A = [], X
+    for l in range(1, L + 1):
+        Z = params[f"W{l}"] @ A + params[f"b{l}"]
+        caches.append((A, Z))
+        A = jnp.maximum(Z, 0) if l < L else 1 / (1 + jnp.exp(-Z))
+    loss = -jnp.mean(Y * jnp.log(A) + (1 - Y) * jnp.log(1 - A))
+    grads, dA = {}, None
+    dZ = A - Y
+    for l in range(L, 0, -1):
+        A_prev, Z = caches[l - 1]
+        if l < L:
+            dZ = dA * (Z > 0)
+        grads[f"W{l}"] = dZ @ A_prev.T / m
+        grads[f"b{l}"] = jnp.sum(dZ, axis=1, keepdims=True) / m
+        dA = params[f"W{l}"].T @ dZ
+    return loss, grads
