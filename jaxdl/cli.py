@@ -35,12 +35,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, help="PRNG seed (same as --set seed=N)")
     parser.add_argument("--data", help="local copy of the data set (same as --set data=PATH)")
-    parser.add_argument(
-        "--overwrite", action="store_true", help="allow --out to be a directory that holds a run"
-    )
-    parser.add_argument(
-        "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
-    )
+    parser.add_argument("--overwrite", action="store_true", help="allow --out to be a directory that holds a run")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--help-config", action="store_true", help="list the experiment's settings and exit")
 
 
@@ -63,9 +59,7 @@ def build_parser(prog: str = "jaxdl") -> argparse.ArgumentParser:
         p.add_argument("--data", help="local copy: image folder, .tar.gz of one, or IDX folder")
         p.add_argument(
             "--split",
-            help="only this split (default: every split)"
-            if name == "info"
-            else "split to draw from (default: train)",
+            help="only this split (default: every split)" if name == "info" else "split to draw from (default: train)",
         )
         if name == "show":
             p.add_argument("--count", type=int, default=32, help="examples to draw (default 32)")
@@ -133,9 +127,7 @@ def _check_same_run(run_dir, record: dict) -> None:
 
     saved = read_json(run_dir.path / "config.json")
     if saved.get("experiment") != record["experiment"]:
-        raise JaxdlError(
-            f"--resume: {run_dir.path} holds a {saved.get('experiment')} run, not {record['experiment']}"
-        )
+        raise JaxdlError(f"--resume: {run_dir.path} holds a {saved.get('experiment')} run, not {record['experiment']}")
     for key, value in record["config"].items():
         if saved["config"].get(key) != value:
             raise JaxdlError(

@@ -146,7 +146,6 @@ def help_lines(cls: type) -> list[str]:
     for field in dataclasses.fields(cls):
         tp = _field_types(cls)[field.name]
         lines.append(
-            f"  {field.name} ({describe_type(tp)}, default {field.default!r}): "
-            f"{field.metadata.get('help', '')}"
+            f"  {field.name} ({describe_type(tp)}, default {field.default!r}): {field.metadata.get('help', '')}"
         )
     return lines

@@ -74,9 +74,7 @@ def show(args: argparse.Namespace) -> int:
     if ds.inputs.ndim == 2:  # points, not images
         fig = plots.scatter_classes(ds.inputs, ds.labels, ds.class_names, title=title)
     else:
-        pick = np.sort(
-            np.random.default_rng(args.seed).choice(len(ds), min(args.count, len(ds)), replace=False)
-        )
+        pick = np.sort(np.random.default_rng(args.seed).choice(len(ds), min(args.count, len(ds)), replace=False))
         captions = [f"{label}: {ds.class_names[label]}" for label in ds.labels[pick]]
         fig = plots.image_grid(ds.inputs[pick], captions, title=title)
     save_figure(fig, out)

@@ -116,9 +116,7 @@ def image_grid(
     return fig
 
 
-def scatter_classes(
-    points: np.ndarray, labels: np.ndarray, class_names: Sequence[str], title: str = ""
-) -> Figure:
+def scatter_classes(points: np.ndarray, labels: np.ndarray, class_names: Sequence[str], title: str = "") -> Figure:
     """2-D points coloured by class."""
     fig, ax = plt.subplots(figsize=(6, 5))
     for label, name in enumerate(class_names):
@@ -154,4 +152,45 @@ def epoch_curves(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def mode_ratios(records: Sequence[dict], crossover: float) -> Figure:
+    """Forward/reverse time ratio and FLOP ratio against n/m, with the theory and the crossover."""
+    ratio = np.array([r["n"] / r["m"] for r in records])
+    order = np.argsort(ratio)
+    fig, (ax_t, ax_f) = plt.subplots(1, 2, figsize=(11, 4.5))
+    sizes = sorted({r["m"] for r in records})
+    for m in sizes:
+        pts = [r for r in records if r["m"] == m]
+        ax_t.loglog([r["n"] / m for r in pts], [r["time_ratio_fwd_over_rev"] for r in pts], "o-", label=f"m = {m}")
+        ax_f.loglog([r["n"] / m for r in pts], [r["flop_ratio_fwd_over_rev"] for r in pts], "o", label=f"XLA, m = {m}")
+    theory = np.array([r["chain_flops_f1"] / max(r["chain_flops_r1"], 1) for r in records])
+    ax_f.loglog(ratio[order], theory[order], "kx", ms=7, label="(F1)/(R1) chain-rule count")
+    for ax in (ax_t, ax_f):
+        ax.axhline(1, c="gray", lw=1)
+        ax.axvline(1, c="gray", lw=1, ls=":")
+        ax.set_xlabel("n / m (inputs / outputs)")
+        ax.grid(alpha=0.3, which="both")
+    if np.isfinite(crossover):
+        ax_t.axvline(crossover, c="tab:red", ls="--", label=f"measured crossover n/m = {crossover:.2g}")
+    ax_t.set(ylabel="time jacfwd / time jacrev", title="jacfwd slower above 1, faster below")
+    ax_f.set(ylabel="FLOPs jacfwd / FLOPs jacrev", title="FLOPs: XLA cost analysis vs theory")
+    ax_t.legend(fontsize=8)
+    ax_f.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def overlaid_curves(
+    records: Sequence[dict], keys: Sequence[str], ylabel: str, title: str = "", x: str = "epoch"
+) -> Figure:
+    """Several series on one axis (dashed after the first, so coinciding curves stay visible)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    epochs = [r[x] for r in records]
+    for i, key in enumerate(keys):
+        ax.plot(epochs, [r[key] for r in records], "-" if i == 0 else "--", lw=2.5 - i, label=key)
+    ax.set(xlabel=x, ylabel=ylabel, title=title or "the curves coincide")
+    ax.grid(alpha=0.3)
+    ax.legend()
     return fig

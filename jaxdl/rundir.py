@@ -144,8 +144,7 @@ class RunDir:
         taken = [name for name in RUN_FILES if (self.path / name).exists()]
         if taken and not overwrite:
             raise JaxdlError(
-                f"--out {self.path} already holds a run ({taken[0]}); "
-                "choose another --out or pass --overwrite"
+                f"--out {self.path} already holds a run ({taken[0]}); choose another --out or pass --overwrite"
             )
         try:
             self.path.mkdir(parents=True, exist_ok=True)

@@ -40,9 +40,7 @@ def bench_jax(config: Config, repeats: int) -> dict:
 
     keys = jax.random.split(jax.random.key(1), 64)
     seed_params = jax.vmap(lambda k: model.init(k, batch[0][:1])["params"])(keys)
-    seeds_compiled, seeds_compile_s = compile_ahead(
-        jax.jit(jax.vmap(train, in_axes=(0, None))), seed_params, batch
-    )
+    seeds_compiled, seeds_compile_s = compile_ahead(jax.jit(jax.vmap(train, in_axes=(0, None))), seed_params, batch)
     seeds_compiled(seed_params, batch)
     seeds_seconds = median_seconds(seeds_compiled, seed_params, batch, repeats=max(3, repeats // 3))
     return {
@@ -58,9 +56,7 @@ def bench_jax(config: Config, repeats: int) -> dict:
 
 def bench_torch(python: str, repeats: int) -> dict:
     script = Path(__file__).with_name("torch_blobs_baseline.py")
-    out = subprocess.run(
-        [python, str(script), "--repeats", str(repeats)], capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([python, str(script), "--repeats", str(repeats)], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -75,10 +71,7 @@ def main() -> None:
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"jax {jax.__version__} on {jax.devices()[0].device_kind}"
     )
-    print(
-        f"workload: {config.n_samples} points, {config.epochs} full-batch epochs, "
-        f"median of {args.repeats} runs"
-    )
+    print(f"workload: {config.n_samples} points, {config.epochs} full-batch epochs, median of {args.repeats} runs")
     r = bench_jax(config, args.repeats)
     print(f"jaxdl  compile            {r['compile_s']:.3f} s")
     print(f"jaxdl  steady state       {r['us_per_epoch']:.1f} us/epoch  {r['examples_per_s']:.3g} examples/s")

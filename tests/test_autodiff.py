@@ -63,9 +63,7 @@ def test_gradient_by_n_jvps_equals_one_vjp(x64):
         A.gradient_by_vjp(loss, params),
         jax.grad(loss)(params),
     )
-    for a, b, c in zip(
-        jax.tree.leaves(by_jvp), jax.tree.leaves(by_vjp), jax.tree.leaves(by_grad), strict=True
-    ):
+    for a, b, c in zip(jax.tree.leaves(by_jvp), jax.tree.leaves(by_vjp), jax.tree.leaves(by_grad), strict=True):
         np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(b, c, rtol=1e-12, atol=1e-15)
 
@@ -83,9 +81,7 @@ def test_gradient_checker_passes_true_gradients_and_names_a_wrong_leaf(x64):
     wrong["dense1"]["w"] = wrong["dense1"]["w"].at[2, 0].multiply(1.01)
     bad = A.check_gradients(loss, params, wrong)
     assert not bad.ok
-    assert bad.worst[0] == "['dense1']['w']" and "FAILED: worst leaf ['dense1']['w']" in str(bad).replace(
-        "check ", ""
-    )
+    assert bad.worst[0] == "['dense1']['w']" and "FAILED: worst leaf ['dense1']['w']" in str(bad).replace("check ", "")
 
 
 def test_gradient_checker_requires_float64():

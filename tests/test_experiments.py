@@ -19,9 +19,7 @@ def _folder(root, classes, size, mode, per_split):
             (root / split / cls).mkdir(parents=True)
             for _ in range(count):
                 shape = (size, size, 3) if mode == "RGB" else (size, size)
-                Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(
-                    root / split / cls / f"{n}.png"
-                )
+                Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(root / split / cls / f"{n}.png")
                 n += 1
     return root
 
@@ -33,9 +31,7 @@ def tiny_cifar(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_mnist(tmp_path_factory):
-    return _folder(
-        tmp_path_factory.mktemp("mnist"), [str(d) for d in range(10)], 28, "L", {"train": 3, "test": 2}
-    )
+    return _folder(tmp_path_factory.mktemp("mnist"), [str(d) for d in range(10)], 28, "L", {"train": 3, "test": 2})
 
 
 @pytest.fixture(autouse=True)
@@ -82,3 +78,43 @@ def test_resume_continues_and_checks_the_settings(tiny_mnist, tmp_path, capsys):
     assert "resumed from the checkpoint of epoch 2" in capsys.readouterr().out
     assert main([*args, "--resume", "--set", "lr=0.5"]) == 2
     assert "setting lr is 0.5 but the run" in capsys.readouterr().err
+
+
+def test_autodiff_modes_small_sweep(tmp_path):
+    out = tmp_path / "run"
+    args = ["run", "autodiff-modes", "--out", str(out), "--set", "sizes=1,30", "--set", "hidden=8",
+            "--set", "repeats=1", "--set", "loss_sizes=4,8,1", "--set", "remat_depth=2"]  # fmt: skip
+    assert main(args) == 0
+    metrics = read_json(out / "metrics.json")
+    assert metrics["points"] == 4
+    assert metrics["flop_ratio_n_max_m_min"] > 1 > metrics["flop_ratio_n_min_m_max"]  # (F1) vs (R1) FLOPs
+    assert metrics["residual_bytes_checkpointed"] < metrics["residual_bytes"]
+    assert (out / "mode_ratios.png").exists()
+
+
+def test_scratch_mlp_curves_coincide(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "scratch-mlp", "--out", str(out), "--set", "epochs=3"]) == 0
+    metrics = read_json(out / "metrics.json")
+    assert metrics["max_loss_curve_gap"] < 1e-12 and metrics["max_param_difference"] < 1e-12
+
+
+def test_scalar_engine_agrees_with_numpy_and_jax_and_reports_divergence(tiny_mnist, tmp_path):
+    base = ["run", "scalar-engine", "--data", str(tiny_mnist), "--set", "n_train=2", "--set", "n_test=5"]
+    assert main([*base, "--out", str(tmp_path / "a"), "--set", "init=torch"]) == 0
+    learned = read_json(tmp_path / "a" / "metrics.json")
+    assert learned["max_param_difference_jax"] < 1e-9 and learned["max_param_difference_numpy"] < 1e-9
+    assert main([*base, "--out", str(tmp_path / "b"), "--set", "n_train=8", "--set", "lr=5"]) == 0
+    assert read_json(tmp_path / "b" / "metrics.json")["diverged_at_sample"] is not None
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "autodiff-modes", "--set", "sizes=1,x"], "setting sizes must be comma-separated integers"),
+        (["run", "scratch-mlp", "--set", "classes=3,3"], "setting classes needs two different digits"),
+    ],
+)
+def test_autodiff_experiment_settings_are_checked(args, message, capsys, tmp_path):
+    assert main([*args, "--out", str(tmp_path / "r")]) == 2
+    assert message in capsys.readouterr().err

@@ -32,20 +32,14 @@ def test_cnn_batch_norm_statistics_and_dropout():
     x = jax.random.normal(jax.random.key(3), (8, 32, 32, 3))
     variables = jax.jit(model.init)(RNGS, x)
     assert set(variables["batch_stats"]) == {"bn1", "bn2", "bn3", "bn4", "bn5"}
-    _, updates = model.apply(
-        variables, x, train=True, rngs={"dropout": jax.random.key(4)}, mutable=["batch_stats"]
-    )
+    _, updates = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(4)}, mutable=["batch_stats"])
     # PyTorch's momentum 0.1: running = 0.9 * running + 0.1 * batch statistic.
     conv = Conv3x3(32).apply({"params": variables["params"]["conv1"]}, x)
-    np.testing.assert_allclose(
-        updates["batch_stats"]["bn1"]["mean"], 0.1 * conv.mean((0, 1, 2)), rtol=1e-4, atol=1e-6
-    )
+    np.testing.assert_allclose(updates["batch_stats"]["bn1"]["mean"], 0.1 * conv.mean((0, 1, 2)), rtol=1e-4, atol=1e-6)
     a = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(5)}, mutable=["batch_stats"])[0]
     b = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(6)}, mutable=["batch_stats"])[0]
     assert not np.allclose(a, b)  # dropout draws from its key
-    np.testing.assert_array_equal(
-        model.apply(variables, x), model.apply(variables, x)
-    )  # eval is deterministic
+    np.testing.assert_array_equal(model.apply(variables, x), model.apply(variables, x))  # eval is deterministic
 
 
 @pytest.mark.parametrize("stride", [1, 2])

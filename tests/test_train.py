@@ -108,9 +108,7 @@ def test_nan_loss_names_epoch_and_step_and_keeps_the_last_good_checkpoint(digits
     task = Task(SmallMLP(), classification_loss, unit)
     blow_up = optax.scale_by_schedule(lambda step: jnp.where(step >= 10, 1e30, 1.0))  # 8 steps per epoch
     state = make_state(task, digits, optax.chain(optax.sgd(0.1), blow_up, blow_up))
-    with pytest.raises(
-        JaxdlError, match=r"became (nan|inf) at epoch 2, step \d+; the last good checkpoint is epoch 1"
-    ):
+    with pytest.raises(JaxdlError, match=r"became (nan|inf) at epoch 2, step \d+; the last good checkpoint is epoch 1"):
         fit(task, state, digits, epochs=3, batch_size=32, key=jax.random.PRNGKey(0),
             run_dir=RunDir(tmp_path), log=lambda s: None)  # fmt: skip
     assert (tmp_path / "checkpoints" / "1").is_dir() and not (tmp_path / "checkpoints" / "2").exists()

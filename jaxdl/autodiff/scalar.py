@@ -167,7 +167,10 @@ class Pow(Function):
 
     @staticmethod
     def forward(a, exponent):
-        return a.data**exponent
+        try:
+            return a.data**exponent
+        except OverflowError:  # Python raises where IEEE arithmetic gives infinity; follow IEEE
+            return -math.inf if a.data < 0 and float(exponent) % 2 == 1 else math.inf
 
     @staticmethod
     def backward(a, output, exponent):
@@ -373,9 +376,7 @@ class MLP(Module):
         rng = random.Random(seed)
         sizes = [nin, *nouts]
         last = len(nouts) - 1
-        self.layers = [
-            Layer(sizes[i], sizes[i + 1], nonlin=i != last, rng=rng, init=init) for i in range(len(nouts))
-        ]
+        self.layers = [Layer(sizes[i], sizes[i + 1], nonlin=i != last, rng=rng, init=init) for i in range(len(nouts))]
 
     def __call__(self, x: Sequence) -> list[Scalar]:
         for layer in self.layers:

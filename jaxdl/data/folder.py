@@ -100,9 +100,7 @@ def decode_image(data: bytes, where: str, shape: tuple[int, int, int] | None) ->
     if shape is not None:
         h, w, c = shape
         if size != (w, h) or mode != _MODES[c]:
-            raise JaxdlError(
-                f"{where}: image is {size[0]}x{size[1]} mode {mode}, expected {w}x{h} mode {_MODES[c]}"
-            )
+            raise JaxdlError(f"{where}: image is {size[0]}x{size[1]} mode {mode}, expected {w}x{h} mode {_MODES[c]}")
     elif mode not in _MODES.values():
         raise JaxdlError(f"{where}: image mode {mode} is not grayscale (L) or RGB")
     return array.reshape(array.shape[0], array.shape[1], -1)
@@ -149,9 +147,7 @@ def read_image_folder(
     names = tuple(sorted(by_class)) if class_names is None else class_names
     unexpected = sorted(set(by_class) - set(names))
     if unexpected:
-        raise JaxdlError(
-            f"{path}: unexpected class folder {split}/{unexpected[0]}; expected {', '.join(names)}"
-        )
+        raise JaxdlError(f"{path}: unexpected class folder {split}/{unexpected[0]}; expected {', '.join(names)}")
     for cls in names:
         if not by_class.get(cls):
             raise JaxdlError(f"{path}: class folder {split}/{cls} is missing or holds no images")

@@ -64,9 +64,7 @@ def is_idx_directory(directory: Path) -> bool:
     return directory.is_dir() and any(directory.glob("*-idx[13]-ubyte*"))
 
 
-def read_idx_split(
-    directory: Path, split: str, num_classes: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def read_idx_split(directory: Path, split: str, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images (N, H, W, 1) and int32 labels (N,) of one split of an IDX directory."""
     files = idx_files(directory, split)
     if files is None:
@@ -77,9 +75,7 @@ def read_idx_split(
         )
     images, labels = read_idx(files[0]), read_idx(files[1])
     if images.ndim != 3 or labels.ndim != 1:
-        raise JaxdlError(
-            f"{directory}: IDX images must be 3-D and labels 1-D, got {images.shape}, {labels.shape}"
-        )
+        raise JaxdlError(f"{directory}: IDX images must be 3-D and labels 1-D, got {images.shape}, {labels.shape}")
     if len(images) != len(labels):
         raise JaxdlError(f"{directory}: {len(images)} images but {len(labels)} labels in split {split!r}")
     if num_classes is not None and labels.size and labels.max() >= num_classes:

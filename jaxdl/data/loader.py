@@ -65,9 +65,7 @@ def _read_local(spec: DatasetSpec, kind: str, path: Path, split: str):
     if kind == "idx":
         images, labels = read_idx_split(path, split, len(spec.class_names) if spec.class_names else None)
         if spec.image_shape is not None and images.shape[1:] != spec.image_shape:
-            raise JaxdlError(
-                f"{path}: IDX images are {images.shape[1:]}, {spec.name} expects {spec.image_shape}"
-            )
+            raise JaxdlError(f"{path}: IDX images are {images.shape[1:]}, {spec.name} expects {spec.image_shape}")
         names = spec.class_names or tuple(str(i) for i in range(int(labels.max()) + 1))
         return images, labels, names
     return read_image_folder(path, split, spec.class_names, spec.image_shape)

@@ -73,8 +73,7 @@ def read_tfds(
     except Exception as e:  # TFDS fails in many ways (no TensorFlow, no network, bad split)
         detail = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
         raise JaxdlError(
-            f"TFDS could not load {tfds_name!r} split {split!r} ({type(e).__name__}: {detail}); "
-            f"{LOCAL_COPY_HINT}"
+            f"TFDS could not load {tfds_name!r} split {split!r} ({type(e).__name__}: {detail}); {LOCAL_COPY_HINT}"
         ) from None
     if not images:
         raise JaxdlError(f"TFDS returned no examples for {tfds_name!r} split {split!r}")

@@ -21,6 +21,9 @@ _MODULES = {
     "cifar10-cnn": ("jaxdl.experiments.cifar10", "CNN_EXPERIMENT"),
     "mnist-vae": ("jaxdl.experiments.mnist_vae", "EXPERIMENT"),
     "mnist-mlp": ("jaxdl.experiments.mnist_mlp", "EXPERIMENT"),
+    "autodiff-modes": ("jaxdl.experiments.autodiff_modes", "EXPERIMENT"),
+    "scratch-mlp": ("jaxdl.experiments.scratch_mlp", "EXPERIMENT"),
+    "scalar-engine": ("jaxdl.experiments.scalar_engine", "EXPERIMENT"),
 }
 
 

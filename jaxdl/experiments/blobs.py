@@ -71,9 +71,7 @@ def make_loss_fn(model: BlobClassifier):
 
 def make_trainer(config: Config):
     """``(model, loss_fn, train)``; ``train(params, batch) -> (params, history)`` is unjitted."""
-    model = BlobClassifier(
-        hidden=config.hidden, init_scheme="torch" if config.init == "tutorial" else config.init
-    )
+    model = BlobClassifier(hidden=config.hidden, init_scheme="torch" if config.init == "tutorial" else config.init)
     loss_fn = make_loss_fn(model)
     return model, loss_fn, full_batch_scan(loss_fn, optax.sgd(config.lr), config.epochs)
 
@@ -129,11 +127,7 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
         # Tutorial semantics: the figures logged at epoch k are computed before
         # the k-th update.
         for record in records[config.log_every - 1 :: config.log_every]:
-            print(
-                "Epoch {} loss {:.4f} acc {:.2f}%".format(
-                    record["epoch"], record["loss"], 100 * record["accuracy"]
-                )
-            )
+            print("Epoch {} loss {:.4f} acc {:.2f}%".format(record["epoch"], record["loss"], 100 * record["accuracy"]))
 
         final_loss, final_metrics = jax.jit(loss_fn)(final_params, batch)
         metrics: dict[str, Any] = {
@@ -215,8 +209,7 @@ def _figures(config, run_dir, model, params, x, y, history, metrics) -> None:
                 xlabel="final training accuracy (%)",
                 reference=TUTORIAL_ACCURACY,
                 reference_label=f"tutorial {TUTORIAL_ACCURACY:.2f}%",
-                title=f"{config.num_seeds} initialisations (init={model.init_scheme}), "
-                f"{config.epochs} epochs",
+                title=f"{config.num_seeds} initialisations (init={model.init_scheme}), {config.epochs} epochs",
             ),
             "seed_accuracy.png",
         )

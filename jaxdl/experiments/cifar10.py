@@ -94,9 +94,7 @@ def run_mlp(config: MLPConfig, run_dir: RunDir) -> dict:
         config, run_dir, task, optax.adam(config.lr), arrays(train), arrays(test),
         title=f"CIFAR-10 MLP 3072-{config.hidden}-10, Adam {config.lr}",
     )  # fmt: skip
-    print(
-        f"test accuracy {100 * metrics['test_accuracy']:.2f}% (tutorial {100 * TUTORIAL_MLP_ACCURACY:.2f}%)"
-    )
+    print(f"test accuracy {100 * metrics['test_accuracy']:.2f}% (tutorial {100 * TUTORIAL_MLP_ACCURACY:.2f}%)")
     return {"tutorial_test_accuracy": TUTORIAL_MLP_ACCURACY, **metrics}
 
 
@@ -122,9 +120,7 @@ class CNNConfig:
     keep_checkpoints: int = setting(2, "checkpoints kept (one per epoch)", ge=1)
 
 
-def cnn_task_and_optimizer(
-    config: CNNConfig, steps_per_epoch: int
-) -> tuple[Task, optax.GradientTransformation]:
+def cnn_task_and_optimizer(config: CNNConfig, steps_per_epoch: int) -> tuple[Task, optax.GradientTransformation]:
     model = CNN(drop_rate=config.drop_rate)
     if config.recipe == "tutorial":
         return Task(model, classification_loss, normalise_batch), optax.adam(config.lr)
@@ -140,9 +136,7 @@ def run_cnn(config: CNNConfig, run_dir: RunDir) -> dict:
         config, run_dir, task, tx, arrays(train), arrays(test),
         title=f"CIFAR-10 CNN, recipe={config.recipe}",
     )  # fmt: skip
-    print(
-        f"test accuracy {100 * metrics['test_accuracy']:.2f}% (tutorial {100 * TUTORIAL_CNN_ACCURACY:.2f}%)"
-    )
+    print(f"test accuracy {100 * metrics['test_accuracy']:.2f}% (tutorial {100 * TUTORIAL_CNN_ACCURACY:.2f}%)")
     return {"tutorial_test_accuracy": TUTORIAL_CNN_ACCURACY, **metrics}
 
 

@@ -57,9 +57,7 @@ def train_and_test(
         patience=patience,
         resume=run_dir.resume,
     )
-    test_metrics = averages(
-        result.fns.evaluate(result.state, {k: jax.device_put(v) for k, v in test.items()})
-    )
+    test_metrics = averages(result.fns.evaluate(result.state, {k: jax.device_put(v) for k, v in test.items()}))
     last = result.history[-1]
     metrics = {f"test_{k}": v for k, v in test_metrics.items()}
     metrics.update({k: v for k, v in last.items() if k.startswith(("train_", "val_"))})
@@ -72,7 +70,5 @@ def train_and_test(
         seconds_per_epoch=result.train_seconds / max(result.epochs_run, 1),
     )
     names = ("loss", "accuracy") if "train_accuracy" in last else ("loss",)
-    run_dir.save_figure(
-        plots.epoch_curves(result.history, names, title=title, test=test_metrics), "curves.png"
-    )
+    run_dir.save_figure(plots.epoch_curves(result.history, names, title=title, test=test_metrics), "curves.png")
     return result, metrics

@@ -25,9 +25,7 @@ from jaxdl.train.task import Task, classification_loss
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    data: str = setting(
-        "", "local copy of MNIST (folder, .tar.gz, IDX folder); empty: $JAXDL_DATA_DIR or TFDS"
-    )
+    data: str = setting("", "local copy of MNIST (folder, .tar.gz, IDX folder); empty: $JAXDL_DATA_DIR or TFDS")
     n_train: int = setting(4096, "first training images used", ge=1)
     n_val: int = setting(1024, "first test images used for validation", ge=1)
     epochs: int = setting(3, "maximum epochs", ge=1)
@@ -47,9 +45,7 @@ def run(config: Config, run_dir: RunDir) -> dict:
     train = data_lib.load("mnist", "train", data=config.data or None)
     test = data_lib.load("mnist", "test", data=config.data or None)
     if config.n_val >= len(test):
-        raise JaxdlError(
-            f"setting n_val must leave test images for testing; got {config.n_val} of {len(test)}"
-        )
+        raise JaxdlError(f"setting n_val must leave test images for testing; got {config.n_val} of {len(test)}")
     held_out = {"inputs": test.inputs[config.n_val :], "labels": test.labels[config.n_val :]}
     _, metrics = train_and_test(
         config, run_dir, Task(SmallMLP(), classification_loss, unit_pixels), optax.sgd(config.lr),

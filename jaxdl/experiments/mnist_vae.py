@@ -30,9 +30,7 @@ FLAX_EXAMPLE_TEST_LOSS = 104.0  # nats per image, the figure Flax's VAE example 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    data: str = setting(
-        "", "local copy of MNIST (folder, .tar.gz, IDX folder); empty: $JAXDL_DATA_DIR or TFDS"
-    )
+    data: str = setting("", "local copy of MNIST (folder, .tar.gz, IDX folder); empty: $JAXDL_DATA_DIR or TFDS")
     latents: int = setting(20, "latent dimensions (2 draws the latent space)", ge=1)
     hidden: int = setting(400, "hidden units of encoder and decoder", ge=1)
     conditional: bool = setting(False, "condition on the digit, so a chosen digit can be generated")
@@ -95,9 +93,7 @@ def _figures(config: Config, run_dir: RunDir, model: VAE, params, test: data_lib
     reconstructions = _images(model.apply(variables, mean, test_labels, method=VAE.decode))
     pairs = np.stack([originals, reconstructions], axis=1).reshape(2 * k, 28, 28, 1)
     run_dir.save_figure(
-        plots.image_grid(
-            pairs, ["test image", "reconstruction"] * k, 8, "test images and their reconstructions"
-        ),
+        plots.image_grid(pairs, ["test image", "reconstruction"] * k, 8, "test images and their reconstructions"),
         "reconstructions.png",
     )
 
@@ -106,9 +102,7 @@ def _figures(config: Config, run_dir: RunDir, model: VAE, params, test: data_lib
         all_labels = jnp.asarray(test.labels) if config.conditional else None
         mean, _ = jax.jit(lambda x, y: model.apply(variables, x, y, method=VAE.encode))(image, all_labels)
         run_dir.save_figure(
-            plots.scatter_classes(
-                np.asarray(mean), test.labels, names, title="test set in latent space (means)"
-            ),
+            plots.scatter_classes(np.asarray(mean), test.labels, names, title="test set in latent space (means)"),
             "latent_space.png",
         )
 

@@ -49,9 +49,7 @@ def maxout(x: jax.Array, num_pieces: int) -> jax.Array:
     """
     features = x.shape[-1]
     if features % num_pieces:
-        raise ValueError(
-            f"maxout needs the feature count ({features}) to divide by num_pieces ({num_pieces})"
-        )
+        raise ValueError(f"maxout needs the feature count ({features}) to divide by num_pieces ({num_pieces})")
     grouped = x.reshape(*x.shape[:-1], features // num_pieces, num_pieces)
     return jnp.max(grouped, axis=-1)
 

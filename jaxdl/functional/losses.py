@@ -45,9 +45,7 @@ def binary_cross_entropy(probs: jax.Array, labels: jax.Array, reduction: Reducti
     return _reduce(-(labels * log_p + (1 - labels) * log_not_p), reduction)
 
 
-def binary_cross_entropy_with_logits(
-    logits: jax.Array, labels: jax.Array, reduction: Reduction = "mean"
-) -> jax.Array:
+def binary_cross_entropy_with_logits(logits: jax.Array, labels: jax.Array, reduction: Reduction = "mean") -> jax.Array:
     """BCE on logits z, with p = sigmoid(z): softplus(z) - y z.
 
     Equal to ``binary_cross_entropy(sigmoid(z), y)`` in exact arithmetic, but

@@ -38,9 +38,7 @@ class BlobClassifier(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:  # (N, 2) -> (N,)
         def dense(features: int, fan_in: int, name: str) -> nn.Dense:
             bias_init = torch_linear_bias(fan_in) if self.init_scheme == "torch" else zeros
-            return nn.Dense(
-                features, kernel_init=kernel_init(self.init_scheme), bias_init=bias_init, name=name
-            )
+            return nn.Dense(features, kernel_init=kernel_init(self.init_scheme), bias_init=bias_init, name=name)
 
         h = dense(self.hidden, x.shape[-1], "hidden")(x)
         return dense(1, self.hidden, "output")(h)[..., 0]

@@ -100,9 +100,7 @@ def fit(
     if resume:
         latest = checkpoints.latest() if checkpoints else None
         if latest is None:
-            raise JaxdlError(
-                f"--resume: no checkpoint in {run_dir.path if run_dir else '(no run directory)'}"
-            )
+            raise JaxdlError(f"--resume: no checkpoint in {run_dir.path if run_dir else '(no run directory)'}")
         state, record = checkpoints.restore(latest, state)
         history, tracker, start = record["history"], record["tracker"], latest + 1
         # history.jsonl may hold an epoch that ran after the last checkpoint: rewrite it.

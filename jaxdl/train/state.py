@@ -26,9 +26,7 @@ class TrainState(struct.PyTreeNode):
     tx: optax.GradientTransformation = struct.field(pytree_node=False)
 
     @classmethod
-    def create(
-        cls, variables: dict[str, Any], tx: optax.GradientTransformation, key: jax.Array
-    ) -> TrainState:
+    def create(cls, variables: dict[str, Any], tx: optax.GradientTransformation, key: jax.Array) -> TrainState:
         """A fresh state from a Flax ``variables`` dict (``params`` and optional ``batch_stats``)."""
         params = variables["params"]
         return cls(

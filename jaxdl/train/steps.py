@@ -102,9 +102,7 @@ def make_epoch_fns(task: Task, batch_size: int, num_train: int, *, drop_remainde
     @jax.jit
     def evaluate(state: TrainState, data: dict[str, jax.Array]):
         n = jax.tree.leaves(data)[0].shape[0]
-        indices, mask = epoch_indices(
-            jax.random.PRNGKey(0), n, batch_size, shuffle=False, drop_remainder=False
-        )
+        indices, mask = epoch_indices(jax.random.PRNGKey(0), n, batch_size, shuffle=False, drop_remainder=False)
 
         def body(totals, batch_indices):
             rows, valid = batch_indices

@@ -1,0 +1,211 @@
+"""Seed 000's claim measured: forward mode (F1) costs grow with inputs n, reverse mode (R1) with outputs m.
+
+For f: R^n -> R^m (an MLP n -> h -> h -> m with tanh), the sweep times
+``jax.jacfwd`` and ``jax.jacrev`` over n and m from 1 to 1000 (compile time
+apart, steady state with ``block_until_ready``), reads their FLOPs and
+temporary memory from XLA, and compares the FLOP ratio with the chain-rule
+count of (F1) and (R1). Then the tutorial's point: one gradient of a scalar
+loss of a network with thousands of parameters by forward mode (one jvp per
+parameter) versus reverse mode (one vjp). Last, what ``jax.checkpoint``
+trades: the temporary memory and time of a deep network's gradient with and
+without rematerialisation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdl import plots
+from jaxdl.autodiff.modes import chain_flops, gradient_by_jvp
+from jaxdl.config import setting
+from jaxdl.errors import JaxdlError
+from jaxdl.experiments import Experiment
+from jaxdl.functional import mlp_apply, mlp_init
+from jaxdl.rundir import RunDir
+from jaxdl.train.timing import compile_ahead, median_seconds
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    sizes: str = setting("1,10,100,1000", "values of n and of m, comma-separated")
+    hidden: int = setting(64, "hidden width of f: R^n -> R^m", ge=1)
+    repeats: int = setting(7, "timed calls per measurement (median)", ge=1)
+    loss_sizes: str = setting("16,64,32,1", "layer widths of the network whose loss gradient is timed")
+    remat_depth: int = setting(16, "layers of the network used for the jax.checkpoint comparison", ge=1)
+    seed: int = setting(0, "PRNG seed", ge=0)
+
+    def check(self) -> None:
+        for name in ("sizes", "loss_sizes"):
+            try:
+                values = [int(v) for v in getattr(self, name).split(",")]
+            except ValueError:
+                raise JaxdlError(
+                    f"setting {name} must be comma-separated integers, got {getattr(self, name)!r}"
+                ) from None
+            if not values or min(values) < 1:
+                raise JaxdlError(f"setting {name} must hold positive integers, got {getattr(self, name)!r}")
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",")]
+
+
+def _measure(fn, args, repeats) -> dict[str, float]:
+    compiled, compile_s = compile_ahead(jax.jit(fn), *args)
+    jax.block_until_ready(compiled(*args))
+    cost = compiled.cost_analysis() or {}
+    memory = compiled.memory_analysis()
+    return {
+        "seconds": median_seconds(compiled, *args, repeats=repeats),
+        "compile_seconds": compile_s,
+        "flops": float(cost.get("flops", math.nan)),
+        "temp_bytes": float(memory.temp_size_in_bytes) if memory else math.nan,
+    }
+
+
+def _sweep(config: Config, run_dir: RunDir) -> list[dict[str, Any]]:
+    records = []
+    key = jax.random.key(config.seed)
+    for n in _ints(config.sizes):
+        for m in _ints(config.sizes):
+            sizes = [n, config.hidden, config.hidden, m]
+            params = mlp_init(jax.random.fold_in(key, n * 100_003 + m), sizes, init="glorot")
+            x = jax.random.normal(jax.random.fold_in(key, n), (n,))
+
+            def f(p, x):
+                return mlp_apply(p, x, activation=jnp.tanh)
+
+            fwd = _measure(jax.jacfwd(f, argnums=1), (params, x), config.repeats)
+            rev = _measure(jax.jacrev(f, argnums=1), (params, x), config.repeats)
+            theory_fwd, theory_rev = chain_flops(sizes)
+            record = {
+                "n": n,
+                "m": m,
+                **{f"jacfwd_{k}": v for k, v in fwd.items()},
+                **{f"jacrev_{k}": v for k, v in rev.items()},
+                "time_ratio_fwd_over_rev": fwd["seconds"] / rev["seconds"],
+                "flop_ratio_fwd_over_rev": fwd["flops"] / rev["flops"],
+                "chain_flops_f1": theory_fwd,
+                "chain_flops_r1": theory_rev,
+            }
+            records.append(record)
+            run_dir.append_history([record])
+            print(
+                f"n={n:<5} m={m:<5} jacfwd {1e6 * fwd['seconds']:9.1f} us  jacrev {1e6 * rev['seconds']:9.1f} us  "
+                f"fwd/rev time {record['time_ratio_fwd_over_rev']:7.2f}  FLOPs {record['flop_ratio_fwd_over_rev']:7.2f}"
+            )
+    return records
+
+
+def _crossover(records) -> float:
+    """n/m where the fitted log time ratio crosses zero (jacfwd and jacrev equally fast)."""
+    x = np.log10([r["n"] / r["m"] for r in records])
+    y = np.log10([r["time_ratio_fwd_over_rev"] for r in records])
+    slope, intercept = np.polyfit(x, y, 1)
+    return float(10 ** (-intercept / slope)) if slope else math.nan
+
+
+def _gradient_modes(config: Config) -> dict[str, Any]:
+    sizes = _ints(config.loss_sizes)
+    key = jax.random.key(config.seed + 1)
+    params = mlp_init(key, sizes, init="glorot")
+    x = jax.random.normal(jax.random.fold_in(key, 1), (256, sizes[0]))
+    y = jax.random.normal(jax.random.fold_in(key, 2), (256, sizes[-1]))
+    num_params = sum(a.size for a in jax.tree.leaves(params))
+
+    def loss(p):
+        return jnp.mean((mlp_apply(p, x, activation=jnp.tanh) - y) ** 2)
+
+    by_jvp = _measure(lambda p: gradient_by_jvp(loss, p), (params,), config.repeats)
+    by_vjp = _measure(jax.grad(loss), (params,), config.repeats)
+    return {
+        "grad_num_params": num_params,
+        "grad_jvp_seconds": by_jvp["seconds"],
+        "grad_vjp_seconds": by_vjp["seconds"],
+        "grad_jvp_over_vjp": by_jvp["seconds"] / by_vjp["seconds"],
+        "grad_jvp_flops": by_jvp["flops"],
+        "grad_vjp_flops": by_vjp["flops"],
+    }
+
+
+def _checkpoint_trade(config: Config) -> dict[str, Any]:
+    width, batch = 256, 256
+    key = jax.random.key(config.seed + 2)
+    params = mlp_init(key, [width] * (config.remat_depth + 1), init="glorot")
+    x = jax.random.normal(jax.random.fold_in(key, 1), (batch, width))
+
+    def loss(p, remat):
+        h = x
+        for i in range(config.remat_depth):
+            layer = p[f"dense{i}"]
+
+            def block(h, layer=layer):  # two nonlinearities: intermediates worth storing or recomputing
+                return jnp.tanh(1.5 * jnp.tanh(h @ layer["w"] + layer["b"][None]))
+
+            h = jax.checkpoint(block)(h) if remat else block(h)
+        return jnp.mean(h**2)
+
+    def residual_bytes(remat):
+        # What reverse mode keeps for the backward pass: the leaves of the vjp's closure.
+        _, pullback = jax.vjp(lambda p: loss(p, remat), params)
+        return float(sum(leaf.nbytes for leaf in jax.tree.leaves(pullback)))
+
+    plain = _measure(jax.grad(lambda p: loss(p, False)), (params,), config.repeats)
+    remat = _measure(jax.grad(lambda p: loss(p, True)), (params,), config.repeats)
+    return {
+        "remat_depth": config.remat_depth,
+        "residual_bytes": residual_bytes(False),
+        "residual_bytes_checkpointed": residual_bytes(True),
+        "grad_flops": plain["flops"],
+        "grad_flops_checkpointed": remat["flops"],
+        "grad_seconds": plain["seconds"],
+        "grad_seconds_checkpointed": remat["seconds"],
+    }
+
+
+def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
+    records = _sweep(config, run_dir)
+    n_max, n_min = max(_ints(config.sizes)), min(_ints(config.sizes))
+    by_shape = {(r["n"], r["m"]): r for r in records}
+    metrics: dict[str, Any] = {
+        "points": len(records),
+        "time_ratio_n_max_m_min": by_shape[(n_max, n_min)]["time_ratio_fwd_over_rev"],
+        "time_ratio_n_min_m_max": by_shape[(n_min, n_max)]["time_ratio_fwd_over_rev"],
+        "flop_ratio_n_max_m_min": by_shape[(n_max, n_min)]["flop_ratio_fwd_over_rev"],
+        "flop_ratio_n_min_m_max": by_shape[(n_min, n_max)]["flop_ratio_fwd_over_rev"],
+        "crossover_n_over_m": _crossover(records),
+    }
+    metrics.update(_gradient_modes(config))
+    metrics.update(_checkpoint_trade(config))
+    print(
+        f"jacfwd/jacrev time: {metrics['time_ratio_n_max_m_min']:.1f}x at n={n_max}, m={n_min}; "
+        f"{metrics['time_ratio_n_min_m_max']:.3f}x at n={n_min}, m={n_max}; crossover at n/m = "
+        f"{metrics['crossover_n_over_m']:.2f}"
+    )
+    print(
+        f"gradient of a {metrics['grad_num_params']}-parameter loss: forward mode "
+        f"{1e3 * metrics['grad_jvp_seconds']:.2f} ms, reverse mode {1e3 * metrics['grad_vjp_seconds']:.3f} ms "
+        f"({metrics['grad_jvp_over_vjp']:.0f}x)"
+    )
+    print(
+        f"jax.checkpoint on {config.remat_depth} layers: residuals kept for the backward pass "
+        f"{metrics['residual_bytes'] / 2**20:.1f} MB -> {metrics['residual_bytes_checkpointed'] / 2**20:.1f} MB, "
+        f"FLOPs {metrics['grad_flops']:.3g} -> {metrics['grad_flops_checkpointed']:.3g}, "
+        f"time {1e3 * metrics['grad_seconds']:.2f} ms -> {1e3 * metrics['grad_seconds_checkpointed']:.2f} ms"
+    )
+    run_dir.save_figure(plots.mode_ratios(records, metrics["crossover_n_over_m"]), "mode_ratios.png")
+    return metrics
+
+
+EXPERIMENT = Experiment(
+    "autodiff-modes",
+    "seed 000: jacfwd vs jacrev over n, m = 1..1000 (time, FLOPs, memory); gradient by jvp vs vjp",
+    Config,
+    run,
+)
