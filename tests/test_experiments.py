@@ -104,7 +104,8 @@ def test_scalar_engine_agrees_with_numpy_and_jax_and_reports_divergence(tiny_mni
     assert main([*base, "--out", str(tmp_path / "a"), "--set", "init=torch"]) == 0
     learned = read_json(tmp_path / "a" / "metrics.json")
     assert learned["max_param_difference_jax"] < 1e-9 and learned["max_param_difference_numpy"] < 1e-9
-    assert main([*base, "--out", str(tmp_path / "b"), "--set", "n_train=3", "--set", "lr=1000"]) == 0
+    # The tutorial's init with a far too large rate: the loss leaves the floats within a few samples.
+    assert main([*base, "--out", str(tmp_path / "b"), "--set", "n_train=6", "--set", "lr=1e6"]) == 0
     assert read_json(tmp_path / "b" / "metrics.json")["diverged_at_sample"] is not None
 
 

@@ -181,9 +181,10 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
         )  # fmt: skip
         x_test = test.inputs[: config.n_test].reshape(-1, 784).astype(np.float64) / 255.0
         h = x_test.T
-        for i, (W, b) in enumerate(numpy_weights):
-            h = W @ h + b[:, None]
-            h = np.maximum(h, 0) if i < len(numpy_weights) - 1 else h
+        with np.errstate(over="ignore", invalid="ignore"):  # huge but finite weights may overflow here
+            for i, (W, b) in enumerate(numpy_weights):
+                h = W @ h + b[:, None]
+                h = np.maximum(h, 0) if i < len(numpy_weights) - 1 else h
         metrics["test_accuracy"] = float(np.mean(np.argmax(h, axis=0) == test.labels[: config.n_test]))
         metrics["final_loss"] = float(np.mean(scalar_losses[-config.n_train :]))
 
