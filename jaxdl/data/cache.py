@@ -11,11 +11,12 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from jaxdl.rundir import atomic_file
 
 CACHE_ENV = "JAXDL_CACHE_DIR"
 FORMAT_VERSION = 2  # bump when the decoded arrays change for the same source
@@ -86,14 +87,5 @@ def load_cached(path: Path) -> dict[str, np.ndarray] | None:
 
 def save_cached(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Writes ``arrays`` and their checksum to ``path`` atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, __sha256__=np.asarray(_arrays_digest(arrays)), **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "wb") as f:
+        np.savez(f, __sha256__=np.asarray(_arrays_digest(arrays)), **arrays)
