@@ -23,6 +23,8 @@ from typing import IO, Any
 from jaxdl.errors import JaxdlError
 
 RUN_FILES = ("config.json", "metrics.json", "history.jsonl")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def _jsonable(value: Any) -> Any:
@@ -49,6 +51,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
