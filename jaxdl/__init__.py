@@ -4,6 +4,7 @@ The public API is re-exported here flat; submodules hold the details.
 """
 
 from jaxdl.config import resolve, setting
+from jaxdl.data import Dataset, load
 from jaxdl.errors import JaxdlError
 from jaxdl.functional import (
     binary_cross_entropy,
@@ -26,14 +27,24 @@ from jaxdl.functional import (
     torch_linear_bias,
     torch_linear_kernel,
 )
-from jaxdl.models import BlobClassifier
+from jaxdl.models import CNN, MLP, VAE, BlobClassifier, SmallMLP
 from jaxdl.rundir import RunDir
-from jaxdl.train import compile_ahead, full_batch_scan, timed_call
+from jaxdl.train import Task, TrainState, compile_ahead, fit, full_batch_scan, make_train_step, timed_call
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CNN",
+    "MLP",
+    "VAE",
     "BlobClassifier",
+    "Dataset",
+    "SmallMLP",
+    "Task",
+    "TrainState",
+    "fit",
+    "load",
+    "make_train_step",
     "JaxdlError",
     "RunDir",
     "binary_cross_entropy",

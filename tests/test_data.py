@@ -76,6 +76,20 @@ def test_folder_and_archive_give_the_same_arrays_in_fixed_class_order(tmp_path):
     assert from_tar.class_counts()["3"] == 2
 
 
+def test_files_numbered_across_the_split_keep_their_original_order(tmp_path):
+    # Like the MNIST copy: train/5/0.png, train/0/1.png, train/4/2.png ... are indices into the release.
+    for index, digit in enumerate([5, 0, 4, 1, 9, 2, 1, 3, 1, 4]):
+        folder = tmp_path / "m" / "train" / str(digit)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{index}.png").write_bytes(_png(np.full((28, 28), index, np.uint8)))
+    for digit in (6, 7, 8):
+        (tmp_path / "m" / "train" / str(digit)).mkdir()
+        (tmp_path / "m" / "train" / str(digit) / f"{10 + digit}.png").write_bytes(_png(_gray(digit)))
+    ds = D.load("mnist", "train", data=tmp_path / "m")
+    assert ds.labels[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    assert ds.inputs[:10, 0, 0, 0].tolist() == list(range(10))
+
+
 def test_cifar_class_order_is_fixed_not_alphabetical(tmp_path):
     root = tmp_path / "cifar"
     for label, cls in enumerate(CIFAR):  # class k is a flat image of grey level 20 k

@@ -1,6 +1,25 @@
-"""Training loops and the timing that goes with them."""
+"""The training engine: state, tasks, compiled steps and epochs, the fit loop, timing."""
 
+from jaxdl.train.checkpoint import Checkpoints
+from jaxdl.train.fit import FitResult, fit
 from jaxdl.train.full_batch import full_batch_scan
+from jaxdl.train.state import TrainState
+from jaxdl.train.steps import averages, make_epoch_fns, make_train_step
+from jaxdl.train.task import Task, classification_loss
 from jaxdl.train.timing import compile_ahead, median_seconds, timed_call
 
-__all__ = ["compile_ahead", "full_batch_scan", "median_seconds", "timed_call"]
+__all__ = [
+    "Checkpoints",
+    "FitResult",
+    "Task",
+    "TrainState",
+    "averages",
+    "classification_loss",
+    "compile_ahead",
+    "fit",
+    "full_batch_scan",
+    "make_epoch_fns",
+    "make_train_step",
+    "median_seconds",
+    "timed_call",
+]
