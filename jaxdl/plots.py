@@ -116,13 +116,16 @@ def image_grid(
     return fig
 
 
-def scatter_classes(points: np.ndarray, labels: np.ndarray, class_names: Sequence[str], title: str = "") -> Figure:
-    """2-D points coloured by class."""
+def scatter_classes(
+    points: np.ndarray, labels: np.ndarray, class_names: Sequence[str], title: str = "", axis_name: str = "x"
+) -> Figure:
+    """2-D points coloured by class; axes named ``axis_name``_1 and _2."""
     fig, ax = plt.subplots(figsize=(6, 5))
     for label, name in enumerate(class_names):
         pts = points[labels == label]
-        ax.scatter(pts[:, 0], pts[:, 1], s=12, edgecolors="none", label=f"{label}: {name}")
-    ax.set(xlabel="$x_1$", ylabel="$x_2$", title=title)
+        shown = name if name == str(label) else f"{label}: {name}"
+        ax.scatter(pts[:, 0], pts[:, 1], s=12, edgecolors="none", label=shown)
+    ax.set(xlabel=f"${axis_name}_1$", ylabel=f"${axis_name}_2$", title=title)
     ax.legend()
     return fig
 

@@ -102,7 +102,14 @@ def _figures(config: Config, run_dir: RunDir, model: VAE, params, test: data_lib
         all_labels = jnp.asarray(test.labels) if config.conditional else None
         mean, _ = jax.jit(lambda x, y: model.apply(variables, x, y, method=VAE.encode))(image, all_labels)
         run_dir.save_figure(
-            plots.scatter_classes(np.asarray(mean), test.labels, names, title="test set in latent space (means)"),
+            plots.scatter_classes(
+                np.asarray(mean),
+                test.labels,
+                names,
+                title="test images' latent means"
+                + (" (the label is an input, so z holds only style)" if config.conditional else ""),
+                axis_name="z",
+            ),
             "latent_space.png",
         )
 
