@@ -35,6 +35,7 @@ from jaxdl.models.classifiers import MLP, SmallMLP
 from jaxdl.train.state import TrainState
 from jaxdl.train.steps import make_epoch_fns
 from jaxdl.train.task import Task, classification_loss
+from jaxdl.train.timing import compile_ahead, median_seconds
 
 
 def workloads():
@@ -53,14 +54,9 @@ def workloads():
 def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
     """float32 GFLOP/s of an n x n matmul under jit: the machine's practical peak."""
     a = jax.random.normal(jax.random.key(0), (n, n))
-    f = jax.jit(lambda a: a @ a).lower(a).compile()
-    jax.block_until_ready(f(a))
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(f(a))
-        times.append(time.perf_counter() - t)
-    return 2 * n**3 / statistics.median(times) / 1e9
+    matmul, _ = compile_ahead(jax.jit(lambda a: a @ a), a)
+    jax.block_until_ready(matmul(a))
+    return 2 * n**3 / median_seconds(matmul, a, repeats=repeats) / 1e9
 
 
 def bench(name, task, tx, shape, batch, per_epoch, steps, repeats) -> dict:
