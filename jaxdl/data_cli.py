@@ -66,10 +66,10 @@ def show(args: argparse.Namespace) -> int:
     split = args.split or "train"
     if args.count < 1:
         raise JaxdlError(f"--count must be >= 1, got {args.count}")
-    ds = data_lib.load(args.name, split, data=args.data)
     out = Path(args.out or Path("runs") / "data" / f"{args.name}-{split}.png")
     if out.suffix.lower() != ".png":
         raise JaxdlError(f"--out {out} must end in .png")
+    ds = data_lib.load(args.name, split, data=args.data)
     title = f"{args.name} {split}: {len(ds)} examples"
     if ds.inputs.ndim == 2:  # points, not images
         fig = plots.scatter_classes(ds.inputs, ds.labels, ds.class_names, title=title)
