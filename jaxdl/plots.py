@@ -197,3 +197,30 @@ def overlaid_curves(
     ax.grid(alpha=0.3)
     ax.legend()
     return fig
+
+
+def consistency(records: Sequence[dict], metrics: dict) -> Figure:
+    """Monte Carlo error against sample size (log-log) and gradient-estimator variances."""
+    fig, (ax_e, ax_g) = plt.subplots(1, 2, figsize=(11, 4.2))
+    s = np.array([r["samples"] for r in records])
+    rmse = np.array([r["rmse"] for r in records])
+    ax_e.loglog(s, rmse, "o-", label=f"RMSE of the estimator (fitted slope {metrics['rmse_slope']:.3f})")
+    ax_e.loglog(s, rmse[0] / np.sqrt(s), "k--", lw=1, label="1/sqrt(S)")
+    ax_e.set(xlabel="samples S", ylabel="RMSE", title="consistency: error falls like 1/sqrt(S)")
+    ax_e.grid(alpha=0.3, which="both")
+    ax_e.legend(fontsize=8)
+    names = ["score", "score_baseline", "pathwise"]
+    variances = [metrics[f"gradient_{n}_variance"] for n in names]
+    ax_g.bar(
+        ["score function", "score + baseline", "pathwise"], variances, color=["tab:red", "tab:orange", "tab:green"]
+    )
+    ax_g.set_yscale("log")
+    ax_g.set(
+        ylabel="variance of the gradient estimate", title=f"unbiased gradients (exact {metrics['gradient_exact']:.3f})"
+    )
+    for i, n in enumerate(names):
+        ax_g.annotate(
+            f"mean {metrics[f'gradient_{n}_mean']:.3f}", (i, variances[i]), ha="center", va="bottom", fontsize=8
+        )
+    fig.tight_layout()
+    return fig

@@ -24,6 +24,7 @@ _MODULES = {
     "autodiff-modes": ("jaxdl.experiments.autodiff_modes", "EXPERIMENT"),
     "scratch-mlp": ("jaxdl.experiments.scratch_mlp", "EXPERIMENT"),
     "scalar-engine": ("jaxdl.experiments.scalar_engine", "EXPERIMENT"),
+    "monte-carlo": ("jaxdl.experiments.monte_carlo", "EXPERIMENT"),
 }
 
 

@@ -1,0 +1,59 @@
+"""Monte Carlo estimators and gradient estimators (seed 000), as pure functions of a PRNG key.
+
+An expectation E_{x ~ p}[f(x)] is estimated by the mean of f over S samples:
+unbiased for every S, and consistent (its error falls like 1/sqrt(S)). For
+the gradient d/dtheta E_{x ~ N(theta, sigma^2)}[f(x)] there are two classic
+unbiased estimators (Mohamed et al. 2020, the tutorial's [5]):
+
+- score function (REINFORCE): f(x) * d/dtheta log p(x; theta) = f(x) (x - theta) / sigma^2,
+  optionally with a baseline b subtracted from f (still unbiased, lower variance);
+- pathwise (reparameterisation): x = theta + sigma * eps, so the gradient is f'(x).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+Fn = Callable[[jax.Array], jax.Array]
+
+
+def mc_estimate(key: jax.Array, f: Fn, sampler: Callable[[jax.Array, int], jax.Array], num_samples: int) -> jax.Array:
+    """(1/S) sum_i f(x_i) with x_i = sampler(key, S)[i]."""
+    return jnp.mean(f(sampler(key, num_samples)))
+
+
+def gaussian_sampler(mean: float, std: float) -> Callable[[jax.Array, int], jax.Array]:
+    def sample(key, n):
+        return mean + std * jax.random.normal(key, (n,))
+
+    return sample
+
+
+def score_function_gradient(
+    key: jax.Array, f: Fn, theta: jax.Array, sigma: float, num_samples: int, baseline: bool = False
+) -> jax.Array:
+    """REINFORCE estimate of d/dtheta E_{N(theta, sigma^2)}[f]; ``baseline`` subtracts a leave-one-out mean of f."""
+    x = theta + sigma * jax.random.normal(key, (num_samples,))
+    fx = f(x)
+    if baseline:  # leave-one-out: each sample's baseline ignores that sample, so the estimate stays unbiased
+        fx = fx - (jnp.sum(fx) - fx) / (num_samples - 1)
+    return jnp.mean(fx * (x - theta) / sigma**2)
+
+
+def pathwise_gradient(key: jax.Array, f: Fn, theta: jax.Array, sigma: float, num_samples: int) -> jax.Array:
+    """Reparameterisation estimate: the mean of d/dtheta f(theta + sigma * eps), by jax.grad."""
+    eps = jax.random.normal(key, (num_samples,))
+    return jax.grad(lambda t: jnp.mean(f(t + sigma * eps)))(theta)
+
+
+def gan_discriminator_loss(
+    key: jax.Array, discriminator: Fn, generator: Fn, data_sampler, latent_dim: int, batch: int
+) -> jax.Array:
+    """Seed 000's GAN loss by Monte Carlo: -mean log D(x) - mean log(1 - D(G(z))), z ~ N(0, I)."""
+    data_key, noise_key = jax.random.split(key)
+    x = data_sampler(data_key, batch)
+    z = jax.random.normal(noise_key, (batch, latent_dim))
+    return -jnp.mean(jnp.log(discriminator(x))) - jnp.mean(jnp.log1p(-discriminator(generator(z))))
