@@ -224,3 +224,21 @@ def consistency(records: Sequence[dict], metrics: dict) -> Figure:
         )
     fig.tight_layout()
     return fig
+
+
+def universal_approximation(x: np.ndarray, truth: np.ndarray, fits: dict, records: Sequence[dict]) -> Figure:
+    """1-D fits for several widths next to the max error against the width (1-D and 2-D)."""
+    fig, (ax_f, ax_e) = plt.subplots(1, 2, figsize=(11, 4.2))
+    ax_f.plot(x, truth, "k", lw=2.5, label="f")
+    for width, y in fits.items():
+        ax_f.plot(x, y, lw=1, label=f"N = {width}")
+    ax_f.set(xlabel="x", ylabel="value", title="one hidden layer of N sigmoids")
+    ax_f.legend(fontsize=7, ncol=2)
+    for dim in sorted({r["dim"] for r in records}):
+        pts = [r for r in records if r["dim"] == dim]
+        ax_e.loglog([r["width"] for r in pts], [r["max_error"] for r in pts], "o-", label=f"{dim}-D target")
+    ax_e.set(xlabel="hidden width N", ylabel="max |G^N(x) - f(x)| on a fine grid", title="error against width")
+    ax_e.grid(alpha=0.3, which="both")
+    ax_e.legend()
+    fig.tight_layout()
+    return fig

@@ -119,3 +119,13 @@ def test_scalar_engine_agrees_with_numpy_and_jax_and_reports_divergence(tiny_mni
 def test_autodiff_experiment_settings_are_checked(args, message, capsys, tmp_path):
     assert main([*args, "--out", str(tmp_path / "r")]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_universal_approximation_error_falls_with_width(tmp_path):
+    out = tmp_path / "run"
+    args = ["run", "universal-approximation", "--out", str(out), "--set", "widths=1,16", "--set", "steps=1500",
+            "--set", "points=40"]  # fmt: skip
+    assert main(args) == 0
+    metrics = read_json(out / "metrics.json")
+    assert metrics["max_error_1d_n16"] < metrics["max_error_1d_n1"]
+    assert (out / "fits.png").exists()

@@ -25,6 +25,7 @@ _MODULES = {
     "scratch-mlp": ("jaxdl.experiments.scratch_mlp", "EXPERIMENT"),
     "scalar-engine": ("jaxdl.experiments.scalar_engine", "EXPERIMENT"),
     "monte-carlo": ("jaxdl.experiments.monte_carlo", "EXPERIMENT"),
+    "universal-approximation": ("jaxdl.experiments.universal_approximation", "EXPERIMENT"),
 }
 
 
