@@ -242,3 +242,24 @@ def universal_approximation(x: np.ndarray, truth: np.ndarray, fits: dict, record
     ax_e.legend()
     fig.tight_layout()
     return fig
+
+
+def minibatch(sizes: Sequence[int], variance: Sequence[float], curves: dict) -> Figure:
+    """Gradient variance against batch size; SGD loss against epochs and against seconds."""
+    fig, (ax_v, ax_e, ax_t) = plt.subplots(1, 3, figsize=(15, 4.2))
+    ax_v.loglog(sizes, variance, "o-", label="measured")
+    ax_v.loglog(sizes, variance[0] / np.asarray(sizes, float), "k--", lw=1, label="1/B")
+    ax_v.set(xlabel="batch size B", ylabel="total variance of the minibatch gradient", title="variance against B")
+    ax_v.grid(alpha=0.3, which="both")
+    ax_v.legend()
+    for b, history in curves.items():
+        ax_e.plot([r["epoch"] for r in history], [r["loss"] for r in history], label=f"B = {b}")
+        ax_t.plot([r["seconds"] for r in history], [r["loss"] for r in history], label=f"B = {b}")
+    ax_e.set(xlabel="epoch", ylabel="full-batch loss", title="SGD: loss against epochs")
+    ax_t.set(xlabel="seconds (compiled epochs)", ylabel="full-batch loss", title="SGD: loss against time")
+    for ax in (ax_e, ax_t):
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return fig

@@ -129,3 +129,14 @@ def test_universal_approximation_error_falls_with_width(tmp_path):
     metrics = read_json(out / "metrics.json")
     assert metrics["max_error_1d_n16"] < metrics["max_error_1d_n1"]
     assert (out / "fits.png").exists()
+
+
+def test_minibatch_sgd_gradient_is_unbiased_with_variance_one_over_b(tmp_path):
+    out = tmp_path / "run"
+    args = ["run", "minibatch-sgd", "--out", str(out), "--set", "draws=500", "--set", "epochs=2",
+            "--set", "sgd_batches=100,1000"]  # fmt: skip
+    assert main(args) == 0
+    metrics = read_json(out / "metrics.json")
+    assert metrics["unbiased_max_abs_z"] < 4.5
+    assert -1.2 < metrics["variance_slope_small_batches"] < -0.8
+    assert (out / "minibatch.png").exists()

@@ -26,6 +26,7 @@ _MODULES = {
     "scalar-engine": ("jaxdl.experiments.scalar_engine", "EXPERIMENT"),
     "monte-carlo": ("jaxdl.experiments.monte_carlo", "EXPERIMENT"),
     "universal-approximation": ("jaxdl.experiments.universal_approximation", "EXPERIMENT"),
+    "minibatch-sgd": ("jaxdl.experiments.minibatch_sgd", "EXPERIMENT"),
 }
 
 
