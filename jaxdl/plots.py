@@ -263,3 +263,21 @@ def minibatch(sizes: Sequence[int], variance: Sequence[float], curves: dict) -> 
         ax.legend()
     fig.tight_layout()
     return fig
+
+
+def gradient_norms(at_init: dict, after: dict, init_norms: dict) -> Figure:
+    """Per-layer weight-gradient norms: by activation at initialisation, after training, by initialisation."""
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.5), sharey=False)
+    for ax, series, title in (
+        (axes[0], at_init, "by activation, at initialisation"),
+        (axes[1], after, "by activation, after SGD steps"),
+        (axes[2], init_norms, "ReLU (sigmoid where named) by initialisation"),
+    ):
+        for name, norms in series.items():
+            values = np.maximum(np.asarray(norms), 1e-30)
+            ax.semilogy(np.arange(1, len(values) + 1), values, "o-", ms=3, label=name)
+        ax.set(xlabel="layer (1 = nearest the input)", ylabel="|dL/dW|", title=title)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -140,3 +140,12 @@ def test_minibatch_sgd_gradient_is_unbiased_with_variance_one_over_b(tmp_path):
     assert metrics["unbiased_max_abs_z"] < 4.5
     assert -1.2 < metrics["variance_slope_small_batches"] < -0.8
     assert (out / "minibatch.png").exists()
+
+
+def test_activations_show_vanishing_sigmoid_gradients_and_identical_zero_init_units(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "activations", "--out", str(out), "--set", "depth=8", "--set", "steps=5"]) == 0
+    metrics = read_json(out / "metrics.json")
+    assert metrics["sigmoid_first_over_last_at_init"] < 1e-3 < metrics["relu_first_over_last_at_init"]
+    assert metrics["zeros_unit_spread_after_training"] == 0.0
+    assert metrics["init_he_x_3_first_over_last"] > 0 and (out / "gradient_norms.png").exists()

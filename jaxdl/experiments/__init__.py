@@ -27,6 +27,7 @@ _MODULES = {
     "monte-carlo": ("jaxdl.experiments.monte_carlo", "EXPERIMENT"),
     "universal-approximation": ("jaxdl.experiments.universal_approximation", "EXPERIMENT"),
     "minibatch-sgd": ("jaxdl.experiments.minibatch_sgd", "EXPERIMENT"),
+    "activations": ("jaxdl.experiments.activations", "EXPERIMENT"),
 }
 
 
