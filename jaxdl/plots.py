@@ -8,6 +8,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: runs happen on machines without a display
 
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -280,4 +282,37 @@ def gradient_norms(at_init: dict, after: dict, init_norms: dict) -> Figure:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def optimizer_paths(paths: dict, functions: dict) -> Figure:
+    """Optimizer trajectories over the contours of each 2-D test function."""
+    fig, axes = plt.subplots(1, len(paths), figsize=(6.5 * len(paths), 5), squeeze=False)
+    for ax, (problem, by_name) in zip(axes[0], paths.items(), strict=True):
+        every = np.concatenate(list(by_name.values()))
+        finite = every[np.all(np.isfinite(every), axis=1)]
+        lo, hi = finite.min(0) - 0.3, finite.max(0) + 0.3
+        lo, hi = np.minimum(lo, [-1.6, -0.4]), np.maximum(hi, [1.3, 1.6])
+        gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 300), np.linspace(lo[1], hi[1], 300))
+        f = functions[problem]
+        z = np.asarray(jax.vmap(jax.vmap(lambda a, b, f=f: f(jnp.stack([a, b]))))(gx, gy))
+        ax.contour(gx, gy, np.log10(z + 1e-3), levels=25, cmap="Greys", linewidths=0.6)
+        for name, path in by_name.items():
+            (line,) = ax.plot(path[:, 0], path[:, 1], "-", lw=1.2, label=name)
+            ax.plot(path[-1, 0], path[-1, 1], "o", ms=5, color=line.get_color())
+        ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), title=f"{problem} (contours of log f)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def range_test(rates: np.ndarray, losses: np.ndarray, smooth: np.ndarray, suggested: float) -> Figure:
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.semilogx(rates, losses, alpha=0.4, label="loss per step")
+    ax.semilogx(rates, smooth, lw=2, label="smoothed")
+    ax.axvline(suggested, c="tab:red", ls="--", label=f"suggested lr {suggested:.3g} (steepest descent)")
+    ax.set(xlabel="learning rate (rising each step)", ylabel="training loss", title="learning-rate range test")
+    ax.set_ylim(0, min(float(np.nanmax(smooth[np.isfinite(smooth)])) * 1.5, 10))
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
     return fig

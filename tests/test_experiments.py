@@ -149,3 +149,14 @@ def test_activations_show_vanishing_sigmoid_gradients_and_identical_zero_init_un
     assert metrics["sigmoid_first_over_last_at_init"] < 1e-3 < metrics["relu_first_over_last_at_init"]
     assert metrics["zeros_unit_spread_after_training"] == 0.0
     assert metrics["init_he_x_3_first_over_last"] > 0 and (out / "gradient_norms.png").exists()
+
+
+def test_optimizers_saddle_and_range_test(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "optimizers", "--out", str(out), "--set", "steps=100", "--set", "range_steps=60"]) == 0
+    metrics = read_json(out / "metrics.json")
+    assert metrics["saddle_gd_final"] == pytest.approx(0.0, abs=1e-6)  # exactly on the saddle's ridge
+    assert metrics["saddle_noisy_final"] < -0.5
+    assert metrics["quadratic_lbfgs_final_value"] < 1e-6
+    assert 1e-4 < metrics["range_test_suggested_lr"] < 10
+    assert (out / "trajectories.png").exists() and (out / "lr_range_test.png").exists()

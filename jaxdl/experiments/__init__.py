@@ -28,6 +28,7 @@ _MODULES = {
     "universal-approximation": ("jaxdl.experiments.universal_approximation", "EXPERIMENT"),
     "minibatch-sgd": ("jaxdl.experiments.minibatch_sgd", "EXPERIMENT"),
     "activations": ("jaxdl.experiments.activations", "EXPERIMENT"),
+    "optimizers": ("jaxdl.experiments.optimizers", "EXPERIMENT"),
 }
 
 

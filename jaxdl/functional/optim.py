@@ -1,0 +1,53 @@
+"""Plain SGD and momentum written as pure pytree updates (seed 003's ``update_parameters``).
+
+Each optimizer is an ``(init, update)`` pair with optax's signature,
+``update(grads, state, params) -> (updates, state)``, its state a NamedTuple,
+so it drops in wherever an ``optax.GradientTransformation`` goes; the tests
+check both against optax step for step.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import optax
+
+
+def update_parameters_sgd(params: Any, grads: Any, learning_rate: float) -> Any:
+    """Seed 003's update, for any pytree: p <- p - lr * dp."""
+    return jax.tree.map(lambda p, g: p - learning_rate * g, params, grads)
+
+
+class SGDState(NamedTuple):
+    """Plain SGD keeps no state."""
+
+
+def sgd(learning_rate: float) -> optax.GradientTransformation:
+    def init(params):
+        del params
+        return SGDState()
+
+    def update(grads, state, params=None):
+        del params
+        return jax.tree.map(lambda g: -learning_rate * g, grads), state
+
+    return optax.GradientTransformation(init, update)
+
+
+class MomentumState(NamedTuple):
+    velocity: Any  # the running sum v <- beta v + g, shaped like the parameters
+
+
+def momentum(learning_rate: float, beta: float = 0.9) -> optax.GradientTransformation:
+    """Heavy-ball momentum: v <- beta v + g; p <- p - lr v (optax.sgd(lr, momentum=beta))."""
+
+    def init(params):
+        return MomentumState(jax.tree.map(lambda p: 0.0 * p, params))
+
+    def update(grads, state, params=None):
+        del params
+        velocity = jax.tree.map(lambda v, g: beta * v + g, state.velocity, grads)
+        return jax.tree.map(lambda v: -learning_rate * v, velocity), MomentumState(velocity)
+
+    return optax.GradientTransformation(init, update)
