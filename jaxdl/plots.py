@@ -316,3 +316,20 @@ def range_test(rates: np.ndarray, losses: np.ndarray, smooth: np.ndarray, sugges
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return fig
+
+
+def regularisation(histories: dict) -> Figure:
+    """Train (solid) and validation (dashed) loss per epoch, one panel per regulariser."""
+    fig, axes = plt.subplots(1, len(histories), figsize=(4 * len(histories), 3.8), sharey=True, squeeze=False)
+    for ax, (name, history) in zip(axes[0], histories.items(), strict=True):
+        epochs = [r["epoch"] for r in history]
+        ax.plot(epochs, [r["train_loss"] for r in history], "-", label="train")
+        ax.plot(epochs, [r["val_loss"] for r in history], "--", label="validation")
+        gap = history[-1]["val_loss"] - history[-1]["train_loss"]
+        ax.set(xlabel="epoch", title=f"{name} (gap {gap:.2f})")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("loss")
+    axes[0][0].legend()
+    fig.tight_layout()
+    return fig

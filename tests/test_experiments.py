@@ -160,3 +160,14 @@ def test_optimizers_saddle_and_range_test(tmp_path):
     assert metrics["quadratic_lbfgs_final_value"] < 1e-6
     assert 1e-4 < metrics["range_test_suggested_lr"] < 10
     assert (out / "trajectories.png").exists() and (out / "lr_range_test.png").exists()
+
+
+def test_regularisation_runs_every_variant(tmp_path):
+    out = tmp_path / "run"
+    args = ["run", "regularisation", "--out", str(out), "--set", "n_train=40", "--set", "n_val=40",
+            "--set", "epochs=3", "--set", "batch_size=20", "--set", "patience=1"]  # fmt: skip
+    assert main(args) == 0
+    metrics = read_json(out / "metrics.json")
+    for name in ("none", "dropout", "weight_decay", "early_stopping", "clipping"):
+        assert 0.0 <= metrics[f"{name}_val_accuracy"] <= 1.0
+    assert (out / "regularisation.png").exists()

@@ -29,6 +29,7 @@ _MODULES = {
     "minibatch-sgd": ("jaxdl.experiments.minibatch_sgd", "EXPERIMENT"),
     "activations": ("jaxdl.experiments.activations", "EXPERIMENT"),
     "optimizers": ("jaxdl.experiments.optimizers", "EXPERIMENT"),
+    "regularisation": ("jaxdl.experiments.regularisation", "EXPERIMENT"),
 }
 
 

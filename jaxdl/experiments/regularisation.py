@@ -1,0 +1,116 @@
+"""Seed 002's regularisers on an over-fitting setting: dropout, L2 weight decay, early stopping, clipping.
+
+A wide MLP (784 or 64 inputs -> 512 -> 512 -> 10) trained with Adam on a few hundred images over-fits:
+training loss falls to ~0 while validation loss rises. The same run is repeated with dropout, with
+decoupled weight decay (AdamW), with early stopping on validation loss and with gradient clipping; the
+generalisation gap (validation minus training loss, and training minus validation accuracy) is
+reported for each, and the curves are drawn side by side.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+import flax.linen as nn
+import jax
+import numpy as np
+import optax
+
+from jaxdl import data as data_lib
+from jaxdl import plots
+from jaxdl.config import setting
+from jaxdl.errors import JaxdlError
+from jaxdl.experiments import Experiment
+from jaxdl.models.classifiers import dense
+from jaxdl.rundir import RunDir
+from jaxdl.train.fit import fit
+from jaxdl.train.state import TrainState
+from jaxdl.train.task import Task, classification_loss
+
+
+class WideMLP(nn.Module):
+    hidden: int = 512
+    drop_rate: float = 0.0
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = x.reshape(x.shape[0], -1)
+        for i in range(2):
+            x = nn.relu(dense(self.hidden, x.shape[-1], f"fc{i + 1}")(x))
+            x = nn.Dropout(self.drop_rate, deterministic=not train)(x)
+        return dense(10, self.hidden, "out")(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    dataset: Literal["digits", "mnist"] = setting("digits", "digits (embedded) or mnist (needs a local copy)")
+    data: str = setting("", "local copy of MNIST for dataset=mnist")
+    n_train: int = setting(300, "training images (few, to over-fit)", ge=10)
+    n_val: int = setting(500, "validation images", ge=10)
+    epochs: int = setting(60, "epochs per run", ge=2)
+    batch_size: int = setting(50, "examples per step", ge=1)
+    lr: float = setting(1e-3, "Adam learning rate", gt=0)
+    drop_rate: float = setting(0.5, "dropout rate of the dropout run", ge=0, lt=1)
+    weight_decay: float = setting(0.5, "AdamW decoupled weight decay of the weight-decay run", ge=0)
+    patience: int = setting(5, "early-stopping patience (epochs)", ge=1)
+    clip_norm: float = setting(0.5, "global gradient-norm clip of the clipping run", gt=0)
+    seed: int = setting(0, "PRNG seed", ge=0)
+    keep_checkpoints: int = setting(1, "checkpoints kept per run", ge=1)
+
+
+def _data(config: Config):
+    train = data_lib.load(config.dataset, "train", data=config.data or None)
+    if config.n_train + config.n_val > len(train):
+        raise JaxdlError(f"n_train + n_val = {config.n_train + config.n_val} exceeds the {len(train)} training images")
+    order = np.random.default_rng(config.seed).permutation(len(train))
+    pick = {"train": order[: config.n_train], "val": order[config.n_train : config.n_train + config.n_val]}
+    return {k: {"inputs": train.inputs[v], "labels": train.labels[v]} for k, v in pick.items()}
+
+
+def unit_pixels(batch, key, train):
+    return {**batch, "inputs": data_lib.normalise(batch["inputs"], "unit")}
+
+
+def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
+    split = _data(config)
+    variants = {
+        "none": (0.0, optax.adam(config.lr), None),
+        "dropout": (config.drop_rate, optax.adam(config.lr), None),
+        "weight decay": (0.0, optax.adamw(config.lr, weight_decay=config.weight_decay), None),
+        "early stopping": (0.0, optax.adam(config.lr), config.patience),
+        "clipping": (0.0, optax.chain(optax.clip_by_global_norm(config.clip_norm), optax.adam(config.lr)), None),
+    }
+    histories, metrics = {}, {}
+    for name, (drop_rate, tx, patience) in variants.items():
+        task = Task(WideMLP(drop_rate=drop_rate), classification_loss, unit_pixels)
+        init_key, step_key, data_key = jax.random.split(jax.random.PRNGKey(config.seed), 3)
+        sample = {k: v[: config.batch_size] for k, v in split["train"].items()} | {
+            "mask": np.ones(config.batch_size, bool)
+        }
+        state = TrainState.create(task.init(init_key, sample), tx, step_key)
+        sub = RunDir(run_dir.path / name.replace(" ", "_"), overwrite=True)
+        result = fit(task, state, split["train"], epochs=config.epochs, batch_size=config.batch_size, key=data_key,
+                     val_data=split["val"], run_dir=sub, keep_checkpoints=config.keep_checkpoints,
+                     patience=patience, log=lambda s: None)  # fmt: skip
+        last = result.history[-1]
+        histories[name] = result.history
+        key = name.replace(" ", "_")
+        metrics[f"{key}_val_accuracy"] = last["val_accuracy"]
+        metrics[f"{key}_loss_gap"] = last["val_loss"] - last["train_loss"]
+        metrics[f"{key}_accuracy_gap"] = last["train_accuracy"] - last["val_accuracy"]
+        metrics[f"{key}_epochs_run"] = result.epochs_run
+        print(f"{name:<15} epochs {result.epochs_run:>3}  train acc {100 * last['train_accuracy']:6.2f}%  "
+              f"val acc {100 * last['val_accuracy']:6.2f}%  gap: loss {metrics[f'{key}_loss_gap']:.3f}, "
+              f"accuracy {100 * metrics[f'{key}_accuracy_gap']:.2f} points")  # fmt: skip
+    run_dir.append_history([{"variant": n, **r} for n, h in histories.items() for r in h])
+    run_dir.save_figure(plots.regularisation(histories), "regularisation.png")
+    return metrics
+
+
+EXPERIMENT = Experiment(
+    "regularisation",
+    "seed 002: dropout, weight decay, early stopping, clipping on an over-fitting MLP; generalisation gaps",
+    Config,
+    run,
+)
