@@ -170,3 +170,12 @@ def test_data_errors_are_one_line_and_status_2(args, message, capsys):
     assert _status(args) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_every_experiment_has_its_script():
+    from jaxdl import experiments
+
+    scripts = {p.stem for p in (ROOT / "experiments").glob("*.py")}
+    assert scripts == set(experiments.names())
+    for name in experiments.names():
+        assert f'run_script("{name}")' in (ROOT / "experiments" / f"{name}.py").read_text()
