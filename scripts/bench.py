@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdl.experiments import cifar10, mnist_mlp, mnist_vae
+from jaxdl.experiments import cifar10, common, mnist_vae
 from jaxdl.models.classifiers import MLP, SmallMLP
 from jaxdl.train.state import TrainState
 from jaxdl.train.steps import make_epoch_fns
@@ -46,7 +46,7 @@ def workloads():
                         (32, 32, 3), 100, 50000),
         "cifar10-cnn": (cnn_task, cnn_tx, (32, 32, 3), 100, 50000),
         "mnist-vae": (mnist_vae.make_task(mnist_vae.Config()), optax.adam(1e-3), (28, 28, 1), 32, 60000),
-        "mnist-mlp": (Task(SmallMLP(), classification_loss, mnist_mlp.unit_pixels), optax.sgd(1e-2),
+        "mnist-mlp": (Task(SmallMLP(), classification_loss, common.unit_pixels), optax.sgd(1e-2),
                       (28, 28, 1), 64, 4096),
     }  # fmt: skip
 

@@ -8,16 +8,13 @@ import pytest
 
 from jaxdl import data as D
 from jaxdl.errors import JaxdlError
+from jaxdl.experiments.common import unit_pixels
 from jaxdl.models import CNN, SmallMLP
 from jaxdl.rundir import RunDir, read_history
 from jaxdl.train.fit import fit
 from jaxdl.train.state import TrainState
 from jaxdl.train.steps import averages, make_epoch_fns, make_train_step
 from jaxdl.train.task import Task, classification_loss
-
-
-def unit(batch, key, train):
-    return {**batch, "inputs": D.normalise(batch["inputs"], "unit")}
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +54,7 @@ def test_optimizer_steps_converge_on_a_quadratic():
 
 
 def test_epoch_compiles_once_and_learns(digits):
-    task = Task(SmallMLP(), classification_loss, unit)
+    task = Task(SmallMLP(), classification_loss, unit_pixels)
     state = make_state(task, digits, optax.sgd(0.1))
     fns = make_epoch_fns(task, 32, 256)
     data = {k: jnp.asarray(v) for k, v in digits.items()}
@@ -71,7 +68,7 @@ def test_epoch_compiles_once_and_learns(digits):
 
 
 def test_masked_evaluation_counts_every_example_once(digits):
-    task = Task(SmallMLP(), classification_loss, unit)
+    task = Task(SmallMLP(), classification_loss, unit_pixels)
     state = make_state(task, digits, optax.sgd(0.1))
     data = {k: jnp.asarray(v[:100]) for k, v in digits.items()}  # 100 = 3 batches of 32 + 4
     fns = make_epoch_fns(task, 32, 100)
@@ -83,7 +80,7 @@ def test_masked_evaluation_counts_every_example_once(digits):
 
 
 def _cnn_fit(digits, run_dir, epochs, resume=False):
-    task = Task(CNN(), classification_loss, unit)
+    task = Task(CNN(), classification_loss, unit_pixels)
     state = make_state(task, digits, optax.adam(1e-3))
     return fit(task, state, digits, epochs=epochs, batch_size=32, key=jax.random.PRNGKey(7), val_data=digits,
                run_dir=run_dir, resume=resume, keep_checkpoints=1, log=lambda s: None)  # fmt: skip
@@ -105,7 +102,7 @@ def test_resume_ends_bitwise_equal_to_an_uninterrupted_run(digits, tmp_path):
 
 
 def test_nan_loss_names_epoch_and_step_and_keeps_the_last_good_checkpoint(digits, tmp_path):
-    task = Task(SmallMLP(), classification_loss, unit)
+    task = Task(SmallMLP(), classification_loss, unit_pixels)
     blow_up = optax.scale_by_schedule(lambda step: jnp.where(step >= 10, 1e30, 1.0))  # 8 steps per epoch
     state = make_state(task, digits, optax.chain(optax.sgd(0.1), blow_up, blow_up))
     with pytest.raises(JaxdlError, match=r"became (nan|inf) at epoch 2, step \d+; the last good checkpoint is epoch 1"):
@@ -115,7 +112,7 @@ def test_nan_loss_names_epoch_and_step_and_keeps_the_last_good_checkpoint(digits
 
 
 def test_early_stopping_on_validation_loss(digits, tmp_path):
-    task = Task(SmallMLP(), classification_loss, unit)
+    task = Task(SmallMLP(), classification_loss, unit_pixels)
     state = make_state(task, digits, optax.sgd(0.2))
     contrary = {"inputs": digits["inputs"], "labels": (digits["labels"] + 1) % 10}  # fitting train hurts this
     lines = []

@@ -17,6 +17,11 @@ from jaxdl.train.steps import averages
 from jaxdl.train.task import Task
 
 
+def unit_pixels(batch, key, train):
+    """uint8 -> [0, 1], torchvision's ``ToTensor``."""
+    return {**batch, "inputs": data_lib.normalise(batch["inputs"], "unit")}
+
+
 def arrays(ds: data_lib.Dataset, limit: int | None = None) -> dict[str, np.ndarray]:
     """The ``{"inputs", "labels"}`` dict the engine takes, optionally the first ``limit`` examples."""
     part = slice(None, limit)

@@ -17,7 +17,7 @@ from jaxdl import data as data_lib
 from jaxdl.config import setting
 from jaxdl.errors import JaxdlError
 from jaxdl.experiments import Experiment
-from jaxdl.experiments.common import arrays, train_and_test
+from jaxdl.experiments.common import arrays, train_and_test, unit_pixels
 from jaxdl.models.classifiers import SmallMLP
 from jaxdl.rundir import RunDir
 from jaxdl.train.task import Task, classification_loss
@@ -34,11 +34,6 @@ class Config:
     patience: int = setting(2, "epochs without a lower validation loss before stopping", ge=1)
     seed: int = setting(0, "PRNG seed: initialisation and shuffling", ge=0)
     keep_checkpoints: int = setting(2, "checkpoints kept (one per epoch)", ge=1)
-
-
-def unit_pixels(batch, key, train):
-    """uint8 -> [0, 1], torchvision's ``ToTensor``."""
-    return {**batch, "inputs": data_lib.normalise(batch["inputs"], "unit")}
 
 
 def run(config: Config, run_dir: RunDir) -> dict:

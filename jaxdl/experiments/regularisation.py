@@ -22,6 +22,7 @@ from jaxdl import plots
 from jaxdl.config import setting
 from jaxdl.errors import JaxdlError
 from jaxdl.experiments import Experiment
+from jaxdl.experiments.common import unit_pixels
 from jaxdl.models.classifiers import dense
 from jaxdl.rundir import RunDir
 from jaxdl.train.fit import fit
@@ -66,10 +67,6 @@ def _data(config: Config):
     order = np.random.default_rng(config.seed).permutation(len(train))
     pick = {"train": order[: config.n_train], "val": order[config.n_train : config.n_train + config.n_val]}
     return {k: {"inputs": train.inputs[v], "labels": train.labels[v]} for k, v in pick.items()}
-
-
-def unit_pixels(batch, key, train):
-    return {**batch, "inputs": data_lib.normalise(batch["inputs"], "unit")}
 
 
 def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
