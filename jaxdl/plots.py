@@ -319,17 +319,21 @@ def range_test(rates: np.ndarray, losses: np.ndarray, smooth: np.ndarray, sugges
 
 
 def regularisation(histories: dict) -> Figure:
-    """Train (solid) and validation (dashed) loss per epoch, one panel per regulariser."""
-    fig, axes = plt.subplots(1, len(histories), figsize=(4 * len(histories), 3.8), sharey=True, squeeze=False)
-    for ax, (name, history) in zip(axes[0], histories.items(), strict=True):
+    """Train (solid) and validation (dashed) loss and accuracy per epoch, one column per regulariser."""
+    n = len(histories)
+    fig, axes = plt.subplots(2, n, figsize=(4 * n, 6.4), sharex=True, sharey="row", squeeze=False)
+    for col, (name, history) in enumerate(histories.items()):
         epochs = [r["epoch"] for r in history]
-        ax.plot(epochs, [r["train_loss"] for r in history], "-", label="train")
-        ax.plot(epochs, [r["val_loss"] for r in history], "--", label="validation")
+        for row, metric in enumerate(("loss", "accuracy")):
+            ax = axes[row][col]
+            ax.plot(epochs, [r[f"train_{metric}"] for r in history], "-", label="train")
+            ax.plot(epochs, [r[f"val_{metric}"] for r in history], "--", label="validation")
+            ax.grid(alpha=0.3)
         gap = history[-1]["val_loss"] - history[-1]["train_loss"]
-        ax.set(xlabel="epoch", title=f"{name} (gap {gap:.2f})")
-        ax.set_yscale("log")
-        ax.grid(alpha=0.3)
+        axes[0][col].set(title=f"{name} (loss gap {gap:.2f})", yscale="log")
+        axes[1][col].set(xlabel="epoch", title=f"validation accuracy {100 * history[-1]['val_accuracy']:.1f}%")
     axes[0][0].set_ylabel("loss")
+    axes[1][0].set_ylabel("accuracy")
     axes[0][0].legend()
     fig.tight_layout()
     return fig

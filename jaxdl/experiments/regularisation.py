@@ -1,10 +1,13 @@
 """Seed 002's regularisers on an over-fitting setting: dropout, L2 weight decay, early stopping, clipping.
 
-A wide MLP (784 or 64 inputs -> 512 -> 512 -> 10) trained with Adam on a few hundred images over-fits:
-training loss falls to ~0 while validation loss rises. The same run is repeated with dropout, with
-decoupled weight decay (AdamW), with early stopping on validation loss and with gradient clipping; the
-generalisation gap (validation minus training loss, and training minus validation accuracy) is
-reported for each, and the curves are drawn side by side.
+A wide MLP (784 or 64 inputs -> 512 -> 512 -> 10) trained with Adam on a few hundred images, a fifth
+of whose labels are replaced by wrong ones, over-fits: it memorises the wrong labels, so training loss
+falls to ~0 while validation loss rises (without label noise, 8x8 digits are too easy for any
+regulariser to matter: every variant ends within 0.5 points of 96% validation accuracy). The same run
+is repeated with dropout, with decoupled weight decay (AdamW), with early stopping on validation loss
+and with gradient clipping; the generalisation gap (validation minus training loss, and training minus
+validation accuracy; training figures are on the noisy labels, with dropout active) is reported for
+each, and the curves are drawn side by side.
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ class Config:
     data: str = setting("", "local copy of MNIST for dataset=mnist")
     n_train: int = setting(300, "training images (few, to over-fit)", ge=10)
     n_val: int = setting(500, "validation images", ge=10)
-    epochs: int = setting(60, "epochs per run", ge=2)
+    label_noise: float = setting(0.2, "fraction of training labels replaced by a different random class", ge=0, lt=1)
+    epochs: int = setting(100, "epochs per run", ge=2)
     batch_size: int = setting(50, "examples per step", ge=1)
     lr: float = setting(1e-3, "Adam learning rate", gt=0)
     drop_rate: float = setting(0.5, "dropout rate of the dropout run", ge=0, lt=1)
@@ -66,7 +70,19 @@ def _data(config: Config):
         raise JaxdlError(f"n_train + n_val = {config.n_train + config.n_val} exceeds the {len(train)} training images")
     order = np.random.default_rng(config.seed).permutation(len(train))
     pick = {"train": order[: config.n_train], "val": order[config.n_train : config.n_train + config.n_val]}
-    return {k: {"inputs": train.inputs[v], "labels": train.labels[v]} for k, v in pick.items()}
+    split = {k: {"inputs": train.inputs[v], "labels": train.labels[v]} for k, v in pick.items()}
+    split["train"]["labels"] = noisy_labels(split["train"]["labels"], config.label_noise, config.seed)
+    return split
+
+
+def noisy_labels(labels: np.ndarray, fraction: float, seed: int, num_classes: int = 10) -> np.ndarray:
+    """Replace ``round(fraction * n)`` labels by a different class drawn uniformly: memorising them is
+    pure over-fitting, so the validation curves separate the regularisers clearly."""
+    rng = np.random.default_rng([seed, 1])
+    flip = rng.choice(len(labels), round(fraction * len(labels)), replace=False)
+    labels = labels.copy()
+    labels[flip] = (labels[flip] + rng.integers(1, num_classes, len(flip))) % num_classes
+    return labels
 
 
 def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
