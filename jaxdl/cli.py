@@ -38,6 +38,14 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="allow --out to be a directory that holds a run")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--help-config", action="store_true", help="list the experiment's settings and exit")
+    dist = parser.add_argument_group(
+        "multi-process (jax.distributed)",
+        "start the same command in every process, with the same --out on a shared file system",
+    )
+    dist.add_argument("--distributed", action="store_true", help="join a multi-process run first")
+    dist.add_argument("--coordinator", help="HOST:PORT of process 0 (default: $JAX_COORDINATOR_ADDRESS)")
+    dist.add_argument("--num-processes", type=int, help="process count (default: $JAX_NUM_PROCESSES)")
+    dist.add_argument("--process-id", type=int, help="this process's index (default: $JAX_PROCESS_ID)")
 
 
 def build_parser(prog: str = "jaxdl") -> argparse.ArgumentParser:
@@ -83,8 +91,13 @@ def run_experiment(
     out: str | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    distributed: dict | None = None,
 ) -> tuple[str, dict]:
     """Resolves the config, runs the experiment and writes its run directory.
+
+    ``distributed`` (``coordinator``, ``num_processes``, ``process_id``; None
+    values are read from the environment) joins a multi-process run first;
+    process 0 writes the run directory, all processes write its checkpoints.
 
     Returns:
       The run directory's path and the metrics.
@@ -105,12 +118,22 @@ def run_experiment(
         if "data" not in {f.name for f in dataclasses.fields(experiment.config)}:
             raise JaxdlError(f"experiment {name} reads no data set, so --data does not apply")
         overrides.append(f"data={data}")
+    writer = True  # only process 0 of a multi-process run writes files
+    if distributed is not None:
+        if not out:
+            raise JaxdlError("--distributed needs --out: every process must name the same run directory")
+        import jax
+
+        from jaxdl.train.parallel import initialize_distributed
+
+        initialize_distributed(**distributed)  # before any JAX computation, checks included
+        writer = jax.process_index() == 0
     config = config_lib.resolve(experiment.config, overrides)
     if resume and not out:
         raise JaxdlError("--resume needs --out: the directory of the run to continue")
     if resume and overwrite:
         raise JaxdlError("--resume and --overwrite contradict each other; choose one")
-    run_dir = RunDir(out or default_run_path(name), overwrite=overwrite, resume=resume)
+    run_dir = RunDir(out or default_run_path(name), overwrite=overwrite, resume=resume, writer=writer)
     record = {"experiment": name, "config": config_lib.to_dict(config), "environment": environment()}
     if resume:
         _check_same_run(run_dir, record)
@@ -166,6 +189,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
             print(f"settings of {args.name} (--set KEY=VALUE):")
             print("\n".join(config_lib.help_lines(experiments.get(args.name).config)))
             return 0
+        if not args.distributed and (args.coordinator or args.num_processes is not None or args.process_id is not None):
+            raise JaxdlError("--coordinator, --num-processes and --process-id need --distributed")
         path, metrics = run_experiment(
             args.name,
             args.overrides,
@@ -174,6 +199,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
             out=args.out,
             overwrite=args.overwrite,
             resume=args.resume,
+            distributed=(
+                {"coordinator": args.coordinator, "num_processes": args.num_processes, "process_id": args.process_id}
+                if args.distributed
+                else None
+            ),
         )
     except JaxdlError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)

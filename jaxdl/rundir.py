@@ -138,15 +138,21 @@ class RunDir:
       path: the directory; created if missing.
       overwrite: allow a directory that already holds a run's files (its history is cleared).
       resume: continue the run the directory holds (its files are kept).
+      writer: False for the other processes of a multi-process run: they share
+        the directory (Orbax checkpoints are written by all processes together)
+        but leave its files to process 0, so nothing here is checked or written.
 
     Raises:
       JaxdlError: ``path`` is a file, already holds a run and neither flag is
         set, or ``resume`` finds no run there.
     """
 
-    def __init__(self, path: str | os.PathLike, *, overwrite: bool = False, resume: bool = False):
+    def __init__(self, path: str | os.PathLike, *, overwrite: bool = False, resume: bool = False, writer: bool = True):
         self.path = Path(path)
         self.resume = resume
+        self.writer = writer
+        if not writer:
+            return
         if resume:
             if not (self.path / "config.json").is_file():
                 raise JaxdlError(f"--resume: {self.path} holds no run (no config.json); check --out")
@@ -166,16 +172,28 @@ class RunDir:
             (self.path / "history.jsonl").unlink(missing_ok=True)
 
     def write_json(self, name: str, obj: Any) -> Path:
-        write_json(self.path / name, obj)
+        if self.writer:
+            write_json(self.path / name, obj)
         return self.path / name
+
+    def write_text(self, name: str, text: str) -> None:
+        if self.writer:
+            atomic_write_text(self.path / name, text)
 
     def append_history(self, records: list[dict[str, Any]]) -> None:
         """Appends one JSON line per record to history.jsonl."""
+        if not self.writer:
+            return
         with open(self.path / "history.jsonl", "a") as f:
             for record in records:
                 f.write(json.dumps(_jsonable(record)) + "\n")
 
     def save_figure(self, fig: Any, name: str) -> Path:
+        if not self.writer:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+            return self.path / name
         return save_figure(fig, self.path / name)
 
 

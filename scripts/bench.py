@@ -69,17 +69,19 @@ def bench(name, task, tx, shape, batch, per_epoch, steps, repeats) -> dict:
     sample = {k: v[:batch] for k, v in data.items()} | {"mask": jnp.ones(batch, bool)}
     state = TrainState.create(task.init(jax.random.PRNGKey(0), sample), tx, jax.random.PRNGKey(1))
     fns = make_epoch_fns(task, batch, n)
+    data, state = fns.place_train(data), fns.place(state)
+    keys = [fns.place(jax.random.PRNGKey(2 + i)) for i in range(repeats + 1)]
     start = time.perf_counter()
-    compiled = fns.train.lower(state, data, jax.random.PRNGKey(2)).compile()
+    compiled = fns.train.lower(state, data, keys[0]).compile()
     compile_s = time.perf_counter() - start
     cost = compiled.cost_analysis() or {}
     memory = compiled.memory_analysis()
-    state, _ = compiled(state, data, jax.random.PRNGKey(2))
+    state, _ = compiled(state, data, keys[0])
     jax.block_until_ready(state)
     times = []
     for i in range(repeats):
         t = time.perf_counter()
-        state, _ = compiled(state, data, jax.random.PRNGKey(3 + i))
+        state, _ = compiled(state, data, keys[1 + i])
         jax.block_until_ready(state)
         times.append(time.perf_counter() - t)
     seconds = statistics.median(times)

@@ -112,6 +112,10 @@ def _status(args):
         (["run", "blobs", "--set", "init=tutorial", "--set", "hidden=4"], "init=tutorial needs hidden=5"),
         (["run", "blobs", "--seed", "x"], "invalid int value: 'x'"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["run", "mnist-mlp", "--set", "devices=4"], "devices=4, but JAX sees 1 cpu device"),
+        (["run", "mnist-mlp", "--set", "batch_size=0"], "setting batch_size must be >= 1"),
+        (["run", "mnist-mlp", "--set", "precision=float16"], "setting precision"),
+        (["run", "mnist-mlp", "--process-id", "1"], "--process-id need --distributed"),
     ],
 )
 def test_bad_input_is_one_line_and_status_2(args, message, capsys, tmp_path):
@@ -179,3 +183,8 @@ def test_every_experiment_has_its_script():
     assert scripts == set(experiments.names())
     for name in experiments.names():
         assert f'run_script("{name}")' in (ROOT / "experiments" / f"{name}.py").read_text()
+
+
+def test_distributed_needs_a_shared_run_directory(capsys):
+    assert _status(["run", "mnist-mlp", "--distributed"]) == 2
+    assert "--distributed needs --out" in capsys.readouterr().err

@@ -57,10 +57,10 @@ def test_epoch_compiles_once_and_learns(digits):
     task = Task(SmallMLP(), classification_loss, unit_pixels)
     state = make_state(task, digits, optax.sgd(0.1))
     fns = make_epoch_fns(task, 32, 256)
-    data = {k: jnp.asarray(v) for k, v in digits.items()}
+    data, state = fns.place_train(digits), fns.place(state)
     losses = []
     for epoch in range(3):
-        state, sums = fns.train(state, data, jax.random.PRNGKey(epoch))
+        state, sums = fns.train(state, data, fns.place(jax.random.PRNGKey(epoch)))
         losses.append(averages(sums)["loss"])
     assert fns.train._cache_size() == 1  # no recompilation after the first epoch
     assert losses[-1] < losses[0]

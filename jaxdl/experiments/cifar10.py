@@ -20,7 +20,7 @@ import optax
 from jaxdl import data as data_lib
 from jaxdl.config import setting
 from jaxdl.experiments import Experiment
-from jaxdl.experiments.common import arrays, train_and_test
+from jaxdl.experiments.common import EngineSettings, arrays, train_and_test
 from jaxdl.models.classifiers import CNN, MLP
 from jaxdl.rundir import RunDir
 from jaxdl.train.task import Task, classification_loss
@@ -77,14 +77,13 @@ def _load(config):
 
 
 @dataclasses.dataclass(frozen=True)
-class MLPConfig:
+class MLPConfig(EngineSettings):
     data: str = setting("", "local copy of CIFAR-10 (folder, .tar.gz); empty: $JAXDL_DATA_DIR or TFDS")
     hidden: int = setting(100, "hidden units (the tutorial's code 100; its text mentions 200)", ge=1)
     epochs: int = setting(5, "training epochs", ge=1)
     batch_size: int = setting(100, "examples per step", ge=1)
     lr: float = setting(1e-3, "Adam learning rate", gt=0)
     seed: int = setting(0, "PRNG seed: initialisation and shuffling", ge=0)
-    keep_checkpoints: int = setting(2, "checkpoints kept (one per epoch)", ge=1)
 
 
 def run_mlp(config: MLPConfig, run_dir: RunDir) -> dict:
@@ -102,7 +101,7 @@ def run_mlp(config: MLPConfig, run_dir: RunDir) -> dict:
 
 
 @dataclasses.dataclass(frozen=True)
-class CNNConfig:
+class CNNConfig(EngineSettings):
     data: str = setting("", "local copy of CIFAR-10 (folder, .tar.gz); empty: $JAXDL_DATA_DIR or TFDS")
     recipe: Literal["improved", "tutorial"] = setting(
         "improved",
@@ -117,7 +116,6 @@ class CNNConfig:
     label_smoothing: float = setting(0.1, "label smoothing (improved recipe)", ge=0, lt=1)
     drop_rate: float = setting(0.5, "dropout after the first dense layer", ge=0, lt=1)
     seed: int = setting(0, "PRNG seed: initialisation, dropout, augmentation and shuffling", ge=0)
-    keep_checkpoints: int = setting(2, "checkpoints kept (one per epoch)", ge=1)
 
 
 def cnn_task_and_optimizer(config: CNNConfig, steps_per_epoch: int) -> tuple[Task, optax.GradientTransformation]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, Literal
 
 import jax
 import numpy as np
@@ -10,11 +11,28 @@ import optax
 
 from jaxdl import data as data_lib
 from jaxdl import plots
+from jaxdl.config import setting
 from jaxdl.rundir import RunDir
+from jaxdl.train import parallel
 from jaxdl.train.fit import FitResult, fit
 from jaxdl.train.state import TrainState
 from jaxdl.train.steps import averages
 from jaxdl.train.task import Task
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineSettings:
+    """Settings of every experiment trained by ``fit``; their configs inherit them."""
+
+    keep_checkpoints: int = setting(2, "checkpoints kept (one per epoch)", ge=1)
+    devices: int = setting(0, "devices each batch is split over (0: every device JAX sees)", ge=0)
+    precision: Literal["float32", "bfloat16"] = setting(
+        "float32", "compute dtype; bfloat16 is mixed precision with float32 parameters"
+    )
+
+    def check(self) -> None:
+        # Before anything is written: the devices exist and the batch splits over them.
+        parallel.check_batch_size(self.batch_size, parallel.data_mesh(self.devices))
 
 
 def unit_pixels(batch, key, train):
@@ -29,7 +47,7 @@ def arrays(ds: data_lib.Dataset, limit: int | None = None) -> dict[str, np.ndarr
 
 
 def train_and_test(
-    config: Any,
+    config: EngineSettings,
     run_dir: RunDir,
     task: Task,
     tx: optax.GradientTransformation,
@@ -42,9 +60,11 @@ def train_and_test(
 ) -> tuple[FitResult, dict[str, Any]]:
     """Initialises from ``config.seed``, fits, evaluates on ``test``; returns the result and metrics.
 
-    Keys: ``PRNGKey(seed)`` splits into initialisation, per-step (dropout,
-    sampling) and shuffling keys, so a run is fixed by its seed.
+    ``task`` runs in ``config.precision`` on ``config.devices`` devices. Keys: ``PRNGKey(seed)``
+    splits into initialisation, per-step (dropout, sampling) and shuffling keys, so a run is fixed
+    by its seed.
     """
+    task = dataclasses.replace(task, compute_dtype=config.precision)
     init_key, step_key, data_key = jax.random.split(jax.random.PRNGKey(config.seed), 3)
     sample = {name: array[: config.batch_size] for name, array in train.items()}
     sample["mask"] = np.ones(len(sample["labels"]), bool)
@@ -61,8 +81,9 @@ def train_and_test(
         keep_checkpoints=config.keep_checkpoints,
         patience=patience,
         resume=run_dir.resume,
+        mesh=parallel.data_mesh(config.devices),
     )
-    test_metrics = averages(result.fns.evaluate(result.state, {k: jax.device_put(v) for k, v in test.items()}))
+    test_metrics = averages(result.fns.evaluate(result.state, result.fns.place(test)))
     last = result.history[-1]
     metrics = {f"test_{k}": v for k, v in test_metrics.items()}
     metrics.update({k: v for k, v in last.items() if k.startswith(("train_", "val_"))})
@@ -73,6 +94,8 @@ def train_and_test(
         compile_seconds=result.compile_seconds,
         examples_per_second=result.examples_per_second,
         seconds_per_epoch=result.train_seconds / max(result.epochs_run, 1),
+        devices=result.fns.mesh.size,
+        processes=jax.process_count(),
     )
     names = ("loss", "accuracy") if "train_accuracy" in last else ("loss",)
     run_dir.save_figure(plots.epoch_curves(result.history, names, title=title, test=test_metrics), "curves.png")

@@ -17,14 +17,14 @@ from jaxdl import data as data_lib
 from jaxdl.config import setting
 from jaxdl.errors import JaxdlError
 from jaxdl.experiments import Experiment
-from jaxdl.experiments.common import arrays, train_and_test, unit_pixels
+from jaxdl.experiments.common import EngineSettings, arrays, train_and_test, unit_pixels
 from jaxdl.models.classifiers import SmallMLP
 from jaxdl.rundir import RunDir
 from jaxdl.train.task import Task, classification_loss
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(EngineSettings):
     data: str = setting("", "local copy of MNIST (folder, .tar.gz, IDX folder); empty: $JAXDL_DATA_DIR or TFDS")
     n_train: int = setting(4096, "first training images used", ge=1)
     n_val: int = setting(1024, "first test images used for validation", ge=1)
@@ -33,7 +33,6 @@ class Config:
     lr: float = setting(1e-2, "SGD learning rate", gt=0)
     patience: int = setting(2, "epochs without a lower validation loss before stopping", ge=1)
     seed: int = setting(0, "PRNG seed: initialisation and shuffling", ge=0)
-    keep_checkpoints: int = setting(2, "checkpoints kept (one per epoch)", ge=1)
 
 
 def run(config: Config, run_dir: RunDir) -> dict:

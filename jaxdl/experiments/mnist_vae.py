@@ -20,7 +20,7 @@ from jaxdl import data as data_lib
 from jaxdl import plots
 from jaxdl.config import setting
 from jaxdl.experiments import Experiment
-from jaxdl.experiments.common import arrays, train_and_test
+from jaxdl.experiments.common import EngineSettings, arrays, train_and_test
 from jaxdl.models.vae import VAE, vae_loss
 from jaxdl.rundir import RunDir
 from jaxdl.train.task import Task
@@ -29,7 +29,7 @@ FLAX_EXAMPLE_TEST_LOSS = 104.0  # nats per image, the figure Flax's VAE example 
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(EngineSettings):
     data: str = setting("", "local copy of MNIST (folder, .tar.gz, IDX folder); empty: $JAXDL_DATA_DIR or TFDS")
     latents: int = setting(20, "latent dimensions (2 draws the latent space)", ge=1)
     hidden: int = setting(400, "hidden units of encoder and decoder", ge=1)
@@ -38,7 +38,6 @@ class Config:
     batch_size: int = setting(32, "examples per step", ge=1)
     lr: float = setting(1e-3, "Adam learning rate", gt=0)
     seed: int = setting(0, "PRNG seed: initialisation, sampling and shuffling", ge=0)
-    keep_checkpoints: int = setting(2, "checkpoints kept (one per epoch)", ge=1)
 
 
 def make_task(config: Config) -> Task:

@@ -10,10 +10,12 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.sharding import Mesh
 
 from jaxdl.errors import JaxdlError
 from jaxdl.progress import progress_bar
-from jaxdl.rundir import RunDir, atomic_write_text
+from jaxdl.rundir import RunDir
+from jaxdl.train import parallel
 from jaxdl.train.checkpoint import Checkpoints
 from jaxdl.train.state import TrainState
 from jaxdl.train.steps import EpochFns, averages, make_epoch_fns
@@ -30,10 +32,6 @@ class FitResult:
     train_seconds: float  # training epochs only, compile excluded (this process's epochs)
     examples_per_second: float  # training examples per train_seconds
     fns: EpochFns
-
-
-def _device_data(data: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-    return {name: jax.device_put(array) for name, array in data.items()}
 
 
 def _epoch_line(record: dict[str, Any], epochs: int) -> str:
@@ -61,6 +59,7 @@ def fit(
     keep_checkpoints: int = 3,
     patience: int | None = None,
     resume: bool = False,
+    mesh: Mesh | None = None,
     log: Callable[[str], None] = print,
 ) -> FitResult:
     """Trains ``state`` for ``epochs`` epochs, one compiled ``lax.scan`` per epoch.
@@ -77,6 +76,8 @@ def fit(
       keep_checkpoints: newest checkpoints kept, one per epoch.
       patience: stop after this many epochs without a lower validation loss (None: never).
       resume: continue from the newest checkpoint in ``run_dir``.
+      mesh: the devices each batch is split over (default: every device JAX sees);
+        ``batch_size`` must divide over it.
       log: where the per-epoch line goes.
 
     Returns:
@@ -89,9 +90,9 @@ def fit(
     n_train = len(next(iter(train_data.values())))
     if n_train < batch_size:
         raise JaxdlError(f"batch_size {batch_size} is larger than the {n_train} training examples")
-    fns = make_epoch_fns(task, batch_size, n_train)
-    data = _device_data(train_data)
-    val = _device_data(val_data) if val_data is not None else None
+    fns = make_epoch_fns(task, batch_size, n_train, mesh=mesh if mesh is not None else parallel.data_mesh())
+    data = fns.place_train(train_data)
+    val = fns.place(val_data) if val_data is not None else None
 
     checkpoints = Checkpoints(run_dir.path / "checkpoints", keep_checkpoints) if run_dir else None
     history: list[dict[str, Any]] = []
@@ -104,11 +105,15 @@ def fit(
         state, record = checkpoints.restore(latest, state)
         history, tracker, start = record["history"], record["tracker"], latest + 1
         # history.jsonl may hold an epoch that ran after the last checkpoint: rewrite it.
-        atomic_write_text(run_dir.path / "history.jsonl", "".join(_json_line(r) for r in history))
+        run_dir.write_text("history.jsonl", "".join(_json_line(r) for r in history))
         log(f"resumed from the checkpoint of epoch {latest} in {checkpoints.directory}")
+    state = fns.place(state)
+
+    def epoch_key(epoch: int) -> jax.Array:
+        return fns.place(jax.random.fold_in(key, epoch))
 
     start_compile = time.perf_counter()
-    train_epoch = fns.train.lower(state, data, jax.random.fold_in(key, start)).compile()
+    train_epoch = fns.train.lower(state, data, epoch_key(start)).compile()
     evaluate = fns.evaluate.lower(state, val).compile() if val is not None else None
     compile_seconds = time.perf_counter() - start_compile
 
@@ -116,7 +121,7 @@ def fit(
     with progress_bar(epochs - start + 1, "training", unit="epoch") as bar:
         for epoch in range(start, epochs + 1):
             t0 = time.perf_counter()
-            state, step_sums = train_epoch(state, data, jax.random.fold_in(key, epoch))
+            state, step_sums = train_epoch(state, data, epoch_key(epoch))
             step_sums = jax.device_get(step_sums)
             seconds = time.perf_counter() - t0
             _check_finite(step_sums, epoch, checkpoints)

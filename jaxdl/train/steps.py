@@ -8,6 +8,10 @@ epoch is one dispatch and every batch has one shape: nothing recompiles.
 
 Metrics are returned as sums over the batch's real examples plus their
 ``count``, so padded batches and epochs of any size average exactly.
+
+With a mesh of several devices, each gathered batch is constrained to be
+split over the mesh and the state to stay replicated; ``jit`` partitions the
+rest (see :mod:`jaxdl.train.parallel`).
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh
 
 from jaxdl.data.batching import epoch_indices, num_batches
+from jaxdl.train import parallel
 from jaxdl.train.state import TrainState
 from jaxdl.train.task import Batch, Task
 
@@ -75,27 +81,47 @@ class EpochFns:
     train: Any  # (state, data, key) -> (state, per-step metric sums)
     evaluate: Any  # (state, data) -> metric sums over the data set
     steps_per_epoch: int
+    mesh: Mesh  # the devices each batch is split over
+
+    def place_train(self, data: dict[str, Any]) -> dict[str, jax.Array]:
+        """Training arrays as ``train`` takes them: split by example over the mesh."""
+        return parallel.shard_examples(data, self.mesh)
+
+    def place(self, tree: Any) -> Any:
+        """A state, key or evaluation data set as ``train``/``evaluate`` take them: replicated."""
+        return parallel.replicate(tree, self.mesh)
 
 
-def make_epoch_fns(task: Task, batch_size: int, num_train: int, *, drop_remainder: bool = True) -> EpochFns:
-    """Builds the jitted train and eval epochs over data held on the device.
+def make_epoch_fns(
+    task: Task, batch_size: int, num_train: int, *, mesh: Mesh | None = None, drop_remainder: bool = True
+) -> EpochFns:
+    """Builds the jitted train and eval epochs over data held on the devices.
 
     ``data`` is a dict of arrays with the examples on the leading axis
-    ("inputs", "labels", ...). The train epoch shuffles with ``key``; the
-    eval epoch walks the data in order with a masked last batch.
+    ("inputs", "labels", ...), placed with ``EpochFns.place_train`` (training
+    data, of which the first ``num_train`` rows are drawn) or ``EpochFns.place``
+    (evaluation data). The train epoch shuffles with ``key``; the eval epoch
+    walks the data in order with a masked last batch. ``mesh`` defaults to
+    every device JAX sees; ``batch_size`` must divide over it.
     """
+    mesh = mesh if mesh is not None else parallel.data_mesh()
+    parallel.check_batch_size(batch_size, mesh)
     train_step = train_step_fn(task)
     eval_step = eval_step_fn(task)
 
+    def split(batch: Batch) -> Batch:
+        return jax.lax.with_sharding_constraint(batch, parallel.batch_sharded(mesh))
+
+    def gather(data: dict[str, jax.Array], rows: jax.Array, valid: jax.Array) -> Batch:
+        return split({**{name: array[rows] for name, array in data.items()}, "mask": valid})
+
     @functools.partial(jax.jit, donate_argnums=0)
     def train_epoch(state: TrainState, data: dict[str, jax.Array], key: jax.Array):
-        n = jax.tree.leaves(data)[0].shape[0]
-        indices, mask = epoch_indices(key, n, batch_size, drop_remainder=drop_remainder)
+        indices, mask = epoch_indices(key, num_train, batch_size, drop_remainder=drop_remainder)
 
         def body(state, batch_indices):
-            rows, valid = batch_indices
-            batch = {name: array[rows] for name, array in data.items()}
-            return train_step(state, {**batch, "mask": valid})
+            state, sums = train_step(state, gather(data, *batch_indices))
+            return jax.lax.with_sharding_constraint(state, parallel.replicated(mesh)), sums
 
         return jax.lax.scan(body, state, (indices, mask))
 
@@ -105,9 +131,7 @@ def make_epoch_fns(task: Task, batch_size: int, num_train: int, *, drop_remainde
         indices, mask = epoch_indices(jax.random.PRNGKey(0), n, batch_size, shuffle=False, drop_remainder=False)
 
         def body(totals, batch_indices):
-            rows, valid = batch_indices
-            batch = {name: array[rows] for name, array in data.items()}
-            sums = eval_step(state, {**batch, "mask": valid})
+            sums = eval_step(state, gather(data, *batch_indices))
             return jax.tree.map(jnp.add, totals, sums), None
 
         shapes = jax.eval_shape(eval_step, state, _batch_like(data, batch_size))
@@ -115,7 +139,7 @@ def make_epoch_fns(task: Task, batch_size: int, num_train: int, *, drop_remainde
         totals, _ = jax.lax.scan(body, zeros, (indices, mask))
         return totals
 
-    return EpochFns(train_epoch, evaluate, num_batches(num_train, batch_size, drop_remainder))
+    return EpochFns(train_epoch, evaluate, num_batches(num_train, batch_size, drop_remainder), mesh)
 
 
 def _batch_like(data: dict[str, jax.Array], batch_size: int) -> Batch:

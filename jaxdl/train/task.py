@@ -39,11 +39,25 @@ class Task:
       model: a Flax module called as ``model(inputs, train=...)``.
       example_loss: per-example loss and metrics from the model's output.
       preprocess: turns a gathered batch (e.g. uint8 images) into model inputs.
+      compute_dtype: "bfloat16" runs the model in bfloat16 (mixed precision):
+        float32 parameters are cast on the way in, so gradients, optimizer
+        state and updates stay float32, and the outputs are cast back to
+        float32 before the loss. bfloat16 has float32's exponent range, so
+        no loss scaling is needed (float16 would need it and is refused).
     """
 
     model: nn.Module
     example_loss: ExampleLoss = classification_loss
     preprocess: Preprocess = lambda batch, key, train: batch  # noqa: E731
+    compute_dtype: str = "float32"
+
+    def __post_init__(self):
+        if self.compute_dtype not in ("float32", "bfloat16"):
+            raise ValueError(f"compute_dtype must be float32 or bfloat16, got {self.compute_dtype!r}")
+
+    def _cast(self, tree: Any) -> Any:
+        dtype = jnp.dtype(self.compute_dtype)
+        return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
 
     def init(self, key: jax.Array, batch: Batch) -> dict[str, Any]:
         """Initial variables for a batch shaped like ``batch``."""
@@ -59,14 +73,16 @@ class Task:
         """Per-example losses, per-example metrics and the updated batch statistics."""
         data_key, dropout_key, sample_key = jax.random.split(key, 3)
         batch = self.preprocess(batch, data_key, train)
+        inputs = batch["inputs"]
+        if self.compute_dtype != "float32":
+            params, inputs = self._cast(params), self._cast(inputs)
         variables = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
         rngs = {"dropout": dropout_key, "sample": sample_key}
         if train and batch_stats:
-            outputs, updates = self.model.apply(
-                variables, batch["inputs"], train=True, rngs=rngs, mutable=["batch_stats"]
-            )
-            batch_stats = updates["batch_stats"]
+            outputs, updates = self.model.apply(variables, inputs, train=True, rngs=rngs, mutable=["batch_stats"])
+            batch_stats = jax.tree.map(lambda new, old: new.astype(old.dtype), updates["batch_stats"], batch_stats)
         else:
-            outputs = self.model.apply(variables, batch["inputs"], train=train, rngs=rngs)
+            outputs = self.model.apply(variables, inputs, train=train, rngs=rngs)
+        outputs = jax.tree.map(lambda x: x.astype(jnp.float32) if jnp.issubdtype(x.dtype, jnp.floating) else x, outputs)
         losses, metrics = self.example_loss(outputs, batch)
         return losses, metrics, batch_stats

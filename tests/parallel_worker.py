@@ -1,0 +1,85 @@
+"""Trains the MLP and the CNN for a few steps on a device mesh and saves the final parameters.
+
+Run by tests/test_parallel.py in subprocesses, because the number of (fake
+CPU) devices and the distributed runtime are fixed when JAX starts:
+
+  python tests/parallel_worker.py OUT.npz --devices N
+  python tests/parallel_worker.py OUT.npz --coordinator HOST:PORT --num-processes P --process-id I
+
+Each model trains 2 epochs of 4 steps (batch 8) on 38 random 8x8 images (MLP)
+and 32x32 images (CNN: batch norm and dropout, so the test covers batch
+statistics over the global batch and per-example random keys). The npz holds
+every parameter and batch statistic, the per-step losses, and how many times
+each compiled epoch was traced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("--devices", type=int, default=0)
+    parser.add_argument("--coordinator")
+    parser.add_argument("--num-processes", type=int)
+    parser.add_argument("--process-id", type=int)
+    parser.add_argument("--precision", default="float32")
+    args = parser.parse_args()
+
+    import jax
+    import optax
+    from flax import traverse_util
+
+    from jaxdl.experiments.common import unit_pixels
+    from jaxdl.models import CNN, MLP
+    from jaxdl.train import parallel
+    from jaxdl.train.fit import fit
+    from jaxdl.train.state import TrainState
+    from jaxdl.train.task import Task, classification_loss
+
+    if args.coordinator:
+        parallel.initialize_distributed(args.coordinator, args.num_processes, args.process_id)
+    mesh = parallel.data_mesh(args.devices)
+
+    results = {}
+    for name, model, shape in (("mlp", MLP(hidden=16), (8, 8, 3)), ("cnn", CNN(), (32, 32, 3))):
+        rng = np.random.default_rng(0)  # every process draws the same full data set
+        data = {
+            # 38 examples: 4 batches of 8 drawn from all 38, and padded to 40 to split over 4 devices
+            "inputs": rng.integers(0, 256, (38, *shape), dtype=np.uint8),
+            "labels": rng.integers(0, 10, 38).astype(np.int32),
+        }
+        task = Task(model, classification_loss, unit_pixels, compute_dtype=args.precision)
+        sample = {k: v[:8] for k, v in data.items()} | {"mask": np.ones(8, bool)}
+        state = TrainState.create(
+            task.init(jax.random.PRNGKey(0), sample), optax.sgd(0.05, momentum=0.9), jax.random.PRNGKey(1)
+        )
+        result = fit(task, state, data, epochs=2, batch_size=8, key=jax.random.PRNGKey(2), mesh=mesh,
+                     log=lambda line: None)  # fmt: skip
+        variables = {"params": result.state.params, "batch_stats": result.state.batch_stats}
+        for path, value in traverse_util.flatten_dict(jax.device_get(variables), sep="/").items():
+            results[f"{name}/{path}"] = np.asarray(value, np.float32)
+        results[f"{name}/losses"] = np.array([r["train_loss"] for r in result.history])
+        # fit runs an ahead-of-time compiled epoch; the jitted one must not retrace either.
+        fns, placed, state = result.fns, result.fns.place_train(data), result.state
+        for epoch in range(2):
+            state, _ = fns.train(state, placed, fns.place(jax.random.PRNGKey(10 + epoch)))
+        results[f"{name}/traces"] = np.array(fns.train._cache_size())
+        results[f"{name}/param_dtypes"] = np.array(sorted({str(x.dtype) for x in jax.tree.leaves(result.state.params)}))
+    results["devices"] = np.array(mesh.size)
+    results["processes"] = np.array(jax.process_count())
+    if jax.process_index() == 0:
+        np.savez(args.out, **results)
+    if args.coordinator:
+        jax.distributed.shutdown()
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    main()
