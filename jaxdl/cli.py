@@ -56,6 +56,13 @@ def build_parser(prog: str = "jaxdl") -> argparse.ArgumentParser:
     run.add_argument("name", help="experiment name (see `jaxdl list`)")
     _add_run_options(run)
 
+    tour = sub.add_parser("reproduce", help="run every tutorial claim and write a report (RESULTS.md, index.html)")
+    tour.add_argument("--quick", action="store_true", help="small settings: the whole tour in a few minutes")
+    tour.add_argument("--data-dir", help="folder of local data copies (sets $JAXDL_DATA_DIR)")
+    tour.add_argument("--out", help="report directory (default: runs/reproduce/TIMESTAMP)")
+    tour.add_argument("--only", nargs="+", metavar="RUN", help="only these runs (names as in RESULTS.md)")
+    tour.add_argument("--overwrite", action="store_true", help="allow --out to hold an earlier report")
+
     data = sub.add_parser("data", help="inspect the data sets")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     for name, help_text in (
@@ -182,6 +189,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
             from jaxdl import data_cli
 
             return data_cli.main(args)
+        if args.command == "reproduce":
+            return _reproduce(args)
         if args.help_config:
             from jaxdl import config as config_lib
             from jaxdl import experiments
@@ -215,6 +224,17 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
         print(f"{prog}: interrupted; files already written are kept", file=sys.stderr)
         return 130
     print(f"wrote {path}\n{_summary(metrics)}")
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from jaxdl.reproduce import reproduce, summary
+    from jaxdl.rundir import default_run_path
+
+    out = args.out or str(default_run_path("reproduce"))
+    results = reproduce(out, quick=args.quick, data_dir=args.data_dir, only=args.only, overwrite=args.overwrite)
+    print(f"wrote {out}/index.html and {out}/RESULTS.md ({len(results['rows'])} claims: {summary(results)}; "
+          f"{results['seconds']:.0f} s)")  # fmt: skip
     return 0
 
 

@@ -117,7 +117,19 @@ def environment() -> dict[str, Any]:
         "backend": jax.default_backend(),
         "devices": [f"{d.platform}:{d.device_kind}" for d in devices],
         "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(),
     }
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
 
 
 def default_run_path(experiment: str) -> Path:
