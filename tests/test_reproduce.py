@@ -1,0 +1,155 @@
+"""jaxdl reproduce: the report, its skips and failures, the README table, and the page in a real browser."""
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from jaxdl import reproduce as reproduce_lib
+from jaxdl.cli import main
+from jaxdl.errors import JaxdlError
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICK_RUNS = ["blobs-tutorial-init", "scratch-mlp", "optimizers"]
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    assert main(["reproduce", "--quick", "--only", *QUICK_RUNS, "--out", str(out)]) == 0
+    return out
+
+
+def test_report_has_a_row_per_claim_with_figures_and_timings(report):
+    results = reproduce_lib.read_results(report)
+    expected = [c.statement for r in reproduce_lib.select(QUICK_RUNS) for c in r.claims]
+    assert [row["claim"] for row in results["rows"]] == expected
+    by_claim = {row["claim"]: row for row in results["rows"]}
+    blobs = by_claim[expected[0]]
+    assert blobs["jaxdl"] == "92.90%" and blobs["status"] == "meets"  # no quick settings: judged
+    assert blobs["seconds"] > 0 and blobs["examples_per_second"] > 0
+    assert all(row["status"] in ("meets", "measured") for row in results["rows"])
+    assert results["quick"] and results["environment"]["versions"]["jax"]
+    markdown = (report / "RESULTS.md").read_text()
+    assert markdown.count("\n| ") == len(expected) + 2  # header, rule and one line per claim
+    assert "| 92.90% | 92.90% | = 92.90% | meets |" in markdown
+    for run in QUICK_RUNS:
+        assert (report / "runs" / run / "metrics.json").is_file()
+        assert (report / "runs" / run / "log.txt").stat().st_size > 0
+
+
+def test_html_is_self_contained_with_every_figure(report):
+    page = (report / "index.html").read_text()
+    pngs = list((report / "runs").glob("*/*.png"))
+    assert len(pngs) >= 5
+    assert page.count('src="data:image/png;base64,') == len(pngs)
+    assert "http://" not in page and "https://" not in page  # nothing to fetch
+    assert page.count("<tr>") == 1 + len(reproduce_lib.read_results(report)["rows"])
+
+
+def test_unavailable_data_skips_the_run_with_the_reason(tmp_path, monkeypatch, capsys):
+    def no_data(name, split="train", **kwargs):
+        raise JaxdlError(f"{name} needs a local copy: pass --data PATH")
+
+    monkeypatch.setattr("jaxdl.data.load", no_data)
+    assert main(["reproduce", "--quick", "--only", "mnist-mlp", "--out", str(tmp_path / "r")]) == 0
+    (row,) = reproduce_lib.read_results(tmp_path / "r")["rows"]
+    assert row["status"] == "skipped"
+    assert row["reason"] == "mnist is not available: mnist needs a local copy: pass --data PATH"
+    assert "skipped: mnist is not available" in (tmp_path / "r" / "RESULTS.md").read_text()
+
+
+def test_a_failing_run_is_reported_and_the_tour_goes_on(tmp_path, monkeypatch):
+    def fail(*args, **kwargs):
+        raise JaxdlError("the loss became nan at epoch 1, step 3")
+
+    monkeypatch.setattr("jaxdl.cli.run_experiment", fail)
+    assert main(["reproduce", "--quick", "--only", "scratch-mlp", "monte-carlo", "--out", str(tmp_path / "r")]) == 0
+    rows = reproduce_lib.read_results(tmp_path / "r")["rows"]
+    assert {row["status"] for row in rows} == {"failed"}
+    assert rows[0]["reason"] == "the loss became nan at epoch 1, step 3"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--only", "nope"], "unknown run 'nope' for --only"),
+        (["--data-dir", "/no/such/dir"], "--data-dir /no/such/dir is not a directory"),
+    ],
+)
+def test_bad_requests_are_one_line(args, message, tmp_path, capsys):
+    assert main(["reproduce", "--quick", *args, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_an_existing_report_is_not_overwritten(report, capsys):
+    before = (report / "results.json").read_text()
+    assert main(["reproduce", "--quick", "--only", "scratch-mlp", "--out", str(report)]) == 2
+    assert "already holds a report" in capsys.readouterr().err
+    assert (report / "results.json").read_text() == before
+
+
+def test_readme_table_is_generated_from_the_saved_full_run(tmp_path):
+    readme_table = _script("readme_table")
+    saved = ROOT / "scripts" / "readme_results.json"
+    results = reproduce_lib.read_results(saved)
+    assert not results["quick"]
+    assert readme_table.main([str(saved), "--check"]) == 0  # README.md holds exactly the generated table
+    # A figure typed into the README by hand is caught.
+    readme = tmp_path / "README.md"
+    text = (ROOT / "README.md").read_text()
+    row = results["rows"][0]
+    readme.write_text(text.replace(f"| {row['jaxdl']} |", "| 99.99% |", 1))
+    assert readme_table.main([str(saved), "--readme", str(readme), "--check"]) == 1
+    assert readme_table.main([str(saved), "--readme", str(readme)]) == 0
+    assert readme.read_text() == text
+
+
+def test_bad_results_file_is_one_line(tmp_path):
+    bad = tmp_path / "results.json"
+    bad.write_text(json.dumps({"rows": []}))
+    with pytest.raises(JaxdlError, match="not a jaxdl reproduce results file"):
+        reproduce_lib.read_results(bad)
+    bad.write_text("{")
+    with pytest.raises(JaxdlError, match="is not valid JSON"):
+        reproduce_lib.read_results(bad)
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def test_report_page_in_a_real_browser(report):
+    """Every figure decodes, no console error; the screenshot is kept beside the page."""
+    browser_path = _chromium()
+    if browser_path is None:
+        pytest.skip("Chromium is not installed (.ci/run installs Debian's chromium)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    messages = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: messages.append(f"{m.type}: {m.text}"))
+            page.on("pageerror", lambda e: messages.append(f"pageerror: {e}"))
+            page.goto((report / "index.html").as_uri())
+            page.wait_for_function("document.body.dataset.figuresLoaded !== undefined")
+            figures = page.evaluate("[document.body.dataset.figures, document.body.dataset.figuresLoaded]")
+            sizes = page.evaluate("Array.from(document.images).map(i => i.naturalWidth)")
+            page.screenshot(path=str(report / "screenshot.png"), full_page=True)
+        finally:
+            browser.close()
+    assert figures[0] == figures[1] == str(len(list((report / "runs").glob("*/*.png"))))
+    assert min(sizes) > 100
+    assert not [m for m in messages if m.startswith(("error", "pageerror"))], messages
+    assert (report / "screenshot.png").stat().st_size > 10_000
