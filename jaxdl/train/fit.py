@@ -15,7 +15,6 @@ from jax.sharding import Mesh
 from jaxdl.errors import JaxdlError
 from jaxdl.progress import progress_bar
 from jaxdl.rundir import RunDir
-from jaxdl.train import parallel
 from jaxdl.train.checkpoint import Checkpoints
 from jaxdl.train.state import TrainState
 from jaxdl.train.steps import EpochFns, averages, make_epoch_fns
@@ -90,7 +89,7 @@ def fit(
     n_train = len(next(iter(train_data.values())))
     if n_train < batch_size:
         raise JaxdlError(f"batch_size {batch_size} is larger than the {n_train} training examples")
-    fns = make_epoch_fns(task, batch_size, n_train, mesh=mesh if mesh is not None else parallel.data_mesh())
+    fns = make_epoch_fns(task, batch_size, n_train, mesh=mesh)
     data = fns.place_train(train_data)
     val = fns.place(val_data) if val_data is not None else None
 

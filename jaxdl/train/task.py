@@ -31,6 +31,11 @@ def classification_loss(logits: jax.Array, batch: Batch) -> tuple[jax.Array, dic
     return softmax_cross_entropy(logits, labels, reduction="none"), {"accuracy": correct}
 
 
+def _cast_floats(tree: Any, dtype: str) -> Any:
+    """Floating-point leaves of ``tree`` as ``dtype``; integer leaves (labels, keys) unchanged."""
+    return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
+
+
 @dataclasses.dataclass(frozen=True)
 class Task:
     """A model, its per-example loss and its preprocessing.
@@ -55,10 +60,6 @@ class Task:
         if self.compute_dtype not in ("float32", "bfloat16"):
             raise ValueError(f"compute_dtype must be float32 or bfloat16, got {self.compute_dtype!r}")
 
-    def _cast(self, tree: Any) -> Any:
-        dtype = jnp.dtype(self.compute_dtype)
-        return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
-
     def init(self, key: jax.Array, batch: Batch) -> dict[str, Any]:
         """Initial variables for a batch shaped like ``batch``."""
         init_key, data_key, sample_key = jax.random.split(key, 3)
@@ -75,7 +76,7 @@ class Task:
         batch = self.preprocess(batch, data_key, train)
         inputs = batch["inputs"]
         if self.compute_dtype != "float32":
-            params, inputs = self._cast(params), self._cast(inputs)
+            params, inputs = _cast_floats(params, self.compute_dtype), _cast_floats(inputs, self.compute_dtype)
         variables = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
         rngs = {"dropout": dropout_key, "sample": sample_key}
         if train and batch_stats:
@@ -83,6 +84,6 @@ class Task:
             batch_stats = jax.tree.map(lambda new, old: new.astype(old.dtype), updates["batch_stats"], batch_stats)
         else:
             outputs = self.model.apply(variables, inputs, train=train, rngs=rngs)
-        outputs = jax.tree.map(lambda x: x.astype(jnp.float32) if jnp.issubdtype(x.dtype, jnp.floating) else x, outputs)
+        outputs = _cast_floats(outputs, "float32")
         losses, metrics = self.example_loss(outputs, batch)
         return losses, metrics, batch_stats
