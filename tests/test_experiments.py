@@ -1,11 +1,13 @@
 """Smoke tests: every training experiment runs end to end on tiny image folders made here."""
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
 
 from jaxdl.cli import main
 from jaxdl.data.catalog import CIFAR10_CLASSES
+from jaxdl.experiments import mnist_vae
 from jaxdl.rundir import read_json
 
 COMMON = ["--set", "epochs=1", "--set", "batch_size=8"]
@@ -67,6 +69,16 @@ def test_mnist_vae_conditional_with_a_2d_latent_space(tiny_mnist, tmp_path):
     assert metrics["test_loss"] > 0 and metrics["test_kl"] >= 0
     for figure in ("samples.png", "reconstructions.png", "latent_space.png"):
         assert (out / figure).exists(), figure
+
+
+@pytest.mark.parametrize("recipe, first_lr", [("tutorial", 1e-3), ("improved", 3e-3 / 25)])
+def test_vae_recipes_differ_in_the_learning_rate_only(recipe, first_lr):
+    tx = mnist_vae.optimizer(mnist_vae.Config(recipe=recipe), steps_per_epoch=100)
+    params = {"w": jnp.zeros(3)}
+    updates, _ = tx.update({"w": jnp.array([1.0, -2.0, 0.5])}, tx.init(params), params)
+    # Adam's first step moves each parameter by the learning rate against its gradient's sign;
+    # the one-cycle schedule starts at peak_lr / 25 and the constant recipe at lr.
+    np.testing.assert_allclose(updates["w"], [-first_lr, first_lr, -first_lr], rtol=1e-4)
 
 
 def test_resume_continues_and_checks_the_settings(tiny_mnist, tmp_path, capsys):

@@ -1,7 +1,11 @@
-"""Seed 002's VAE on MNIST: 784-400-20, BCE (sum) + KL, Adam 1e-3, batch 32, 10 epochs.
+"""Seed 002's VAE on MNIST: 784-400-20, BCE (sum) + KL, Adam, batch 32, 10 epochs.
 
-Reports the train and test loss per image in nats (the negative ELBO) and
-draws samples from the prior, test reconstructions, and, for a 2-D latent
+``recipe=tutorial`` trains it as the tutorial does, Adam at a constant 1e-3.
+The default recipe changes the learning rate only: a one-cycle schedule
+(warm-up to ``peak_lr``, then cosine decay to ~0) over the same 10 epochs,
+so training ends with little step noise left, which a constant rate never
+does. Reports the train and test loss per image in nats (the negative ELBO)
+and draws samples from the prior, test reconstructions, and, for a 2-D latent
 space, the test set's latent means coloured by digit. ``conditional=true``
 answers the tutorial's open question, how to generate a given digit: the
 encoder and decoder also see the label, and the figure shows each digit 0-9.
@@ -10,6 +14,7 @@ encoder and decoder also see the label, and the figure shows each digit 0-9.
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +30,9 @@ from jaxdl.models.vae import VAE, vae_loss
 from jaxdl.rundir import RunDir
 from jaxdl.train.task import Task
 
-FLAX_EXAMPLE_TEST_LOSS = 104.0  # nats per image, the figure Flax's VAE example reports
+# Test loss per image (nats) of the tutorial's own PyTorch code on the shared MNIST copy, seed 0
+# (seeds 1, 2: 105.22, 105.05); scripts/torch_vae_reference.py.
+TUTORIAL_CODE_TEST_LOSS = 104.86
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +43,12 @@ class Config(EngineSettings):
     conditional: bool = setting(False, "condition on the digit, so a chosen digit can be generated")
     epochs: int = setting(10, "training epochs", ge=1)
     batch_size: int = setting(32, "examples per step", ge=1)
-    lr: float = setting(1e-3, "Adam learning rate", gt=0)
+    recipe: Literal["improved", "tutorial"] = setting(
+        "improved",
+        "improved: Adam with a one-cycle learning-rate schedule peaking at peak_lr; tutorial: Adam at a constant lr",
+    )
+    lr: float = setting(1e-3, "Adam learning rate (tutorial recipe)", gt=0)
+    peak_lr: float = setting(3e-3, "peak of the one-cycle learning-rate schedule (improved recipe)", gt=0)
     seed: int = setting(0, "PRNG seed: initialisation, sampling and shuffling", ge=0)
 
 
@@ -51,17 +63,26 @@ def make_task(config: Config) -> Task:
     return Task(model, vae_loss, preprocess)
 
 
+def optimizer(config: Config, steps_per_epoch: int) -> optax.GradientTransformation:
+    if config.recipe == "tutorial":
+        return optax.adam(config.lr)
+    return optax.adam(optax.cosine_onecycle_schedule(config.epochs * steps_per_epoch, config.peak_lr))
+
+
 def run(config: Config, run_dir: RunDir) -> dict:
     train = data_lib.load("mnist", "train", data=config.data or None)
     test = data_lib.load("mnist", "test", data=config.data or None)
     task = make_task(config)
     result, metrics = train_and_test(
-        config, run_dir, task, optax.adam(config.lr), arrays(train), arrays(test),
-        title=f"MNIST VAE 784-{config.hidden}-{config.latents}, loss per image (nats)",
+        config, run_dir, task, optimizer(config, len(train) // config.batch_size), arrays(train), arrays(test),
+        title=f"MNIST VAE 784-{config.hidden}-{config.latents}, recipe={config.recipe}, loss per image (nats)",
     )  # fmt: skip
-    print(f"test loss {metrics['test_loss']:.2f} nats per image (Flax's example: {FLAX_EXAMPLE_TEST_LOSS})")
+    print(
+        f"test loss {metrics['test_loss']:.2f} nats per image "
+        f"(the tutorial's PyTorch code here: {TUTORIAL_CODE_TEST_LOSS})"
+    )
     _figures(config, run_dir, task.model, result.state.params, test)
-    return {"reference_test_loss": FLAX_EXAMPLE_TEST_LOSS, **metrics}
+    return {"reference_test_loss": TUTORIAL_CODE_TEST_LOSS, **metrics}
 
 
 def _images(logits: jax.Array) -> np.ndarray:
@@ -115,7 +136,7 @@ def _figures(config: Config, run_dir: RunDir, model: VAE, params, test: data_lib
 
 EXPERIMENT = Experiment(
     "mnist-vae",
-    "seed 002: MNIST VAE 784-400-20, Adam 1e-3, batch 32, 10 epochs; conditional option",
+    "seed 002: MNIST VAE 784-400-20, Adam, batch 32, 10 epochs; recipe=improved|tutorial; conditional option",
     Config,
     run,
 )
