@@ -1,21 +1,24 @@
 """Benchmark of the training engine on each tutorial network, optionally beside PyTorch.
 
-    python scripts/bench.py [--steps 30] [--repeats 3] [--json out.json] [--torch-python PY]
+    python scripts/bench.py [--steps 30] [--min-seconds 1] [--repeats 3] [--json out.json] [--torch-python PY]
 
 For each model: compile time of the epoch function, steady-state training
-examples/s (median of repeats of a compiled ``lax.scan`` over --steps
-batches, blocked), FLOPs per step from XLA's cost analysis and the FLOP/s
-achieved against a float32 matmul peak measured here, and the compiled
-function's memory (arguments + temporaries). Data are random uint8 images of
-the tutorial's shapes already on the device; loading is not timed. With
---torch-python it also runs scripts/torch_baselines.py (the tutorials'
-PyTorch networks and steps) in the same invocation and prints the speed-ups.
+examples/s (median of repeats of a compiled ``lax.scan`` over at least
+--steps batches, more where that would take under --min-seconds, blocked),
+FLOPs per step from XLA's cost analysis and the FLOP/s achieved against a
+float32 matmul peak measured here, and the compiled function's memory
+(arguments + temporaries). Data are random uint8 images of the tutorial's
+shapes already on the device; loading is not timed. With --torch-python it
+also runs scripts/torch_baselines.py (the tutorials' PyTorch networks and
+steps) on the same number of batches, right after each model's own timing,
+and prints the speed-ups.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -33,7 +36,7 @@ import optax
 from jaxdl.experiments import cifar10, common, mnist_vae
 from jaxdl.models.classifiers import MLP, SmallMLP
 from jaxdl.train.state import TrainState
-from jaxdl.train.steps import make_epoch_fns
+from jaxdl.train.steps import make_epoch_fns, make_train_step
 from jaxdl.train.task import Task, classification_loss
 from jaxdl.train.timing import compile_ahead, median_seconds
 
@@ -59,48 +62,98 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / median_seconds(matmul, a, repeats=repeats) / 1e9
 
 
-def bench(name, task, tx, shape, batch, per_epoch, steps, repeats) -> dict:
-    n = steps * batch
+def _random_data(shape, batch, steps) -> dict[str, jax.Array]:
     rng = np.random.default_rng(0)
-    data = {
+    n = steps * batch
+    return {
         "inputs": jnp.asarray(rng.integers(0, 256, (n, *shape), dtype=np.uint8)),
         "labels": jnp.asarray(rng.integers(0, 10, n).astype(np.int32)),
     }
-    sample = {k: v[:batch] for k, v in data.items()} | {"mask": jnp.ones(batch, bool)}
-    state = TrainState.create(task.init(jax.random.PRNGKey(0), sample), tx, jax.random.PRNGKey(1))
-    fns = make_epoch_fns(task, batch, n)
-    data, state = fns.place_train(data), fns.place(state)
-    keys = [fns.place(jax.random.PRNGKey(2 + i)) for i in range(repeats + 1)]
-    start = time.perf_counter()
-    compiled = fns.train.lower(state, data, keys[0]).compile()
-    compile_s = time.perf_counter() - start
-    cost = compiled.cost_analysis() or {}
-    memory = compiled.memory_analysis()
-    state, _ = compiled(state, data, keys[0])
-    jax.block_until_ready(state)
-    times = []
-    for i in range(repeats):
-        t = time.perf_counter()
-        state, _ = compiled(state, data, keys[1 + i])
-        jax.block_until_ready(state)
-        times.append(time.perf_counter() - t)
-    seconds = statistics.median(times)
-    flops_per_step = cost.get("flops")  # XLA counts a loop body once: one step
+
+
+def step_cost(task, tx, shape, batch) -> dict:
+    """FLOPs (XLA's cost analysis) and memory (arguments + temporaries) of one compiled training step."""
+    batch_data = _random_data(shape, batch, 1) | {"mask": jnp.ones(batch, bool)}
+    state = TrainState.create(task.init(jax.random.PRNGKey(0), batch_data), tx, jax.random.PRNGKey(1))
+    compiled = make_train_step(task).lower(state, batch_data).compile()
+    cost, memory = compiled.cost_analysis() or {}, compiled.memory_analysis()
     return {
-        "model": name,
-        "compile_s": compile_s,
-        "examples_per_second": n / seconds,
-        "seconds_per_epoch": per_epoch * seconds / n,
-        "gflop_per_step": flops_per_step / 1e9 if flops_per_step else None,
-        "achieved_gflops": flops_per_step * steps / seconds / 1e9 if flops_per_step else None,
+        "gflop_per_step": cost["flops"] / 1e9 if cost.get("flops") else None,
         "memory_mb": (memory.argument_size_in_bytes + memory.temp_size_in_bytes) / 2**20 if memory else None,
     }
 
 
+class EpochTimer:
+    """One compiled ``lax.scan`` epoch over ``steps`` batches on the device, and blocked timings of it."""
+
+    def __init__(self, task, tx, shape, batch, steps):
+        self.steps, self.examples = steps, steps * batch
+        data = _random_data(shape, batch, steps)
+        sample = {k: v[:batch] for k, v in data.items()} | {"mask": jnp.ones(batch, bool)}
+        state = TrainState.create(task.init(jax.random.PRNGKey(0), sample), tx, jax.random.PRNGKey(1))
+        fns = make_epoch_fns(task, batch, self.examples)
+        self.data, self.state = fns.place_train(data), fns.place(state)
+        self.key = fns.place(jax.random.PRNGKey(2))
+        start = time.perf_counter()
+        self.compiled = fns.train.lower(self.state, self.data, self.key).compile()
+        self.compile_s = time.perf_counter() - start
+        self.seconds(1)  # warm-up
+
+    def seconds(self, repeats: int) -> float:
+        """Median seconds of ``repeats`` epochs."""
+        times = []
+        for _ in range(repeats):
+            self.key = jax.random.fold_in(self.key, 1)
+            start = time.perf_counter()
+            self.state, _ = self.compiled(self.state, self.data, self.key)
+            jax.block_until_ready(self.state)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+
+def torch_examples_per_second(python: str, name: str, steps: int, repeats: int) -> float:
+    """The tutorial's PyTorch step for ``name`` (scripts/torch_baselines.py), timed over ``steps`` batches."""
+    script = Path(__file__).with_name("torch_baselines.py")
+    out = subprocess.run([python, str(script), "--steps", str(steps), "--repeats", str(repeats), "--only", name],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])["examples_per_second"]
+
+
+def bench(name, task, tx, shape, batch, per_epoch, args) -> dict:
+    """jaxdl's (and PyTorch's) training speed on ``name``: medians over ``args.rounds`` rounds.
+
+    Each round times jaxdl and then PyTorch on the same number of batches, so that a slow
+    spell of a shared machine falls on both. At least ``args.steps`` batches, more where
+    a timing would last under ``args.min_seconds``: short timings are mostly noise.
+    """
+    timer = EpochTimer(task, tx, shape, batch, args.steps)
+    first = timer.seconds(args.repeats)
+    if first < args.min_seconds:
+        timer = EpochTimer(task, tx, shape, batch, math.ceil(args.steps * args.min_seconds / first))
+    jax_rates, torch_rates = [], []
+    for _ in range(args.rounds):
+        jax_rates.append(timer.examples / timer.seconds(args.repeats))
+        if args.torch_python:
+            torch_rates.append(torch_examples_per_second(args.torch_python, name, timer.steps, args.repeats))
+    rate = statistics.median(jax_rates)
+    row = {"model": name, "steps": timer.steps, "compile_s": timer.compile_s, "examples_per_second": rate,
+           "examples_per_second_rounds": jax_rates, "seconds_per_epoch": per_epoch / rate,
+           **step_cost(task, tx, shape, batch)}  # fmt: skip
+    row["achieved_gflops"] = row["gflop_per_step"] * rate / batch if row["gflop_per_step"] else None
+    if torch_rates:
+        row["torch_examples_per_second"] = statistics.median(torch_rates)
+        row["torch_examples_per_second_rounds"] = torch_rates
+        row["speedup_rounds"] = [j / t for j, t in zip(jax_rates, torch_rates, strict=True)]
+        row["speedup_over_torch"] = statistics.median(row["speedup_rounds"])  # paired: same machine state
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30, help="batches per timed epoch")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=30, help="batches per timed epoch (at least)")
+    parser.add_argument("--min-seconds", type=float, default=1.0, help="more batches until a timing lasts this long")
+    parser.add_argument("--repeats", type=int, default=3, help="epochs timed per round (median)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating jaxdl/PyTorch rounds (median)")
     parser.add_argument("--only", nargs="*", help="model names (default: all)")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--torch-python", help="python with torch, for the tutorials' PyTorch code")
@@ -112,34 +165,22 @@ def main() -> None:
         f"({jax.devices()[0].device_kind}), XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
     )
     print(f"float32 matmul peak (2048^3, jit): {peak:.1f} GFLOP/s\n")
-    rows = []
-    for name, spec in workloads().items():
-        if args.only and name not in args.only:
-            continue
-        rows.append(bench(name, *spec, args.steps, args.repeats))
-    torch_rows = {}
-    if args.torch_python:
-        script = Path(__file__).with_name("torch_baselines.py")
-        out = subprocess.run([args.torch_python, str(script), "--steps", str(args.steps),
-                              "--only", *[r["model"] for r in rows]],
-                             capture_output=True, text=True, check=True)  # fmt: skip
-        torch_rows = {r["model"]: r for r in map(json.loads, out.stdout.strip().splitlines())}
+    rows = [bench(name, *spec, args) for name, spec in workloads().items() if not args.only or name in args.only]
+    with_torch = bool(args.torch_python)
 
-    header = f"{'model':<12}{'compile s':>10}{'ex/s':>10}{'s/epoch':>9}{'GFLOP/step':>11}"
+    header = f"{'model':<12}{'steps':>6}{'compile s':>10}{'ex/s':>10}{'s/epoch':>9}{'GFLOP/step':>11}"
     header += f"{'GFLOP/s':>9}{'% peak':>8}{'MB':>8}"
-    if torch_rows:
-        header += f"{'torch ex/s':>12}{'speed-up':>10}"
+    if with_torch:
+        header += f"{'torch ex/s':>12}{'speed-up':>10}  per round"
     print(header)
     for r in rows:
         achieved = r["achieved_gflops"] or 0
-        line = (f"{r['model']:<12}{r['compile_s']:>10.2f}{r['examples_per_second']:>10.0f}"
+        line = (f"{r['model']:<12}{r['steps']:>6}{r['compile_s']:>10.2f}{r['examples_per_second']:>10.0f}"
                 f"{r['seconds_per_epoch']:>9.2f}{r['gflop_per_step'] or 0:>11.3f}{achieved:>9.1f}"
                 f"{100 * achieved / peak:>7.0f}%{r['memory_mb'] or 0:>8.0f}")  # fmt: skip
-        if r["model"] in torch_rows:
-            t = torch_rows[r["model"]]
-            r["torch_examples_per_second"] = t["examples_per_second"]
-            r["speedup_over_torch"] = r["examples_per_second"] / t["examples_per_second"]
-            line += f"{t['examples_per_second']:>12.0f}{r['speedup_over_torch']:>9.2f}x"
+        if with_torch:
+            rounds = ", ".join(f"{x:.2f}" for x in r["speedup_rounds"])
+            line += f"{r['torch_examples_per_second']:>12.0f}{r['speedup_over_torch']:>9.2f}x  ({rounds})"
         print(line)
     usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak resident memory of this process: {usage:.0f} MB")
