@@ -1,6 +1,5 @@
 """jaxdl reproduce: the report, its skips and failures, the README table, and the page in a real browser."""
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -13,13 +12,6 @@ from jaxdl.errors import JaxdlError
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK_RUNS = ["blobs-tutorial-init", "scratch-mlp", "optimizers"]
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +91,8 @@ def test_an_existing_report_is_not_overwritten(report, capsys):
     assert (report / "results.json").read_text() == before
 
 
-def test_readme_table_is_generated_from_the_saved_full_run(tmp_path):
-    readme_table = _script("readme_table")
+def test_readme_table_is_generated_from_the_saved_full_run(tmp_path, load_script):
+    readme_table = load_script("readme_table")
     saved = ROOT / "scripts" / "readme_results.json"
     results = reproduce_lib.read_results(saved)
     assert not results["quick"]

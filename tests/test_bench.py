@@ -1,0 +1,29 @@
+"""scripts/bench.py: the benchmark runs and reports consistent figures (speed itself is not asserted)."""
+
+import argparse
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def bench(load_script):
+    return load_script("bench")
+
+
+def test_small_mlp_row(bench):
+    args = argparse.Namespace(steps=2, min_seconds=0.0, repeats=1, rounds=2, torch_python=None)
+    task, tx, shape, batch, per_epoch = bench.workloads()["mnist-mlp"]
+    row = bench.bench("mnist-mlp", task, tx, shape, batch, per_epoch, args)
+    assert row["steps"] == 2 and len(row["examples_per_second_rounds"]) == 2
+    assert row["seconds_per_epoch"] == pytest.approx(4096 / row["examples_per_second"])
+    # a training step of 784-128-10 on 64 images: about 6 FLOPs per weight per image (forward and backward)
+    assert 0.5 < row["gflop_per_step"] / (6 * 64 * (784 * 128 + 128 * 10) / 1e9) < 2
+    assert row["achieved_gflops"] == pytest.approx(row["gflop_per_step"] * row["examples_per_second"] / batch)
+    assert 0 < row["memory_mb"] < 100
+    assert "speedup_over_torch" not in row
+
+
+def test_min_seconds_lengthens_short_timings(bench):
+    args = argparse.Namespace(steps=2, min_seconds=0.2, repeats=1, rounds=1, torch_python=None)
+    task, tx, shape, batch, per_epoch = bench.workloads()["mnist-mlp"]
+    assert bench.bench("mnist-mlp", task, tx, shape, batch, per_epoch, args)["steps"] > 2
