@@ -61,17 +61,23 @@ def conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
     faster, above all inside ``lax.scan``, where XLA's own convolution runs
     tens of times slower (jax-ml/jax#12868).
 
-    Measured on a 2-core CPU (jax 0.10.2) against this version, fastest
-    first, and not kept: a ``custom_vjp`` with the input gradient from a
-    product on the padded output gradient (+6% time for the four layers'
-    forward and backward passes); YNNPACK's convolution for the forward pass
-    and input gradient (+45%); other ways to build the patches (padding
-    materialised first, two-stage concatenation, stacking, even/odd split for
-    stride 2, row-offset views of the flattened image: within noise or
-    slower; a gather: +50%); splitting the batch into 2-10 chunks with
-    ``lax.map`` (no gain); and XLA CPU flags (fusion emitters off, XNN graph
-    fusion, 512-bit vectors: within noise). ``lax.conv`` itself trains the CNN
-    at 41 examples/s inside ``lax.scan``, against about 2,000 with this.
+    Measured on a 2-core CPU (jax 0.10.2), as the four layers' forward and
+    backward passes inside ``lax.scan`` against this version, and not kept:
+
+    - a ``custom_vjp`` taking the input gradient from a product on the
+      padded output gradient: +6% time;
+    - other ways to build the patches (padding materialised first, two-stage
+      concatenation, stacking, an even/odd split for stride 2, row-offset
+      views of the flattened image): within noise or slower; a gather: +50%;
+      ``lax.conv_general_dilated_patches``: +190%;
+    - patches along the width only, one product for the three row taps,
+      rows summed afterwards: +33% on the 32->64 layer;
+    - YNNPACK's convolution for the forward pass and input gradient: +45%;
+    - the batch split into 2-10 chunks with ``lax.map``; XLA CPU flags
+      (fusion emitters off, XNN graph fusion, 512-bit vectors): no gain.
+
+    ``lax.conv`` itself trains the CNN at 41 examples/s inside ``lax.scan``,
+    against about 2,000 with this.
     """
     b, h, w, c = x.shape
     padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
