@@ -8,8 +8,9 @@ import pytest
 
 from jaxdl import data as D
 from jaxdl.errors import JaxdlError
+from jaxdl.experiments import mnist_vae
 from jaxdl.experiments.common import unit_pixels
-from jaxdl.models import CNN, SmallMLP
+from jaxdl.models import CNN, VAE, SmallMLP, vae_loss
 from jaxdl.rundir import RunDir, read_history
 from jaxdl.train.fit import fit
 from jaxdl.train.state import TrainState
@@ -77,6 +78,19 @@ def test_masked_evaluation_counts_every_example_once(digits):
     losses, metrics = classification_loss(logits, data)
     assert got["loss"] == pytest.approx(float(losses.mean()), rel=1e-5)
     assert got["accuracy"] == pytest.approx(float(metrics["accuracy"].mean()))
+
+
+def test_evaluation_draws_fresh_noise_for_every_batch(digits):
+    # a VAE's test loss samples z; the same draws in every batch would average 32 draws, not 320
+    task = Task(VAE(latents=2, hidden=8, features=64), vae_loss, mnist_vae.make_task(mnist_vae.Config()).preprocess)
+    data = {"inputs": jnp.asarray(digits["inputs"][:32]), "labels": jnp.asarray(digits["labels"][:32])}
+    state = make_state(task, data, optax.adam(1e-3))
+    fns = make_epoch_fns(task, 32, 320)
+    sums = fns.evaluate(state, {k: jnp.tile(v, (10,) + (1,) * (v.ndim - 1)) for k, v in data.items()})
+    one_batch = fns.evaluate(state, data)
+    # ten copies of one batch: with fresh noise per batch the total is not ten times one batch's
+    assert float(sums["loss"]) != pytest.approx(10 * float(one_batch["loss"]), rel=1e-6)
+    assert float(sums["count"]) == 320
 
 
 def _cnn_fit(digits, run_dir, epochs, resume=False):

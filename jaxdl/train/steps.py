@@ -58,11 +58,16 @@ def train_step_fn(task: Task):
 
 
 def eval_step_fn(task: Task):
-    """The unjitted ``eval_step(state, batch) -> metric sums``: running averages, no dropout."""
+    """The unjitted ``eval_step(state, batch, index) -> metric sums``: running averages, no dropout.
 
-    def eval_step(state: TrainState, batch: Batch) -> dict[str, jax.Array]:
-        # The VAE samples z at evaluation too; this key is never a training step's.
-        key = jax.random.fold_in(state.key, EVAL_KEY_SALT)
+    ``index`` numbers the batches of one evaluation: a model that samples at evaluation (the
+    VAE's z) draws fresh noise for every batch, so a test loss averages over every example's
+    own draw, not over one batch's draws repeated.
+    """
+
+    def eval_step(state: TrainState, batch: Batch, index: jax.Array | int = 0) -> dict[str, jax.Array]:
+        # Never a training step's key: those fold in the step number, these the salt first.
+        key = jax.random.fold_in(jax.random.fold_in(state.key, EVAL_KEY_SALT), index)
         losses, metrics, _ = task.forward(state.params, state.batch_stats, batch, key, train=False)
         return _sums(losses, metrics, batch["mask"])
 
@@ -130,13 +135,14 @@ def make_epoch_fns(
         n = jax.tree.leaves(data)[0].shape[0]
         indices, mask = epoch_indices(jax.random.PRNGKey(0), n, batch_size, shuffle=False, drop_remainder=False)
 
-        def body(totals, batch_indices):
-            sums = eval_step(state, gather(data, *batch_indices))
+        def body(totals, batch):
+            rows, valid, index = batch
+            sums = eval_step(state, gather(data, rows, valid), index)
             return jax.tree.map(jnp.add, totals, sums), None
 
         shapes = jax.eval_shape(eval_step, state, _batch_like(data, batch_size))
         zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-        totals, _ = jax.lax.scan(body, zeros, (indices, mask))
+        totals, _ = jax.lax.scan(body, zeros, (indices, mask, jnp.arange(indices.shape[0])))
         return totals
 
     return EpochFns(train_epoch, evaluate, num_batches(num_train, batch_size, drop_remainder), mesh)
