@@ -42,15 +42,25 @@ def test_cnn_batch_norm_statistics_and_dropout():
     np.testing.assert_array_equal(model.apply(variables, x), model.apply(variables, x))  # eval is deterministic
 
 
-@pytest.mark.parametrize("stride", [1, 2])
-def test_conv3x3_equals_xla_convolution(stride, x64):
-    x = jax.random.normal(jax.random.key(0), (2, 9, 9, 3), jnp.float64)
-    k = jax.random.normal(jax.random.key(1), (3, 3, 3, 4), jnp.float64)
-    expected = jax.lax.conv_general_dilated(
+def xla_conv3x3(x, k, stride):
+    return jax.lax.conv_general_dilated(
         x, k, (stride, stride), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")
     )
-    np.testing.assert_allclose(conv3x3(x, k, stride), expected, rtol=1e-12)
-    check_grads(lambda x, k: conv3x3(x, k, stride), (x[:1, :5, :5], k), order=1, modes=("fwd", "rev"))
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3, 4])
+@pytest.mark.parametrize("size", [(9, 9), (8, 5)])
+def test_conv3x3_and_its_gradients_equal_xla_convolution(stride, size, x64):
+    x = jax.random.normal(jax.random.key(0), (2, *size, 3), jnp.float64)
+    k = jax.random.normal(jax.random.key(1), (3, 3, 3, 4), jnp.float64)
+    y = xla_conv3x3(x, k, stride)
+    np.testing.assert_allclose(conv3x3(x, k, stride), y, rtol=1e-12)
+    cotangent = jax.random.normal(jax.random.key(2), y.shape, jnp.float64)
+    expected = jax.vjp(lambda x, k: xla_conv3x3(x, k, stride), x, k)[1](cotangent)
+    got = jax.vjp(lambda x, k: conv3x3(x, k, stride), x, k)[1](cotangent)  # the hand-written input gradient
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-12)
+    check_grads(lambda x, k: conv3x3(x, k, stride), (x[:1], k), order=1, modes=("rev",))
 
 
 def test_vae_shapes_loss_and_parameter_count():
