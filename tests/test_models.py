@@ -63,6 +63,23 @@ def test_conv3x3_and_its_gradients_equal_xla_convolution(stride, size, x64):
     check_grads(lambda x, k: conv3x3(x, k, stride), (x[:1], k), order=1, modes=("rev",))
 
 
+def test_conv3x3_second_derivatives_and_forward_mode(x64):
+    """The hand-written gradient is plain JAX: forward-over-reverse Hessian-vector products work; plain jvp raises."""
+    x = jax.random.normal(jax.random.key(0), (2, 7, 7, 3), jnp.float64)
+    k = jax.random.normal(jax.random.key(1), (3, 3, 3, 4), jnp.float64)
+
+    def loss(conv):
+        return lambda x, k: jnp.sum(jnp.tanh(conv(x, k, 2)))
+
+    def hvp(f):
+        return jax.jvp(jax.grad(f, (0, 1)), (x, k), (jnp.ones_like(x), jnp.ones_like(k)))[1]
+
+    for got, expected in zip(hvp(loss(conv3x3)), hvp(loss(xla_conv3x3)), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    with pytest.raises(TypeError, match="custom_vjp"):
+        jax.jvp(lambda x: conv3x3(x, k), (x,), (x,))
+
+
 def test_vae_shapes_loss_and_parameter_count():
     model = VAE()
     image = jax.random.uniform(jax.random.key(0), (4, 784))
