@@ -29,7 +29,18 @@ from jaxdl.functional import (
 )
 from jaxdl.models import CNN, MLP, VAE, BlobClassifier, SmallMLP
 from jaxdl.rundir import RunDir
-from jaxdl.train import Task, TrainState, compile_ahead, fit, full_batch_scan, make_train_step, timed_call
+from jaxdl.train import (
+    FitResult,
+    Task,
+    TrainState,
+    classification_loss,
+    compile_ahead,
+    fit,
+    full_batch_scan,
+    init_state,
+    make_train_step,
+    timed_call,
+)
 
 __version__ = "0.1.0"
 
@@ -39,10 +50,13 @@ __all__ = [
     "VAE",
     "BlobClassifier",
     "Dataset",
+    "FitResult",
     "SmallMLP",
     "Task",
     "TrainState",
+    "classification_loss",
     "fit",
+    "init_state",
     "load",
     "make_train_step",
     "JaxdlError",

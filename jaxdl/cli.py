@@ -7,11 +7,11 @@ cannot be written, a loss that turns NaN) print one line and exit with status 2.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from collections.abc import Sequence
 
 from jaxdl.errors import JaxdlError
+from jaxdl.runner import run_experiment
 
 EXIT_USAGE = 2
 
@@ -58,7 +58,7 @@ def build_parser(prog: str = "jaxdl") -> argparse.ArgumentParser:
 
     tour = sub.add_parser("reproduce", help="run every tutorial claim and write a report (RESULTS.md, index.html)")
     tour.add_argument("--quick", action="store_true", help="small settings: the whole tour in a few minutes")
-    tour.add_argument("--data-dir", help="folder of local data copies (sets $JAXDL_DATA_DIR)")
+    tour.add_argument("--data-dir", help="folder of local data copies (instead of $JAXDL_DATA_DIR)")
     tour.add_argument("--out", help="report directory (default: runs/reproduce/TIMESTAMP)")
     tour.add_argument("--only", nargs="+", metavar="RUN", help="only these runs (names as in RESULTS.md)")
     tour.add_argument("--overwrite", action="store_true", help="allow --out to hold an earlier report")
@@ -87,83 +87,6 @@ def _dataset_names() -> list[str]:
     from jaxdl.data.catalog import DATASETS
 
     return list(DATASETS)
-
-
-def run_experiment(
-    name: str,
-    overrides: Sequence[str] = (),
-    *,
-    seed: int | None = None,
-    data: str | None = None,
-    out: str | None = None,
-    overwrite: bool = False,
-    resume: bool = False,
-    distributed: dict | None = None,
-) -> tuple[str, dict]:
-    """Resolves the config, runs the experiment and writes its run directory.
-
-    ``distributed`` (``coordinator``, ``num_processes``, ``process_id``; None
-    values are read from the environment) joins a multi-process run first;
-    process 0 writes the run directory, all processes write its checkpoints.
-
-    Returns:
-      The run directory's path and the metrics.
-
-    Raises:
-      JaxdlError: any mistake in the request, before anything is written where
-        possible; a failure during the run keeps what was already written.
-    """
-    from jaxdl import config as config_lib
-    from jaxdl import experiments
-    from jaxdl.rundir import RunDir, default_run_path, environment
-
-    experiment = experiments.get(name)
-    overrides = list(overrides)
-    if seed is not None:
-        overrides.append(f"seed={seed}")
-    if data is not None:
-        if "data" not in {f.name for f in dataclasses.fields(experiment.config)}:
-            raise JaxdlError(f"experiment {name} reads no data set, so --data does not apply")
-        overrides.append(f"data={data}")
-    writer = True  # only process 0 of a multi-process run writes files
-    if distributed is not None:
-        if not out:
-            raise JaxdlError("--distributed needs --out: every process must name the same run directory")
-        import jax
-
-        from jaxdl.train.parallel import initialize_distributed
-
-        initialize_distributed(**distributed)  # before any JAX computation, checks included
-        writer = jax.process_index() == 0
-    config = config_lib.resolve(experiment.config, overrides)
-    if resume and not out:
-        raise JaxdlError("--resume needs --out: the directory of the run to continue")
-    if resume and overwrite:
-        raise JaxdlError("--resume and --overwrite contradict each other; choose one")
-    run_dir = RunDir(out or default_run_path(name), overwrite=overwrite, resume=resume, writer=writer)
-    record = {"experiment": name, "config": config_lib.to_dict(config), "environment": environment()}
-    if resume:
-        _check_same_run(run_dir, record)
-    else:
-        run_dir.write_json("config.json", record)
-    metrics = experiment.run(config, run_dir)
-    run_dir.write_json("metrics.json", metrics)
-    return str(run_dir.path), metrics
-
-
-def _check_same_run(run_dir, record: dict) -> None:
-    """A resumed run must have the experiment and settings of the run it continues."""
-    from jaxdl.rundir import read_json
-
-    saved = read_json(run_dir.path / "config.json")
-    if saved.get("experiment") != record["experiment"]:
-        raise JaxdlError(f"--resume: {run_dir.path} holds a {saved.get('experiment')} run, not {record['experiment']}")
-    for key, value in record["config"].items():
-        if saved["config"].get(key) != value:
-            raise JaxdlError(
-                f"--resume: setting {key} is {value!r} but the run in {run_dir.path} used "
-                f"{saved['config'].get(key)!r}; resume with the same settings"
-            )
 
 
 def _summary(metrics: dict) -> str:
@@ -200,6 +123,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
             return 0
         if not args.distributed and (args.coordinator or args.num_processes is not None or args.process_id is not None):
             raise JaxdlError("--coordinator, --num-processes and --process-id need --distributed")
+        if args.distributed and not args.out:
+            raise JaxdlError("--distributed needs --out: every process must name the same run directory")
         path, metrics = run_experiment(
             args.name,
             args.overrides,
@@ -215,7 +140,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
             ),
         )
     except JaxdlError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e.cli_message()}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # e.g. `jaxdl data info mnist | head`
         sys.stdout = None
@@ -228,7 +153,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from jaxdl.reproduce import reproduce, summary
+    from jaxdl.reproduce import reproduce, summary  # imports every experiment: only when asked
     from jaxdl.rundir import default_run_path
 
     out = args.out or str(default_run_path("reproduce"))

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import typing
 from typing import Any, Literal
@@ -34,10 +35,15 @@ def setting(
     ge: float | None = None,
     lt: float | None = None,
     le: float | None = None,
+    applies_if: tuple[str, Any] | None = None,
 ) -> Any:
-    """Declares a config field with its help text and optional numeric bounds."""
+    """Declares a config field with its help text and optional numeric bounds.
+
+    ``applies_if=("recipe", "tutorial")`` marks a setting that only that
+    recipe reads: setting it under another recipe is refused, not ignored.
+    """
     bounds = {k: v for k, v in dict(gt=gt, ge=ge, lt=lt, le=le).items() if v is not None}
-    return dataclasses.field(default=default, metadata={"help": help, "bounds": bounds})
+    return dataclasses.field(default=default, metadata={"help": help, "bounds": bounds, "applies_if": applies_if})
 
 
 def _choices(tp: Any) -> tuple | None:
@@ -127,12 +133,27 @@ def resolve(cls: type, overrides: list[str] | tuple[str, ...] = ()) -> Any:
         if not sep or not key:
             raise JaxdlError(f"--set expects key=value, got {pair!r}")
         if key not in types:
-            known = ", ".join(types)
-            raise JaxdlError(f"unknown setting {key!r}; known settings: {known}")
+            close = difflib.get_close_matches(key, types, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise JaxdlError(f"unknown setting {key!r}; {hint}known settings: {', '.join(types)}")
         values[key] = parse_value(key, types[key], text.strip())
     config = cls(**values)
     check(config)
+    _check_applies(config, values)
     return config
+
+
+def _check_applies(config: Any, given: dict[str, Any]) -> None:
+    """A setting given for a recipe (or mode) the run does not use is an error, not a no-op."""
+    for field in dataclasses.fields(config):
+        condition = field.metadata.get("applies_if")
+        if field.name in given and condition is not None:
+            name, wanted = condition
+            if getattr(config, name) != wanted:
+                raise JaxdlError(
+                    f"setting {field.name} applies only with {name}={wanted}; this run uses "
+                    f"{name}={getattr(config, name)}"
+                )
 
 
 def to_dict(config: Any) -> dict[str, Any]:

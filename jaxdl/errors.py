@@ -1,8 +1,53 @@
-"""The one exception type for mistakes a user can fix."""
+"""The one exception type for mistakes a user can fix.
+
+A message names the arguments it is about as ``{out}``, ``{resume}``, ...;
+Python callers read them as the library's arguments (``out``,
+``resume=True``), the command line as its options (``--out``, ``--resume``).
+"""
+
+from __future__ import annotations
+
+import re
+
+# How a Python caller and the command line name the same argument.
+PYTHON_NAMES = {
+    "out": "out",
+    "overwrite": "overwrite=True",
+    "resume": "resume=True",
+    "data": "data",
+    "data_dir": "data_dir",
+    "only": "only",
+    "coordinator": "coordinator",
+    "num_processes": "num_processes",
+    "process_id": "process_id",
+    "distributed": "initialize_distributed",
+}
+CLI_NAMES = {
+    "out": "--out",
+    "overwrite": "--overwrite",
+    "resume": "--resume",
+    "data": "--data",
+    "data_dir": "--data-dir",
+    "only": "--only",
+    "coordinator": "--coordinator",
+    "num_processes": "--num-processes",
+    "process_id": "--process-id",
+    "distributed": "--distributed",
+}
+_ARGUMENT = re.compile(r"\{(" + "|".join(PYTHON_NAMES) + r")\}")
 
 
 class JaxdlError(Exception):
     """Bad input: the message is one line that names the problem and the fix.
 
-    The command line prints it without a traceback and exits with status 2.
+    The command line prints :meth:`cli_message` without a traceback and exits
+    with status 2.
     """
+
+    def __init__(self, message: str):
+        self.template = message
+        super().__init__(_ARGUMENT.sub(lambda m: PYTHON_NAMES[m.group(1)], message))
+
+    def cli_message(self) -> str:
+        """The message with arguments named as the command line's options."""
+        return _ARGUMENT.sub(lambda m: CLI_NAMES[m.group(1)], self.template)

@@ -78,12 +78,13 @@ def distribution(
     reference: float | None = None,
     reference_label: str = "",
     title: str = "",
+    unit: str = "",
 ) -> Figure:
-    """Histogram of a figure over many runs, with a reference value marked."""
+    """Histogram of a figure over many runs, with its mean and a reference value marked."""
     values = np.asarray(values)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.hist(values, bins=min(30, max(5, len(values) // 3)), color="tab:blue", alpha=0.8)
-    ax.axvline(values.mean(), c="k", lw=1.5, label=f"mean {values.mean():.2f}")
+    ax.axvline(values.mean(), c="k", lw=1.5, label=f"mean {values.mean():.2f}{unit}")
     if reference is not None:
         ax.axvline(reference, c="tab:red", ls="--", lw=1.5, label=reference_label or f"{reference}")
     ax.set(xlabel=xlabel, ylabel="runs", title=title)
@@ -137,16 +138,31 @@ def epoch_curves(
     metrics: Sequence[str] = ("loss", "accuracy"),
     title: str = "",
     test: dict[str, float] | None = None,
+    step_losses: Sequence[float] | None = None,
 ) -> Figure:
-    """One panel per metric: train and validation values per epoch, the final test value as a star."""
+    """One panel per metric: train and validation values per epoch, the final test value as a star.
+
+    ``step_losses`` (one per training step of the epochs ending at the last
+    record) adds the training loss within epochs, so a run of one epoch still
+    shows a curve: a moving average over a twentieth of an epoch.
+    """
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
     epochs = [r["epoch"] for r in history]
+    if step_losses is not None and len(step_losses) and "loss" in metrics:
+        ax = axes[0][list(metrics).index("loss")]
+        losses = np.asarray(step_losses, float)
+        steps_per_epoch = max(len(losses) // max(len(epochs), 1), 1)
+        first = epochs[-1] - len(losses) / steps_per_epoch  # the steps end with the last epoch
+        window = max(steps_per_epoch // 20, 1)
+        smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+        x = first + (np.arange(len(smooth)) + window) / steps_per_epoch
+        ax.plot(x, smooth, c="tab:blue", lw=1, alpha=0.5, label=f"train, per step (mean of {window})")
     for ax, metric in zip(axes[0], metrics, strict=True):
         for split, style in (("train", "-o"), ("val", "--s")):
             key = f"{split}_{metric}"
             if key in history[0]:
                 scale = 100 if metric == "accuracy" else 1
-                ax.plot(epochs, [scale * r[key] for r in history], style, ms=4, label=split)
+                ax.plot(epochs, [scale * r[key] for r in history], style, ms=4, label=f"{split} (epoch mean)")
         if test and metric in test:
             scale = 100 if metric == "accuracy" else 1
             ax.plot([epochs[-1]], [scale * test[metric]], "*", ms=12, c="tab:red", label="test (end)")
@@ -216,13 +232,18 @@ def consistency(records: Sequence[dict], metrics: dict) -> Figure:
     ax_g.bar(
         ["score function", "score + baseline", "pathwise"], variances, color=["tab:red", "tab:orange", "tab:green"]
     )
-    ax_g.set_yscale("log")
+    # A linear axis from 0: bar heights compare as the variances do (a log axis's floor would not).
+    ax_g.set_ylim(0, 1.2 * max(variances))
     ax_g.set(
         ylabel="variance of the gradient estimate", title=f"unbiased gradients (exact {metrics['gradient_exact']:.3f})"
     )
     for i, n in enumerate(names):
         ax_g.annotate(
-            f"mean {metrics[f'gradient_{n}_mean']:.3f}", (i, variances[i]), ha="center", va="bottom", fontsize=8
+            f"variance {variances[i]:.2g}\nmean {metrics[f'gradient_{n}_mean']:.3f}",
+            (i, variances[i]),
+            ha="center",
+            va="bottom",
+            fontsize=8,
         )
     fig.tight_layout()
     return fig
@@ -318,7 +339,7 @@ def range_test(rates: np.ndarray, losses: np.ndarray, smooth: np.ndarray, sugges
     return fig
 
 
-def regularisation(histories: dict) -> Figure:
+def regularization(histories: dict) -> Figure:
     """Train (solid) and validation (dashed) loss and accuracy per epoch, one column per regulariser."""
     n = len(histories)
     fig, axes = plt.subplots(2, n, figsize=(4 * n, 6.4), sharex=True, sharey="row", squeeze=False)

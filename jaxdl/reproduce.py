@@ -1,8 +1,10 @@
 """``jaxdl reproduce``: every tutorial claim, run and checked, written up as RESULTS.md and index.html.
 
-Each :class:`Run` is one ``jaxdl run`` with the tutorial's settings (and
-smaller ones under ``--quick``); each of its :class:`Claim` rows reads one
-figure from the run's ``metrics.json`` and sets it beside the tutorial's.
+Every experiment declares its runs and claims beside its code
+(:mod:`jaxdl.claims`): each :class:`~jaxdl.claims.Run` is one ``jaxdl run``
+with the tutorial's settings (and smaller ones under ``--quick``); each of its
+:class:`~jaxdl.claims.Claim` rows reads one figure from the run's metrics and
+sets it beside the tutorial's.
 A run that cannot start (its data set is not available) is skipped with the
 reason; a run that fails is reported as failed; the tour always finishes.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import difflib
 import html
 import io
 import json
@@ -26,168 +29,44 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from jaxdl import experiments
+from jaxdl.claims import Claim, Run
+from jaxdl.data import local_copies
 from jaxdl.errors import JaxdlError
+from jaxdl.rundir import atomic_write_text, environment, write_json
+from jaxdl.runner import run_experiment
 
 REPORT_VERSION = 1
+Runner = Callable[..., tuple[str, dict[str, Any]]]  # run_experiment's signature
 
 
 @dataclasses.dataclass(frozen=True)
-class Claim:
-    """One row: a tutorial's statement, its figure, and how to read jaxdl's from ``metrics.json``.
+class TourRun:
+    """One :class:`jaxdl.claims.Run` and the experiment it belongs to."""
 
-    ``metric`` names a key of ``metrics.json`` or computes the figure from the
-    whole dict; ``target`` (with ``target_text``) says whether the figure
-    meets what the issue that built the experiment asked for.
-    """
-
-    source: str  # "seed 001"
-    statement: str
-    tutorial: str  # the tutorial's figure, as text
-    metric: str | Callable[[dict[str, Any]], float]
-    fmt: str = "{:.4g}"
-    target: Callable[[float], bool] | None = None
-    target_text: str = ""
-
-    def value(self, metrics: dict[str, Any]) -> float:
-        if callable(self.metric):
-            return float(self.metric(metrics))
-        if self.metric not in metrics:
-            raise KeyError(f"metrics.json has no {self.metric!r}")
-        return float(metrics[self.metric])
-
-
-@dataclasses.dataclass(frozen=True)
-class Run:
-    """One experiment run of the tour and the claims it checks."""
-
-    name: str  # unique: the run directory's name
     experiment: str
-    settings: tuple[str, ...] = ()
-    quick: tuple[str, ...] = ()  # further settings under --quick
-    data: str | None = None  # data set it needs, checked before it starts
-    claims: tuple[Claim, ...] = ()
+    run: Run
+
+    @property
+    def name(self) -> str:
+        return self.run.name
 
 
-def at_least(x: float) -> Callable[[float], bool]:
-    return lambda v: v >= x
+def tour() -> list[TourRun]:
+    """Every experiment's claimed runs, in the registry's order."""
+    return [TourRun(name, run) for name in experiments.names() for run in experiments.get(name).claims]
 
 
-def at_most(x: float) -> Callable[[float], bool]:
-    return lambda v: v <= x
-
-
-def between(lo: float, hi: float) -> Callable[[float], bool]:
-    return lambda v: lo <= v <= hi
-
-
-PERCENT = "{:.2%}"
-
-RUNS: tuple[Run, ...] = (
-    Run("blobs-tutorial-init", "blobs", ("init=tutorial",), claims=(
-        Claim("seed 000", "Linear(2,5)-Linear(5,1)-sigmoid, SGD lr 5e-4, 1000 full-batch epochs on make_blobs, "
-              "from the tutorial's initial weights: last logged accuracy", "92.90%", "logged_accuracy", PERCENT,
-              between(0.9285, 0.9295), "= 92.90%"),
-        Claim("seed 000", "... and its last logged loss", "0.2125", "logged_loss", "{:.4f}",
-              between(0.21245, 0.21255), "= 0.2125"),
-    )),
-    Run("blobs", "blobs", claims=(
-        Claim("seed 000", "the same network from 64 random initialisations (vmap): mean train accuracy",
-              "92.90% (one initialisation)", "seed_accuracy_mean", PERCENT),
-    )),
-    Run("autodiff-modes", "autodiff-modes", claims=(
-        Claim("seed 000", "forward mode costs one pass per input, reverse one per output: "
-              "jacfwd / jacrev time for f: R^1000 -> R^1", "forward slower", "time_ratio_n_max_m_min", "{:.3g}x",
-              at_least(1.0), "> 1"),
-        Claim("seed 000", "... and for f: R^1 -> R^1000", "forward faster", "time_ratio_n_min_m_max", "{:.3g}x",
-              at_most(1.0), "< 1"),
-        Claim("seed 000", "a loss gradient: n jvps against one vjp (time ratio)", "reverse mode wins",
-              "grad_jvp_over_vjp", "{:.3g}x", at_least(1.0), "> 1"),
-    )),
-    Run("scratch-mlp", "scratch-mlp", claims=(
-        Claim("seed 003", "hand-written backprop in NumPy against the same network in JAX: largest loss-curve gap",
-              "(same maths)", "max_loss_curve_gap", "{:.2g}", at_most(1e-6), "<= 1e-6"),
-    )),
-    Run("scalar-engine-tutorial", "scalar-engine", quick=("n_train=6",), data="mnist", claims=(
-        Claim("seed 004", "the scalar engine's MLP(784, [64, 32, 10]) with the tutorial's init and lr 0.05: "
-              "sample at which the loss stops being finite", "(run never finished)", "diverged_at_sample", "{:.0f}"),
-    )),
-    Run("scalar-engine-torch", "scalar-engine", ("init=torch",), quick=("n_train=6",), data="mnist", claims=(
-        Claim("seed 004", "scalar engine, NumPy and jax.jit from PyTorch's init: largest parameter difference",
-              "(same maths)", "max_param_difference_jax", "{:.2g}", at_most(1e-6), "<= 1e-6"),
-        Claim("seed 004", "seconds per sample: scalar engine over jax.jit", "", "jax_speedup_over_scalar",
-              "{:,.0f}x", at_least(100.0), ">= 100x"),
-    )),
-    Run("monte-carlo", "monte-carlo", claims=(
-        Claim("seed 000", "the Monte Carlo estimate is unbiased: worst |z| of the mean of 1,000 estimators",
-              "unbiased", "expectation_max_abs_z", "{:.2f}", at_most(3.0), "<= 3"),
-        Claim("seed 000", "its error falls like 1/sqrt(S): fitted log-log slope", "-0.5", "rmse_slope", "{:.3f}",
-              between(-0.55, -0.45), "-0.5 +- 0.05"),
-    )),
-    Run("minibatch-sgd", "minibatch-sgd", quick=("draws=1000", "epochs=10"), claims=(
-        Claim("seed 002", "a minibatch gradient is an unbiased estimate of the full gradient: worst |z| over leaves",
-              "unbiased", "unbiased_max_abs_z", "{:.2f}", at_most(3.5), "<= 3.5"),
-        Claim("seed 002", "its variance falls like 1/B: fitted slope for B <= 32", "-1",
-              "variance_slope_small_batches", "{:.3f}", between(-1.15, -0.85), "-1 +- 0.15"),
-    )),
-    Run("optimizers", "optimizers", claims=(
-        Claim("seed 002", "Rosenbrock after 300 steps: L-BFGS's f (the others stall in the valley)", "",
-              "rosenbrock_lbfgs_final_value", "{:.2g}", at_most(1e-6), "<= 1e-6"),
-        Claim("seed 002", "at a saddle, gradient descent stalls (f stays 0) and noise escapes to the minimum -1: "
-              "f with noise", "escapes", "saddle_noisy_final", "{:.3f}", at_most(-0.9), "<= -0.9"),
-        Claim("seed 003", "the learning-rate finder's suggestion for a digits MLP", "(future work)",
-              "range_test_suggested_lr", "{:.3g}"),
-    )),
-    Run("activations", "activations", claims=(
-        Claim("seed 002", "sigmoid gradients vanish with depth: layer-1 / layer-20 gradient norm at init",
-              "vanishing", "sigmoid_first_over_last_at_init", "{:.2g}", at_most(1e-3), "<= 1e-3"),
-        Claim("seed 002", "... and ReLU's do not", "", "relu_first_over_last_at_init", "{:.2g}",
-              at_least(1e-2), ">= 1e-2"),
-    )),
-    Run("universal-approximation", "universal-approximation", quick=("steps=3000",), claims=(
-        Claim("seed 000", "one hidden layer of N sigmoids approximates a continuous function: "
-              "max error at N = 1 over N = 64 (1-D)", "error -> 0 as N grows", "error_ratio_1d", "{:.3g}x",
-              at_least(10.0), ">= 10x"),
-    )),
-    Run("regularisation", "regularisation", quick=("epochs=40",), claims=(
-        Claim("seed 002", "regularisation narrows the generalisation gap: validation accuracy, none -> dropout",
-              "", lambda m: m["dropout_val_accuracy"] - m["none_val_accuracy"], "{:+.2%}", at_least(0.0), "> 0"),
-        Claim("seed 002", "... none -> early stopping", "",
-              lambda m: m["early_stopping_val_accuracy"] - m["none_val_accuracy"], "{:+.2%}", at_least(0.0), "> 0"),
-    )),
-    Run("mnist-mlp", "mnist-mlp", data="mnist", claims=(
-        Claim("seed 004", "784-128-10, SGD 1e-2, batch 64, 4,096 images, early stopping: test accuracy", "",
-              "test_accuracy", PERCENT),
-    )),
-    Run("cifar10-mlp", "cifar10-mlp", quick=("epochs=1",), data="cifar10", claims=(
-        Claim("seed 001", "MLP 3072-100-10, Adam 1e-3, batch 100, 5 epochs: test accuracy", "49.96%",
-              "test_accuracy", PERCENT, at_least(0.50), ">= 50%"),
-    )),
-    Run("cifar10-cnn-tutorial", "cifar10-cnn", ("recipe=tutorial",), quick=("epochs=1",), data="cifar10", claims=(
-        Claim("seed 001", "the tutorial's CNN with the MLP's recipe, 10 epochs: test accuracy",
-              "75.52% (its code: 74.39% here)", "test_accuracy", PERCENT, between(0.7339, 0.7652), "74-75% +- 1"),
-    )),
-    Run("cifar10-cnn", "cifar10-cnn", quick=("epochs=1",), data="cifar10", claims=(
-        Claim("seed 001", "the same CNN, crops and flips, AdamW one-cycle, 10 epochs: test accuracy", "75.52%",
-              "test_accuracy", PERCENT, at_least(0.78), ">= 78%"),
-    )),
-    Run("mnist-vae-tutorial", "mnist-vae", ("recipe=tutorial",), quick=("epochs=1",), data="mnist", claims=(
-        Claim("seed 002", "VAE 784-400-20, Adam 1e-3, batch 32, 10 epochs: test loss per image (nats)",
-              "104.73-105.22 (its code here)", "test_loss", "{:.2f}", between(103.73, 106.22), "104.7-105.2 +- 1"),
-    )),
-    Run("mnist-vae", "mnist-vae", quick=("epochs=1",), data="mnist", claims=(
-        Claim("seed 002", "the same VAE, Adam with a one-cycle schedule, 10 epochs: test loss per image (nats)",
-              "104.73-105.22 (its code here)", "test_loss", "{:.2f}", at_most(104.0), "<= 104"),
-    )),
-)  # fmt: skip
-
-
-def select(only: Sequence[str] | None) -> list[Run]:
+def select(only: Sequence[str] | None) -> list[TourRun]:
+    runs = tour()
     if not only:
-        return list(RUNS)
-    by_name = {r.name: r for r in RUNS}
+        return runs
+    by_name = {r.name: r for r in runs}
     unknown = [n for n in only if n not in by_name]
     if unknown:
-        raise JaxdlError(f"unknown run {unknown[0]!r} for --only; choose from {', '.join(by_name)}")
+        close = difflib.get_close_matches(unknown[0], by_name, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise JaxdlError(f"unknown run {unknown[0]!r} for {{only}}; {hint}choose from {', '.join(by_name)}")
     return [by_name[n] for n in only]
 
 
@@ -219,20 +98,24 @@ def hardware(env: dict[str, Any]) -> str:
     return f"{len(env.get('devices', []))} x {', '.join(k.split(':', 1)[1] for k in kinds)}"
 
 
-def command(run: Run, quick: bool) -> str:
-    settings = [*run.settings, *(run.quick if quick else ())]
-    return " ".join(["jaxdl run", run.experiment, *(f"--set {s}" for s in settings)])
+def _settings(run: Run, quick: bool) -> list[str]:
+    return [*run.settings, *(run.quick if quick else ())]
 
 
-def _row(run: Run, claim: Claim, quick: bool, outcome: dict[str, Any]) -> dict[str, Any]:
+def command(tour_run: TourRun, quick: bool) -> str:
+    return " ".join(["jaxdl run", tour_run.experiment, *(f"--set {s}" for s in _settings(tour_run.run, quick))])
+
+
+def _row(tour_run: TourRun, claim: Claim, quick: bool, outcome: dict[str, Any]) -> dict[str, Any]:
+    run = tour_run.run
     row = {
         "run": run.name,
-        "experiment": run.experiment,
-        "command": command(run, quick),
+        "experiment": tour_run.experiment,
+        "command": command(tour_run, quick),
         "source": claim.source,
         "claim": claim.statement,
         "tutorial": claim.tutorial,
-        "target": claim.target_text,
+        "target": claim.target.text if claim.target else "",
         "status": outcome["status"],
         "reason": outcome.get("reason", ""),
         "seconds": outcome.get("seconds"),
@@ -254,25 +137,26 @@ def _row(run: Run, claim: Claim, quick: bool, outcome: dict[str, Any]) -> dict[s
     elif not judged:
         row["status"] = "quick"
     else:
-        row["status"] = "meets" if claim.target(value) else "misses"
+        row["status"] = "meets" if claim.target.met_by(value) else "misses"
     return row
 
 
-def _run_one(run: Run, quick: bool, report_dir: Path) -> dict[str, Any]:
-    from jaxdl.cli import run_experiment
-
+def _run_one(tour_run: TourRun, quick: bool, report_dir: Path, data_dir: Path | None, runner: Runner) -> dict[str, Any]:
+    run = tour_run.run
     if run.data:
-        problem = _data_problem(run.data)
+        with local_copies(data_dir):
+            problem = _data_problem(run.data)
         if problem:
             return {"status": "skipped", "reason": problem}
-    settings = [*run.settings, *(run.quick if quick else ())]
     run_dir = report_dir / "runs" / run.name
     run_dir.mkdir(parents=True, exist_ok=True)
     output = io.StringIO()
     start = time.perf_counter()
     try:
         with contextlib.redirect_stdout(output):
-            _, metrics = run_experiment(run.experiment, settings, out=str(run_dir), overwrite=True)
+            _, metrics = runner(
+                tour_run.experiment, _settings(run, quick), data_dir=data_dir, out=str(run_dir), overwrite=True
+            )
     except JaxdlError as e:
         return {"status": "failed", "reason": str(e).splitlines()[0], "seconds": time.perf_counter() - start}
     finally:
@@ -288,26 +172,35 @@ def reproduce(
     only: Sequence[str] | None = None,
     overwrite: bool = False,
     log: Callable[[str], None] = print,
+    runner: Runner = run_experiment,
 ) -> dict[str, Any]:
-    """Runs the tour into ``out`` and writes its report; returns the results dict (``results.json``)."""
-    from jaxdl.rundir import atomic_write_text, environment, write_json
+    """Runs the tour into ``out`` and writes its report; returns the results dict (``results.json``).
 
+    Args:
+      out: the report directory.
+      quick: small settings; targets of shrunk runs are shown, not judged.
+      data_dir: a folder of local data copies for these runs (the environment is left alone).
+      only: run names (see :func:`tour`); default all.
+      overwrite: allow ``out`` to hold an earlier report.
+      log: where progress lines go.
+      runner: runs one experiment (:func:`jaxdl.runner.run_experiment`; tests pass a stand-in).
+    """
     runs = select(only)
     report_dir = Path(out)
     if (report_dir / "results.json").exists() and not overwrite:
-        raise JaxdlError(f"--out {report_dir} already holds a report; choose another --out or pass --overwrite")
+        raise JaxdlError(f"{{out}} {report_dir} already holds a report; choose another or pass {{overwrite}}")
     if report_dir.exists() and not report_dir.is_dir():
-        raise JaxdlError(f"--out {report_dir} is a file, not a directory; choose another --out")
+        raise JaxdlError(f"{{out}} {report_dir} is a file, not a directory; choose another")
     if data_dir is not None:
         if not Path(data_dir).is_dir():
-            raise JaxdlError(f"--data-dir {data_dir} is not a directory")
-        os.environ["JAXDL_DATA_DIR"] = str(Path(data_dir).absolute())
+            raise JaxdlError(f"{{data_dir}} {data_dir} is not a directory")
+        data_dir = Path(data_dir).absolute()
     report_dir.mkdir(parents=True, exist_ok=True)
     rows, start = [], time.perf_counter()
-    for i, run in enumerate(runs, 1):
-        log(f"[{i}/{len(runs)}] {run.name}: {command(run, quick)}")
-        outcome = _run_one(run, quick, report_dir)
-        new = [_row(run, claim, quick, outcome) for claim in run.claims]
+    for i, tour_run in enumerate(runs, 1):
+        log(f"[{i}/{len(runs)}] {tour_run.name}: {command(tour_run, quick)}")
+        outcome = _run_one(tour_run, quick, report_dir, data_dir, runner)
+        new = [_row(tour_run, claim, quick, outcome) for claim in tour_run.run.claims]
         rows.extend(new)
         done = f"{outcome['seconds']:.1f} s" if "seconds" in outcome else ""
         log(f"      {outcome['status']} {done} {outcome.get('reason', '')}".rstrip())
@@ -342,21 +235,25 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+HEADER = ("claim", "source", "tutorial", "jaxdl", "target", "status", "s", "examples/s")
+
+
+def row_cells(row: dict[str, Any]) -> list[str]:
+    """One claim's cells under :data:`HEADER`, as text; Markdown and HTML both render these."""
+    status = STATUS_MARK[row["status"]]
+    if row["reason"]:
+        status = f"{status}: {row['reason']}"
+    return [row["claim"], row["source"], row["tutorial"], row["jaxdl"], row["target"], status, _seconds(row),
+            _rate(row)]  # fmt: skip
+
+
 def markdown_table(results: dict[str, Any], *, links: bool = True) -> str:
     """The claims table: one row per claim (``links``: the run-directory column)."""
     place = where(results["environment"])
-    header = ["claim", "source", "tutorial", "jaxdl", "target", "status", "s", "examples/s", "where"]
-    if links:
-        header.append("run")
+    header = [*HEADER, "where", *(["run"] if links else [])]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for row in results["rows"]:
-        status = STATUS_MARK[row["status"]]
-        if row["reason"]:
-            status = f"{status}: {row['reason']}"
-        cells = [row["claim"], row["source"], row["tutorial"], row["jaxdl"], row["target"], status,
-                 _seconds(row), _rate(row), place]  # fmt: skip
-        if links:
-            cells.append(f"[{row['run']}]({row['run_dir']})")
+        cells = [*row_cells(row), place, *([f"[{row['run']}]({row['run_dir']})"] if links else [])]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -415,15 +312,13 @@ def results_html(results: dict[str, Any], report_dir: Path) -> str:
     esc = html.escape
     env = results["environment"]
     kind = "quick tour (small settings, targets not judged)" if results["quick"] else "full run"
-    head = ["claim", "source", "tutorial", "jaxdl", "target", "status", "s", "examples/s", "run"]
+    head = [*HEADER, "run"]
+    status_column = HEADER.index("status")
     rows = []
     for row in results["rows"]:
-        status = STATUS_MARK[row["status"]] or "measured"
-        if row["reason"]:
-            status += f": {row['reason']}"
-        cells = [esc(row["claim"]), esc(row["source"]), esc(row["tutorial"]), esc(row["jaxdl"]), esc(row["target"]),
-                 f'<span class="{row["status"]}">{esc(status)}</span>', _seconds(row), _rate(row),
-                 f'<a href="#{esc(row["run"])}">{esc(row["run"])}</a>']  # fmt: skip
+        cells = [esc(c) for c in row_cells(row)]
+        cells[status_column] = f'<span class="{row["status"]}">{cells[status_column]}</span>'
+        cells.append(f'<a href="#{esc(row["run"])}">{esc(row["run"])}</a>')
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     sections = []
     seen = []

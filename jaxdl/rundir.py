@@ -163,23 +163,25 @@ class RunDir:
         self.path = Path(path)
         self.resume = resume
         self.writer = writer
+        self._created = False
         if not writer:
             return
         if resume:
             if not (self.path / "config.json").is_file():
-                raise JaxdlError(f"--resume: {self.path} holds no run (no config.json); check --out")
+                raise JaxdlError(f"{{resume}}: {self.path} holds no run (no config.json); check {{out}}")
             return
         if self.path.exists() and not self.path.is_dir():
-            raise JaxdlError(f"--out {self.path} is a file, not a directory; choose another --out")
+            raise JaxdlError(f"{{out}} {self.path} is a file, not a directory; choose another")
         taken = [name for name in RUN_FILES if (self.path / name).exists()]
         if taken and not overwrite:
             raise JaxdlError(
-                f"--out {self.path} already holds a run ({taken[0]}); choose another --out or pass --overwrite"
+                f"{{out}} {self.path} already holds a run ({taken[0]}); choose another or pass {{overwrite}}"
             )
+        self._created = not self.path.exists()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise JaxdlError(f"cannot create --out {self.path}: {e.strerror}") from None
+            raise JaxdlError(f"cannot create {{out}} {self.path}: {e.strerror}") from None
         if overwrite:
             (self.path / "history.jsonl").unlink(missing_ok=True)
 
@@ -197,8 +199,25 @@ class RunDir:
         if not self.writer:
             return
         with open(self.path / "history.jsonl", "a") as f:
-            for record in records:
-                f.write(json.dumps(_jsonable(record)) + "\n")
+            f.write(_json_lines(records))
+
+    def write_history(self, records: list[dict[str, Any]]) -> None:
+        """Replaces history.jsonl by these records (atomically)."""
+        self.write_text("history.jsonl", _json_lines(records))
+
+    def discard_if_not_started(self) -> None:
+        """Removes the config.json of a run that failed before writing anything else.
+
+        A directory holding only that file is no run yet: the corrected command
+        can use it again without ``overwrite``. A resumed run is never touched.
+        """
+        if not self.writer or self.resume or not self.path.is_dir():
+            return
+        if {p.name for p in self.path.iterdir()} != {"config.json"}:
+            return
+        (self.path / "config.json").unlink()
+        if self._created:
+            self.path.rmdir()
 
     def save_figure(self, fig: Any, name: str) -> Path:
         if not self.writer:
@@ -207,6 +226,10 @@ class RunDir:
             plt.close(fig)
             return self.path / name
         return save_figure(fig, self.path / name)
+
+
+def _json_lines(records: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(_jsonable(record)) + "\n" for record in records)
 
 
 def read_json(path: str | os.PathLike) -> Any:

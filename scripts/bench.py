@@ -35,17 +35,18 @@ import optax
 
 from jaxdl.experiments import cifar10, common, mnist_vae
 from jaxdl.models.classifiers import MLP, SmallMLP
-from jaxdl.train.state import TrainState
+from jaxdl.train.state import init_state
 from jaxdl.train.steps import make_epoch_fns, make_train_step
 from jaxdl.train.task import Task, classification_loss
 from jaxdl.train.timing import compile_ahead, median_seconds
 
 
 def workloads():
-    cnn_task, cnn_tx = cifar10.cnn_task_and_optimizer(cifar10.CNNConfig(recipe="tutorial"), 500)
+    cnn_config = cifar10.CNNConfig(recipe="tutorial")
+    cnn_task, cnn_tx = cifar10.cnn_task(cnn_config), cifar10.cnn_optimizer(cnn_config, 500)
     return {
         # name: (task, optimizer, image shape, batch size, examples per epoch)
-        "cifar10-mlp": (Task(MLP(), classification_loss, cifar10.normalise_batch), optax.adam(1e-3),
+        "cifar10-mlp": (Task(MLP(), classification_loss, cifar10.normalize_batch), optax.adam(1e-3),
                         (32, 32, 3), 100, 50000),
         "cifar10-cnn": (cnn_task, cnn_tx, (32, 32, 3), 100, 50000),
         "mnist-vae": (mnist_vae.make_task(mnist_vae.Config()), optax.adam(1e-3), (28, 28, 1), 32, 60000),
@@ -74,7 +75,7 @@ def _random_data(shape, batch, steps) -> dict[str, jax.Array]:
 def step_cost(task, tx, shape, batch) -> dict:
     """FLOPs (XLA's cost analysis) and memory (arguments + temporaries) of one compiled training step."""
     batch_data = _random_data(shape, batch, 1) | {"mask": jnp.ones(batch, bool)}
-    state = TrainState.create(task.init(jax.random.PRNGKey(0), batch_data), tx, jax.random.PRNGKey(1))
+    state, _ = init_state(task, tx, batch_data, jax.random.key(0), batch_size=batch)
     compiled = make_train_step(task).lower(state, batch_data).compile()
     cost, memory = compiled.cost_analysis() or {}, compiled.memory_analysis()
     return {
@@ -89,8 +90,7 @@ class EpochTimer:
     def __init__(self, task, tx, shape, batch, steps):
         self.steps, self.examples = steps, steps * batch
         data = _random_data(shape, batch, steps)
-        sample = {k: v[:batch] for k, v in data.items()} | {"mask": jnp.ones(batch, bool)}
-        state = TrainState.create(task.init(jax.random.PRNGKey(0), sample), tx, jax.random.PRNGKey(1))
+        state, _ = init_state(task, tx, data, jax.random.key(0), batch_size=batch)
         fns = make_epoch_fns(task, batch, self.examples)
         self.data, self.state = fns.place_train(data), fns.place(state)
         self.key = fns.place(jax.random.PRNGKey(2))

@@ -40,7 +40,7 @@ def main() -> None:
     from jaxdl.models import CNN, MLP
     from jaxdl.train import parallel
     from jaxdl.train.fit import fit
-    from jaxdl.train.state import TrainState
+    from jaxdl.train.state import init_state
     from jaxdl.train.task import Task, classification_loss
 
     if args.coordinator:
@@ -56,11 +56,8 @@ def main() -> None:
             "labels": rng.integers(0, 10, 38).astype(np.int32),
         }
         task = Task(model, classification_loss, unit_pixels, compute_dtype=args.precision)
-        sample = {k: v[:8] for k, v in data.items()} | {"mask": np.ones(8, bool)}
-        state = TrainState.create(
-            task.init(jax.random.PRNGKey(0), sample), optax.sgd(0.05, momentum=0.9), jax.random.PRNGKey(1)
-        )
-        result = fit(task, state, data, epochs=2, batch_size=8, key=jax.random.PRNGKey(2), mesh=mesh,
+        state, shuffle_key = init_state(task, optax.sgd(0.05, momentum=0.9), data, jax.random.key(0))
+        result = fit(task, state, data, epochs=2, batch_size=8, key=shuffle_key, mesh=mesh,
                      log=lambda line: None)  # fmt: skip
         variables = {"params": result.state.params, "batch_stats": result.state.batch_stats}
         for path, value in traverse_util.flatten_dict(jax.device_get(variables), sep="/").items():

@@ -1,5 +1,6 @@
 """Autodiff: Jacobians by columns and rows, (F1) and (R1), HVPs, gradient checks, hand-written backprop."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -63,9 +64,8 @@ def test_gradient_by_n_jvps_equals_one_vjp(x64):
         A.gradient_by_vjp(loss, params),
         jax.grad(loss)(params),
     )
-    for a, b, c in zip(jax.tree.leaves(by_jvp), jax.tree.leaves(by_vjp), jax.tree.leaves(by_grad), strict=True):
-        np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-15)
-        np.testing.assert_allclose(b, c, rtol=1e-12, atol=1e-15)
+    chex.assert_trees_all_close(by_jvp, by_grad, rtol=1e-12, atol=1e-15)
+    chex.assert_trees_all_close(by_vjp, by_grad, rtol=1e-12, atol=1e-15)
 
 
 def test_gradient_checker_passes_true_gradients_and_names_a_wrong_leaf(x64):

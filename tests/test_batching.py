@@ -39,10 +39,10 @@ def test_epochs_differ_and_shapes_do_not_recompile():
 
 def test_normalisations_match_the_tutorials():
     pixels = np.array([0, 128, 255], np.uint8)
-    np.testing.assert_allclose(D.normalise(pixels, "unit"), [0, 128 / 255, 1], atol=1e-6)
-    np.testing.assert_allclose(D.normalise(pixels, "symmetric"), [-1, 2 * 128 / 255 - 1, 1], atol=1e-6)
-    with pytest.raises(ValueError, match="unknown normalisation"):
-        D.normalise(pixels, "imagenet")
+    np.testing.assert_allclose(D.normalize(pixels, "unit"), [0, 128 / 255, 1], atol=1e-6)
+    np.testing.assert_allclose(D.normalize(pixels, "symmetric"), [-1, 2 * 128 / 255 - 1, 1], atol=1e-6)
+    with pytest.raises(ValueError, match="unknown normalization"):
+        D.normalize(pixels, "imagenet")
 
 
 def test_train_val_split_is_a_disjoint_cover():

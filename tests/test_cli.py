@@ -116,10 +116,22 @@ def _status(args):
         (["run", "mnist-mlp", "--set", "batch_size=0"], "setting batch_size must be >= 1"),
         (["run", "mnist-mlp", "--set", "precision=float16"], "setting precision"),
         (["run", "mnist-mlp", "--process-id", "1"], "--process-id need --distributed"),
+        (["run", "blob"], "unknown experiment 'blob'; did you mean 'blobs'?"),
+        (["run", "blobs", "--set", "lrr=0.1"], "unknown setting 'lrr'; did you mean 'lr'?"),
+        (
+            ["run", "mnist-vae", "--set", "lr=1e-9"],
+            "setting lr applies only with recipe=tutorial; this run uses recipe=improved",
+        ),
+        (
+            ["run", "cifar10-cnn", "--set", "recipe=tutorial", "--set", "peak_lr=0.1"],
+            "setting peak_lr applies only with recipe=improved",
+        ),
+        (["run", "blobs", "--resume"], "experiment blobs keeps no checkpoints, so --resume does not apply"),
+        (["run", "mnist-mlp", "--resume"], "--resume needs --out"),
     ],
 )
 def test_bad_input_is_one_line_and_status_2(args, message, capsys, tmp_path):
-    if args[0] == "run":
+    if args[0] == "run" and "--resume" not in args:
         args = [*args, "--out", str(tmp_path / "r")]
     assert _status(args) == 2
     err = capsys.readouterr().err.strip()
@@ -188,3 +200,39 @@ def test_every_experiment_has_its_script():
 def test_distributed_needs_a_shared_run_directory(capsys):
     assert _status(["run", "mnist-mlp", "--distributed"]) == 2
     assert "--distributed needs --out" in capsys.readouterr().err
+
+
+def test_resume_of_an_experiment_without_checkpoints_is_refused_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "blobs", "--out", str(out), *SMALL]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert main(["run", "blobs", "--out", str(out), "--resume", *SMALL]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "jaxdl: error: experiment blobs keeps no checkpoints, so --resume does not apply; start a new run"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_run_that_fails_before_training_leaves_nothing_to_refuse_a_retry(tmp_path, capsys):
+    out = tmp_path / "run"
+    for _ in range(2):  # the second attempt must not be refused as "already holds a run"
+        assert main(["run", "mnist-mlp", "--out", str(out), "--data", str(tmp_path / "no-such-copy")]) == 2
+        assert "--data " in capsys.readouterr().err and not out.exists()
+    out.mkdir()  # a directory the user made is kept, emptied of what the run wrote
+    assert main(["run", "mnist-mlp", "--out", str(out), "--data", str(tmp_path / "no-such-copy")]) == 2
+    assert out.is_dir() and not any(out.iterdir())
+
+
+def test_library_errors_name_arguments_and_the_cli_names_options(tmp_path, capsys):
+    from jaxdl.errors import JaxdlError
+    from jaxdl.rundir import RunDir
+
+    (tmp_path / "metrics.json").write_text("{}")
+    with pytest.raises(JaxdlError) as error:
+        RunDir(tmp_path)
+    assert str(error.value) == (
+        f"out {tmp_path} already holds a run (metrics.json); choose another or pass overwrite=True"
+    )
+    assert error.value.cli_message() == (
+        f"--out {tmp_path} already holds a run (metrics.json); choose another or pass --overwrite"
+    )

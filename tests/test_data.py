@@ -2,6 +2,7 @@
 
 import gzip
 import io
+import os
 import struct
 import tarfile
 from pathlib import Path
@@ -193,6 +194,23 @@ def test_data_dir_environment_variable_finds_a_copy(tmp_path, monkeypatch):
     assert len(D.load("mnist", "train")) == 20
 
 
+def test_a_data_dir_that_does_not_exist_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAXDL_DATA_DIR", "../no/such/copies")
+    with pytest.raises(JaxdlError, match=r"\$JAXDL_DATA_DIR is ../no/such/copies, which is not a directory"):
+        D.load("mnist", "train")
+
+
+def test_local_copies_take_a_folder_for_one_block_and_leave_the_environment_alone(tmp_path, monkeypatch):
+    make_mnist_folder(tmp_path / "mnist", splits=("train",))
+    monkeypatch.delenv("JAXDL_DATA_DIR", raising=False)
+    with D.local_copies(tmp_path):
+        assert len(D.load("mnist", "train")) == 20
+    assert "JAXDL_DATA_DIR" not in os.environ
+    with pytest.raises(JaxdlError, match="data_dir .* is not a directory"):
+        with D.local_copies(tmp_path / "missing"):
+            pass
+
+
 # ----------------------------------------------------------------------- IDX
 
 
@@ -285,7 +303,7 @@ def test_tfds_offline_error_says_how_to_use_a_local_copy(monkeypatch, tmp_path):
     from jaxdl.data import tfds_source
 
     monkeypatch.setattr(tfds_source, "network_reachable", lambda *a, **k: False)
-    with pytest.raises(JaxdlError, match="cannot be reached.*--data PATH.*JAXDL_DATA_DIR"):
+    with pytest.raises(JaxdlError, match="cannot be reached.*local copy with data .*JAXDL_DATA_DIR"):
         D.load("mnist", "train", tfds_data_dir=str(tmp_path / "tfds"))
 
 
@@ -298,5 +316,5 @@ def test_embedded_sets():
     assert len(D.load("digits", "test")) == 360
     blobs = D.load("blobs")
     assert blobs.inputs.shape == (1000, 2) and blobs.class_names == ("0", "1")
-    with pytest.raises(JaxdlError, match="takes no --data"):
+    with pytest.raises(JaxdlError, match="generated locally, so data does not apply"):
         D.load("blobs", data="x")

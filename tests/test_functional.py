@@ -2,6 +2,7 @@
 
 import math
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -197,3 +198,25 @@ def test_mlp_loss_gradients(x64):
 def test_mlp_rejects_bad_sizes(sizes):
     with pytest.raises(ValueError, match="at least two positive widths"):
         F.mlp_init(jax.random.key(0), sizes)
+
+
+class LossesWithAndWithoutJit(chex.TestCase):
+    """The losses and the pytree MLP give the same values traced by jit as run eagerly."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_losses_and_mlp(self):
+        logits = jax.random.normal(jax.random.key(0), (6, 10))
+        labels = jnp.arange(6)
+        probabilities = jax.nn.sigmoid(logits[:, 0])
+        targets = (labels % 2).astype(jnp.float32)
+        expected = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        np.testing.assert_allclose(self.variant(F.softmax_cross_entropy)(logits, labels), expected, rtol=1e-6)
+        np.testing.assert_allclose(
+            self.variant(F.binary_cross_entropy)(probabilities, targets),
+            self.variant(F.binary_cross_entropy_with_logits)(logits[:, 0], targets),
+            rtol=1e-5,
+        )
+        params = F.mlp_init(jax.random.key(1), [10, 8, 3])
+        out = self.variant(F.mlp_apply)(params, logits)
+        chex.assert_shape(out, (6, 3))
+        chex.assert_tree_all_finite(out)

@@ -80,14 +80,26 @@ def test_conv3x3_second_derivatives_and_forward_mode(x64):
         jax.jvp(lambda x: conv3x3(x, k), (x,), (x,))
 
 
+def test_cnn_takes_uint8_images_as_they_load():
+    # A kernel cast to the input's uint8 would be all zeros: the CNN would train at chance.
+    images = jax.random.randint(jax.random.key(0), (4, 32, 32, 3), 0, 256).astype(jnp.uint8)
+    model = CNN()
+    variables = model.init(RNGS, images)
+    np.testing.assert_array_equal(model.apply(variables, images), model.apply(variables, images.astype(jnp.float32)))
+    grads = jax.grad(lambda p: model.apply({**variables, "params": p}, images).sum())(variables["params"])
+    assert float(jnp.abs(grads["conv1"]["kernel"]).max()) > 0
+    with pytest.raises(AssertionError, match="conv3x3|type"):
+        conv3x3(images, variables["params"]["conv1"]["kernel"])
+
+
 def test_vae_shapes_loss_and_parameter_count():
     model = VAE()
     image = jax.random.uniform(jax.random.key(0), (4, 784))
-    variables = model.init(RNGS, {"image": image})
+    variables = model.init(RNGS, image)
     assert count_params(variables["params"]) == 652_824  # 784-400-(20, 20), 20-400-784
-    logits, mean, logvar = model.apply(variables, {"image": image}, rngs={"sample": jax.random.key(1)})
+    logits, mean, logvar = model.apply(variables, image, rngs={"sample": jax.random.key(1)})
     assert logits.shape == (4, 784) and mean.shape == logvar.shape == (4, 20)
-    losses, terms = vae_loss((logits, mean, logvar), {"inputs": {"image": image}})
+    losses, terms = vae_loss((logits, mean, logvar), {"inputs": image})
     p = jax.nn.sigmoid(logits)
     bce = -(image * jnp.log(p) + (1 - image) * jnp.log1p(-p)).sum(-1)
     kl = -0.5 * (1 + logvar - mean**2 - jnp.exp(logvar)).sum(-1)  # the tutorial's formula
@@ -97,8 +109,7 @@ def test_vae_shapes_loss_and_parameter_count():
 
 def test_conditional_vae_decodes_a_requested_digit_shape():
     model = VAE(num_classes=10)
-    inputs = {"image": jnp.zeros((3, 784)), "label": jnp.array([1, 2, 3])}
-    variables = model.init(RNGS, inputs)
+    variables = model.init(RNGS, jnp.zeros((3, 784)), jnp.array([1, 2, 3]))
     assert variables["params"]["enc"]["kernel"].shape == (794, 400)
     out = model.apply(variables, jnp.zeros((3, 20)), jnp.array([7, 7, 7]), method=VAE.decode)
     assert out.shape == (3, 784)

@@ -1,5 +1,6 @@
 """Pure pytree SGD and momentum: equal to optax step for step, on scalars, tuples and dicts."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,12 +33,12 @@ def test_pure_updates_equal_optax(params, ours, theirs):
         u1, s1 = ours.update(jax.grad(loss)(p1), s1, p1)
         u2, s2 = theirs.update(jax.grad(loss)(p2), s2, p2)
         p1, p2 = optax.apply_updates(p1, u1), optax.apply_updates(p2, u2)
-    for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-6)
+    chex.assert_trees_all_close(p1, p2, rtol=1e-6)
 
 
 def test_seed_003_update_and_convergence_on_a_quadratic():
     params = {"x": jnp.array([3.0, -2.0])}
     for _ in range(200):
-        params = optim.update_parameters_sgd(params, jax.grad(lambda p: jnp.sum(p["x"] ** 2))(params), 0.1)
+        updates, _ = optim.sgd(0.1).update(jax.grad(lambda p: jnp.sum(p["x"] ** 2))(params), optim.SGDState())
+        params = optax.apply_updates(params, updates)
     np.testing.assert_allclose(params["x"], 0.0, atol=1e-6)

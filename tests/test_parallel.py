@@ -23,7 +23,7 @@ from jaxdl.experiments.common import unit_pixels
 from jaxdl.models import SmallMLP
 from jaxdl.train import parallel
 from jaxdl.train.fit import fit
-from jaxdl.train.state import TrainState
+from jaxdl.train.state import init_state
 from jaxdl.train.task import Task, classification_loss
 
 WORKER = Path(__file__).with_name("parallel_worker.py")
@@ -94,9 +94,8 @@ def test_mixed_precision_trains_with_float32_parameters():
     ds = D.load("digits", "train")
     data = {"inputs": ds.inputs[:512], "labels": ds.labels[:512]}
     task = Task(SmallMLP(), classification_loss, unit_pixels, compute_dtype="bfloat16")
-    sample = {k: v[:32] for k, v in data.items()} | {"mask": np.ones(32, bool)}
-    state = TrainState.create(task.init(jax.random.PRNGKey(0), sample), optax.adam(1e-2), jax.random.PRNGKey(1))
-    result = fit(task, state, data, epochs=4, batch_size=32, key=jax.random.PRNGKey(2), log=lambda s: None)
+    state, shuffle_key = init_state(task, optax.adam(1e-2), data, jax.random.key(0))
+    result = fit(task, state, data, epochs=4, batch_size=32, key=shuffle_key, log=lambda s: None)
     losses = [r["train_loss"] for r in result.history]
     assert losses[-1] < 0.5 * losses[0]
     assert {x.dtype for x in jax.tree.leaves(result.state.params)} == {np.dtype(np.float32)}

@@ -23,7 +23,7 @@ def report(tmp_path_factory):
 
 def test_report_has_a_row_per_claim_with_figures_and_timings(report):
     results = reproduce_lib.read_results(report)
-    expected = [c.statement for r in reproduce_lib.select(QUICK_RUNS) for c in r.claims]
+    expected = [c.statement for r in reproduce_lib.select(QUICK_RUNS) for c in r.run.claims]
     assert [row["claim"] for row in results["rows"]] == expected
     by_claim = {row["claim"]: row for row in results["rows"]}
     blobs = by_claim[expected[0]]
@@ -60,12 +60,12 @@ def test_unavailable_data_skips_the_run_with_the_reason(tmp_path, monkeypatch, c
     assert "skipped: mnist is not available" in (tmp_path / "r" / "RESULTS.md").read_text()
 
 
-def test_a_failing_run_is_reported_and_the_tour_goes_on(tmp_path, monkeypatch):
+def test_a_failing_run_is_reported_and_the_tour_goes_on(tmp_path):
     def fail(*args, **kwargs):
         raise JaxdlError("the loss became nan at epoch 1, step 3")
 
-    monkeypatch.setattr("jaxdl.cli.run_experiment", fail)
-    assert main(["reproduce", "--quick", "--only", "scratch-mlp", "monte-carlo", "--out", str(tmp_path / "r")]) == 0
+    reproduce_lib.reproduce(tmp_path / "r", quick=True, only=["scratch-mlp", "monte-carlo"], runner=fail,
+                            log=lambda line: None)  # fmt: skip
     rows = reproduce_lib.read_results(tmp_path / "r")["rows"]
     assert {row["status"] for row in rows} == {"failed"}
     assert rows[0]["reason"] == "the loss became nan at epoch 1, step 3"

@@ -1,5 +1,6 @@
 """The training engine: steps, compiled epochs, exact masked evaluation, resume, NaN, early stopping."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,7 +14,7 @@ from jaxdl.experiments.common import unit_pixels
 from jaxdl.models import CNN, VAE, SmallMLP, vae_loss
 from jaxdl.rundir import RunDir, read_history
 from jaxdl.train.fit import fit
-from jaxdl.train.state import TrainState
+from jaxdl.train.state import TrainState, init_state
 from jaxdl.train.steps import averages, make_epoch_fns, make_train_step
 from jaxdl.train.task import Task, classification_loss
 
@@ -25,8 +26,7 @@ def digits():
 
 
 def make_state(task, data, tx, seed=0):
-    sample = {k: v[:8] for k, v in data.items()} | {"mask": np.ones(8, bool)}
-    return TrainState.create(task.init(jax.random.PRNGKey(seed), sample), tx, jax.random.PRNGKey(seed + 1))
+    return init_state(task, tx, data, jax.random.key(seed))[0]
 
 
 def test_optimizer_steps_converge_on_a_quadratic():
@@ -55,7 +55,8 @@ def test_optimizer_steps_converge_on_a_quadratic():
 
 
 def test_epoch_compiles_once_and_learns(digits):
-    task = Task(SmallMLP(), classification_loss, unit_pixels)
+    # the loss is traced once, when the epoch first compiles: later epochs must not retrace it
+    task = Task(SmallMLP(), chex.assert_max_traces(classification_loss, n=1), unit_pixels)
     state = make_state(task, digits, optax.sgd(0.1))
     fns = make_epoch_fns(task, 32, 256)
     data, state = fns.place_train(digits), fns.place(state)
@@ -74,7 +75,7 @@ def test_masked_evaluation_counts_every_example_once(digits):
     data = {k: jnp.asarray(v[:100]) for k, v in digits.items()}  # 100 = 3 batches of 32 + 4
     fns = make_epoch_fns(task, 32, 100)
     got = averages(fns.evaluate(state, data))
-    logits = task.model.apply({"params": state.params}, D.normalise(data["inputs"], "unit"))
+    logits = task.model.apply({"params": state.params}, D.normalize(data["inputs"], "unit"))
     losses, metrics = classification_loss(logits, data)
     assert got["loss"] == pytest.approx(float(losses.mean()), rel=1e-5)
     assert got["accuracy"] == pytest.approx(float(metrics["accuracy"].mean()))
@@ -82,7 +83,7 @@ def test_masked_evaluation_counts_every_example_once(digits):
 
 def test_evaluation_draws_fresh_noise_for_every_batch(digits):
     # a VAE's test loss samples z; the same draws in every batch would average 32 draws, not 320
-    task = Task(VAE(latents=2, hidden=8, features=64), vae_loss, mnist_vae.make_task(mnist_vae.Config()).preprocess)
+    task = Task(VAE(latents=2, hidden=8, features=64), vae_loss, mnist_vae.flat_unit_pixels)
     data = {"inputs": jnp.asarray(digits["inputs"][:32]), "labels": jnp.asarray(digits["labels"][:32])}
     state = make_state(task, data, optax.adam(1e-3))
     fns = make_epoch_fns(task, 32, 320)
@@ -108,9 +109,8 @@ def test_resume_ends_bitwise_equal_to_an_uninterrupted_run(digits, tmp_path):
     _cnn_fit(digits, RunDir(tmp_path / "b", overwrite=True), epochs=1)  # "interrupted" after epoch 1
     resumed = _cnn_fit(digits, RunDir(tmp_path / "b", resume=True), epochs=2, resume=True)
     assert resumed.epochs_run == 1 and len(resumed.history) == 2
-    same = jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), straight.state.params, resumed.state.params)
-    assert all(jax.tree.leaves(same))
-    assert jax.tree.all(jax.tree.map(jnp.array_equal, straight.state.batch_stats, resumed.state.batch_stats))
+    chex.assert_trees_all_equal(straight.state.params, resumed.state.params)
+    chex.assert_trees_all_equal(straight.state.batch_stats, resumed.state.batch_stats)
     assert [r["epoch"] for r in read_history(tmp_path / "b" / "history.jsonl")] == [1, 2]
     assert [p.name for p in (tmp_path / "b" / "checkpoints").iterdir()] == ["2"]  # keep the newest 1
 
@@ -134,3 +134,22 @@ def test_early_stopping_on_validation_loss(digits, tmp_path):
                  val_data=contrary, patience=2, log=lines.append)  # fmt: skip
     assert result.stopped_early and result.epochs_run < 20
     assert "early stopping" in lines[-1]
+
+
+def test_typed_and_raw_keys_train_alike(digits):
+    task = Task(SmallMLP(), classification_loss, unit_pixels)
+    results = []
+    for make_key in (jax.random.key, jax.random.PRNGKey):
+        state, shuffle_key = init_state(task, optax.sgd(0.1), digits, make_key(3))
+        results.append(fit(task, state, digits, epochs=1, batch_size=32, key=shuffle_key, log=lambda s: None))
+    chex.assert_trees_all_equal(results[0].state.params, results[1].state.params)
+    assert results[0].state.key.dtype == jnp.uint32  # stored raw, so a checkpoint holds plain arrays
+
+
+def test_fit_takes_a_dataset_and_evaluates_one(digits):
+    train, test = D.load("digits", "train"), D.load("digits", "test")
+    task = Task(SmallMLP(), classification_loss, unit_pixels)
+    state, shuffle_key = init_state(task, optax.adam(3e-3), train, jax.random.key(0))
+    result = fit(task, state, train, epochs=2, batch_size=64, key=shuffle_key, log=lambda s: None)
+    scores = result.evaluate(test)
+    assert set(scores) == {"loss", "accuracy"} and scores["accuracy"] > 0.7

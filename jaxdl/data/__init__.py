@@ -1,14 +1,14 @@
 """Named data sets as in-memory arrays, and batching on device.
 
 >>> train = jaxdl.data.load("cifar10", "train", data="../shared/datasets/cifar10-jpg.tar.gz")
->>> x = jaxdl.data.normalise(train.inputs, "symmetric")   # [-1, 1], as seed 001
+>>> x = jaxdl.data.normalize(train.inputs, "symmetric")   # [-1, 1], as seed 001
 """
 
 from jaxdl.data.batching import (
     epoch_indices,
     generate_mini_batches,
     masked_mean,
-    normalise,
+    normalize,
     num_batches,
     train_val_split,
 )
@@ -16,7 +16,7 @@ from jaxdl.data.cache import cache_dir
 from jaxdl.data.catalog import DATASETS, DatasetSpec
 from jaxdl.data.dataset import Dataset
 from jaxdl.data.embedded import make_blobs_dataset, make_digits_dataset
-from jaxdl.data.loader import DATA_DIR_ENV, load
+from jaxdl.data.loader import DATA_DIR_ENV, load, local_copies
 
 __all__ = [
     "DATASETS",
@@ -27,10 +27,11 @@ __all__ = [
     "epoch_indices",
     "generate_mini_batches",
     "load",
+    "local_copies",
     "make_blobs_dataset",
     "make_digits_dataset",
     "masked_mean",
-    "normalise",
+    "normalize",
     "num_batches",
     "train_val_split",
 ]

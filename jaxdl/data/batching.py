@@ -65,7 +65,7 @@ def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1)
 
 
-def normalise(images: jax.Array | np.ndarray, scheme: str) -> jax.Array:
+def normalize(images: jax.Array | np.ndarray, scheme: str) -> jax.Array:
     """uint8 pixels to float32: "unit" -> [0, 1] (``ToTensor``, seed 002), "symmetric" -> [-1, 1].
 
     "symmetric" is seed 001's ``Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))``
@@ -76,7 +76,7 @@ def normalise(images: jax.Array | np.ndarray, scheme: str) -> jax.Array:
         return x
     if scheme == "symmetric":
         return (x - 0.5) / 0.5
-    raise ValueError(f"unknown normalisation {scheme!r}; use 'unit' or 'symmetric'")
+    raise ValueError(f"unknown normalization {scheme!r}; use 'unit' or 'symmetric'")
 
 
 def train_val_split(dataset: Dataset, val_size: int | float, seed: int = 0) -> tuple[Dataset, Dataset]:

@@ -23,8 +23,6 @@ class DatasetSpec:
     image_shape: tuple[int, int, int] | None  # (H, W, C); None: features, or taken from the data
     tfds_name: str | None = None  # the TFDS builder, for sets TFDS can download
     local_names: tuple[str, ...] = ()  # file or folder names looked for in $JAXDL_DATA_DIR
-    # The tutorials' normalisation of uint8 pixels: "unit" -> [0, 1], "symmetric" -> [-1, 1].
-    normalisation: str = "unit"
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -42,7 +40,6 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             "cifar10", "CIFAR-10 objects, 32x32 RGB", ("train", "test"),
             CIFAR10_CLASSES, (32, 32, 3), "cifar10", ("cifar10-jpg.tar.gz", "cifar10"),
-            normalisation="symmetric",
         ),
         DatasetSpec(
             "digits", "scikit-learn's 1,797 handwritten digits, 8x8 grayscale (embedded)",
@@ -53,7 +50,7 @@ DATASETS: dict[str, DatasetSpec] = {
             ("train",), ("0", "1"), None,
         ),
         DatasetSpec(
-            "imagefolder", "any split/class/image folder or .tar.gz given with --data",
+            "imagefolder", "any split/class/image folder or .tar.gz given as data",
             (), None, None,  # any split the folder holds
         ),
     )

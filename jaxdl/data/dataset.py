@@ -30,6 +30,10 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def arrays(self, limit: int | None = None) -> dict[str, np.ndarray]:
+        """``{"inputs", "labels"}``, the dict the training engine takes (the first ``limit`` examples)."""
+        return {"inputs": self.inputs[:limit], "labels": self.labels[:limit]}
+
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.labels, minlength=len(self.class_names))
         return {name: int(c) for name, c in zip(self.class_names, counts, strict=True)}
@@ -42,3 +46,8 @@ class Dataset:
             inputs=self.inputs[indices],
             labels=self.labels[indices],
         )
+
+
+def as_arrays(data: Dataset | dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A Dataset's ``{"inputs", "labels"}`` dict; a dict of arrays as it is."""
+    return data.arrays() if isinstance(data, Dataset) else data

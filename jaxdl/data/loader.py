@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +21,27 @@ from jaxdl.data.tfds_source import read_tfds
 from jaxdl.errors import JaxdlError
 
 DATA_DIR_ENV = "JAXDL_DATA_DIR"
+_data_dir: contextvars.ContextVar[Path | None] = contextvars.ContextVar("jaxdl_data_dir", default=None)
+
+
+@contextlib.contextmanager
+def local_copies(folder: str | os.PathLike | None) -> Iterator[None]:
+    """Within the block, :func:`load` looks for local copies in ``folder`` (None: no change).
+
+    It takes the place of ``$JAXDL_DATA_DIR`` for this thread only and leaves
+    the environment alone.
+    """
+    if folder is None:
+        yield
+        return
+    folder = Path(folder).expanduser().absolute()
+    if not folder.is_dir():
+        raise JaxdlError(f"{{data_dir}} {folder} is not a directory")
+    token = _data_dir.set(folder)
+    try:
+        yield
+    finally:
+        _data_dir.reset(token)
 
 
 def spec_for(name: str) -> DatasetSpec:
@@ -32,13 +56,20 @@ def find_local_copy(spec: DatasetSpec, data: str | os.PathLike | None) -> Path |
     if data:
         path = Path(data).expanduser()
         if not path.exists():
-            raise JaxdlError(f"--data {path} does not exist; give the path of a local copy of {spec.name}")
+            raise JaxdlError(f"{{data}} {path} does not exist; give the path of a local copy of {spec.name}")
         return path
-    root = os.environ.get(DATA_DIR_ENV)
-    if root:
+    root = _data_dir.get()
+    if root is None and os.environ.get(DATA_DIR_ENV):
+        root = Path(os.environ[DATA_DIR_ENV]).expanduser()
+        if not root.is_dir():
+            raise JaxdlError(
+                f"${DATA_DIR_ENV} is {os.environ[DATA_DIR_ENV]}, which is not a directory "
+                f"(seen from {Path.cwd()}); set it to the folder of the local copies"
+            )
+    if root is not None:
         for candidate in spec.local_names:
-            if (Path(root) / candidate).exists():
-                return Path(root) / candidate
+            if (root / candidate).exists():
+                return root / candidate
     return None
 
 
@@ -49,7 +80,7 @@ def _source_kind(path: Path) -> str:
         return "idx"
     if path.is_dir():
         return "folder"
-    raise JaxdlError(f"--data {path} is neither a folder nor a {'/'.join(ARCHIVE_SUFFIXES)} archive of one")
+    raise JaxdlError(f"{{data}} {path} is neither a folder nor a {'/'.join(ARCHIVE_SUFFIXES)} archive of one")
 
 
 def _fingerprint(kind: str, path: Path, split: str) -> str:
@@ -113,13 +144,13 @@ def load(
     _check_split(spec, split)
     if name in EMBEDDED:
         if data:
-            raise JaxdlError(f"{name} is generated locally and takes no --data")
+            raise JaxdlError(f"{name} is generated locally, so {{data}} does not apply")
         return _load_embedded(name, split)
 
     path = find_local_copy(spec, data)
     if path is None:
         if spec.tfds_name is None:
-            raise JaxdlError(f"{name} needs --data PATH: a split/class/image folder or a .tar.gz of one")
+            raise JaxdlError(f"{name} needs {{data}}: a split/class/image folder or a .tar.gz of one")
         kind, fingerprint, source = "tfds", f"{spec.tfds_name}:{tfds_data_dir}", f"tfds:{spec.tfds_name}"
     else:
         kind = _source_kind(path)
@@ -135,7 +166,7 @@ def load(
                 images, labels = read_tfds(spec.tfds_name, split, tfds_data_dir)
             except JaxdlError as e:
                 hint = _local_candidates_hint(spec)
-                raise JaxdlError(f"{e}{hint}") from None
+                raise JaxdlError(f"{e.template}{hint}") from None
             names = spec.class_names
         else:
             images, labels, names = _read_local(spec, kind, path, split)

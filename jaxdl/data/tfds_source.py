@@ -20,7 +20,7 @@ import numpy as np
 from jaxdl.errors import JaxdlError
 
 LOCAL_COPY_HINT = (
-    "point at a local copy with --data PATH (an image-folder .tar.gz or folder, or an IDX folder) "
+    "point at a local copy with {data} (an image-folder .tar.gz or folder, or an IDX folder) "
     "or set JAXDL_DATA_DIR to a folder holding one"
 )
 DOWNLOAD_HOST = "storage.googleapis.com"  # where TFDS fetches MNIST and CIFAR-10

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 from jaxdl import data as data_lib
 from jaxdl import plots
+from jaxdl.claims import Claim, Run, at_least, at_most
 from jaxdl.config import setting
 from jaxdl.experiments import Experiment
 from jaxdl.functional import activations as A
@@ -137,8 +138,19 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
 
 
 EXPERIMENT = Experiment(
-    "activations",
-    "seed 002: per-layer gradient norms of a 20-layer MLP for six activations, initialisations and batch norm",
-    Config,
-    run,
-)
+    name="activations",
+    description="seed 002: per-layer gradient norms of a 20-layer MLP for six activations, initialisations and "
+    "batch norm",
+    config=Config,
+    run=run,
+    smallest=("depth=8", "steps=5"),
+    claims=(
+        Run(name="activations", claims=(
+            Claim(source="seed 002", statement="sigmoid gradients vanish with depth: layer-1 / layer-20 gradient norm "
+                  "at init", tutorial="vanishing", metric="sigmoid_first_over_last_at_init", fmt="{:.2g}",
+                  target=at_most(1e-3, "<= 1e-3")),
+            Claim(source="seed 002", statement="... and ReLU's do not", tutorial="",
+                  metric="relu_first_over_last_at_init", fmt="{:.2g}", target=at_least(1e-2, ">= 1e-2")),
+        )),
+    ),
+)  # fmt: skip

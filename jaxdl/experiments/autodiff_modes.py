@@ -23,6 +23,7 @@ import numpy as np
 
 from jaxdl import plots
 from jaxdl.autodiff.modes import chain_flops, gradient_by_jvp
+from jaxdl.claims import Claim, Run, at_least, at_most
 from jaxdl.config import setting
 from jaxdl.errors import JaxdlError
 from jaxdl.experiments import Experiment
@@ -204,8 +205,21 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
 
 
 EXPERIMENT = Experiment(
-    "autodiff-modes",
-    "seed 000: jacfwd vs jacrev over n, m = 1..1000 (time, FLOPs, memory); gradient by jvp vs vjp",
-    Config,
-    run,
-)
+    name="autodiff-modes",
+    description="seed 000: jacfwd vs jacrev over n, m = 1..1000 (time, FLOPs, memory); gradient by jvp vs vjp",
+    config=Config,
+    run=run,
+    smallest=("sizes=1,30", "hidden=8", "repeats=1", "loss_sizes=4,8,1", "remat_depth=2"),
+    claims=(
+        Run(name="autodiff-modes", claims=(
+            Claim(source="seed 000", statement="forward mode costs one pass per input, reverse one per output: "
+                  "jacfwd / jacrev time for f: R^1000 -> R^1", tutorial="forward slower",
+                  metric="time_ratio_n_max_m_min", fmt="{:.3g}x", target=at_least(1.0, "> 1")),
+            Claim(source="seed 000", statement="... and for f: R^1 -> R^1000", tutorial="forward faster",
+                  metric="time_ratio_n_min_m_max", fmt="{:.3g}x", target=at_most(1.0, "< 1")),
+            Claim(source="seed 000", statement="a loss gradient: n jvps against one vjp (time ratio)",
+                  tutorial="reverse mode wins", metric="grad_jvp_over_vjp", fmt="{:.3g}x",
+                  target=at_least(1.0, "> 1")),
+        )),
+    ),
+)  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, Literal
 
 import jax
@@ -12,18 +13,23 @@ import optax
 from jaxdl import data as data_lib
 from jaxdl import plots
 from jaxdl.config import setting
+from jaxdl.data.dataset import as_arrays
 from jaxdl.rundir import RunDir
 from jaxdl.train import parallel
 from jaxdl.train.fit import FitResult, fit
-from jaxdl.train.state import TrainState
-from jaxdl.train.steps import averages
+from jaxdl.train.state import init_state
+from jaxdl.train.steps import steps_per_epoch
 from jaxdl.train.task import Task
 
 
 @dataclasses.dataclass(frozen=True)
 class EngineSettings:
-    """Settings of every experiment trained by ``fit``; their configs inherit them."""
+    """What the engine reads, for every experiment trained by ``fit``; configs inherit it and
+    redeclare a field to change its default or help text."""
 
+    epochs: int = setting(1, "training epochs", ge=1)
+    batch_size: int = setting(32, "examples per step", ge=1)
+    seed: int = setting(0, "PRNG seed: initialisation, per-step randomness and shuffling", ge=0)
     keep_checkpoints: int = setting(2, "checkpoints kept (one per epoch)", ge=1)
     devices: int = setting(0, "devices each batch is split over (0: every device JAX sees)", ge=0)
     precision: Literal["float32", "bfloat16"] = setting(
@@ -37,45 +43,38 @@ class EngineSettings:
 
 def unit_pixels(batch, key, train):
     """uint8 -> [0, 1], torchvision's ``ToTensor``."""
-    return {**batch, "inputs": data_lib.normalise(batch["inputs"], "unit")}
-
-
-def arrays(ds: data_lib.Dataset, limit: int | None = None) -> dict[str, np.ndarray]:
-    """The ``{"inputs", "labels"}`` dict the engine takes, optionally the first ``limit`` examples."""
-    part = slice(None, limit)
-    return {"inputs": ds.inputs[part], "labels": ds.labels[part]}
+    return {**batch, "inputs": data_lib.normalize(batch["inputs"], "unit")}
 
 
 def train_and_test(
     config: EngineSettings,
     run_dir: RunDir,
     task: Task,
-    tx: optax.GradientTransformation,
-    train: dict[str, np.ndarray],
-    test: dict[str, np.ndarray],
+    optimizer: Callable[[int], optax.GradientTransformation],
+    train: dict[str, np.ndarray] | data_lib.Dataset,
+    test: dict[str, np.ndarray] | data_lib.Dataset,
     *,
-    val: dict[str, np.ndarray] | None = None,
+    val: dict[str, np.ndarray] | data_lib.Dataset | None = None,
     patience: int | None = None,
     title: str = "",
 ) -> tuple[FitResult, dict[str, Any]]:
     """Initialises from ``config.seed``, fits, evaluates on ``test``; returns the result and metrics.
 
-    ``task`` runs in ``config.precision`` on ``config.devices`` devices. Keys: ``PRNGKey(seed)``
-    splits into initialisation, per-step (dropout, sampling) and shuffling keys, so a run is fixed
-    by its seed.
+    ``optimizer(steps_per_epoch)`` builds the optax transformation (a schedule's
+    length comes from it). ``task`` runs in ``config.precision`` on
+    ``config.devices`` devices. A run is fixed by its seed (see :func:`init_state`).
     """
+    train = as_arrays(train)
     task = dataclasses.replace(task, compute_dtype=config.precision)
-    init_key, step_key, data_key = jax.random.split(jax.random.PRNGKey(config.seed), 3)
-    sample = {name: array[: config.batch_size] for name, array in train.items()}
-    sample["mask"] = np.ones(len(sample["labels"]), bool)
-    state = TrainState.create(task.init(init_key, sample), tx, step_key)
+    tx = optimizer(steps_per_epoch(len(train["labels"]), config.batch_size))
+    state, shuffle_key = init_state(task, tx, train, jax.random.key(config.seed), batch_size=config.batch_size)
     result = fit(
         task,
         state,
         train,
         epochs=config.epochs,
         batch_size=config.batch_size,
-        key=data_key,
+        key=shuffle_key,
         val_data=val,
         run_dir=run_dir,
         keep_checkpoints=config.keep_checkpoints,
@@ -83,7 +82,7 @@ def train_and_test(
         resume=run_dir.resume,
         mesh=parallel.data_mesh(config.devices),
     )
-    test_metrics = averages(result.fns.evaluate(result.state, result.fns.place(test)))
+    test_metrics = result.evaluate(test)
     last = result.history[-1]
     metrics = {f"test_{k}": v for k, v in test_metrics.items()}
     metrics.update({k: v for k, v in last.items() if k.startswith(("train_", "val_"))})
@@ -98,5 +97,6 @@ def train_and_test(
         processes=jax.process_count(),
     )
     names = ("loss", "accuracy") if "train_accuracy" in last else ("loss",)
-    run_dir.save_figure(plots.epoch_curves(result.history, names, title=title, test=test_metrics), "curves.png")
+    curves = plots.epoch_curves(result.history, names, title=title, test=test_metrics, step_losses=result.step_losses)
+    run_dir.save_figure(curves, "curves.png")
     return result, metrics

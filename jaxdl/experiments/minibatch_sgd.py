@@ -21,6 +21,7 @@ import numpy as np
 import optax
 
 from jaxdl import plots
+from jaxdl.claims import Claim, Run, at_most, between
 from jaxdl.config import setting
 from jaxdl.data import epoch_indices, make_blobs_dataset
 from jaxdl.experiments import Experiment
@@ -124,8 +125,18 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
 
 
 EXPERIMENT = Experiment(
-    "minibatch-sgd",
-    "seed 000: minibatch gradients are unbiased, their variance falls like 1/B; SGD by batch size",
-    Config,
-    run,
-)
+    name="minibatch-sgd",
+    description="seed 000: minibatch gradients are unbiased, their variance falls like 1/B; SGD by batch size",
+    config=Config,
+    run=run,
+    smallest=("draws=500", "epochs=2", "sgd_batches=100,1000"),
+    claims=(
+        Run(name="minibatch-sgd", quick=("draws=1000", "epochs=10"), claims=(
+            Claim(source="seed 002", statement="a minibatch gradient is an unbiased estimate of the full gradient: "
+                  "worst |z| over leaves", tutorial="unbiased", metric="unbiased_max_abs_z", fmt="{:.2f}",
+                  target=at_most(3.5, "<= 3.5")),
+            Claim(source="seed 002", statement="its variance falls like 1/B: fitted slope for B <= 32", tutorial="-1",
+                  metric="variance_slope_small_batches", fmt="{:.3f}", target=between(-1.15, -0.85, "-1 +- 0.15")),
+        )),
+    ),
+)  # fmt: skip

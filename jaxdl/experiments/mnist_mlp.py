@@ -14,10 +14,11 @@ import dataclasses
 import optax
 
 from jaxdl import data as data_lib
+from jaxdl.claims import PERCENT, Claim, Run
 from jaxdl.config import setting
 from jaxdl.errors import JaxdlError
 from jaxdl.experiments import Experiment
-from jaxdl.experiments.common import EngineSettings, arrays, train_and_test, unit_pixels
+from jaxdl.experiments.common import EngineSettings, train_and_test, unit_pixels
 from jaxdl.models.classifiers import SmallMLP
 from jaxdl.rundir import RunDir
 from jaxdl.train.task import Task, classification_loss
@@ -32,7 +33,6 @@ class Config(EngineSettings):
     batch_size: int = setting(64, "examples per step", ge=1)
     lr: float = setting(1e-2, "SGD learning rate", gt=0)
     patience: int = setting(2, "epochs without a lower validation loss before stopping", ge=1)
-    seed: int = setting(0, "PRNG seed: initialisation and shuffling", ge=0)
 
 
 def run(config: Config, run_dir: RunDir) -> dict:
@@ -42,8 +42,9 @@ def run(config: Config, run_dir: RunDir) -> dict:
         raise JaxdlError(f"setting n_val must leave test images for testing; got {config.n_val} of {len(test)}")
     held_out = {"inputs": test.inputs[config.n_val :], "labels": test.labels[config.n_val :]}
     _, metrics = train_and_test(
-        config, run_dir, Task(SmallMLP(), classification_loss, unit_pixels), optax.sgd(config.lr),
-        arrays(train, config.n_train), held_out, val=arrays(test, config.n_val), patience=config.patience,
+        config, run_dir, Task(SmallMLP(), classification_loss, unit_pixels),
+        lambda steps_per_epoch: optax.sgd(config.lr), train.arrays(config.n_train), held_out,
+        val=test.arrays(config.n_val), patience=config.patience,
         title=f"MNIST 784-128-10, SGD {config.lr}, first {config.n_train} images",
     )  # fmt: skip
     print(f"test accuracy {100 * metrics['test_accuracy']:.2f}% on {len(held_out['labels'])} held-out images")
@@ -51,5 +52,16 @@ def run(config: Config, run_dir: RunDir) -> dict:
 
 
 EXPERIMENT = Experiment(
-    "mnist-mlp", "seed 004: MNIST 784-128-10, SGD 1e-2, 3 epochs on 4,096 images, early stopping", Config, run
-)
+    name="mnist-mlp",
+    description="seed 004: MNIST 784-128-10, SGD 1e-2, 3 epochs on 4,096 images, early stopping",
+    config=Config,
+    run=run,
+    resumable=True,
+    smallest=("epochs=1", "batch_size=8", "n_train=24", "n_val=8"),
+    claims=(
+        Run(name="mnist-mlp", data="mnist", claims=(
+            Claim(source="seed 004", statement="784-128-10, SGD 1e-2, batch 64, 4,096 images, early stopping: "
+                  "test accuracy", tutorial="", metric="test_accuracy", fmt=PERCENT),
+        )),
+    ),
+)  # fmt: skip

@@ -14,6 +14,7 @@ encoder and decoder also see the label, and the figure shows each digit 0-9.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Literal
 
 import jax
@@ -23,9 +24,10 @@ import optax
 
 from jaxdl import data as data_lib
 from jaxdl import plots
+from jaxdl.claims import Claim, Run, at_most, between
 from jaxdl.config import setting
 from jaxdl.experiments import Experiment
-from jaxdl.experiments.common import EngineSettings, arrays, train_and_test
+from jaxdl.experiments.common import EngineSettings, train_and_test
 from jaxdl.models.vae import VAE, vae_loss
 from jaxdl.rundir import RunDir
 from jaxdl.train.task import Task
@@ -47,20 +49,22 @@ class Config(EngineSettings):
         "improved",
         "improved: Adam with a one-cycle learning-rate schedule peaking at peak_lr; tutorial: Adam at a constant lr",
     )
-    lr: float = setting(1e-3, "Adam learning rate (tutorial recipe)", gt=0)
-    peak_lr: float = setting(3e-3, "peak of the one-cycle learning-rate schedule (improved recipe)", gt=0)
-    seed: int = setting(0, "PRNG seed: initialisation, sampling and shuffling", ge=0)
+    lr: float = setting(1e-3, "Adam learning rate (tutorial recipe)", gt=0, applies_if=("recipe", "tutorial"))
+    peak_lr: float = setting(
+        3e-3, "peak of the one-cycle learning-rate schedule (improved recipe)", gt=0, applies_if=("recipe", "improved")
+    )
 
 
 def make_task(config: Config) -> Task:
     model = VAE(latents=config.latents, hidden=config.hidden, num_classes=10 if config.conditional else 0)
 
-    def preprocess(batch, key, train):
-        image = data_lib.normalise(batch["inputs"], "unit").reshape(batch["inputs"].shape[0], -1)
-        inputs = {"image": image, **({"label": batch["labels"]} if config.conditional else {})}
-        return {**batch, "inputs": inputs}
+    return Task(model, vae_loss, flat_unit_pixels, keyword_inputs=("labels",) if config.conditional else ())
 
-    return Task(model, vae_loss, preprocess)
+
+def flat_unit_pixels(batch, key, train):
+    """uint8 images -> (B, 784) in [0, 1], ``ToTensor`` then ``view(-1, 784)``."""
+    image = data_lib.normalize(batch["inputs"], "unit")
+    return {**batch, "inputs": image.reshape(image.shape[0], -1)}
 
 
 def optimizer(config: Config, steps_per_epoch: int) -> optax.GradientTransformation:
@@ -74,14 +78,14 @@ def run(config: Config, run_dir: RunDir) -> dict:
     test = data_lib.load("mnist", "test", data=config.data or None)
     task = make_task(config)
     result, metrics = train_and_test(
-        config, run_dir, task, optimizer(config, len(train) // config.batch_size), arrays(train), arrays(test),
+        config, run_dir, task, functools.partial(optimizer, config), train, test,
         title=f"MNIST VAE 784-{config.hidden}-{config.latents}, recipe={config.recipe}, loss per image (nats)",
     )  # fmt: skip
     print(
         f"test loss {metrics['test_loss']:.2f} nats per image "
         f"(the tutorial's PyTorch code here: {TUTORIAL_CODE_TEST_LOSS})"
     )
-    _figures(config, run_dir, task.model, result.state.params, test)
+    _figures(config, run_dir, task, result.state.params, test)
     return {"reference_test_loss": TUTORIAL_CODE_TEST_LOSS, **metrics}
 
 
@@ -89,8 +93,8 @@ def _images(logits: jax.Array) -> np.ndarray:
     return np.asarray(jnp.round(255 * jax.nn.sigmoid(logits)).astype(jnp.uint8)).reshape(-1, 28, 28, 1)
 
 
-def _figures(config: Config, run_dir: RunDir, model: VAE, params, test: data_lib.Dataset) -> None:
-    variables = {"params": params}
+def _figures(config: Config, run_dir: RunDir, task: Task, params, test: data_lib.Dataset) -> None:
+    model, variables = task.model, {"params": params}
     key = jax.random.PRNGKey(config.seed + 1)
     labels = jnp.repeat(jnp.arange(10), 8) if config.conditional else None
     z = jax.random.normal(key, (80, config.latents))
@@ -107,9 +111,9 @@ def _figures(config: Config, run_dir: RunDir, model: VAE, params, test: data_lib
 
     k = min(32, len(test))
     originals = test.inputs[:k]
-    image = jnp.asarray(originals, jnp.float32).reshape(k, -1) / 255
-    test_labels = jnp.asarray(test.labels[:k]) if config.conditional else None
-    mean, _ = model.apply(variables, image, test_labels, method=VAE.encode)
+    batch = task.preprocess(test.arrays(k), key, False)
+    test_labels = batch["labels"] if config.conditional else None
+    mean, _ = model.apply(variables, batch["inputs"], test_labels, method=VAE.encode)
     reconstructions = _images(model.apply(variables, mean, test_labels, method=VAE.decode))
     pairs = np.stack([originals, reconstructions], axis=1).reshape(2 * k, 28, 28, 1)
     run_dir.save_figure(
@@ -118,9 +122,9 @@ def _figures(config: Config, run_dir: RunDir, model: VAE, params, test: data_lib
     )
 
     if config.latents == 2:
-        image = jnp.asarray(test.inputs, jnp.float32).reshape(len(test), -1) / 255
-        all_labels = jnp.asarray(test.labels) if config.conditional else None
-        mean, _ = jax.jit(lambda x, y: model.apply(variables, x, y, method=VAE.encode))(image, all_labels)
+        batch = task.preprocess(test.arrays(), key, False)
+        all_labels = batch["labels"] if config.conditional else None
+        mean, _ = jax.jit(lambda x, y: model.apply(variables, x, y, method=VAE.encode))(batch["inputs"], all_labels)
         run_dir.save_figure(
             plots.scatter_classes(
                 np.asarray(mean),
@@ -135,8 +139,23 @@ def _figures(config: Config, run_dir: RunDir, model: VAE, params, test: data_lib
 
 
 EXPERIMENT = Experiment(
-    "mnist-vae",
-    "seed 002: MNIST VAE 784-400-20, Adam, batch 32, 10 epochs; recipe=improved|tutorial; conditional option",
-    Config,
-    run,
-)
+    name="mnist-vae",
+    description="seed 002: MNIST VAE 784-400-20, Adam, batch 32, 10 epochs; recipe=improved|tutorial; "
+    "conditional option",
+    config=Config,
+    run=run,
+    resumable=True,
+    smallest=("epochs=1", "batch_size=8"),
+    claims=(
+        Run(name="mnist-vae-tutorial", settings=("recipe=tutorial",), quick=("epochs=1",), data="mnist", claims=(
+            Claim(source="seed 002", statement="VAE 784-400-20, Adam 1e-3, batch 32, 10 epochs: test loss per image "
+                  "(nats)", tutorial="104.73-105.22 (its code here)", metric="test_loss", fmt="{:.2f}",
+                  target=between(103.73, 106.22, "104.7-105.2 +- 1")),
+        )),
+        Run(name="mnist-vae", quick=("epochs=1",), data="mnist", claims=(
+            Claim(source="seed 002", statement="the same VAE, Adam with a one-cycle schedule, 10 epochs: test loss "
+                  "per image (nats)", tutorial="104.73-105.22 (its code here)", metric="test_loss", fmt="{:.2f}",
+                  target=at_most(104.0, "<= 104")),
+        )),
+    ),
+)  # fmt: skip

@@ -20,8 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdl import montecarlo as mc
+from jaxdl import monte_carlo as mc
 from jaxdl import plots
+from jaxdl.claims import Claim, Run, at_most, between
 from jaxdl.config import setting
 from jaxdl.experiments import Experiment
 from jaxdl.rundir import RunDir
@@ -131,8 +132,19 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
 
 
 EXPERIMENT = Experiment(
-    "monte-carlo",
-    "seed 000: Monte Carlo unbiasedness and 1/sqrt(S) consistency, GAN loss, score vs pathwise gradients",
-    Config,
-    run,
-)
+    name="monte-carlo",
+    description="seed 000: Monte Carlo unbiasedness and 1/sqrt(S) consistency, GAN loss, score vs pathwise "
+    "gradients",
+    config=Config,
+    run=run,
+    smallest=("max_samples=1000", "repeats=200"),
+    claims=(
+        Run(name="monte-carlo", claims=(
+            Claim(source="seed 000", statement="the Monte Carlo estimate is unbiased: worst |z| of the mean of 1,000 "
+                  "estimators", tutorial="unbiased", metric="expectation_max_abs_z", fmt="{:.2f}",
+                  target=at_most(3.0, "<= 3")),
+            Claim(source="seed 000", statement="its error falls like 1/sqrt(S): fitted log-log slope", tutorial="-0.5",
+                  metric="rmse_slope", fmt="{:.3f}", target=between(-0.55, -0.45, "-0.5 +- 0.05")),
+        )),
+    ),
+)  # fmt: skip

@@ -19,6 +19,7 @@ import optax
 
 from jaxdl import data as data_lib
 from jaxdl import plots
+from jaxdl.claims import Claim, Run, at_most
 from jaxdl.config import setting
 from jaxdl.experiments import Experiment
 from jaxdl.functional import mlp_apply, mlp_init, optim
@@ -107,6 +108,12 @@ def _saddle(config: Config) -> dict[str, Any]:
     return {"saddle_gd_final": float(saddle(stuck)), "saddle_noisy_final": float(saddle(escaped))}
 
 
+def _sgd_step(params, grads, lr):
+    """One step of the pure pytree SGD (``jaxdl.functional.optim.sgd``); ``lr`` may be traced."""
+    updates, _ = optim.sgd(lr).update(grads, optim.SGDState())
+    return optax.apply_updates(params, updates)
+
+
 def _range_test(config: Config):
     ds = data_lib.load("digits", "train")
     x = jnp.asarray(ds.inputs.reshape(len(ds), -1), jnp.float32) / 255.0
@@ -122,7 +129,7 @@ def _range_test(config: Config):
         lr, k = inputs
         rows = jax.random.choice(k, x.shape[0], (64,), replace=False)
         value, g = jax.value_and_grad(loss)(p, x[rows], y[rows])
-        return optim.update_parameters_sgd(p, g, lr), value
+        return _sgd_step(p, g, lr), value
 
     keys = jax.random.split(jax.random.key(config.seed + 1), config.range_steps)
     _, losses = jax.jit(lambda p: jax.lax.scan(step, p, (rates, keys)))(params)
@@ -136,7 +143,7 @@ def _range_test(config: Config):
     def train(lr):
         def step(p, k):
             rows = jax.random.choice(k, x.shape[0], (64,), replace=False)
-            return optim.update_parameters_sgd(p, jax.grad(loss)(p, x[rows], y[rows]), lr), None
+            return _sgd_step(p, jax.grad(loss)(p, x[rows], y[rows]), lr), None
 
         p, _ = jax.lax.scan(step, params, jax.random.split(jax.random.key(config.seed + 2), 300))
         return float(loss(p, x, y))
@@ -174,8 +181,22 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
 
 
 EXPERIMENT = Experiment(
-    "optimizers",
-    "seed 002: SGD, momentum, Nesterov, Adagrad, RMSProp, Adam, L-BFGS on a quadratic, Rosenbrock, a saddle; LR finder",
-    Config,
-    run,
-)
+    name="optimizers",
+    description="seed 002: SGD, momentum, Nesterov, Adagrad, RMSProp, Adam, L-BFGS on a quadratic, Rosenbrock, "
+    "a saddle; LR finder",
+    config=Config,
+    run=run,
+    smallest=("steps=100", "range_steps=60"),
+    claims=(
+        Run(name="optimizers", claims=(
+            Claim(source="seed 002", statement="Rosenbrock after 300 steps: L-BFGS's f (the others stall in the "
+                  "valley)", tutorial="", metric="rosenbrock_lbfgs_final_value", fmt="{:.2g}",
+                  target=at_most(1e-6, "<= 1e-6")),
+            Claim(source="seed 002", statement="at a saddle, gradient descent stalls (f stays 0) and noise escapes to "
+                  "the minimum -1: f with noise", tutorial="escapes", metric="saddle_noisy_final", fmt="{:.3f}",
+                  target=at_most(-0.9, "<= -0.9")),
+            Claim(source="seed 003", statement="the learning-rate finder's suggestion for a digits MLP",
+                  tutorial="(future work)", metric="range_test_suggested_lr", fmt="{:.3g}"),
+        )),
+    ),
+)  # fmt: skip

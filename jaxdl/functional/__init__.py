@@ -1,7 +1,6 @@
 """Pure functions over parameter pytrees, no Flax: initialisers, activations, losses, an MLP."""
 
 from jaxdl.functional.activations import (
-    ACTIVATIONS,
     elu,
     leaky_relu,
     maxout,
@@ -30,7 +29,6 @@ from jaxdl.functional.losses import (
 from jaxdl.functional.mlp import mlp_apply, mlp_init
 
 __all__ = [
-    "ACTIVATIONS",
     "KERNEL_INITS",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",

@@ -52,13 +52,3 @@ def maxout(x: jax.Array, num_pieces: int) -> jax.Array:
         raise ValueError(f"maxout needs the feature count ({features}) to divide by num_pieces ({num_pieces})")
     grouped = x.reshape(*x.shape[:-1], features // num_pieces, num_pieces)
     return jnp.max(grouped, axis=-1)
-
-
-ACTIVATIONS = {
-    "sigmoid": sigmoid,
-    "tanh": tanh,
-    "relu": relu,
-    "leaky_relu": leaky_relu,
-    "elu": elu,
-    "softplus": softplus,
-}

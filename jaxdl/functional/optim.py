@@ -14,16 +14,13 @@ import jax
 import optax
 
 
-def update_parameters_sgd(params: Any, grads: Any, learning_rate: float) -> Any:
-    """Seed 003's update, for any pytree: p <- p - lr * dp."""
-    return jax.tree.map(lambda p, g: p - learning_rate * g, params, grads)
-
-
 class SGDState(NamedTuple):
     """Plain SGD keeps no state."""
 
 
 def sgd(learning_rate: float) -> optax.GradientTransformation:
+    """Seed 003's ``update_parameters`` for any pytree: p <- p - lr * dp."""
+
     def init(params):
         del params
         return SGDState()

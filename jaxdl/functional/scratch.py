@@ -45,11 +45,6 @@ def relu_gradient(Z):
     return (Z > 0).astype(Z.dtype)
 
 
-def sigmoid_gradient(Z):
-    A = sigmoid(Z)
-    return A * (1 - A)
-
-
 def num_layers(params) -> int:
     return len(params) // 2
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 
+import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -106,6 +107,9 @@ def conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
     ``lax.conv`` itself trains the CNN at 41 examples/s inside ``lax.scan``,
     against about 2,300 with this.
     """
+    chex.assert_rank(x, 4)  # NHWC
+    chex.assert_shape(kernel, (3, 3, x.shape[-1], None))
+    chex.assert_type([x, kernel], float)  # a uint8 image would need casting first: Conv3x3 does it
     return _conv3x3(x, kernel, stride, x.shape[1:3])
 
 
@@ -173,6 +177,8 @@ class Conv3x3(nn.Module):
         fan_in = 9 * x.shape[-1]
         kernel = self.param("kernel", torch_linear_kernel, (3, 3, x.shape[-1], self.features))
         bias = self.param("bias", torch_linear_bias(fan_in), (self.features,))
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            x = x.astype(kernel.dtype)  # uint8 images as they load: a kernel cast to uint8 would be zeros
         y = conv3x3(x, kernel.astype(x.dtype), self.stride)
         return y + bias.astype(y.dtype).reshape(1, 1, 1, -1)
 

@@ -26,7 +26,10 @@ def reparameterize(key: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Ar
 
 
 class VAE(nn.Module):
-    """Inputs are ``{"image": (B, 784) in [0, 1], "label": (B,) int}`` (the label only if conditional)."""
+    """Takes images ``(B, 784)`` in [0, 1]; a conditional VAE also takes ``labels`` ``(B,)`` int.
+
+    Returns ``(logits, mean, logvar)``: the reconstruction's Bernoulli logits and q(z|x).
+    """
 
     latents: int = 20
     hidden: int = 400
@@ -54,17 +57,18 @@ class VAE(nn.Module):
         """Bernoulli logits of the 784 pixels; ``sigmoid`` of them is the image."""
         return self.dec_out(relu(self.dec(self._with_label(z, labels))))
 
-    def __call__(self, inputs: dict[str, jax.Array], train: bool = False):
-        labels = inputs.get("label")
-        mean, logvar = self.encode(inputs["image"], labels)
+    def __call__(self, image: jax.Array, labels: jax.Array | None = None, train: bool = False):
+        if self.num_classes and labels is None:
+            raise ValueError("a conditional VAE (num_classes > 0) needs labels")
+        mean, logvar = self.encode(image, labels)
         z = reparameterize(self.make_rng("sample"), mean, logvar)
         return self.decode(z, labels), mean, logvar
 
 
 def vae_loss(outputs, batch) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Negative ELBO per image (nats) and its two terms."""
+    """Negative ELBO per image (nats) and its two terms; ``batch["inputs"]`` holds the images in [0, 1]."""
     logits, mean, logvar = outputs
-    image = batch["inputs"]["image"]
+    image = batch["inputs"]
     reconstruction = binary_cross_entropy_with_logits(logits, image, reduction="none").sum(-1)
     kl = gaussian_kl(mean, logvar, reduction="none").sum(-1)
     return reconstruction + kl, {"reconstruction": reconstruction, "kl": kl}

@@ -1,15 +1,16 @@
 """The training engine: state, tasks, compiled steps and epochs, the fit loop, timing."""
 
 from jaxdl.train.checkpoint import Checkpoints
-from jaxdl.train.fit import FitResult, fit
+from jaxdl.train.fit import EarlyStopping, FitResult, fit
 from jaxdl.train.full_batch import full_batch_scan
-from jaxdl.train.state import TrainState
-from jaxdl.train.steps import averages, make_epoch_fns, make_train_step
+from jaxdl.train.state import TrainState, init_state, raw_key
+from jaxdl.train.steps import averages, make_epoch_fns, make_train_step, steps_per_epoch
 from jaxdl.train.task import Task, classification_loss
 from jaxdl.train.timing import compile_ahead, median_seconds, timed_call
 
 __all__ = [
     "Checkpoints",
+    "EarlyStopping",
     "FitResult",
     "Task",
     "TrainState",
@@ -18,8 +19,11 @@ __all__ = [
     "compile_ahead",
     "fit",
     "full_batch_scan",
+    "init_state",
     "make_epoch_fns",
     "make_train_step",
     "median_seconds",
+    "raw_key",
+    "steps_per_epoch",
     "timed_call",
 ]

@@ -113,6 +113,6 @@ def initialize_distributed(
     except (ValueError, RuntimeError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise JaxdlError(
-            f"--distributed: {first_line} (give --coordinator HOST:PORT, --num-processes and --process-id, "
+            f"{{distributed}}: {first_line} (give {{coordinator}} HOST:PORT, {{num_processes}} and {{process_id}}, "
             "or set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID)"
         ) from None

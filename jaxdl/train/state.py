@@ -1,4 +1,4 @@
-"""TrainState: everything a training step reads and replaces, as one pytree."""
+"""TrainState: everything a training step reads and replaces, as one pytree; and how to make the first one."""
 
 from __future__ import annotations
 
@@ -7,15 +7,27 @@ from typing import Any
 import flax.struct as struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+
+from jaxdl.data.dataset import Dataset, as_arrays
+from jaxdl.train.task import Task
+
+
+def raw_key(key: jax.Array) -> jax.Array:
+    """A PRNG key as raw uint32 data, whether it came from ``jax.random.key`` or ``PRNGKey``."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return jax.random.key_data(key)
+    return key
 
 
 class TrainState(struct.PyTreeNode):
     """Parameters, batch statistics, optimizer state, step and PRNG key.
 
-    ``key`` is a raw uint32 PRNG key (``jax.random.PRNGKey``), so checkpoints
-    store it as a plain array; each step draws its dropout and sampling keys
-    as ``fold_in(key, step)``, which makes a resumed run replay the same keys.
+    ``key`` is kept as raw uint32 data (typed keys are converted), so
+    checkpoints store it as a plain array; each step draws its dropout and
+    sampling keys as ``fold_in(key, step)``, which makes a resumed run replay
+    the same keys.
     """
 
     step: jax.Array
@@ -34,7 +46,7 @@ class TrainState(struct.PyTreeNode):
             params=params,
             batch_stats=variables.get("batch_stats", {}),
             opt_state=tx.init(params),
-            key=key,
+            key=raw_key(key),
             tx=tx,
         )
 
@@ -47,6 +59,28 @@ class TrainState(struct.PyTreeNode):
             opt_state=opt_state,
         )
 
-    def variables(self) -> dict[str, Any]:
-        """The Flax variables dict for ``model.apply``."""
-        return {"params": self.params, **({"batch_stats": self.batch_stats} if self.batch_stats else {})}
+
+def init_state(
+    task: Task,
+    tx: optax.GradientTransformation,
+    data: dict[str, np.ndarray] | Dataset,
+    key: jax.Array,
+    *,
+    batch_size: int = 8,
+) -> tuple[TrainState, jax.Array]:
+    """A fresh TrainState for ``task``, shaped by the first examples of ``data``, and the shuffling key.
+
+    ``key`` (typed or raw) splits into the initialisation, per-step (dropout,
+    sampling, augmentation) and shuffling keys, so a run is fixed by it.
+
+    Returns:
+      ``(state, shuffle_key)``: pass ``shuffle_key`` to :func:`jaxdl.train.fit` as ``key``.
+
+    Example:
+      >>> state, shuffle_key = init_state(task, optax.adam(1e-3), train, jax.random.key(0))
+    """
+    init_key, step_key, shuffle_key = jax.random.split(key, 3)
+    data = as_arrays(data)
+    sample = {name: np.asarray(array[:batch_size]) for name, array in data.items()}
+    sample["mask"] = np.ones(len(next(iter(sample.values()))), bool)
+    return TrainState.create(task.init(init_key, sample), tx, step_key), raw_key(shuffle_key)

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh
 
-from jaxdl.data.batching import epoch_indices, num_batches
+from jaxdl.data.batching import epoch_indices, masked_mean, num_batches
 from jaxdl.train import parallel
 from jaxdl.train.state import TrainState
 from jaxdl.train.task import Batch, Task
@@ -48,8 +48,7 @@ def train_step_fn(task: Task):
 
         def loss_fn(params):
             losses, metrics, batch_stats = task.forward(params, state.batch_stats, batch, key, train=True)
-            mean_loss = jnp.sum(losses * mask) / jnp.maximum(jnp.sum(mask), 1)
-            return mean_loss, (_sums(losses, metrics, mask), batch_stats)
+            return masked_mean(losses, mask), (_sums(losses, metrics, mask), batch_stats)
 
         (_, (sums, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         return state.apply_gradients(grads, batch_stats), sums
@@ -79,6 +78,11 @@ def make_train_step(task: Task):
     return jax.jit(train_step_fn(task), donate_argnums=0)
 
 
+def steps_per_epoch(num_train: int, batch_size: int) -> int:
+    """Training steps in one epoch: the last partial batch is dropped. A learning-rate schedule's length."""
+    return num_batches(num_train, batch_size, drop_remainder=True)
+
+
 @dataclasses.dataclass(frozen=True)
 class EpochFns:
     """Compiled whole-epoch functions for one task, batch size and data size."""
@@ -97,9 +101,7 @@ class EpochFns:
         return parallel.replicate(tree, self.mesh)
 
 
-def make_epoch_fns(
-    task: Task, batch_size: int, num_train: int, *, mesh: Mesh | None = None, drop_remainder: bool = True
-) -> EpochFns:
+def make_epoch_fns(task: Task, batch_size: int, num_train: int, *, mesh: Mesh | None = None) -> EpochFns:
     """Builds the jitted train and eval epochs over data held on the devices.
 
     ``data`` is a dict of arrays with the examples on the leading axis
@@ -122,7 +124,7 @@ def make_epoch_fns(
 
     @functools.partial(jax.jit, donate_argnums=0)
     def train_epoch(state: TrainState, data: dict[str, jax.Array], key: jax.Array):
-        indices, mask = epoch_indices(key, num_train, batch_size, drop_remainder=drop_remainder)
+        indices, mask = epoch_indices(key, num_train, batch_size, drop_remainder=True)
 
         def body(state, batch_indices):
             state, sums = train_step(state, gather(data, *batch_indices))
@@ -145,7 +147,7 @@ def make_epoch_fns(
         totals, _ = jax.lax.scan(body, zeros, (indices, mask, jnp.arange(indices.shape[0])))
         return totals
 
-    return EpochFns(train_epoch, evaluate, num_batches(num_train, batch_size, drop_remainder), mesh)
+    return EpochFns(train_epoch, evaluate, steps_per_epoch(num_train, batch_size), mesh)
 
 
 def _batch_like(data: dict[str, jax.Array], batch_size: int) -> Batch:

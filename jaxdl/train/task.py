@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -27,6 +28,8 @@ Preprocess = Callable[[Batch, jax.Array, bool], Batch]
 def classification_loss(logits: jax.Array, batch: Batch) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Softmax cross-entropy and accuracy, per example."""
     labels = batch["labels"]
+    chex.assert_rank([logits, labels], [2, 1])
+    chex.assert_equal_shape_prefix([logits, labels], 1)
     correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
     return softmax_cross_entropy(logits, labels, reduction="none"), {"accuracy": correct}
 
@@ -41,9 +44,15 @@ class Task:
     """A model, its per-example loss and its preprocessing.
 
     Attributes:
-      model: a Flax module called as ``model(inputs, train=...)``.
-      example_loss: per-example loss and metrics from the model's output.
-      preprocess: turns a gathered batch (e.g. uint8 images) into model inputs.
+      model: a Flax module called as ``model(batch["inputs"], train=...)``.
+      example_loss: ``(outputs, batch) -> (per-example loss, {name: per-example metric})``;
+        ``batch`` is the preprocessed one.
+      preprocess: ``(batch, key, train) -> batch``, run on the device inside the
+        step: it returns the batch with ``"inputs"`` replaced by what the model
+        takes (e.g. uint8 images as floats, randomly cropped when ``train``);
+        the other keys ("labels", "mask") pass through.
+      keyword_inputs: batch keys the model also takes, as keyword arguments of
+        the same name (the conditional VAE's ``labels``).
       compute_dtype: "bfloat16" runs the model in bfloat16 (mixed precision):
         float32 parameters are cast on the way in, so gradients, optimizer
         state and updates stay float32, and the outputs are cast back to
@@ -54,6 +63,7 @@ class Task:
     model: nn.Module
     example_loss: ExampleLoss = classification_loss
     preprocess: Preprocess = lambda batch, key, train: batch  # noqa: E731
+    keyword_inputs: tuple[str, ...] = ()
     compute_dtype: str = "float32"
 
     def __post_init__(self):
@@ -64,9 +74,11 @@ class Task:
         """Initial variables for a batch shaped like ``batch``."""
         init_key, data_key, sample_key = jax.random.split(key, 3)
         batch = self.preprocess(batch, data_key, False)
-        return self.model.init(
-            {"params": init_key, "dropout": sample_key, "sample": sample_key}, batch["inputs"], train=False
-        )
+        rngs = {"params": init_key, "dropout": sample_key, "sample": sample_key}
+        return self.model.init(rngs, batch["inputs"], **self._keywords(batch), train=False)
+
+    def _keywords(self, batch: Batch) -> dict[str, jax.Array]:
+        return {name: batch[name] for name in self.keyword_inputs}
 
     def forward(
         self, params: Any, batch_stats: Any, batch: Batch, key: jax.Array, train: bool
@@ -80,10 +92,12 @@ class Task:
         variables = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
         rngs = {"dropout": dropout_key, "sample": sample_key}
         if train and batch_stats:
-            outputs, updates = self.model.apply(variables, inputs, train=True, rngs=rngs, mutable=["batch_stats"])
+            outputs, updates = self.model.apply(
+                variables, inputs, **self._keywords(batch), train=True, rngs=rngs, mutable=["batch_stats"]
+            )
             batch_stats = jax.tree.map(lambda new, old: new.astype(old.dtype), updates["batch_stats"], batch_stats)
         else:
-            outputs = self.model.apply(variables, inputs, train=train, rngs=rngs)
+            outputs = self.model.apply(variables, inputs, **self._keywords(batch), train=train, rngs=rngs)
         outputs = _cast_floats(outputs, "float32")
         losses, metrics = self.example_loss(outputs, batch)
         return losses, metrics, batch_stats

@@ -1,0 +1,90 @@
+"""The package's shape: no import cycle among jaxdl's modules, and the README's Python example runs."""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "jaxdl"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """jaxdl module -> the jaxdl modules it imports anywhere in its source (functions included)."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {name: set() for name in modules}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative import
+                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + [base]).strip(".")
+                # `from jaxdl import data` names a module; `from jaxdl.data import load` a package's attribute
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+            else:
+                continue
+            graph[name].update(t for t in targets if t in modules and t != name)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_no_import_cycle_among_jaxdl_modules():
+    graph = import_graph()
+    assert "jaxdl.runner" in graph["jaxdl.cli"] and "jaxdl.runner" in graph["jaxdl.reproduce"]
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch, capsys):
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"<!-- example:begin -->\n```python\n(.*?)```\n<!-- example:end -->", readme, re.S)
+    assert len(blocks) == 1, "README.md has one marked Python example"
+    assert len(blocks[0].strip().splitlines()) <= 20
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(blocks[0], "README.md example", "exec"), namespace)
+    out = capsys.readouterr().out
+    accuracy = float(re.search(r"test accuracy ([0-9.]+)%", out).group(1))
+    assert accuracy > 85, out  # an MLP on the 8x8 digits
+    assert namespace["result"].epochs_run == namespace["result"].history[-1]["epoch"]
+
+
+@pytest.mark.parametrize("name", ["normalise", "montecarlo", "regularisation"])
+def test_code_names_use_one_spelling(name):
+    sources = [p for p in PACKAGE.rglob("*.py") if re.search(rf"\b{name}\w*\(|\bimport {name}\b|\.{name}\b",
+                                                               p.read_text())]  # fmt: skip
+    assert not sources, f"{name} in {sources}"
