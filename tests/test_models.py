@@ -1,10 +1,10 @@
 """The tutorials' networks: output shapes, exact parameter counts, the convolution, the VAE."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.test_util import check_grads
 
 from jaxdl.models import CNN, MLP, VAE, Conv3x3, SmallMLP, count_params, reparameterize, vae_loss
 from jaxdl.models.classifiers import conv3x3
@@ -42,42 +42,32 @@ def test_cnn_batch_norm_statistics_and_dropout():
     np.testing.assert_array_equal(model.apply(variables, x), model.apply(variables, x))  # eval is deterministic
 
 
-def xla_conv3x3(x, k, stride):
-    return jax.lax.conv_general_dilated(
-        x, k, (stride, stride), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")
-    )
-
-
 @pytest.mark.parametrize("stride", [1, 2, 3, 4])
 @pytest.mark.parametrize("size", [(9, 9), (8, 5)])
-def test_conv3x3_and_its_gradients_equal_xla_convolution(stride, size, x64):
+def test_im2col_and_xla_convolutions_agree_in_values_and_both_derivative_modes(stride, size, x64):
     x = jax.random.normal(jax.random.key(0), (2, *size, 3), jnp.float64)
     k = jax.random.normal(jax.random.key(1), (3, 3, 3, 4), jnp.float64)
-    y = xla_conv3x3(x, k, stride)
-    np.testing.assert_allclose(conv3x3(x, k, stride), y, rtol=1e-12)
-    cotangent = jax.random.normal(jax.random.key(2), y.shape, jnp.float64)
-    expected = jax.vjp(lambda x, k: xla_conv3x3(x, k, stride), x, k)[1](cotangent)
-    got = jax.vjp(lambda x, k: conv3x3(x, k, stride), x, k)[1](cotangent)  # the hand-written input gradient
-    for g, e in zip(got, expected, strict=True):
-        np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-12)
-    check_grads(lambda x, k: conv3x3(x, k, stride), (x[:1], k), order=1, modes=("rev",))
+    tangents = (jax.random.normal(jax.random.key(3), x.shape, x.dtype), jax.random.normal(jax.random.key(4), k.shape))
+    results = {}
+    for impl in ("im2col", "xla"):
+
+        def conv(x, k, impl=impl):
+            return conv3x3(x, k, stride, impl)
+
+        y, pullback = jax.vjp(conv, x, k)
+        cotangent = jax.random.normal(jax.random.key(2), y.shape, jnp.float64)
+        results[impl] = (y, pullback(cotangent), jax.jvp(conv, (x, k), tangents)[1])
+    chex.assert_trees_all_close(results["im2col"], results["xla"], rtol=1e-10, atol=1e-12)
 
 
-def test_conv3x3_second_derivatives_and_forward_mode(x64):
-    """The hand-written gradient is plain JAX: forward-over-reverse Hessian-vector products work; plain jvp raises."""
-    x = jax.random.normal(jax.random.key(0), (2, 7, 7, 3), jnp.float64)
-    k = jax.random.normal(jax.random.key(1), (3, 3, 3, 4), jnp.float64)
-
-    def loss(conv):
-        return lambda x, k: jnp.sum(jnp.tanh(conv(x, k, 2)))
-
-    def hvp(f):
-        return jax.jvp(jax.grad(f, (0, 1)), (x, k), (jnp.ones_like(x), jnp.ones_like(k)))[1]
-
-    for got, expected in zip(hvp(loss(conv3x3)), hvp(loss(xla_conv3x3)), strict=True):
-        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
-    with pytest.raises(TypeError, match="custom_vjp"):
-        jax.jvp(lambda x: conv3x3(x, k), (x,), (x,))
+def test_auto_picks_im2col_on_a_cpu_and_unknown_implementations_are_refused():
+    x, k = jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 3))
+    assert jax.default_backend() == "cpu"
+    jaxpr = str(jax.make_jaxpr(lambda x: conv3x3(x, k))(x))
+    assert "dot_general" in jaxpr and "conv_general_dilated" not in jaxpr
+    assert "conv_general_dilated" in str(jax.make_jaxpr(lambda x: conv3x3(x, k, impl="xla"))(x))
+    with pytest.raises(ValueError, match="impl must be auto, im2col or xla"):
+        conv3x3(x, k, impl="winograd")
 
 
 def test_cnn_takes_uint8_images_as_they_load():

@@ -122,10 +122,13 @@ class CNNConfig(EngineSettings):
         0.1, "label smoothing (improved recipe)", ge=0, lt=1, applies_if=("recipe", "improved")
     )
     drop_rate: float = setting(0.5, "dropout after the first dense layer", ge=0, lt=1)
+    conv: Literal["auto", "im2col", "xla"] = setting(
+        "auto", "convolutions: im2col matrix products (CPU), XLA's convolution (GPU, TPU), or auto by backend"
+    )
 
 
 def cnn_task(config: CNNConfig) -> Task:
-    model = CNN(drop_rate=config.drop_rate)
+    model = CNN(drop_rate=config.drop_rate, conv=config.conv)
     if config.recipe == "tutorial":
         return Task(model, classification_loss, normalize_batch)
     return Task(model, smoothed_classification_loss(config.label_smoothing), normalize_and_augment)

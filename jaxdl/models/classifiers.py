@@ -8,8 +8,8 @@ batch norm uses PyTorch's defaults (momentum 0.1, i.e. Flax's 0.9; epsilon
 
 from __future__ import annotations
 
-import functools
 import math
+from typing import Literal
 
 import chex
 import flax.linen as nn
@@ -53,46 +53,74 @@ class SmallMLP(MLP):
     hidden: int = 128
 
 
-def _im2col(x: jax.Array, stride: int) -> jax.Array:
-    """(B, H', W', 9 C) patches: the nine shifted (strided) views of the padded input, ordered like the kernel."""
-    _, h, w, _ = x.shape
-    padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1
-    views = [
-        padded[:, ky : ky + stride * (ho - 1) + 1 : stride, kx : kx + stride * (wo - 1) + 1 : stride, :]
-        for ky in range(3)
-        for kx in range(3)
-    ]
-    return jnp.concatenate(views, axis=-1)
+ConvImpl = Literal["auto", "im2col", "xla"]
 
 
-def conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
-    """A 3x3 convolution with padding 1 as one matrix product (im2col), with a hand-written input gradient.
+def conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 1, impl: ConvImpl = "auto") -> jax.Array:
+    """``nn.Conv2d(kernel_size=3, stride, padding=1)`` on NHWC inputs and an HWIO kernel.
 
-    The nine shifted (and strided) views of the zero-padded input are stacked
-    on the channel axis, giving (B, H', W', 9 C) patches ordered like the
-    (3, 3, C, F) kernel, so the convolution is ``patches @ kernel.reshape(9 C, F)``.
-    Same maths as ``lax.conv_general_dilated``; on XLA's CPU backend it is
-    faster, above all inside ``lax.scan``, where XLA's own convolution runs
-    tens of times slower (jax-ml/jax#12868). The kernel gradient is
-    ``patches.T @ dL/dy``, as autodiff gives it; the input gradient is
-    :func:`_conv3x3_input_grad`, with which the CNN trains 12% faster (paired
-    median of 10 rounds, 1.08-1.13x) than with autodiff's: XLA fused autodiff's
-    masked sums of padded slices into batch norm's backward pass, where they
-    ran at a fifth of memory speed. A custom VJP has no forward mode:
-    ``jax.jvp`` and ``jax.jacfwd`` through it raise (``lax.conv_general_dilated``
-    computes the same function in both modes); the gradient itself is plain JAX,
-    so forward-over-reverse Hessian-vector products work.
+    Args:
+      x: ``(B, H, W, C)`` floats.
+      kernel: ``(3, 3, C, F)``.
+      stride: the same in both directions.
+      impl: "im2col" (:func:`im2col_conv3x3`, the fast path on XLA's CPU backend),
+        "xla" (``lax.conv_general_dilated``: cuDNN on a GPU, the TPU's convolution
+        units), or "auto": im2col on a CPU, XLA's convolution elsewhere.
 
-    Measured on a 2-core CPU (jax 0.10.2) and not kept, as the four layers'
-    forward and backward passes inside ``lax.scan`` against the plain
-    (autodiff) im2col version, or (marked *) as the CNN's compiled training
-    epoch against this version:
+    Both are plain JAX, so every transformation applies: ``grad``, ``jvp``,
+    ``linearize``, ``jacfwd``, Hessian-vector products in any order, ``vmap``.
+    """
+    chex.assert_rank(x, 4)  # NHWC
+    chex.assert_shape(kernel, (3, 3, x.shape[-1], None))
+    chex.assert_type([x, kernel], float)  # a uint8 image would need casting first: Conv3x3 does it
+    if impl == "auto":
+        impl = "im2col" if jax.default_backend() == "cpu" else "xla"
+    if impl == "xla":
+        return jax.lax.conv_general_dilated(
+            x, kernel, (stride, stride), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+    if impl != "im2col":
+        raise ValueError(f"impl must be auto, im2col or xla, got {impl!r}")
+    return im2col_conv3x3(x, kernel, stride)
+
+
+def im2col_conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
+    """A 3x3 convolution with padding 1 as one matrix product, every slice of it unit-stride and static.
+
+    The nine taps' views of the input are stacked on the channel axis, giving
+    ``(B, H', W', 9 C)`` patches ordered like the kernel, so the convolution is
+    ``patches @ kernel.reshape(9 C, F)``. Tap ``ky`` of output row ``i`` reads
+    input row ``stride * i + ky - 1``: writing that as ``stride * (i + d) + a``,
+    it is row ``i + d`` of the input's phase ``a`` (rows ``a, a + stride, ...``).
+    The phases come from a reshape of the padded input, so each view is a plain
+    slice of one phase: no strided slice anywhere. That matters for the
+    gradient, which is autodiff's: the transpose of a unit-stride slice is a
+    plain pad, and the input gradient becomes sums of shifted slices of
+    ``dL/dy @ kernel.T`` per phase, interleaved by a reshape (a strided slice
+    would transpose to an interior pad, which XLA's CPU backend fused into
+    batch norm's backward pass at a fifth of memory speed). No custom
+    derivative rule: forward mode and derivatives of any order come with it.
+    Against the custom-VJP version it replaced (strided views, a hand-written
+    input gradient that padded dL/dy before its product), the CNN's compiled
+    training epoch, paired in one process: 0.98-1.00x (medians of three runs of
+    5-10 rounds) on an AVX-512 EPYC, 0.92x (10 rounds, 0.83-0.97) with
+    ``--xla_cpu_max_isa=AVX2``; 5% less temporary memory. The same convolution
+    defined as the transpose of that hand-written gradient (so autodiff would
+    return it) computes on a padded output grid: 0.63x.
+
+    On XLA's CPU backend this is faster than ``lax.conv_general_dilated``, above
+    all inside ``lax.scan``, where XLA's own convolution runs tens of times
+    slower (jax-ml/jax#12868).
+
+    Measured earlier on a 2-core CPU (jax 0.10.2) and not kept, as the four
+    layers' forward and backward passes inside ``lax.scan`` against the plain
+    (autodiff) im2col version with strided views, or (marked *) as the CNN's
+    compiled training epoch against the custom-VJP version:
 
     - other ways to build the patches (padding materialised first, two-stage
-      concatenation, stacking, a sum of channel-padded views, an even/odd split
-      for stride 2, row-offset views of the flattened image): within noise or
-      slower; a gather: +50%; ``lax.conv_general_dilated_patches``: +190%;
+      concatenation, stacking, a sum of channel-padded views, row-offset views
+      of the flattened image): within noise or slower; a gather: +50%;
+      ``lax.conv_general_dilated_patches``: +190%;
     - patches along the width only, one product for the three row taps,
       rows summed afterwards: +33% on the 32->64 layer;
     - YNNPACK's convolution for the forward pass and input gradient: +45%;
@@ -103,67 +131,25 @@ def conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
       (fusion emitters off, XNN graph fusion, 512-bit vectors, the
       concurrency-optimised scheduler*, YNNPACK fusion types dot, eltwise and
       reduce*): no gain, or slower.
-
-    ``lax.conv`` itself trains the CNN at 41 examples/s inside ``lax.scan``,
-    against about 2,300 with this.
     """
-    chex.assert_rank(x, 4)  # NHWC
-    chex.assert_shape(kernel, (3, 3, x.shape[-1], None))
-    chex.assert_type([x, kernel], float)  # a uint8 image would need casting first: Conv3x3 does it
-    return _conv3x3(x, kernel, stride, x.shape[1:3])
+    b, h, w, c = x.shape
+    s = stride
+    ho, wo = (h - 1) // s + 1, (w - 1) // s + 1
+    # Pad s rows (columns) on top (left), so that d = -1 reads phase row 0, and enough below for d = +1.
+    rows, cols = s * (ho + 2), s * (wo + 2)
+    padded = jnp.pad(x, ((0, 0), (s, rows - h - s), (s, cols - w - s), (0, 0)))
+    phases = padded.reshape(b, ho + 2, s, wo + 2, s, c)  # [:, m, a, n, a2] is input pixel (s m + a - s, s n + a2 - s)
 
+    def tap(k: int) -> tuple[int, int]:  # (phase, first row of the view) of kernel row k
+        a = (k - 1) % s
+        return a, 1 + (k - 1 - a) // s
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _conv3x3(x: jax.Array, kernel: jax.Array, stride: int, size: tuple[int, int]) -> jax.Array:
-    return _conv3x3_forward(x, kernel, stride, size)[0]
-
-
-def _conv3x3_forward(x: jax.Array, kernel: jax.Array, stride: int, size: tuple[int, int]):
-    patches = _im2col(x, stride)
-    b, ho, wo, k = patches.shape
-    y = (patches.reshape(-1, k) @ kernel.reshape(k, -1)).reshape(b, ho, wo, -1)
-    return y, (patches, kernel)
-
-
-def _conv3x3_backward(stride: int, size: tuple[int, int], residuals, g: jax.Array):
-    patches, kernel = residuals
-    kernel_grad = patches.reshape(-1, patches.shape[-1]).T @ g.reshape(-1, g.shape[-1])
-    return _conv3x3_input_grad(g, kernel, stride, size), kernel_grad.reshape(kernel.shape)
-
-
-_conv3x3.defvjp(_conv3x3_forward, _conv3x3_backward)
-
-
-def _conv3x3_input_grad(g: jax.Array, kernel: jax.Array, stride: int, size: tuple[int, int]) -> jax.Array:
-    """dL/dx of :func:`conv3x3` from dL/dy = g, for an input of spatial ``size``.
-
-    One product ``g @ kernel.T`` gives every output pixel's contribution
-    through each of the nine taps; each input pixel sums the ones that read it.
-    Input row ``stride * m + a`` is read by kernel row ``ky`` of output row
-    ``m + (a + 1 - ky) / stride`` where that is a whole number, so for each
-    remainder ``a`` the sum is over static slices of the product, and the
-    remainders are interleaved at the end. Padding g before the product (a
-    zero row contributes zeros) keeps every slice in bounds: no masks.
-    """
-    b, ho, wo, f = g.shape
-    c = kernel.shape[2]
-    lo = 1 if stride == 1 else 0  # only stride 1 reads the output row before (ky = 2, a = 0)
-    taps = jnp.pad(g, ((0, 0), (lo, 1), (lo, 1), (0, 0))) @ kernel.reshape(9 * c, f).T  # (B, ., ., 9 C)
-
-    def reads(a: int) -> list[tuple[int, int]]:  # (kernel row, first row in taps) for input remainder a
-        return [(k, lo + (a + 1 - k) // stride) for k in range(3) if (a + 1 - k) % stride == 0]
-
-    def remainder(a: int, a2: int) -> jax.Array:  # the input pixels (stride * m + a, stride * n + a2)
-        terms = [
-            taps[:, y : y + ho, x : x + wo, (3 * ky + kx) * c : (3 * ky + kx + 1) * c]
-            for ky, y in reads(a)
-            for kx, x in reads(a2)
-        ]
-        return sum(terms[1:], terms[0]) if terms else jnp.zeros((b, ho, wo, c), g.dtype)
-
-    rows = [jnp.stack([remainder(a, a2) for a2 in range(stride)], axis=3) for a in range(stride)]
-    grid = jnp.stack(rows, axis=2).reshape(b, ho * stride, wo * stride, c)
-    return grid[:, : size[0], : size[1]]
+    views = [
+        phases[:, y : y + ho, a, x0 : x0 + wo, a2, :] for a, y in map(tap, range(3)) for a2, x0 in map(tap, range(3))
+    ]
+    patches = jnp.concatenate(views, axis=-1)
+    y = patches.reshape(-1, 9 * c) @ kernel.reshape(9 * c, -1)
+    return y.reshape(b, ho, wo, -1)
 
 
 class Conv3x3(nn.Module):
@@ -171,6 +157,7 @@ class Conv3x3(nn.Module):
 
     features: int
     stride: int = 1
+    impl: ConvImpl = "auto"  # see conv3x3
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -179,7 +166,7 @@ class Conv3x3(nn.Module):
         bias = self.param("bias", torch_linear_bias(fan_in), (self.features,))
         if not jnp.issubdtype(x.dtype, jnp.floating):
             x = x.astype(kernel.dtype)  # uint8 images as they load: a kernel cast to uint8 would be zeros
-        y = conv3x3(x, kernel.astype(x.dtype), self.stride)
+        y = conv3x3(x, kernel.astype(x.dtype), self.stride, self.impl)
         return y + bias.astype(y.dtype).reshape(1, 1, 1, -1)
 
 
@@ -193,11 +180,12 @@ class CNN(nn.Module):
 
     num_classes: int = 10
     drop_rate: float = 0.5
+    conv: ConvImpl = "auto"  # the convolutions' implementation, see conv3x3
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         for i, (features, stride) in enumerate(((32, 1), (32, 2), (64, 1), (64, 2)), start=1):
-            x = Conv3x3(features, stride, name=f"conv{i}")(x)
+            x = Conv3x3(features, stride, self.conv, name=f"conv{i}")(x)
             x = leaky_relu(batch_norm(train, f"bn{i}")(x))
         x = _flatten(x)
         x = dense(128, x.shape[-1], "fc1")(x)
