@@ -247,3 +247,26 @@ def test_noisy_labels_flips_exactly_the_fraction_asked():
     assert (noisy != labels).sum() == 200 and noisy.min() >= 0 and noisy.max() <= 9
     np.testing.assert_array_equal(noisy, noisy_labels(labels, 0.2, seed=3))
     np.testing.assert_array_equal(noisy_labels(labels, 0.0, seed=3), labels)
+
+
+def test_forward_gradient_is_unbiased_with_the_predicted_variance_and_slower_per_step_of_progress(run_of):
+    out, metrics = run_of("forward-gradient")
+    assert metrics["worst_max_abs_z"] < 4.5
+    for name in ("blobs", "digits"):  # (n + 1) |g|^2, within the sampling error of 500 draws
+        assert abs(np.log(metrics[f"{name}_variance"] / metrics[f"{name}_variance_theory"])) < 0.3
+    assert metrics["digits_parameters"] == 64 * 32 + 32 + 32 * 10 + 10
+    assert metrics["digits_backprop_final_loss"] < metrics["digits_forward_final_loss"]
+    assert (out / "forward_gradient.png").exists()
+
+
+def test_curvature_finds_the_exact_top_eigenvalues_and_costs_every_order(run_of):
+    out, metrics = run_of("curvature", data="cifar10")
+    assert metrics["lanczos_exact_max_relative_error"] < 1e-6
+    for name in ("mlp", "cnn"):
+        top = metrics[f"{name}_top_eigenvalues"]
+        assert len(top) == 3 and top == sorted(top, reverse=True)
+        costs = metrics[f"{name}_hvp_costs"]
+        assert set(costs) == {"fwd-over-rev", "rev-over-fwd", "rev-over-rev", "fwd-over-fwd (v'Hv)",
+                              "gradient (reference)"}  # fmt: skip
+        assert all(c["ms"] > 0 and c["temp_mb"] >= 0 for c in costs.values())
+    assert (out / "spectrum.png").exists() and (out / "slices.png").exists()

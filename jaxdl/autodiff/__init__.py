@@ -6,6 +6,7 @@ from jaxdl.autodiff.modes import (
     chain_forward,
     chain_reverse,
     dense_layers,
+    forward_gradient,
     gradient_by_jvp,
     gradient_by_vjp,
     hvp_forward_over_reverse,
@@ -13,7 +14,7 @@ from jaxdl.autodiff.modes import (
     jacobian_by_columns,
     jacobian_by_rows,
 )
-from jaxdl.autodiff.scalar import Dual, Scalar, forward_gradient, reverse_gradient
+from jaxdl.autodiff.scalar import Dual, Scalar, reverse_gradient
 
 __all__ = [
     "Dual",

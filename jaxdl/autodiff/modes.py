@@ -100,3 +100,22 @@ def gradient_by_vjp(loss: Callable, params) -> object:
     """The gradient of a scalar loss by reverse mode: one vjp, seeded with 1."""
     value, pullback = jax.vjp(loss, params)
     return pullback(jnp.ones_like(value))[0]
+
+
+def forward_gradient(loss: Callable, params, key: jax.Array) -> tuple[jax.Array, object]:
+    """Baydin et al. (2022), "Gradients without backpropagation": one jvp along a random direction.
+
+    With ``v ~ N(0, I)`` (a pytree shaped like ``params``), ``(grad f . v) v`` is
+    an unbiased estimate of ``grad f``: ``E[v v'] = I``. Its variance is
+    ``(n + 1) |grad f|^2`` summed over the n parameters, so it grows with the
+    network. One forward pass carries the tangent along: no activations are kept
+    for a backward pass.
+
+    Returns:
+      ``(loss value, gradient estimate)``.
+    """
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    v = treedef.unflatten([jax.random.normal(k, leaf.shape, leaf.dtype) for k, leaf in zip(keys, leaves, strict=True)])
+    value, directional = jax.jvp(loss, (params,), (v,))
+    return value, jax.tree.map(lambda t: directional * t, v)

@@ -298,7 +298,7 @@ class Dual:
         return self._chain(s, s * (1.0 - s))
 
 
-def forward_gradient(f: Callable[..., Dual], xs: Sequence[Number]) -> list[float]:
+def gradient_by_duals(f: Callable[..., Dual], xs: Sequence[Number]) -> list[float]:
     """The gradient of scalar ``f(*xs)`` by forward mode: one pass per input."""
     grads = []
     for i in range(len(xs)):

@@ -22,6 +22,7 @@ from jaxdl.errors import JaxdlError
 _MODULES = {
     "blobs": ("jaxdl.experiments.blobs", "EXPERIMENT"),
     "autodiff-modes": ("jaxdl.experiments.autodiff_modes", "EXPERIMENT"),
+    "forward-gradient": ("jaxdl.experiments.forward_gradient", "EXPERIMENT"),
     "scratch-mlp": ("jaxdl.experiments.scratch_mlp", "EXPERIMENT"),
     "scalar-engine": ("jaxdl.experiments.scalar_engine", "EXPERIMENT"),
     "monte-carlo": ("jaxdl.experiments.monte_carlo", "EXPERIMENT"),
@@ -33,6 +34,7 @@ _MODULES = {
     "mnist-mlp": ("jaxdl.experiments.mnist_mlp", "EXPERIMENT"),
     "cifar10-mlp": ("jaxdl.experiments.cifar10", "MLP_EXPERIMENT"),
     "cifar10-cnn": ("jaxdl.experiments.cifar10", "CNN_EXPERIMENT"),
+    "curvature": ("jaxdl.experiments.curvature", "EXPERIMENT"),
     "mnist-vae": ("jaxdl.experiments.mnist_vae", "EXPERIMENT"),
 }
 

@@ -29,14 +29,16 @@ from jaxdl.errors import JaxdlError
 from jaxdl.experiments import Experiment
 from jaxdl.functional import mlp_apply, mlp_init
 from jaxdl.rundir import RunDir
-from jaxdl.train.timing import compile_ahead, median_seconds
+from jaxdl.train.timing import compile_ahead, stable_seconds
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
     sizes: str = setting("1,10,100,1000", "values of n and of m, comma-separated")
     hidden: int = setting(64, "hidden width of f: R^n -> R^m", ge=1)
-    repeats: int = setting(7, "timed calls per measurement (median)", ge=1)
+    repeats: int = setting(
+        7, "least timed samples per measurement (more until the median's 95% interval is within +-5%, at most 60)", ge=1
+    )
     loss_sizes: str = setting("16,64,32,1", "layer widths of the network whose loss gradient is timed")
     remat_depth: int = setting(16, "layers of the network used for the jax.checkpoint comparison", ge=1)
     seed: int = setting(0, "PRNG seed", ge=0)
@@ -62,8 +64,11 @@ def _measure(fn, args, repeats) -> dict[str, float]:
     jax.block_until_ready(compiled(*args))
     cost = compiled.cost_analysis() or {}
     memory = compiled.memory_analysis()
+    seconds, low, high = stable_seconds(compiled, *args, min_samples=repeats, max_samples=max(60, repeats))
     return {
-        "seconds": median_seconds(compiled, *args, repeats=repeats),
+        "seconds": seconds,
+        "seconds_low": low,
+        "seconds_high": high,
         "compile_seconds": compile_s,
         "flops": float(cost.get("flops", math.nan)),
         "temp_bytes": float(memory.temp_size_in_bytes) if memory else math.nan,
@@ -91,6 +96,9 @@ def _sweep(config: Config, run_dir: RunDir) -> list[dict[str, Any]]:
                 **{f"jacfwd_{k}": v for k, v in fwd.items()},
                 **{f"jacrev_{k}": v for k, v in rev.items()},
                 "time_ratio_fwd_over_rev": fwd["seconds"] / rev["seconds"],
+                # the ratio's range from the two medians' 95% intervals
+                "time_ratio_low": fwd["seconds_low"] / rev["seconds_high"],
+                "time_ratio_high": fwd["seconds_high"] / rev["seconds_low"],
                 "flop_ratio_fwd_over_rev": fwd["flops"] / rev["flops"],
                 "chain_flops_f1": theory_fwd,
                 "chain_flops_r1": theory_rev,

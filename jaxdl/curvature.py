@@ -1,0 +1,192 @@
+"""The loss's curvature from Hessian-vector products: four ways to form one, Lanczos, the spectral density, slices.
+
+A Hessian-vector product never forms the Hessian: it is a derivative of a
+derivative, in any order of the two modes (:func:`hvp`). Lanczos iteration
+(:func:`lanczos`) turns k of them into a k x k tridiagonal matrix whose
+extreme eigenvalues converge to the Hessian's first; stochastic Lanczos
+quadrature (:func:`spectral_density`; Ghorbani, Krishnan and Xiao, 2019)
+turns a few such runs from random starts into an estimate of the whole
+eigenvalue density. :func:`loss_slice` draws the loss along filter-normalised
+random directions (Li et al., 2018).
+
+Example:
+    >>> top = top_eigenvalues(lambda v: hvp(loss, params, v), params, k=5, key=jax.random.key(0))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+HvpOrder = Literal["fwd-over-rev", "rev-over-fwd", "rev-over-rev", "fwd-over-fwd"]
+HVP_ORDERS: tuple[str, ...] = ("fwd-over-rev", "rev-over-fwd", "rev-over-rev", "fwd-over-fwd")
+
+
+def _vdot(a: Any, b: Any) -> jax.Array:
+    return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+
+
+def hvp(loss: Callable[[Any], jax.Array], params: Any, v: Any, order: HvpOrder = "fwd-over-rev") -> Any:
+    """The Hessian of ``loss`` at ``params`` times ``v`` (a pytree like ``params``).
+
+    - fwd-over-rev: ``jvp(grad loss)``: one forward pass carrying a tangent through the gradient;
+    - rev-over-fwd: ``grad(jvp loss)``: the gradient of the directional derivative;
+    - rev-over-rev: ``grad(<grad loss, v>)``: backprop through backprop;
+    - fwd-over-fwd: forward mode alone gives one number per pass, ``v' H u`` =
+      ``jvp(jvp loss along u) along v``; H v needs it for every unit vector u,
+      n passes, so this order is only for networks small enough (see :func:`hvp_cost`
+      for the one-pass scalar).
+    """
+    if order == "fwd-over-rev":
+        return jax.jvp(jax.grad(loss), (params,), (v,))[1]
+    if order == "rev-over-fwd":
+        return jax.grad(lambda p: jax.jvp(loss, (p,), (v,))[1])(params)
+    if order == "rev-over-rev":
+        return jax.grad(lambda p: _vdot(jax.grad(loss)(p), v))(params)
+    if order == "fwd-over-fwd":
+        flat, unravel = ravel_pytree(params)
+        flat_v = ravel_pytree(v)[0]
+
+        def second(u):  # u' H v by two jvps
+            return jax.jvp(lambda q: jax.jvp(lambda r: loss(unravel(r)), (q,), (flat_v,))[1], (flat,), (u,))[1]
+
+        return unravel(jax.vmap(second)(jnp.eye(flat.size, dtype=flat.dtype)))
+    raise ValueError(f"order must be one of {', '.join(HVP_ORDERS)}, got {order!r}")
+
+
+def second_directional_derivative(loss: Callable[[Any], jax.Array], params: Any, v: Any) -> jax.Array:
+    """``v' H v`` by forward mode alone: a jvp of a jvp, one pass."""
+    return jax.jvp(lambda p: jax.jvp(loss, (p,), (v,))[1], (params,), (v,))[1]
+
+
+def lanczos(matvec: Callable[[jax.Array], jax.Array], v0: jax.Array, iterations: int) -> tuple[jax.Array, jax.Array]:
+    """``iterations`` steps of Lanczos with full reorthogonalisation from the start ``v0``.
+
+    Returns:
+      The tridiagonal matrix T (``iterations x iterations``) and the Lanczos
+      vectors (``iterations x n``). T's eigenvalues (Ritz values) approximate the
+      symmetric operator's extreme eigenvalues first.
+    """
+    n = v0.size
+    iterations = min(iterations, n)
+    vectors = jnp.zeros((iterations, n), v0.dtype).at[0].set(v0 / jnp.linalg.norm(v0))
+    alphas = jnp.zeros(iterations, v0.dtype)
+    betas = jnp.zeros(iterations, v0.dtype)
+
+    def body(i, carry):
+        vectors, alphas, betas = carry
+        w = matvec(vectors[i])
+        alpha = jnp.vdot(w, vectors[i])
+        # Full reorthogonalisation (twice is enough): rounding would otherwise bring back converged directions.
+        mask = (jnp.arange(iterations) <= i)[:, None]
+        for _ in range(2):
+            w = w - (mask * vectors).T @ ((mask * vectors) @ w)
+        beta = jnp.linalg.norm(w)
+        nxt = jnp.where(beta > 0, w / jnp.where(beta > 0, beta, 1), 0)
+        vectors = jnp.where(i + 1 < iterations, vectors.at[jnp.minimum(i + 1, iterations - 1)].set(nxt), vectors)
+        return vectors, alphas.at[i].set(alpha), betas.at[i].set(beta)
+
+    vectors, alphas, betas = jax.lax.fori_loop(0, iterations, body, (vectors, alphas, betas))
+    tridiagonal = jnp.diag(alphas) + jnp.diag(betas[:-1], 1) + jnp.diag(betas[:-1], -1)
+    return tridiagonal, vectors
+
+
+def _flat_matvec(hvp_fn: Callable[[Any], Any], params: Any) -> tuple[Callable[[jax.Array], jax.Array], jax.Array]:
+    flat, unravel = ravel_pytree(params)
+    return lambda v: ravel_pytree(hvp_fn(unravel(v)))[0], flat
+
+
+def top_eigenvalues(
+    hvp_fn: Callable[[Any], Any], params: Any, *, k: int, key: jax.Array, iterations: int | None = None
+) -> np.ndarray:
+    """The ``k`` largest eigenvalues of the Hessian whose product with a vector is ``hvp_fn``, by Lanczos.
+
+    ``iterations`` (default ``max(3 k, 30)``) Lanczos steps from a random start.
+    """
+    matvec, flat = _flat_matvec(hvp_fn, params)
+    iterations = iterations or max(3 * k, 30)
+    t, _ = jax.jit(lambda v0: lanczos(matvec, v0, iterations))(jax.random.normal(key, flat.shape, flat.dtype))
+    return np.sort(np.linalg.eigvalsh(np.asarray(t, np.float64)))[::-1][:k]
+
+
+def spectral_density(
+    hvp_fn: Callable[[Any], Any],
+    params: Any,
+    *,
+    key: jax.Array,
+    vectors: int = 4,
+    iterations: int = 40,
+    grid: np.ndarray | None = None,
+    width: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The Hessian's eigenvalue density by stochastic Lanczos quadrature (Ghorbani et al., 2019).
+
+    Each of ``vectors`` Lanczos runs from a random unit start gives nodes (Ritz
+    values) and weights (squared first components of T's eigenvectors): a
+    quadrature of the density seen from that start; their average, each node
+    widened into a Gaussian of standard deviation ``width``, estimates the
+    density. Returns ``(grid, density, {"nodes", "weights"})``.
+    """
+    matvec, flat = _flat_matvec(hvp_fn, params)
+    run = jax.jit(lambda v0: lanczos(matvec, v0, iterations)[0])
+    nodes, weights = [], []
+    for i in range(vectors):
+        t = np.asarray(run(jax.random.normal(jax.random.fold_in(key, i), flat.shape, flat.dtype)), np.float64)
+        values, eigvecs = np.linalg.eigh(t)
+        nodes.append(values)
+        weights.append(eigvecs[0] ** 2 / vectors)
+    nodes, weights = np.concatenate(nodes), np.concatenate(weights)
+    spread = nodes.max() - nodes.min()
+    width = width or max(spread / 60, 1e-8)
+    if grid is None:
+        grid = np.linspace(nodes.min() - 5 * width, nodes.max() + 5 * width, 1000)
+    density = (weights[None] * np.exp(-0.5 * ((grid[:, None] - nodes[None]) / width) ** 2)).sum(1)
+    density /= width * np.sqrt(2 * np.pi)
+    return grid, density, {"nodes": nodes, "weights": weights}
+
+
+def filter_normalized_direction(params: Any, key: jax.Array) -> Any:
+    """A random direction scaled filter by filter to the parameters' norms (Li et al., 2018).
+
+    Each output unit's incoming weights (the last axis of a kernel is the
+    unit) get the norm of the parameters' own; biases and other vectors are
+    left at zero, as Li et al. do, so the slice moves what shapes the function.
+    """
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    out = []
+    for k, p in zip(keys, leaves, strict=True):
+        if p.ndim < 2:
+            out.append(jnp.zeros_like(p))
+            continue
+        d = jax.random.normal(k, p.shape, p.dtype)
+        axes = tuple(range(p.ndim - 1))
+        def norm(a, axes=axes):
+            return jnp.sqrt(jnp.sum(a * a, axis=axes, keepdims=True))
+
+        scale = norm(p) / (norm(d) + 1e-12)
+        out.append(d * scale)
+    return treedef.unflatten(out)
+
+
+def loss_slice(
+    loss: Callable[[Any], jax.Array], params: Any, directions: list[Any], coordinates: np.ndarray
+) -> np.ndarray:
+    """``loss(params + sum_i a_i d_i)`` on a grid: ``coordinates`` 1-D gives a curve, and with two
+    directions the loss on the square ``coordinates x coordinates``."""
+    coordinates = jnp.asarray(coordinates)
+
+    def at(*a):
+        moved = jax.tree.map(lambda p, *ds: p + sum(ai * d for ai, d in zip(a, ds, strict=True)), params, *directions)
+        return loss(moved)
+
+    if len(directions) == 1:
+        return np.asarray(jax.lax.map(at, coordinates))
+    grid_a, grid_b = jnp.meshgrid(coordinates, coordinates, indexing="ij")
+    values = jax.lax.map(lambda ab: at(ab[0], ab[1]), jnp.stack([grid_a.ravel(), grid_b.ravel()], 1))
+    return np.asarray(values).reshape(grid_a.shape)

@@ -1,0 +1,222 @@
+"""Training by forward mode alone: the forward gradient (Baydin et al., 2022) against backprop.
+
+Each step of the forward gradient runs one ``jax.jvp`` along a fresh random
+direction v ~ N(0, I) and steps along (grad f . v) v, an unbiased estimate of
+the gradient whose variance grows with the parameter count n: it is
+(n + 1) |grad f|^2. On the blob classifier (21 parameters, full batch), an MLP
+on the 8x8 digits and, where CIFAR-10 is available, seed 001's CIFAR-10 MLP
+(308,310 parameters), both estimators train the same network from the same
+start with SGD for the same number of steps. Reported per network: the loss
+against steps and against seconds, the compiled step's time and temporary
+memory, the steps and seconds each needs to reach the loss that the forward
+gradient ends at, a z-test of the estimator's mean against the true gradient
+(as minibatch-sgd does for minibatches), and its variance against (n + 1) |g|^2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.flatten_util import ravel_pytree
+
+from jaxdl import data as data_lib
+from jaxdl import plots
+from jaxdl.autodiff import forward_gradient
+from jaxdl.claims import Claim, Run, at_least, at_most
+from jaxdl.config import setting
+from jaxdl.errors import JaxdlError
+from jaxdl.experiments import Experiment
+from jaxdl.experiments.blobs import make_loss_fn
+from jaxdl.functional import mlp_apply, mlp_init, softmax_cross_entropy
+from jaxdl.models.blobs import BlobClassifier
+from jaxdl.rundir import RunDir
+
+NETWORKS = ("blobs", "digits", "cifar10")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    networks: str = setting("blobs,digits,cifar10", "comma-separated: blobs, digits, cifar10 (needs a local copy)")
+    data: str = setting("", "local copy of CIFAR-10 for the cifar10 network; empty: $JAXDL_DATA_DIR or TFDS")
+    steps: int = setting(2000, "SGD steps of each training run", ge=2)
+    batch_size: int = setting(64, "examples per step (blobs: the full batch of 1,000)", ge=1)
+    lr: float = setting(0.05, "SGD learning rate with backprop's gradient", gt=0)
+    forward_lr: float = setting(0.005, "SGD learning rate with the forward gradient (its noise needs a smaller one)",
+                                gt=0)  # fmt: skip
+    draws: int = setting(2000, "forward gradients drawn at the start for the unbiasedness test", ge=10)
+    seed: int = setting(0, "PRNG seed: initialisation, directions and batches", ge=0)
+
+    def check(self) -> None:
+        names = self.networks.split(",")
+        unknown = [n for n in names if n not in NETWORKS]
+        if unknown or not names:
+            raise JaxdlError(f"setting networks: unknown {unknown[0] if unknown else '(none)'}; choose from "
+                             f"{', '.join(NETWORKS)}")  # fmt: skip
+
+
+def _problem(name: str, config: Config, key: jax.Array):
+    """(params, loss(params, x, y), x, y, batch size) of one network."""
+    if name == "blobs":
+        x, y = (jnp.asarray(a) for a in data_lib.make_blobs_dataset())
+        model = BlobClassifier()
+        loss_fn = make_loss_fn(model)
+        return model.init(key, x[:1])["params"], lambda p, xb, yb: loss_fn(p, (xb, yb))[0], x, y, len(y)
+    if name == "digits":
+        ds, sizes = data_lib.load("digits", "train"), [64, 32, 10]
+    else:
+        ds, sizes = data_lib.load("cifar10", "train", data=config.data or None), [3072, 100, 10]
+    x = data_lib.normalize(ds.inputs, "unit").reshape(len(ds), -1)
+    y = jnp.asarray(ds.labels)
+    params = mlp_init(key, sizes, init="torch")
+
+    def loss(p, xb, yb):
+        return softmax_cross_entropy(mlp_apply(p, xb), yb)
+
+    return params, loss, x, y, min(config.batch_size, len(y))
+
+
+def _train(loss, params, x, y, batch, steps, lr, key, estimator: str):
+    """SGD for ``steps`` steps with backprop's gradient or the forward gradient; compiled once, timed blocked."""
+    tx = optax.sgd(lr)
+
+    def step(carry, k):
+        p, s = carry
+        rows = jax.random.choice(jax.random.fold_in(k, 0), len(y), (batch,), replace=False)
+        f = lambda q: loss(q, x[rows], y[rows])  # noqa: E731
+        if estimator == "backprop":
+            value, g = jax.value_and_grad(f)(p)
+        else:
+            value, g = forward_gradient(f, p, jax.random.fold_in(k, 1))
+        u, s = tx.update(g, s, p)
+        return (optax.apply_updates(p, u), s), value
+
+    def run(p, keys):
+        (p, _), losses = jax.lax.scan(step, (p, tx.init(p)), keys)
+        return p, losses
+
+    keys = jax.random.split(key, steps)
+    start = time.perf_counter()
+    compiled = jax.jit(run).lower(params, keys).compile()
+    compile_seconds = time.perf_counter() - start
+    one_step = jax.jit(run).lower(params, keys[:1]).compile()  # one step's program, for its memory
+    start = time.perf_counter()
+    _, losses = jax.block_until_ready(compiled(params, keys))
+    seconds = time.perf_counter() - start
+    memory = one_step.memory_analysis()
+    return {
+        "losses": np.asarray(losses),
+        "seconds_per_step": seconds / steps,
+        "compile_seconds": compile_seconds,
+        "temp_bytes": int(memory.temp_size_in_bytes) if memory else None,
+    }
+
+
+def _first_step_at_or_below(curve: np.ndarray, level: float, window: int) -> int | None:
+    """The first step at which the moving average of the loss reaches ``level`` (1-based)."""
+    smooth = np.convolve(curve, np.ones(window) / window, mode="valid")
+    hits = np.flatnonzero(smooth <= level)
+    return int(hits[0]) + window if hits.size else None
+
+
+def _unbiasedness(loss, params, x, y, draws: int, key: jax.Array) -> dict[str, float]:
+    """z of the mean of ``draws`` forward gradients against the true gradient, and the estimator's variance."""
+    f = lambda p: loss(p, x, y)  # noqa: E731  (the full data: the only noise is the direction's)
+    true, _ = ravel_pytree(jax.grad(f)(params))
+    estimates = jax.jit(jax.vmap(lambda k: ravel_pytree(forward_gradient(f, params, k)[1])[0]))(
+        jax.random.split(key, draws)
+    )
+    mean, std = estimates.mean(0), estimates.std(0, ddof=1)
+    z = (mean - true) / (std / np.sqrt(draws) + 1e-30)
+    n = true.size
+    variance = float(jnp.sum(jnp.var(estimates, axis=0, ddof=1)))
+    theory = float((n + 1) * jnp.sum(true**2))
+    return {"max_abs_z": float(jnp.max(jnp.abs(z))), "variance": variance, "variance_theory": theory,
+            "parameters": int(n)}  # fmt: skip
+
+
+def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
+    key = jax.random.key(config.seed)
+    metrics: dict[str, Any] = {}
+    curves: dict[str, dict[str, dict]] = {}
+    for index, name in enumerate(config.networks.split(",")):
+        params, loss, x, y, batch = _problem(name, config, jax.random.fold_in(key, index))
+        stats = _unbiasedness(loss, params, x[:2000], y[:2000], config.draws, jax.random.fold_in(key, 100 + index))
+        runs = {
+            estimator: _train(
+                loss, params, x, y, batch, config.steps, lr, jax.random.fold_in(key, 200 + index), estimator
+            )  # fmt: skip
+            for estimator, lr in (("backprop", config.lr), ("forward", config.forward_lr))
+        }
+        curves[name] = runs
+        window = max(config.steps // 50, 1)
+        level = float(np.mean(runs["forward"]["losses"][-window:]))  # where the forward gradient ends
+        reached = {e: _first_step_at_or_below(r["losses"], level, window) for e, r in runs.items()}
+        row = {f"{name}_{k}": v for k, v in stats.items()}
+        for estimator, result in runs.items():
+            row[f"{name}_{estimator}_final_loss"] = float(np.mean(result["losses"][-window:]))
+            row[f"{name}_{estimator}_ms_per_step"] = 1e3 * result["seconds_per_step"]
+            row[f"{name}_{estimator}_temp_bytes"] = result["temp_bytes"]
+            row[f"{name}_{estimator}_steps_to_forward_final"] = reached[estimator]
+            row[f"{name}_{estimator}_seconds_to_forward_final"] = (
+                reached[estimator] * result["seconds_per_step"] if reached[estimator] else None
+            )
+        row[f"{name}_steps_ratio"] = (
+            reached["forward"] / reached["backprop"] if reached["forward"] and reached["backprop"] else None
+        )
+        row[f"{name}_seconds_ratio"] = (
+            row[f"{name}_forward_seconds_to_forward_final"] / row[f"{name}_backprop_seconds_to_forward_final"]
+            if row[f"{name}_steps_ratio"]
+            else None
+        )
+        metrics.update(row)
+        print(
+            f"{name}: {stats['parameters']:,} parameters; forward gradient unbiased "
+            f"(max |z| {stats['max_abs_z']:.2f}), "
+            f"variance {stats['variance']:.3g} against (n + 1)|g|^2 = {stats['variance_theory']:.3g}; "
+            f"{1e3 * runs['backprop']['seconds_per_step']:.3f} ms per backprop step, "
+            f"{1e3 * runs['forward']['seconds_per_step']:.3f} ms per forward step; to the forward gradient's final "
+            f"loss {level:.4f}: backprop {reached['backprop']} steps, forward {reached['forward']}"
+        )
+    run_dir.append_history(
+        [
+            {"network": n, "estimator": e, "step": i + 1, "loss": float(v)}
+            for n, runs in curves.items()
+            for e, r in runs.items()
+            for i, v in enumerate(r["losses"])
+            if i % max(config.steps // 200, 1) == 0
+        ]  # fmt: skip
+    )
+    run_dir.save_figure(plots.forward_gradient(curves, metrics), "forward_gradient.png")
+    metrics["worst_max_abs_z"] = max(metrics[f"{n}_max_abs_z"] for n in curves)
+    metrics["worst_variance_over_theory"] = max(
+        abs(np.log(metrics[f"{n}_variance"] / metrics[f"{n}_variance_theory"])) for n in curves
+    )
+    return metrics
+
+
+EXPERIMENT = Experiment(
+    name="forward-gradient",
+    description="Baydin et al. 2022: training by one jvp per step against backprop; unbiasedness, variance, cost",
+    config=Config,
+    run=run,
+    smallest=("networks=blobs,digits", "steps=200", "draws=500"),
+    claims=(
+        Run(name="forward-gradient", settings=("networks=blobs,digits",), claims=(
+            Claim(source="Baydin et al. 2022", statement="the forward gradient (grad f . v) v is unbiased: worst "
+                  "|z| of the mean of 2,000 draws against the gradient, over the parameters", tutorial="unbiased",
+                  metric="worst_max_abs_z", fmt="{:.2f}", target=at_most(4.5, "<= 4.5")),
+            Claim(source="Baydin et al. 2022", statement="... its variance is (n + 1) |grad f|^2: worst "
+                  "|log(measured / theory)|", tutorial="(n + 1) |g|^2", metric="worst_variance_over_theory",
+                  fmt="{:.3f}", target=at_most(0.2, "<= 0.2")),
+            Claim(source="Baydin et al. 2022", statement="digits MLP (2,410 parameters): steps the forward gradient "
+                  "needs over backprop's to reach the forward gradient's final loss", tutorial="",
+                  metric="digits_steps_ratio", fmt="{:.3g}x", target=at_least(1.0, ">= 1")),
+        )),
+    ),
+)  # fmt: skip
