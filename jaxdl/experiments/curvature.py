@@ -22,7 +22,6 @@ fixed dropout mask):
 from __future__ import annotations
 
 import dataclasses
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from jaxdl.functional import mlp_apply, mlp_init, softmax_cross_entropy
 from jaxdl.models import MLP
 from jaxdl.rundir import RunDir, read_json
 from jaxdl.train import Checkpoints, Task, classification_loss, fit, init_state, steps_per_epoch
+from jaxdl.train.timing import stable_seconds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,11 +54,11 @@ class Config:
     batch_size: int = setting(100, "training batch size", ge=1)
     from_run_mlp: str = setting("", "run directory of `jaxdl run cifar10-mlp` to restore instead of training")
     from_run_cnn: str = setting("", "run directory of `jaxdl run cifar10-cnn` to restore instead of training")
-    hvp_batch: int = setting(500, "training images the curvature is measured on", ge=1)
+    hvp_batch: int = setting(256, "training images the curvature is measured on", ge=1)
     top_k: int = setting(10, "Hessian eigenvalues found by Lanczos", ge=1)
     lanczos_iterations: int = setting(30, "Lanczos steps for the top eigenvalues", ge=2)
     density_vectors: int = setting(2, "random starts of stochastic Lanczos quadrature", ge=1)
-    density_iterations: int = setting(30, "Lanczos steps per start of the density", ge=2)
+    density_iterations: int = setting(20, "Lanczos steps per start of the density", ge=2)
     slice_points: int = setting(21, "points of the 1-D slice (the 2-D slice uses half as many per axis)", ge=3)
     slice_radius: float = setting(1.0, "the slices span [-radius, radius] in filter-normalised units", gt=0)
     seed: int = setting(0, "PRNG seed", ge=0)
@@ -143,13 +143,9 @@ def _hvp_costs(loss, params, key: jax.Array) -> dict[str, dict[str, float]]:
         compiled = jax.jit(fn).lower(params, v).compile()
         compile_seconds = time.perf_counter() - start
         jax.block_until_ready(compiled(params, v))
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            jax.block_until_ready(compiled(params, v))
-            times.append(time.perf_counter() - start)
+        seconds, low, high = stable_seconds(compiled, params, v, min_samples=5, max_samples=30)
         memory = compiled.memory_analysis()
-        costs[order] = {"ms": 1e3 * statistics.median(times), "compile_s": compile_seconds,
+        costs[order] = {"ms": 1e3 * seconds, "ms_low": 1e3 * low, "ms_high": 1e3 * high, "compile_s": compile_seconds,
                         "temp_mb": memory.temp_size_in_bytes / 2**20 if memory else None}  # fmt: skip
     return costs
 
@@ -220,7 +216,8 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
         metrics[f"{name}_loss"] = float(loss(params))
         metrics[f"{name}_hvp_costs"] = costs[name]
         for order, cost in costs[name].items():
-            print(f"{name}: {order:<22} {cost['ms']:8.2f} ms  {cost['temp_mb']:8.1f} MiB temporaries "
+            print(f"{name}: {order:<22} {cost['ms']:8.2f} ms ({cost['ms_low']:.2f}-{cost['ms_high']:.2f})  "
+                  f"{cost['temp_mb']:8.1f} MiB temporaries "
                   f"(compile {cost['compile_s']:.1f} s)")  # fmt: skip
     run_dir.append_history([{"network": n, "order": o, **c} for n, table in costs.items() for o, c in table.items()])
     run_dir.save_figure(plots.curvature_spectra(metrics, densities), "spectrum.png")
