@@ -176,7 +176,10 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
     metrics: dict[str, Any] = {"lanczos_exact_max_relative_error": check_error}
     train_ds = data_lib.load("cifar10", "train", data=config.data or None)
     train = train_ds.arrays()
-    batch = {k: jnp.asarray(v[: config.hvp_batch]) for k, v in train.items()}
+    # a random sample: the copies are stored class by class, so the first images are all airplanes
+    rows = np.sort(np.random.default_rng(config.seed).choice(len(train_ds), min(config.hvp_batch, len(train_ds)),
+                                                             replace=False))  # fmt: skip
+    batch = {k: jnp.asarray(v[rows]) for k, v in train.items()}
     batch["mask"] = jnp.ones(len(batch["labels"]), bool)
     key = jax.random.key(config.seed)
     densities, slices, costs = {}, {}, {}
