@@ -250,7 +250,7 @@ def test_noisy_labels_flips_exactly_the_fraction_asked():
 
 
 def test_forward_gradient_is_unbiased_with_the_predicted_variance_and_slower_per_step_of_progress(run_of):
-    out, metrics = run_of("forward-gradient")
+    out, metrics = run_of("forward-gradient", data="cifar10")
     assert metrics["worst_max_abs_z_over_bound"] < 1.2  # 500 draws here; the tour's 2,000 are held to 1
     for name in ("blobs", "digits"):  # (n + 1) |g|^2, within the sampling error of 500 draws
         assert abs(np.log(metrics[f"{name}_variance"] / metrics[f"{name}_variance_theory"])) < 0.3
