@@ -92,7 +92,10 @@ def _train(loss, params, x, y, batch, steps, lr, key, estimator: str):
 
     def step(carry, k):
         p, s = carry
-        rows = jax.random.choice(jax.random.fold_in(k, 0), len(y), (batch,), replace=False)
+        # uniform rows with replacement: a permutation of 50,000 rows per step would cost more than the step
+        rows = (
+            jnp.arange(len(y)) if batch >= len(y) else jax.random.randint(jax.random.fold_in(k, 0), (batch,), 0, len(y))
+        )
         f = lambda q: loss(q, x[rows], y[rows])  # noqa: E731
         if estimator == "backprop":
             value, g = jax.value_and_grad(f)(p)
