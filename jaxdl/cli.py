@@ -123,8 +123,6 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
             return 0
         if not args.distributed and (args.coordinator or args.num_processes is not None or args.process_id is not None):
             raise JaxdlError("--coordinator, --num-processes and --process-id need --distributed")
-        if args.distributed and not args.out:
-            raise JaxdlError("--distributed needs --out: every process must name the same run directory")
         path, metrics = run_experiment(
             args.name,
             args.overrides,

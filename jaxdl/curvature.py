@@ -166,6 +166,7 @@ def filter_normalized_direction(params: Any, key: jax.Array) -> Any:
             continue
         d = jax.random.normal(k, p.shape, p.dtype)
         axes = tuple(range(p.ndim - 1))
+
         def norm(a, axes=axes):
             return jnp.sqrt(jnp.sum(a * a, axis=axes, keepdims=True))
 

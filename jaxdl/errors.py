@@ -20,7 +20,7 @@ PYTHON_NAMES = {
     "coordinator": "coordinator",
     "num_processes": "num_processes",
     "process_id": "process_id",
-    "distributed": "initialize_distributed",
+    "distributed": "distributed",
 }
 CLI_NAMES = {
     "out": "--out",

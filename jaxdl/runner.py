@@ -71,7 +71,7 @@ def run_experiment(
     if resume and overwrite:
         raise JaxdlError("{resume} and {overwrite} contradict each other; choose one")
     if distributed is not None and not out:
-        raise JaxdlError("a distributed run needs {out}: every process must name the same run directory")
+        raise JaxdlError("{distributed} needs {out}: every process must name the same run directory")
     writer = True  # only process 0 of a multi-process run writes files
     if distributed is not None:
         import jax
