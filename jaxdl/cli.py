@@ -7,10 +7,13 @@ cannot be written, a loss that turns NaN) print one line and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import shlex
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
-from jaxdl.errors import JaxdlError
+from jaxdl.errors import JaxdlError, Stopped
 from jaxdl.runner import run_experiment
 
 EXIT_USAGE = 2
@@ -99,8 +102,28 @@ def _summary(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def _interrupt(number, frame):
+    raise KeyboardInterrupt
+
+
+def _stopped_line(e: Stopped, args: argparse.Namespace, prog: str) -> str:
+    """The stop message; for a resumable run, with the exact command that finishes it."""
+    from jaxdl import experiments
+
+    if not experiments.get(args.name).resumable:
+        return f"{e.cli_message().split(';')[0]}; experiment {args.name} keeps no checkpoints to resume; run it again"
+    command = [prog] if prog.startswith("experiments/") else [prog, "run", args.name]
+    command += ["--out", shlex.quote(args.out or e.run_dir), *(f"--set {shlex.quote(o)}" for o in args.overrides)]
+    command += [f"--{k} {shlex.quote(str(getattr(args, k)))}" for k in ("seed", "data") if getattr(args, k) is not None]
+    return e.cli_message().replace("run the same command with --resume", " ".join([*command, "--resume"]))
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
     args = build_parser(prog).parse_args(argv)
+    # SIGTERM (a cluster's preemption, `kill`) ends a run like Ctrl-C: cleanly, keeping its files;
+    # during training, fit stops at a step boundary and saves a checkpoint first.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     try:
         if args.command == "list":
             from jaxdl import experiments
@@ -137,6 +160,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
                 else None
             ),
         )
+    except Stopped as e:
+        print(f"{prog}: {_stopped_line(e, args, prog)}", file=sys.stderr)
+        return e.exit_status
     except JaxdlError as e:
         print(f"{prog}: error: {e.cli_message()}", file=sys.stderr)
         return EXIT_USAGE
@@ -146,6 +172,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; files already written are kept", file=sys.stderr)
         return 130
+    except OSError as e:  # a full disk, a read-only or vanished folder: what the machine refused
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"{prog}: error: {where}{e.strerror or e}; files already written are kept", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_sigterm)
     print(f"wrote {path}\n{_summary(metrics)}")
     return 0
 

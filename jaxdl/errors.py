@@ -51,3 +51,16 @@ class JaxdlError(Exception):
     def cli_message(self) -> str:
         """The message with arguments named as the command line's options."""
         return _ARGUMENT.sub(lambda m: CLI_NAMES[m.group(1)], self.template)
+
+
+class Stopped(JaxdlError):
+    """Training stopped on a signal (SIGTERM, Ctrl-C) after saving where it was.
+
+    The command line prints the one-line message and exits with ``exit_status``
+    (128 + the signal's number, as a shell reports a process the signal ended).
+    """
+
+    def __init__(self, message: str, signal_number: int, run_dir: str):
+        super().__init__(message)
+        self.exit_status = 128 + signal_number
+        self.run_dir = run_dir  # the directory to resume

@@ -55,16 +55,17 @@ def test_optimizer_steps_converge_on_a_quadratic():
 
 
 def test_epoch_compiles_once_and_learns(digits):
-    # the loss is traced once, when the epoch first compiles: later epochs must not retrace it
-    task = Task(SmallMLP(), chex.assert_max_traces(classification_loss, n=1), unit_pixels)
+    # the loss is traced twice, for the metrics' shapes and when the steps first compile;
+    # later epochs must not retrace it
+    task = Task(SmallMLP(), chex.assert_max_traces(classification_loss, n=2), unit_pixels)
     state = make_state(task, digits, optax.sgd(0.1))
     fns = make_epoch_fns(task, 32, 256)
     data, state = fns.place_train(digits), fns.place(state)
     losses = []
     for epoch in range(3):
-        state, sums = fns.train(state, data, fns.place(jax.random.PRNGKey(epoch)))
+        state, sums = fns.train_epoch(state, data, fns.place(jax.random.PRNGKey(epoch)))
         losses.append(averages(sums)["loss"])
-    assert fns.train._cache_size() == 1  # no recompilation after the first epoch
+    assert fns.train_steps._cache_size() == 1  # no recompilation after the first epoch
     assert losses[-1] < losses[0]
     assert int(state.step) == 3 * 8
 
@@ -112,17 +113,17 @@ def test_resume_ends_bitwise_equal_to_an_uninterrupted_run(digits, tmp_path):
     chex.assert_trees_all_equal(straight.state.params, resumed.state.params)
     chex.assert_trees_all_equal(straight.state.batch_stats, resumed.state.batch_stats)
     assert [r["epoch"] for r in read_history(tmp_path / "b" / "history.jsonl")] == [1, 2]
-    assert [p.name for p in (tmp_path / "b" / "checkpoints").iterdir()] == ["2"]  # keep the newest 1
+    assert [p.name for p in (tmp_path / "b" / "checkpoints").iterdir()] == ["16"]  # the newest 1: step 16
 
 
 def test_nan_loss_names_epoch_and_step_and_keeps_the_last_good_checkpoint(digits, tmp_path):
     task = Task(SmallMLP(), classification_loss, unit_pixels)
     blow_up = optax.scale_by_schedule(lambda step: jnp.where(step >= 10, 1e30, 1.0))  # 8 steps per epoch
     state = make_state(task, digits, optax.chain(optax.sgd(0.1), blow_up, blow_up))
-    with pytest.raises(JaxdlError, match=r"became (nan|inf) at epoch 2, step \d+; the last good checkpoint is epoch 1"):
+    with pytest.raises(JaxdlError, match=r"became (nan|inf) at epoch 2, step \d+; the last good checkpoint is step 8"):
         fit(task, state, digits, epochs=3, batch_size=32, key=jax.random.PRNGKey(0),
             run_dir=RunDir(tmp_path), log=lambda s: None)  # fmt: skip
-    assert (tmp_path / "checkpoints" / "1").is_dir() and not (tmp_path / "checkpoints" / "2").exists()
+    assert (tmp_path / "checkpoints" / "8").is_dir() and not (tmp_path / "checkpoints" / "16").exists()
 
 
 def test_early_stopping_on_validation_loss(digits, tmp_path):

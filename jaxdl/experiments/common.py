@@ -30,7 +30,10 @@ class EngineSettings:
     epochs: int = setting(1, "training epochs", ge=1)
     batch_size: int = setting(32, "examples per step", ge=1)
     seed: int = setting(0, "PRNG seed: initialisation, per-step randomness and shuffling", ge=0)
-    keep_checkpoints: int = setting(2, "checkpoints kept (one per epoch)", ge=1)
+    keep_checkpoints: int = setting(2, "checkpoints kept (one per epoch, one more on a stop)", ge=1)
+    chunk_seconds: float = setting(
+        10.0, "longest a stop request (SIGTERM, Ctrl-C) waits: epochs run in compiled chunks this long", gt=0
+    )
     devices: int = setting(0, "devices each batch is split over (0: every device JAX sees)", ge=0)
     precision: Literal["float32", "bfloat16"] = setting(
         "float32", "compute dtype; bfloat16 is mixed precision with float32 parameters"
@@ -81,6 +84,7 @@ def train_and_test(
         patience=patience,
         resume=run_dir.resume,
         mesh=parallel.data_mesh(config.devices),
+        chunk_seconds=config.chunk_seconds,
     )
     test_metrics = result.evaluate(test)
     last = result.history[-1]

@@ -1,4 +1,4 @@
-"""The fit loop: compiled epochs, history, checkpoints, resume, early stopping, NaN guard."""
+"""The fit loop: epochs in compiled chunks, history, checkpoints, resume, early stopping, NaN guard, signals."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jaxdl.data.dataset import Dataset, as_arrays
-from jaxdl.errors import JaxdlError
+from jaxdl.errors import JaxdlError, Stopped
 from jaxdl.progress import progress_bar
 from jaxdl.rundir import RunDir
-from jaxdl.train.checkpoint import Checkpoints
+from jaxdl.train.checkpoint import Checkpoints, DamagedCheckpoint
+from jaxdl.train.signals import StopRequests
 from jaxdl.train.state import TrainState, raw_key
 from jaxdl.train.steps import EpochFns, averages, make_epoch_fns
 from jaxdl.train.task import Task
@@ -34,11 +35,11 @@ class FitResult:
         ``val_*`` with validation data, ``seconds`` and ``examples_per_second``.
       epochs_run: epochs trained by this call.
       stopped_early: early stopping ended the run.
-      compile_seconds: compiling the train and evaluation epochs, ahead of time.
+      compile_seconds: compiling the train steps and evaluation epoch, ahead of time.
       train_seconds: this call's training epochs, compilation excluded.
       examples_per_second: training examples per ``train_seconds``.
       fns: the compiled epoch functions.
-      step_losses: the mean training loss of each step this call ran (resumed epochs excluded).
+      step_losses: the mean training loss of each step of the epochs this call finished.
     """
 
     state: TrainState
@@ -49,7 +50,7 @@ class FitResult:
     train_seconds: float
     examples_per_second: float
     fns: EpochFns
-    step_losses: np.ndarray  # the mean training loss of every step this call ran
+    step_losses: np.ndarray
 
     def evaluate(self, data: dict[str, np.ndarray] | Dataset) -> dict[str, float]:
         """The trained state's per-example averages on ``data`` (e.g. ``{"loss", "accuracy"}``), exact
@@ -90,19 +91,110 @@ def _epoch_line(record: dict[str, Any], epochs: int) -> str:
     return "  ".join(parts)
 
 
+class ChunkSizer:
+    """How many steps the next compiled chunk runs, so that a chunk lasts about ``seconds``.
+
+    The first chunk is one step; each later one is sized from the last one's
+    measured seconds per step (growing at most 8x at a time), within 1 and the
+    epoch's steps. A stop request waits at most about one chunk.
+    """
+
+    def __init__(self, seconds: float, steps_per_epoch: int):
+        self.seconds, self.steps_per_epoch, self.size = seconds, steps_per_epoch, 1
+
+    def observe(self, steps: int, seconds: float) -> None:
+        if steps < self.size:  # an epoch's short last chunk: mostly dispatch overhead, a poor estimate
+            return
+        per_step = max(seconds, 1e-9) / steps
+        self.size = int(min(max(1, self.seconds / per_step), 8 * self.size, self.steps_per_epoch))
+
+
+def train_in_chunks(
+    train_steps: Callable,
+    state: TrainState,
+    data: dict[str, jax.Array],
+    batches: tuple[jax.Array, jax.Array],
+    sums: dict[str, jax.Array],
+    done: int,
+    chunks: ChunkSizer,
+    stop: Callable[[], bool] = lambda: False,
+) -> tuple[TrainState, dict[str, jax.Array], int, float]:
+    """Runs an epoch's steps from ``done`` on, a chunk at a time, until the epoch ends or ``stop()``.
+
+    Returns the state, the per-step sums, the steps of the epoch now done and the
+    seconds the chunks took (each blocked until finished).
+    """
+    seconds = 0.0
+    while done < chunks.steps_per_epoch:
+        until = min(done + chunks.size, chunks.steps_per_epoch)
+        t0 = time.perf_counter()
+        state, sums = train_steps(state, data, batches, sums, np.int32(done), np.int32(until))
+        jax.block_until_ready(sums)
+        chunks.observe(until - done, time.perf_counter() - t0)
+        seconds += time.perf_counter() - t0
+        done = until
+        if stop():
+            break
+    return state, sums, done, seconds
+
+
+@dataclasses.dataclass
+class _Position:
+    """Where a run resumes: the epoch, steps of it already done, and their per-step sums."""
+
+    epoch: int = 1
+    steps_done: int = 0
+    step_sums: dict[str, np.ndarray] | None = None
+
+
 def _resume(
-    checkpoints: Checkpoints | None, state: TrainState, run_dir: RunDir | None, stopping: EarlyStopping
-) -> tuple[TrainState, list[dict[str, Any]], EarlyStopping, int]:
-    """The newest checkpoint's state, history and early-stopping record, and the epoch to start at."""
-    latest = checkpoints.latest() if checkpoints else None
-    if latest is None:
+    checkpoints: Checkpoints | None,
+    state: TrainState,
+    run_dir: RunDir | None,
+    stopping: EarlyStopping,
+    steps_per_epoch: int,
+    log: Callable[[str], None],
+) -> tuple[TrainState, list[dict[str, Any]], EarlyStopping, _Position]:
+    """The newest good checkpoint's state, history, early-stopping record and position.
+
+    A damaged checkpoint is reported and moved aside (to ``checkpoints-damaged/``)
+    once an older good one is found; if none is good, nothing is moved.
+    """
+    steps = checkpoints.steps() if checkpoints else []
+    if not steps:
         where = run_dir.path if run_dir else "(no run directory)"
         raise JaxdlError(f"{{resume}}: no checkpoint in {where}")
-    state, record = checkpoints.restore(latest, state)
+    damaged = []
+    for step in steps:
+        try:
+            state, record = checkpoints.restore(step, state)
+        except DamagedCheckpoint as e:
+            log(f"checkpoint {step} in {checkpoints.directory} is damaged ({e})")
+            damaged.append(step)
+            continue
+        for bad in damaged:
+            log(f"moved the damaged checkpoint {bad} to {checkpoints.set_aside(bad)}; resuming from checkpoint {step}")
+        break
+    else:
+        raise JaxdlError(
+            f"{{resume}}: every checkpoint in {checkpoints.directory} is damaged "
+            f"(steps {', '.join(map(str, steps))}); start again with {{overwrite}}"
+        )
     stopping = dataclasses.replace(stopping, **{k: v for k, v in record["early_stopping"].items() if k != "patience"})
-    # history.jsonl may hold an epoch that ran after the last checkpoint: rewrite it.
+    # history.jsonl may hold an epoch that ran after this checkpoint: rewrite it.
     run_dir.write_history(record["history"])
-    return state, record["history"], stopping, latest + 1
+    done = record.get("steps_done", steps_per_epoch)
+    if done >= steps_per_epoch:
+        position = _Position(record["epoch"] + 1)
+    else:  # saved mid-epoch: finish that epoch from its next step
+        sums = {k: np.asarray(v[0], dtype=v[1]) for k, v in record["step_sums"].items()}
+        position = _Position(record["epoch"], done, sums)
+    log(f"resumed from checkpoint {step} ({_where(record['epoch'], done, steps_per_epoch)}) in {checkpoints.directory}")
+    return state, record["history"], stopping, position
+
+
+def _where(epoch: int, done: int, steps_per_epoch: int) -> str:
+    return f"end of epoch {epoch}" if done >= steps_per_epoch else f"epoch {epoch}, step {done} of {steps_per_epoch}"
 
 
 def fit(
@@ -119,9 +211,17 @@ def fit(
     patience: int | None = None,
     resume: bool = False,
     mesh: Mesh | None = None,
+    chunk_seconds: float = 10.0,
     log: Callable[[str], None] = print,
 ) -> FitResult:
-    """Trains ``state`` for ``epochs`` epochs, one compiled ``lax.scan`` per epoch.
+    """Trains ``state`` for ``epochs`` epochs, in compiled chunks of steps.
+
+    Each epoch runs as compiled chunks of about ``chunk_seconds`` (a whole epoch
+    when it is shorter); the result is bitwise the same however it is chunked.
+    With a ``run_dir``, SIGTERM or Ctrl-C stops the run at the end of the chunk
+    under way: it saves a checkpoint of that step (with the epoch's partial
+    metrics), and raises :class:`jaxdl.errors.Stopped`; ``resume=True`` then
+    finishes the same epoch and ends bitwise equal to an uninterrupted run.
 
     Args:
       task: the model, loss and preprocessing.
@@ -132,12 +232,14 @@ def fit(
       batch_size: examples per step; the last partial batch is dropped.
       key: PRNG key for shuffling (typed or raw); epoch e shuffles with ``fold_in(key, e)``.
       val_data: evaluated after every epoch; early stopping watches its loss.
-      run_dir: where history.jsonl and checkpoints/ go (None: neither).
-      keep_checkpoints: newest checkpoints kept, one per epoch.
+      run_dir: where history.jsonl and checkpoints/ go (None: neither, and
+        signals keep their usual effect).
+      keep_checkpoints: newest checkpoints kept: one per epoch, plus one on a stop.
       patience: stop after this many epochs without a lower validation loss (None: never).
-      resume: continue from the newest checkpoint in ``run_dir``.
+      resume: continue from the newest good checkpoint in ``run_dir``.
       mesh: the devices each batch is split over (default: every device JAX sees);
         ``batch_size`` must divide over it.
+      chunk_seconds: the longest a stop request waits for the steps under way.
       log: where the per-epoch line goes.
 
     Returns:
@@ -146,6 +248,7 @@ def fit(
     Raises:
       JaxdlError: the loss became NaN or infinite (the message names the epoch
         and step; earlier checkpoints are kept), or there is nothing to resume.
+      Stopped: a signal stopped the run after its checkpoint was saved.
     """
     train_data = as_arrays(train_data)
     val_data = as_arrays(val_data)
@@ -157,40 +260,67 @@ def fit(
     if patience is not None and val_data is None:
         raise JaxdlError("early stopping (patience) needs val_data to watch")
     fns = make_epoch_fns(task, batch_size, n_train, mesh=mesh)
+    steps_per_epoch = fns.steps_per_epoch
     data = fns.place_train(train_data)
     val = fns.place(val_data) if val_data is not None else None
 
     checkpoints = Checkpoints(run_dir.path / "checkpoints", keep_checkpoints) if run_dir else None
     history: list[dict[str, Any]] = []
     stopping = EarlyStopping(patience)
-    start = 1
+    position = _Position()
     if resume:
-        state, history, stopping, start = _resume(checkpoints, state, run_dir, stopping)
-        log(f"resumed from the checkpoint of epoch {start - 1} in {checkpoints.directory}")
+        state, history, stopping, position = _resume(checkpoints, state, run_dir, stopping, steps_per_epoch, log)
     state = fns.place(state)
 
-    def epoch_key(epoch: int) -> jax.Array:
-        return fns.place(jax.random.fold_in(key, epoch))
+    def epoch_batches(epoch: int) -> tuple[jax.Array, jax.Array]:
+        return fns.batches(jax.random.fold_in(key, epoch))
+
+    def save(epoch: int, done: int, step_sums: dict[str, np.ndarray] | None = None) -> int:
+        step = (epoch - 1) * steps_per_epoch + done
+        record = {"epoch": epoch, "steps_done": done, "history": history,
+                  "early_stopping": dataclasses.asdict(stopping)}  # fmt: skip
+        if step_sums is not None:  # float32 values are exact in JSON's doubles
+            record["step_sums"] = {k: [v.tolist(), v.dtype.str] for k, v in step_sums.items()}
+        checkpoints.save(step, state, record)
+        return step
 
     start_compile = time.perf_counter()
-    train_epoch = fns.train.lower(state, data, epoch_key(start)).compile()
+    zero_sums = fns.zero_sums(state, data)  # on the host: placed afresh for each epoch (the loop donates them)
+    train_steps = fns.train_steps.lower(state, data, epoch_batches(1), fns.place(zero_sums), np.int32(0), np.int32(1))
+    train_steps = train_steps.compile()
     evaluate = fns.evaluate.lower(state, val).compile() if val is not None else None
     compile_seconds = time.perf_counter() - start_compile
 
-    train_seconds, stopped_early, epochs_run, step_losses = 0.0, False, 0, []
-    with progress_bar(epochs - start + 1, "training", unit="epoch") as bar:
-        for epoch in range(start, epochs + 1):
-            t0 = time.perf_counter()
-            state, step_sums = train_epoch(state, data, epoch_key(epoch))
-            step_sums = jax.device_get(step_sums)
-            seconds = time.perf_counter() - t0
+    chunks = ChunkSizer(chunk_seconds, steps_per_epoch)
+    train_seconds, stopped_early, epochs_run, steps_run, step_losses = 0.0, False, 0, 0, []
+    with (
+        progress_bar(epochs - position.epoch + 1, "training", unit="epoch") as bar,
+        StopRequests(enabled=checkpoints is not None) as stop_requests,
+    ):
+        for epoch in range(position.epoch, epochs + 1):
+            done = position.steps_done if epoch == position.epoch else 0
+            sums = fns.place(position.step_sums if done else zero_sums)
+            first = done
+            state, sums, done, epoch_seconds = train_in_chunks(
+                train_steps, state, data, epoch_batches(epoch), sums, done, chunks, lambda: stop_requests.requested
+            )
+            epoch_steps = done - first
+            if done < steps_per_epoch:  # stopped by a signal
+                partial = {k: v[:done] for k, v in jax.device_get(sums).items()}
+                _check_finite(partial, epoch, checkpoints)
+                step = save(epoch, done, jax.device_get(sums))
+                raise _stopped(stop_requests, step, _where(epoch, done, steps_per_epoch), checkpoints)
+            step_sums = jax.device_get(sums)
             step_losses.append(_check_finite(step_sums, epoch, checkpoints))
-            train_seconds += seconds
+            train_seconds += epoch_seconds
+            steps_run += epoch_steps
             epochs_run += 1
             record = {"epoch": epoch, **{f"train_{k}": v for k, v in averages(step_sums).items()}}
             if evaluate is not None:
                 record.update({f"val_{k}": v for k, v in averages(evaluate(state, val)).items()})
-            record.update(seconds=seconds, examples_per_second=fns.steps_per_epoch * batch_size / seconds)
+            record.update(
+                seconds=epoch_seconds, examples_per_second=epoch_steps * batch_size / max(epoch_seconds, 1e-12)
+            )
             history.append(record)
             if run_dir:
                 run_dir.append_history([record])
@@ -198,8 +328,7 @@ def fit(
             log(_epoch_line(record, epochs))
             stop = val is not None and stopping.update(epoch, record["val_loss"])
             if checkpoints:
-                record_so_far = {"epoch": epoch, "history": history, "early_stopping": dataclasses.asdict(stopping)}
-                checkpoints.save(epoch, state, record_so_far)
+                step = save(epoch, steps_per_epoch)
             bar.update()
             if stop:
                 log(
@@ -208,6 +337,8 @@ def fit(
                 )
                 stopped_early = True
                 break
+            if stop_requests.requested and epoch < epochs:
+                raise _stopped(stop_requests, step, _where(epoch, steps_per_epoch, steps_per_epoch), checkpoints)
     if checkpoints:
         checkpoints.close()
     return FitResult(
@@ -217,9 +348,19 @@ def fit(
         stopped_early=stopped_early,
         compile_seconds=compile_seconds,
         train_seconds=train_seconds,
-        examples_per_second=epochs_run * fns.steps_per_epoch * batch_size / max(train_seconds, 1e-12),
+        examples_per_second=steps_run * batch_size / max(train_seconds, 1e-12),
         fns=fns,
         step_losses=np.concatenate(step_losses) if step_losses else np.zeros(0),
+    )
+
+
+def _stopped(requests: StopRequests, step: int, where: str, checkpoints: Checkpoints) -> Stopped:
+    checkpoints.close()
+    return Stopped(
+        f"stopped by {requests.signal_name} at {where}; saved checkpoint {step} in {checkpoints.directory}; "
+        "run the same command with {resume} to finish",
+        requests.signal_number,
+        str(checkpoints.directory.parent),
     )
 
 
@@ -229,7 +370,7 @@ def _check_finite(step_sums: dict[str, np.ndarray], epoch: int, checkpoints: Che
     bad = np.flatnonzero(~np.isfinite(losses))
     if bad.size:
         kept = checkpoints.latest() if checkpoints else None
-        where = f"the last good checkpoint is epoch {kept}" if kept else "no checkpoint was written yet"
+        where = f"the last good checkpoint is step {kept}" if kept else "no checkpoint was written yet"
         raise JaxdlError(
             f"the loss became {losses[bad[0]]} at epoch {epoch}, step {bad[0] + 1}; {where}; "
             "lower the learning rate or clip gradients"

@@ -2,9 +2,13 @@
 
 ``train_step(state, batch) -> (state, metrics)`` computes the loss, its
 gradients, the Optax update and the new batch-norm statistics in one jit,
-donating the old state's buffers. ``train_epoch`` gathers each batch from
-data already on the device and scans the same step over the epoch, so an
-epoch is one dispatch and every batch has one shape: nothing recompiles.
+donating the old state's buffers. ``train_steps`` gathers each batch from
+data already on the device and loops the same step over any range of an
+epoch's steps, so a chunk of steps is one dispatch, every batch has one shape
+and nothing recompiles whatever the range. Each step's result depends only
+on the state and the step's batch, so an epoch run in one call or in many
+chunks ends bitwise the same: fit runs epochs in chunks of bounded duration,
+to stop at a step boundary when asked (preemption) and resume there.
 
 Metrics are returned as sums over the batch's real examples plus their
 ``count``, so padded batches and epochs of any size average exactly.
@@ -22,6 +26,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.sharding import Mesh
 
 from jaxdl.data.batching import epoch_indices, masked_mean, num_batches
@@ -85,19 +90,40 @@ def steps_per_epoch(num_train: int, batch_size: int) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class EpochFns:
-    """Compiled whole-epoch functions for one task, batch size and data size."""
+    """Compiled training-step and evaluation functions for one task, batch size and data size."""
 
-    train: Any  # (state, data, key) -> (state, per-step metric sums)
+    train_steps: Any  # (state, data, batches, step_sums, first, stop) -> (state, step_sums)
     evaluate: Any  # (state, data) -> metric sums over the data set
     steps_per_epoch: int
     mesh: Mesh  # the devices each batch is split over
+    batch_size: int
+    num_train: int
+    train_step: Any  # the unjitted step the loop runs
+
+    def batches(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """The epoch shuffled by ``key``: ``(indices, mask)``, one row per step (drawn once per epoch,
+        not per chunk: a permutation of CIFAR-10's 50,000 rows costs as much as a step)."""
+        return self.place(epoch_indices(key, self.num_train, self.batch_size, drop_remainder=True))
+
+    _sums_shapes: dict = dataclasses.field(default_factory=dict, repr=False)  # traced once
+
+    def zero_sums(self, state: TrainState, data: dict[str, Any]) -> dict[str, np.ndarray]:
+        """An epoch's per-step metric sums before its first step, on the host: zeros, ``(steps_per_epoch,)`` each."""
+        if not self._sums_shapes:
+            self._sums_shapes.update(jax.eval_shape(self.train_step, state, _batch_like(data, self.batch_size))[1])
+        return {k: np.zeros((self.steps_per_epoch, *s.shape), s.dtype) for k, s in self._sums_shapes.items()}
+
+    def train_epoch(self, state: TrainState, data: dict[str, Any], key: jax.Array):
+        """One whole epoch in one call: ``(state, per-step metric sums)``."""
+        sums = self.place(self.zero_sums(state, data))
+        return self.train_steps(state, data, self.batches(key), sums, np.int32(0), np.int32(self.steps_per_epoch))
 
     def place_train(self, data: dict[str, Any]) -> dict[str, jax.Array]:
-        """Training arrays as ``train`` takes them: split by example over the mesh."""
+        """Training arrays as ``train_steps`` takes them: split by example over the mesh."""
         return parallel.shard_examples(data, self.mesh)
 
     def place(self, tree: Any) -> Any:
-        """A state, key or evaluation data set as ``train``/``evaluate`` take them: replicated."""
+        """A state, key, sums or evaluation data set as ``train_steps``/``evaluate`` take them: replicated."""
         return parallel.replicate(tree, self.mesh)
 
 
@@ -122,15 +148,18 @@ def make_epoch_fns(task: Task, batch_size: int, num_train: int, *, mesh: Mesh | 
     def gather(data: dict[str, jax.Array], rows: jax.Array, valid: jax.Array) -> Batch:
         return split({**{name: array[rows] for name, array in data.items()}, "mask": valid})
 
-    @functools.partial(jax.jit, donate_argnums=0)
-    def train_epoch(state: TrainState, data: dict[str, jax.Array], key: jax.Array):
-        indices, mask = epoch_indices(key, num_train, batch_size, drop_remainder=True)
+    @functools.partial(jax.jit, donate_argnums=(0, 3))
+    def train_steps(state: TrainState, data: dict[str, jax.Array], batches, step_sums, first, stop):
+        """Steps ``first`` to ``stop - 1`` of an epoch's ``batches``; step i's sums go to row i."""
+        indices, mask = batches
 
-        def body(state, batch_indices):
-            state, sums = train_step(state, gather(data, *batch_indices))
-            return jax.lax.with_sharding_constraint(state, parallel.replicated(mesh)), sums
+        def body(i, carry):
+            state, step_sums = carry
+            state, sums = train_step(state, gather(data, indices[i], mask[i]))
+            state = jax.lax.with_sharding_constraint(state, parallel.replicated(mesh))
+            return state, jax.tree.map(lambda rows, value: rows.at[i].set(value), step_sums, sums)
 
-        return jax.lax.scan(body, state, (indices, mask))
+        return jax.lax.fori_loop(first, stop, body, (state, step_sums))
 
     @jax.jit
     def evaluate(state: TrainState, data: dict[str, jax.Array]):
@@ -147,7 +176,9 @@ def make_epoch_fns(task: Task, batch_size: int, num_train: int, *, mesh: Mesh | 
         totals, _ = jax.lax.scan(body, zeros, (indices, mask, jnp.arange(indices.shape[0])))
         return totals
 
-    return EpochFns(train_epoch, evaluate, steps_per_epoch(num_train, batch_size), mesh)
+    return EpochFns(
+        train_steps, evaluate, steps_per_epoch(num_train, batch_size), mesh, batch_size, num_train, train_step
+    )
 
 
 def _batch_like(data: dict[str, jax.Array], batch_size: int) -> Batch:
