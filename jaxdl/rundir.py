@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from jaxdl.errors import JaxdlError
+from jaxdl.locks import FileLock, Locked
 
 RUN_FILES = ("config.json", "metrics.json", "history.jsonl")
+LOCK_FILE = ".jaxdl.lock"  # held while a process writes the run (see jaxdl.locks)
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -45,21 +47,31 @@ def atomic_file(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """A temporary file beside ``path`` that replaces it only once fully written and synced.
 
     Readers see the old file or the new one, never half of one; on an error
-    the temporary file is removed and ``path`` is untouched.
+    the temporary file is removed and ``path`` is untouched. An ``OSError``
+    (a full disk, a read-only folder) becomes a :class:`JaxdlError` naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise write_error(path, e) from e
         raise
+
+
+def write_error(path: str | os.PathLike, error: OSError) -> JaxdlError:
+    """The one-line error for a write the machine refused."""
+    return JaxdlError(f"cannot write {path}: {error.strerror or error}; files already written are kept")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -154,9 +166,12 @@ class RunDir:
         the directory (Orbax checkpoints are written by all processes together)
         but leave its files to process 0, so nothing here is checked or written.
 
+    The process holds the directory's lock file until :meth:`close` or its
+    end, so a second process given the same directory stops at once.
+
     Raises:
       JaxdlError: ``path`` is a file, already holds a run and neither flag is
-        set, or ``resume`` finds no run there.
+        set, ``resume`` finds no run there, or another process is writing it.
     """
 
     def __init__(self, path: str | os.PathLike, *, overwrite: bool = False, resume: bool = False, writer: bool = True):
@@ -164,26 +179,45 @@ class RunDir:
         self.resume = resume
         self.writer = writer
         self._created = False
+        self._lock = FileLock(self.path / LOCK_FILE)
         if not writer:
             return
         if resume:
             if not (self.path / "config.json").is_file():
                 raise JaxdlError(f"{{resume}}: {self.path} holds no run (no config.json); check {{out}}")
+            self._take_lock()
             return
         if self.path.exists() and not self.path.is_dir():
             raise JaxdlError(f"{{out}} {self.path} is a file, not a directory; choose another")
-        taken = [name for name in RUN_FILES if (self.path / name).exists()]
-        if taken and not overwrite:
-            raise JaxdlError(
-                f"{{out}} {self.path} already holds a run ({taken[0]}); choose another or pass {{overwrite}}"
-            )
         self._created = not self.path.exists()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise JaxdlError(f"cannot create {{out}} {self.path}: {e.strerror}") from None
+        self._take_lock()  # before looking for a run: two processes must not both find none
+        taken = [name for name in RUN_FILES if (self.path / name).exists()]
+        if taken and not overwrite:
+            self.close()
+            raise JaxdlError(
+                f"{{out}} {self.path} already holds a run ({taken[0]}); choose another or pass {{overwrite}}"
+            )
         if overwrite:
             (self.path / "history.jsonl").unlink(missing_ok=True)
+
+    def _take_lock(self) -> None:
+        try:
+            self._lock.acquire()
+        except Locked as e:
+            raise JaxdlError(
+                f"{{out}} {self.path} is in use by process {e.holder} (lock file {e.path}); "
+                "wait for that run to end or choose another"
+            ) from None
+        except OSError as e:
+            raise JaxdlError(f"cannot create {{out}} {self.path}: {e.strerror}") from None
+
+    def close(self) -> None:
+        """Releases the directory for other processes (also done when this process ends)."""
+        self._lock.release()
 
     def write_json(self, name: str, obj: Any) -> Path:
         if self.writer:
@@ -198,8 +232,20 @@ class RunDir:
         """Appends one JSON line per record to history.jsonl."""
         if not self.writer:
             return
-        with open(self.path / "history.jsonl", "a") as f:
-            f.write(_json_lines(records))
+        path, data = self.path / "history.jsonl", _json_lines(records).encode()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise write_error(path, e) from e
+        size = os.fstat(fd).st_size
+        try:
+            while data:
+                data = data[os.write(fd, data) :]
+        except OSError as e:
+            os.ftruncate(fd, size)  # no half-written line: the file is as it was
+            raise write_error(path, e) from e
+        finally:
+            os.close(fd)
 
     def write_history(self, records: list[dict[str, Any]]) -> None:
         """Replaces history.jsonl by these records (atomically)."""
@@ -213,10 +259,12 @@ class RunDir:
         """
         if not self.writer or self.resume or not self.path.is_dir():
             return
-        if {p.name for p in self.path.iterdir()} != {"config.json"}:
+        if {p.name for p in self.path.iterdir()} - {LOCK_FILE} != {"config.json"}:
             return
         (self.path / "config.json").unlink()
         if self._created:
+            (self.path / LOCK_FILE).unlink(missing_ok=True)  # this process made the directory and holds the lock
+            self.close()
             self.path.rmdir()
 
     def save_figure(self, fig: Any, name: str) -> Path:

@@ -83,17 +83,19 @@ def run_experiment(
     config = config_lib.resolve(experiment.config, overrides)
     run_dir = RunDir(out or default_run_path(name), overwrite=overwrite, resume=resume, writer=writer)
     record = {"experiment": name, "config": config_lib.to_dict(config), "environment": environment()}
-    if resume:
-        _check_same_run(run_dir, record)
-    else:
-        run_dir.write_json("config.json", record)
     try:
+        if resume:
+            _check_same_run(run_dir, record)
+        else:
+            run_dir.write_json("config.json", record)
         with local_copies(data_dir):
             metrics = experiment.run(config, run_dir)
+        run_dir.write_json("metrics.json", metrics)
     except BaseException:
         run_dir.discard_if_not_started()  # a retry of the corrected command must not be refused
         raise
-    run_dir.write_json("metrics.json", metrics)
+    finally:
+        run_dir.close()
     return str(run_dir.path), metrics
 
 

@@ -4,7 +4,9 @@ import importlib.util
 from pathlib import Path
 
 import jax
+import numpy as np
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,3 +31,22 @@ def _load_script(name: str):
 def load_script():
     """``load_script(name)``: a module from ``scripts/`` (not a package), imported by path."""
     return _load_script
+
+
+def _image_folder(root, classes, size, mode, per_split):
+    rng = np.random.default_rng(0)
+    n = 0
+    for split, count in per_split.items():
+        for cls in classes:
+            (root / split / cls).mkdir(parents=True)
+            for _ in range(count):
+                shape = (size, size, 3) if mode == "RGB" else (size, size)
+                Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(root / split / cls / f"{n}.png")
+                n += 1
+    return root
+
+
+@pytest.fixture(scope="session")
+def image_folder():
+    """``image_folder(root, classes, size, mode, {split: count})``: random images under root/split/class/N.png."""
+    return _image_folder

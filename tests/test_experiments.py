@@ -6,7 +6,6 @@ Runs are cached for the module: the claims test and the experiment-specific test
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from PIL import Image
 
 from jaxdl import experiments, reproduce
 from jaxdl.cli import main
@@ -18,25 +17,12 @@ from jaxdl.train.checkpoint import Checkpoints
 TIMINGS = ("seconds", "examples_per_second", "compile_seconds", "train_seconds", "seconds_per_epoch")
 
 
-def _folder(root, classes, size, mode, per_split):
-    rng = np.random.default_rng(0)
-    n = 0
-    for split, count in per_split.items():
-        for cls in classes:
-            (root / split / cls).mkdir(parents=True)
-            for _ in range(count):
-                shape = (size, size, 3) if mode == "RGB" else (size, size)
-                Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(root / split / cls / f"{n}.png")
-                n += 1
-    return root
-
-
 @pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
+def tiny_data(tmp_path_factory, image_folder):
     return {
-        "cifar10": _folder(tmp_path_factory.mktemp("cifar"), CIFAR10_CLASSES, 32, "RGB", {"train": 2, "test": 1}),
-        "mnist": _folder(tmp_path_factory.mktemp("mnist"), [str(d) for d in range(10)], 28, "L",
-                         {"train": 3, "test": 2}),
+        "cifar10": image_folder(tmp_path_factory.mktemp("cifar"), CIFAR10_CLASSES, 32, "RGB", {"train": 2, "test": 1}),
+        "mnist": image_folder(tmp_path_factory.mktemp("mnist"), [str(d) for d in range(10)], 28, "L",
+                              {"train": 3, "test": 2}),
     }  # fmt: skip
 
 

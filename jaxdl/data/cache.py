@@ -7,15 +7,18 @@ altered file is reported, deleted and rebuilt, never trusted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from jaxdl.locks import FileLock
 from jaxdl.rundir import atomic_file
 
 CACHE_ENV = "JAXDL_CACHE_DIR"
@@ -89,3 +92,25 @@ def save_cached(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Writes ``arrays`` and their checksum to ``path`` atomically."""
     with atomic_file(path, "wb") as f:
         np.savez(f, __sha256__=np.asarray(_arrays_digest(arrays)), **arrays)
+
+
+@contextlib.contextmanager
+def one_writer(path: Path) -> Iterator[None]:
+    """Held while this process builds the cache entry ``path``: another process building the same
+    entry waits for it (and then finds the entry written) instead of decoding the data twice.
+    Where no lock file can be made (a read-only cache folder), nothing is locked."""
+    lock = FileLock(path.with_name(path.name + ".lock"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire(
+            wait=True,
+            on_wait=lambda holder: print(
+                f"jaxdl: waiting for process {holder}, which is writing the cache file {path}", file=sys.stderr
+            ),
+        )
+    except OSError:
+        pass
+    try:
+        yield
+    finally:
+        lock.release()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import tarfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
@@ -19,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from jaxdl.errors import JaxdlError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+MAX_FILE_BYTES = 64 * 2**20  # no image jaxdl reads comes near; a bigger member is refused before it is read
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 _MODES = {1: "L", 3: "RGB"}
 
@@ -55,6 +57,7 @@ def _iter_archive(path: Path) -> Iterator[tuple[str, bytes | None]]:
                 if member.isdir():
                     yield member.name.rstrip("/"), None
                     continue
+                _check_file_size(f"{path}:{member.name}", member.size)
                 f = tar.extractfile(member)
                 yield member.name, f.read() if f is not None else b""
     except (tarfile.TarError, EOFError, OSError) as e:
@@ -68,7 +71,15 @@ def _iter_directory(root: Path, split: str) -> Iterator[tuple[str, bytes | None]
         rel_dir = Path(dirpath).relative_to(root)
         yield rel_dir.as_posix(), None
         for filename in sorted(filenames):
-            yield (rel_dir / filename).as_posix(), (Path(dirpath) / filename).read_bytes()
+            file = Path(dirpath) / filename
+            _check_file_size(str(file), file.stat().st_size)
+            yield (rel_dir / filename).as_posix(), file.read_bytes()
+
+
+def _check_file_size(where: str, size: int) -> None:
+    if size > MAX_FILE_BYTES:
+        limit = MAX_FILE_BYTES >> 20
+        raise JaxdlError(f"{where}: {size} bytes, more than the {limit} MiB an image may have; remove it")
 
 
 def _split_class(name: str, split: str) -> str | None:
@@ -89,21 +100,39 @@ def available_splits(path: Path) -> list[str]:
 
 
 def decode_image(data: bytes, where: str, shape: tuple[int, int, int] | None) -> np.ndarray:
-    """Decodes one image to uint8 (H, W, C), checking its size and mode against ``shape``."""
+    """Decodes one image to uint8 (H, W, C), checking its size and mode against ``shape``.
+
+    The size in the header is checked before any pixel is decoded, and an image
+    over Pillow's decompression-bomb limit (about 89 million pixels) is refused:
+    a small file cannot make jaxdl allocate gigabytes.
+    """
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            mode, size = img.mode, img.size
-            array = np.asarray(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise JaxdlError(f"{where}: unreadable or truncated image ({e}); replace or remove it") from None
-    if shape is not None:
-        h, w, c = shape
-        if size != (w, h) or mode != _MODES[c]:
-            raise JaxdlError(f"{where}: image is {size[0]}x{size[1]} mode {mode}, expected {w}x{h} mode {_MODES[c]}")
-    elif mode not in _MODES.values():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                mode, size = img.mode, img.size
+                if shape is not None:
+                    _check_shape(where, mode, size, shape)
+                img.load()
+                array = np.asarray(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise JaxdlError(f"{where}: refusing a possible decompression bomb ({e}); remove it") from None
+    except UnidentifiedImageError:
+        raise JaxdlError(f"{where}: not an image Pillow can read; replace or remove it") from None
+    except JaxdlError:
+        raise
+    except Exception as e:  # any decoder failure: a truncated file, a header that lies, a codec error
+        cause = f"{type(e).__name__}: {e}"
+        raise JaxdlError(f"{where}: unreadable or truncated image ({cause}); replace or remove it") from None
+    if shape is None and mode not in _MODES.values():
         raise JaxdlError(f"{where}: image mode {mode} is not grayscale (L) or RGB")
     return array.reshape(array.shape[0], array.shape[1], -1)
+
+
+def _check_shape(where: str, mode: str, size: tuple[int, int], shape: tuple[int, int, int]) -> None:
+    h, w, c = shape
+    if size != (w, h) or mode != _MODES[c]:
+        raise JaxdlError(f"{where}: image is {size[0]}x{size[1]} mode {mode}, expected {w}x{h} mode {_MODES[c]}")
 
 
 def read_image_folder(
@@ -160,11 +189,16 @@ def read_image_folder(
         files.sort(key=lambda f: int(PurePosixPath(f[1]).stem))
     else:
         files.sort(key=lambda f: (f[0], _natural_key(f[1])))
-    images, labels = [], []
+    images, labels, shape_from = [], [], None
     for label, name, data in files:
-        image = decode_image(data, f"{path}:{name}", shape)
+        try:
+            image = decode_image(data, f"{path}:{name}", shape)
+        except JaxdlError as e:
+            if shape_from is None or "expected" not in str(e):
+                raise
+            raise JaxdlError(f"{e.template} (the size of the first image, {shape_from})") from None
         if shape is None:
-            shape = image.shape
+            shape, shape_from = image.shape, name
         images.append(image)
         labels.append(label)
     return np.stack(images), np.asarray(labels, np.int32), names

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,28 +22,40 @@ UBYTE = 0x08
 SPLIT_PREFIXES = {"train": "train", "test": "t10k"}
 
 
+MAX_IDX_BYTES = 2**30  # 20x MNIST's training images: a header promising more is refused
+
+
 def read_idx(path: Path) -> np.ndarray:
-    """Reads one IDX file (optionally gzipped) of unsigned bytes into an array."""
+    """Reads one IDX file (optionally gzipped) of unsigned bytes into an array.
+
+    A gzipped file is decompressed as a stream, never past the bytes its header
+    promises (at most ``MAX_IDX_BYTES``): a small .gz cannot expand to fill memory.
+    """
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0:
+                raise JaxdlError(f"{path}: not an IDX file (bad magic number)")
+            dtype_code, ndim = head[2], head[3]
+            if dtype_code != UBYTE:
+                raise JaxdlError(f"{path}: IDX data type 0x{dtype_code:02x} is not unsigned bytes (0x08)")
+            dims = f.read(4 * ndim)
+            if len(dims) < 4 * ndim:
+                raise JaxdlError(f"{path}: truncated IDX header")
+            shape = struct.unpack(f">{ndim}I", dims)
+            expected = int(np.prod(shape, dtype=np.int64))
+            if expected > MAX_IDX_BYTES:
+                raise JaxdlError(f"{path}: IDX header promises {expected} bytes for shape {shape}; refusing it")
+            data = f.read(expected + 1)
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
         raise JaxdlError(f"{path}: cannot read ({e}); is the download complete?") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise JaxdlError(f"{path}: not an IDX file (bad magic number)")
-    dtype_code, ndim = raw[2], raw[3]
-    if dtype_code != UBYTE:
-        raise JaxdlError(f"{path}: IDX data type 0x{dtype_code:02x} is not unsigned bytes (0x08)")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise JaxdlError(f"{path}: truncated IDX header")
-    shape = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = int(np.prod(shape, dtype=np.int64))
-    if len(raw) - header != expected:
+    if len(data) != expected:
+        found = f"{len(data)}" if len(data) <= expected else "more"
         raise JaxdlError(
             f"{path}: IDX header promises {expected} bytes of data for shape {shape}, "
-            f"found {len(raw) - header}; the file is truncated or corrupt"
+            f"found {found}; the file is truncated or corrupt"
         )
-    return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
+    return np.frombuffer(data, np.uint8).reshape(shape)
 
 
 def idx_files(directory: Path, split: str) -> tuple[Path, Path] | None:

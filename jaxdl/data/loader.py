@@ -160,22 +160,17 @@ def load(
         f"{name}-{split}-{cache_lib.cache_key(name=name, split=split, kind=kind, source=fingerprint)}.npz"
     )
     arrays = cache_lib.load_cached(cache_file) if use_cache else None
-    if arrays is None:
-        if kind == "tfds":
-            try:
-                images, labels = read_tfds(spec.tfds_name, split, tfds_data_dir)
-            except JaxdlError as e:
-                hint = _local_candidates_hint(spec)
-                raise JaxdlError(f"{e.template}{hint}") from None
-            names = spec.class_names
-        else:
-            images, labels, names = _read_local(spec, kind, path, split)
-        arrays = {"images": images, "labels": labels, "class_names": np.asarray(names)}
-        if use_cache:
-            try:
-                cache_lib.save_cached(cache_file, arrays)
-            except OSError as e:
-                print(f"jaxdl: cannot write the cache {cache_file} ({e}); continuing", file=sys.stderr)
+    if arrays is None and not use_cache:
+        arrays = _read_arrays(spec, kind, path, split, tfds_data_dir)
+    elif arrays is None:
+        with cache_lib.one_writer(cache_file):
+            arrays = cache_lib.load_cached(cache_file)  # written by the process this one waited for?
+            if arrays is None:
+                arrays = _read_arrays(spec, kind, path, split, tfds_data_dir)
+                try:
+                    cache_lib.save_cached(cache_file, arrays)
+                except JaxdlError as e:  # the run does not need the cache: say so and go on
+                    print(f"jaxdl: warning: {e.template.split(';')[0]}; continuing without the cache", file=sys.stderr)
     return Dataset(
         name=name,
         split=split,
@@ -184,6 +179,19 @@ def load(
         class_names=tuple(str(c) for c in arrays["class_names"]),
         source=source,
     )
+
+
+def _read_arrays(spec: DatasetSpec, kind: str, path: Path | None, split: str, tfds_data_dir) -> dict[str, np.ndarray]:
+    """Decodes a split from its source: the arrays the cache stores."""
+    if kind == "tfds":
+        try:
+            images, labels = read_tfds(spec.tfds_name, split, tfds_data_dir)
+        except JaxdlError as e:
+            raise JaxdlError(f"{e.template}{_local_candidates_hint(spec)}") from None
+        names = spec.class_names
+    else:
+        images, labels, names = _read_local(spec, kind, path, split)
+    return {"images": images, "labels": labels, "class_names": np.asarray(names)}
 
 
 def _local_candidates_hint(spec: DatasetSpec) -> str:

@@ -13,10 +13,14 @@ truncated or altered after the save is reported as damaged, never trusted.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
+import os
+import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,22 @@ from jaxdl.rundir import atomic_write_text
 from jaxdl.train.state import TrainState
 
 logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every save at INFO
+
+
+def _ignore_late_tensorstore_callbacks(previous=sys.unraisablehook):
+    """When a save or restore fails part-way, TensorStore futures still pending finish later and
+    call back into Orbax's closed asyncio loop; Python reports each as an unraisable
+    ``RuntimeError('Event loop is closed')``. Nothing is lost then: the error was already
+    raised and reported in one line. Every other unraisable exception is reported as before."""
+
+    def hook(unraisable):
+        if not (isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed"):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+
+
+_ignore_late_tensorstore_callbacks()
 
 
 @contextlib.contextmanager
@@ -95,11 +115,12 @@ class Checkpoints:
         arrays = flax.serialization.to_state_dict(state)
         record = {**record, "state_sha256": state_digest(state)}
         try:
-            self._manager.save(
-                step,
-                args=ocp.args.Composite(state=ocp.args.StandardSave(arrays), record=ocp.args.JsonSave(record)),
-            )
-            self._manager.wait_until_finished()
+            with _orbax_quiet():
+                self._manager.save(
+                    step,
+                    args=ocp.args.Composite(state=ocp.args.StandardSave(arrays), record=ocp.args.JsonSave(record)),
+                )
+                self._manager.wait_until_finished()
             if jax.process_index() == 0:
                 files = _file_digests(self.directory / str(step))
                 atomic_write_text(self.directory / str(step) / FILE_DIGESTS, json.dumps(files, indent=0))
@@ -193,6 +214,11 @@ def _cause(e: BaseException) -> str:
         if isinstance(seen, OSError) and seen.strerror:
             return seen.strerror
         seen = seen.__cause__ or seen.__context__
+    code = re.search(r"os_error_code='(\d+)'", str(e))
+    if code:  # TensorStore's wrapping of an OSError
+        return os.strerror(int(code.group(1)))
+    if "RESOURCE_EXHAUSTED" in str(e):
+        return os.strerror(errno.ENOSPC)
     text = str(e).strip().splitlines()
     if not text:
         return type(e).__name__

@@ -309,6 +309,7 @@ def fit(
                 partial = {k: v[:done] for k, v in jax.device_get(sums).items()}
                 _check_finite(partial, epoch, checkpoints)
                 step = save(epoch, done, jax.device_get(sums))
+                run_dir.write_history(history)  # the finished epochs, even if none
                 raise _stopped(stop_requests, step, _where(epoch, done, steps_per_epoch), checkpoints)
             step_sums = jax.device_get(sums)
             step_losses.append(_check_finite(step_sums, epoch, checkpoints))
