@@ -102,8 +102,12 @@ def _summary(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def _interrupt(number, frame):
-    raise KeyboardInterrupt
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM outside a training loop's chunks: unwinds like Ctrl-C."""
+
+
+def _terminate(number, frame):
+    raise _Terminated
 
 
 def _stopped_line(e: Stopped, args: argparse.Namespace, prog: str) -> str:
@@ -123,7 +127,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
     # SIGTERM (a cluster's preemption, `kill`) ends a run like Ctrl-C: cleanly, keeping its files;
     # during training, fit stops at a step boundary and saves a checkpoint first.
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous_sigterm = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
+    previous_sigterm = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         if args.command == "list":
             from jaxdl import experiments
@@ -169,9 +173,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
     except BrokenPipeError:  # e.g. `jaxdl data info mnist | head`
         sys.stdout = None
         return 0
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted; files already written are kept", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        name, number = ("SIGTERM", signal.SIGTERM) if isinstance(e, _Terminated) else ("Ctrl-C", signal.SIGINT)
+        print(f"{prog}: stopped by {name}; files already written are kept", file=sys.stderr)
+        return 128 + number
     except OSError as e:  # a full disk, a read-only or vanished folder: what the machine refused
         where = f"{e.filename}: " if e.filename else ""
         print(f"{prog}: error: {where}{e.strerror or e}; files already written are kept", file=sys.stderr)

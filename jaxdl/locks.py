@@ -2,9 +2,12 @@
 
 A lock is an exclusive ``flock`` on a small file holding the holder's process
 id. The kernel releases it when the holder exits, however it exits (even
-``kill -9``), so a lock is never left stale. The file itself stays: removing a
-lock file that another process may be waiting on would let two writers in.
-Where ``flock`` does not exist (Windows), nothing is locked.
+``kill -9``), so a lock is never left stale. A lock that others wait for (a
+cache entry's) keeps its file: removing a file another process is waiting on
+would let two writers in. A lock nobody waits for (a run directory's: a
+second writer stops at once) removes its file on release, leaving the
+directory as the run wrote it. Where ``flock`` does not exist (Windows),
+nothing is locked.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ class Locked(Exception):
 class FileLock:
     """An exclusive lock on ``path``, held from :meth:`acquire` until :meth:`release` or the process ends."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, remove_on_release: bool = False):
         self.path = Path(path)
+        self.remove_on_release = remove_on_release
         self._fd: int | None = None
 
     def acquire(self, *, wait: bool = False, on_wait: Callable[[str], None] | None = None) -> None:
@@ -59,6 +63,8 @@ class FileLock:
 
     def release(self) -> None:
         if self._fd is not None:
+            if self.remove_on_release:
+                self.path.unlink(missing_ok=True)  # still held: nobody else can be writing it
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
 

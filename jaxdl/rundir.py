@@ -179,7 +179,7 @@ class RunDir:
         self.resume = resume
         self.writer = writer
         self._created = False
-        self._lock = FileLock(self.path / LOCK_FILE)
+        self._lock = FileLock(self.path / LOCK_FILE, remove_on_release=True)
         if not writer:
             return
         if resume:
@@ -262,9 +262,8 @@ class RunDir:
         if {p.name for p in self.path.iterdir()} - {LOCK_FILE} != {"config.json"}:
             return
         (self.path / "config.json").unlink()
+        self.close()
         if self._created:
-            (self.path / LOCK_FILE).unlink(missing_ok=True)  # this process made the directory and holds the lock
-            self.close()
             self.path.rmdir()
 
     def save_figure(self, fig: Any, name: str) -> Path:

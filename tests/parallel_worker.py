@@ -66,8 +66,8 @@ def main() -> None:
         # fit runs an ahead-of-time compiled epoch; the jitted one must not retrace either.
         fns, placed, state = result.fns, result.fns.place_train(data), result.state
         for epoch in range(2):
-            state, _ = fns.train(state, placed, fns.place(jax.random.PRNGKey(10 + epoch)))
-        results[f"{name}/traces"] = np.array(fns.train._cache_size())
+            state, _ = fns.train_epoch(state, placed, jax.random.PRNGKey(10 + epoch))
+        results[f"{name}/traces"] = np.array(fns.train_steps._cache_size())
         results[f"{name}/param_dtypes"] = np.array(sorted({str(x.dtype) for x in jax.tree.leaves(result.state.params)}))
     results["devices"] = np.array(mesh.size)
     results["processes"] = np.array(jax.process_count())

@@ -4,13 +4,13 @@ Each test checks what a user sees (one line, the exit status, no traceback) and 
 nothing already written was lost or changed.
 """
 
+import errno
 import gzip
 import hashlib
 import io
 import os
 import random
 import re
-import resource
 import signal
 import subprocess
 import sys
@@ -31,7 +31,6 @@ from jaxdl.errors import JaxdlError
 from jaxdl.locks import FileLock
 from jaxdl.models.classifiers import SmallMLP
 from jaxdl.rundir import RunDir, read_history, read_json
-from jaxdl.train.checkpoint import Checkpoints
 from jaxdl.train.fit import ChunkSizer, fit
 from jaxdl.train.state import init_state
 from jaxdl.train.task import Task, classification_loss
@@ -148,36 +147,56 @@ def test_a_full_disk_while_figures_are_written_gives_one_line_and_keeps_the_writ
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]  # no partial files left
 
 
-@pytest.fixture
-def file_size_limit():
-    """``file_size_limit(n)``: this process's writes past byte n fail (EFBIG) until the test ends."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    yield lambda n: resource.setrlimit(resource.RLIMIT_FSIZE, (n, hard))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-
-
-def test_a_history_line_that_cannot_be_written_leaves_the_history_as_it_was(tmp_path, file_size_limit):
+def test_a_history_line_that_cannot_be_written_leaves_the_history_as_it_was(tmp_path, monkeypatch):
     run_dir = RunDir(tmp_path / "r")
     run_dir.append_history([{"epoch": 1, "loss": 0.5}])
     before = (tmp_path / "r" / "history.jsonl").read_bytes()
-    file_size_limit(len(before) + 10)  # room for part of the next line only
-    with pytest.raises(JaxdlError, match=r"cannot write .*history.jsonl: File too large; files already written"):
-        run_dir.append_history([{"epoch": 2, "loss": 0.25, "note": "x" * 100}])
+    write = os.write
+
+    def write_part_then_fill_the_disk(fd, data):
+        if len(data) > 20:
+            return write(fd, data[:20])  # part of the line reaches the disk...
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # ...then it is full
+
+    monkeypatch.setattr(os, "write", write_part_then_fill_the_disk)
+    with pytest.raises(JaxdlError, match=r"cannot write .*history.jsonl: No space left on device; files already"):
+        run_dir.append_history([{"epoch": 2, "loss": 0.25}])
+    monkeypatch.undo()
     assert (tmp_path / "r" / "history.jsonl").read_bytes() == before
 
 
-def test_a_checkpoint_that_cannot_be_written_keeps_the_earlier_ones(digits, tmp_path, file_size_limit):
-    task = Task(SmallMLP(), classification_loss, _unit)
-    state, _ = init_state(task, optax.adam(1e-2), digits, jax.random.key(0))
-    checkpoints = Checkpoints(tmp_path / "checkpoints")
-    checkpoints.save(4, state, {"epoch": 1, "history": [], "early_stopping": {}})
-    before = _tree_digest(tmp_path / "checkpoints" / "4")
-    file_size_limit(200)
-    with pytest.raises(JaxdlError, match=r"cannot write checkpoint 8 in .*: .*; the earlier checkpoints are kept"):
-        checkpoints.save(8, state, {"epoch": 2, "history": [], "early_stopping": {}})
-    file_size_limit(resource.RLIM_INFINITY)
-    assert checkpoints.steps() == [4]
-    assert _tree_digest(tmp_path / "checkpoints" / "4") == before and checkpoints.restore(4, state)[1]["epoch"] == 1
+SAVE_AT_STEP_8 = """
+import resource, sys, jax, optax
+from jaxdl import data as D
+from jaxdl.errors import JaxdlError
+from jaxdl.models.classifiers import SmallMLP
+from jaxdl.train.checkpoint import Checkpoints
+from jaxdl.train.state import init_state
+from jaxdl.train.task import Task, classification_loss
+ds = D.load("digits", "train")
+task = Task(SmallMLP(), classification_loss, lambda b, k, t: b)
+state, _ = init_state(task, optax.adam(1e-2), {"inputs": ds.inputs[:8], "labels": ds.labels[:8]}, jax.random.key(0))
+checkpoints = Checkpoints(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), resource.RLIM_INFINITY))  # writes past it fail
+try:
+    checkpoints.save(int(sys.argv[3]), state, {"epoch": 1, "history": [], "early_stopping": {}})
+except JaxdlError as e:
+    sys.exit(str(e))
+"""
+
+
+def test_a_checkpoint_that_cannot_be_written_keeps_the_earlier_ones(tmp_path):
+    # In a process of its own: the file-size limit must not stop this one's writes (pytest's log).
+    checkpoints = tmp_path / "checkpoints"
+    save = [sys.executable, "-c", SAVE_AT_STEP_8]
+    assert subprocess.run([*save, str(2**40), str(checkpoints), "4"], timeout=300).returncode == 0
+    before = _tree_digest(checkpoints / "4")
+    done = subprocess.run([*save, "300", str(checkpoints), "8"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    expected = f"cannot write checkpoint 8 in {checkpoints}: File too large; the earlier checkpoints are kept\n"
+    assert done.stderr == expected
+    assert [p.name for p in checkpoints.iterdir() if p.name.isdigit()] == ["4"]
+    assert _tree_digest(checkpoints / "4") == before
 
 
 def test_an_unwritable_out_gives_one_line(tmp_path, capsys):
