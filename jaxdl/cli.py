@@ -119,7 +119,7 @@ def _stopped_line(e: Stopped, args: argparse.Namespace, prog: str) -> str:
     command = [prog] if prog.startswith("experiments/") else [prog, "run", args.name]
     command += ["--out", shlex.quote(args.out or e.run_dir), *(f"--set {shlex.quote(o)}" for o in args.overrides)]
     command += [f"--{k} {shlex.quote(str(getattr(args, k)))}" for k in ("seed", "data") if getattr(args, k) is not None]
-    return e.cli_message().replace("run the same command with --resume", " ".join([*command, "--resume"]))
+    return e.cli_message().replace("run the same command with --resume", "run: " + " ".join([*command, "--resume"]))
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:

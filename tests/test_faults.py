@@ -309,9 +309,9 @@ def test_sigterm_at_a_random_step_then_resume_ends_equal_to_an_uncut_run(mnist_f
     where = f"epoch {epoch + 1}, step {step} of 12" if step else f"end of epoch {epoch}"
     assert err.count("\n") == 1, err
     assert err.startswith(f"jaxdl: stopped by SIGTERM at {where}; saved checkpoint {at} in ")
-    assert err.rstrip().endswith(f"jaxdl run mnist-mlp --out {tmp_path / 'cut'} --set n_train=24 --set n_val=8 "
-                                 "--set batch_size=2 --set epochs=4 --set chunk_seconds=1e-6 "
-                                 f"--data {mnist_folder} --resume to finish")  # fmt: skip
+    command = (f"jaxdl run mnist-mlp --out {tmp_path / 'cut'} --set n_train=24 --set n_val=8 --set batch_size=2 "
+               f"--set epochs=4 --set chunk_seconds=1e-6 --data {mnist_folder} --resume")  # fmt: skip
+    assert err.rstrip().endswith(f"; to finish, run: {command}")
     assert not (tmp_path / "cut" / "metrics.json").exists()
     assert len(read_history(tmp_path / "cut" / "history.jsonl")) == epoch
     monkeypatch.setattr(ChunkSizer, "observe", observe)
@@ -337,7 +337,8 @@ def test_sigterm_from_outside_stops_a_run_in_one_line(mnist_folder, tmp_path):
     finally:
         process.kill()
     assert process.returncode == 128 + signal.SIGTERM, err
-    assert err.count("\n") == 1 and err.startswith("jaxdl: stopped by SIGTERM at ") and "--resume to finish" in err
+    assert err.count("\n") == 1 and err.startswith("jaxdl: stopped by SIGTERM at ")
+    assert f"; to finish, run: jaxdl run mnist-mlp --out {out} " in err
     assert len(read_history(out / "history.jsonl")) >= 1
     assert any(p.name.isdigit() for p in (out / "checkpoints").iterdir())
 

@@ -52,6 +52,23 @@ def _ignore_late_tensorstore_callbacks(previous=sys.unraisablehook):
 _ignore_late_tensorstore_callbacks()
 
 
+class _LateWriteFailures(logging.Filter):
+    """Drops asyncio's "Future/Task exception was never retrieved" for a failed write (an OSError, or
+    TensorStore's wrapping of one): the other writes of an Orbax save that already failed and was
+    reported in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        unretrieved = str(record.msg).startswith(("Future exception was never", "Task exception was never"))
+        failed_write = isinstance(error, OSError) or any(
+            code in str(error) for code in ("os_error_code", "RESOURCE_EXHAUSTED", "OUT_OF_RANGE")
+        )
+        return not (unretrieved and failed_write)
+
+
+logging.getLogger("asyncio").addFilter(_LateWriteFailures())
+
+
 @contextlib.contextmanager
 def _orbax_quiet():
     """Orbax logs a damaged file as an ERROR before raising; the caller reports it in one line."""

@@ -359,7 +359,7 @@ def _stopped(requests: StopRequests, step: int, where: str, checkpoints: Checkpo
     checkpoints.close()
     return Stopped(
         f"stopped by {requests.signal_name} at {where}; saved checkpoint {step} in {checkpoints.directory}; "
-        "run the same command with {resume} to finish",
+        "to finish, run the same command with {resume}",
         requests.signal_number,
         str(checkpoints.directory.parent),
     )
