@@ -114,6 +114,8 @@ def _stopped_line(e: Stopped, args: argparse.Namespace, prog: str) -> str:
     """The stop message; for a resumable run, with the exact command that finishes it."""
     from jaxdl import experiments
 
+    if args.command != "run":
+        return f"{e.cli_message().split(';')[0]}; files already written are kept"
     if not experiments.get(args.name).resumable:
         return f"{e.cli_message().split(';')[0]}; experiment {args.name} keeps no checkpoints to resume; run it again"
     command = [prog] if prog.startswith("experiments/") else [prog, "run", args.name]

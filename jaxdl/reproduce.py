@@ -32,7 +32,7 @@ from typing import Any
 from jaxdl import experiments
 from jaxdl.claims import Claim, Run
 from jaxdl.data import local_copies
-from jaxdl.errors import JaxdlError
+from jaxdl.errors import JaxdlError, Stopped
 from jaxdl.rundir import atomic_write_text, environment, write_json
 from jaxdl.runner import run_experiment
 
@@ -157,10 +157,12 @@ def _run_one(tour_run: TourRun, quick: bool, report_dir: Path, data_dir: Path | 
             _, metrics = runner(
                 tour_run.experiment, _settings(run, quick), data_dir=data_dir, out=str(run_dir), overwrite=True
             )
+    except Stopped:
+        raise  # SIGTERM or Ctrl-C stops the tour, not only this run
     except JaxdlError as e:
         return {"status": "failed", "reason": str(e).splitlines()[0], "seconds": time.perf_counter() - start}
     finally:
-        (run_dir / "log.txt").write_text(output.getvalue())
+        atomic_write_text(run_dir / "log.txt", output.getvalue())
     return {"status": "ran", "metrics": metrics, "seconds": time.perf_counter() - start}
 
 

@@ -383,3 +383,19 @@ def test_a_second_process_building_the_same_cache_entry_waits_and_reuses_it(tmp_
     assert loaded and np.array_equal(loaded[0].inputs, first.inputs)
     waited = f"jaxdl: waiting for process {os.getpid()}, which is writing the cache file {entry}"
     assert waited in capsys.readouterr().err
+
+
+def test_a_signal_stops_the_whole_tour_not_only_its_run(tmp_path):
+    from jaxdl import reproduce
+    from jaxdl.errors import Stopped
+
+    calls = []
+
+    def runner(*args, **kwargs):
+        calls.append(args)
+        raise Stopped("stopped by SIGTERM at epoch 1, step 3 of 8; saved checkpoint 3 in X", signal.SIGTERM, "X")
+
+    names = [t.name for t in reproduce.tour()][:2]
+    with pytest.raises(Stopped):
+        reproduce.reproduce(tmp_path / "report", quick=True, only=names, runner=runner)
+    assert len(calls) == 1 and not (tmp_path / "report" / "results.json").exists()

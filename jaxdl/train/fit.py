@@ -109,6 +109,19 @@ class ChunkSizer:
         self.size = int(min(max(1, self.seconds / per_step), 8 * self.size, self.steps_per_epoch))
 
 
+def _same(size: int, stop: bool) -> tuple[int, bool]:
+    return size, stop
+
+
+def agree_across_processes(size: int, stop: bool) -> tuple[int, bool]:
+    """Every process of a multi-process run must run the same chunks (their steps hold collectives):
+    process 0's chunk size, and a stop if any process was asked to stop."""
+    from jax.experimental import multihost_utils
+
+    rows = np.asarray(multihost_utils.process_allgather(np.array([size, int(stop)], np.int32)))
+    return int(rows[0, 0]), bool(rows[:, 1].any())
+
+
 def train_in_chunks(
     train_steps: Callable,
     state: TrainState,
@@ -118,11 +131,14 @@ def train_in_chunks(
     done: int,
     chunks: ChunkSizer,
     stop: Callable[[], bool] = lambda: False,
+    agree: Callable[[int, bool], tuple[int, bool]] = _same,
 ) -> tuple[TrainState, dict[str, jax.Array], int, float]:
     """Runs an epoch's steps from ``done`` on, a chunk at a time, until the epoch ends or ``stop()``.
 
-    Returns the state, the per-step sums, the steps of the epoch now done and the
-    seconds the chunks took (each blocked until finished).
+    After each chunk, ``agree(next chunk size, stop())`` settles both for every process
+    (:func:`agree_across_processes` in a multi-process run). Returns the state, the
+    per-step sums, the steps of the epoch now done and the seconds the chunks took
+    (each blocked until finished).
     """
     seconds = 0.0
     while done < chunks.steps_per_epoch:
@@ -133,7 +149,8 @@ def train_in_chunks(
         chunks.observe(until - done, time.perf_counter() - t0)
         seconds += time.perf_counter() - t0
         done = until
-        if stop():
+        chunks.size, stopping = agree(chunks.size, stop())
+        if stopping:
             break
     return state, sums, done, seconds
 
@@ -292,6 +309,7 @@ def fit(
     compile_seconds = time.perf_counter() - start_compile
 
     chunks = ChunkSizer(chunk_seconds, steps_per_epoch)
+    agree = agree_across_processes if jax.process_count() > 1 else _same
     train_seconds, stopped_early, epochs_run, steps_run, step_losses = 0.0, False, 0, 0, []
     with (
         progress_bar(epochs - position.epoch + 1, "training", unit="epoch") as bar,
@@ -302,8 +320,9 @@ def fit(
             sums = fns.place(position.step_sums if done else zero_sums)
             first = done
             state, sums, done, epoch_seconds = train_in_chunks(
-                train_steps, state, data, epoch_batches(epoch), sums, done, chunks, lambda: stop_requests.requested
-            )
+                train_steps, state, data, epoch_batches(epoch), sums, done, chunks,
+                lambda: stop_requests.requested, agree,
+            )  # fmt: skip
             epoch_steps = done - first
             if done < steps_per_epoch:  # stopped by a signal
                 partial = {k: v[:done] for k, v in jax.device_get(sums).items()}
@@ -338,7 +357,7 @@ def fit(
                 )
                 stopped_early = True
                 break
-            if stop_requests.requested and epoch < epochs:
+            if agree(chunks.size, stop_requests.requested)[1] and epoch < epochs:
                 raise _stopped(stop_requests, step, _where(epoch, steps_per_epoch, steps_per_epoch), checkpoints)
     if checkpoints:
         checkpoints.close()
