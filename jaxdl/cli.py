@@ -128,6 +128,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
     args = build_parser(prog).parse_args(argv)
     # SIGTERM (a cluster's preemption, `kill`) ends a run like Ctrl-C: cleanly, keeping its files;
     # during training, fit stops at a step boundary and saves a checkpoint first.
+    if args.command in ("run", "reproduce") and not getattr(args, "help_config", False):
+        from jaxdl import compilation_cache
+
+        compilation_cache.enable()
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous_sigterm = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:

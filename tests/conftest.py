@@ -1,6 +1,7 @@
 """Strictness for the whole suite (implicit rank promotion is an error) and shared helpers."""
 
 import importlib.util
+import os
 from pathlib import Path
 
 import jax
@@ -11,6 +12,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# The suite's in-process runs leave JAX's persistent compilation cache off (each test's cache
+# folder is temporary); tests/test_compilation_cache.py turns it on in processes of its own.
+os.environ["JAXDL_COMPILATION_CACHE"] = "off"
 
 
 @pytest.fixture

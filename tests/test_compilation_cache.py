@@ -1,0 +1,30 @@
+"""JAX's persistent compilation cache under `jaxdl run`: the second run compiles nothing new."""
+
+import json
+import os
+import subprocess
+import sys
+
+
+def _run_blobs(out, cache, extra_env=None):
+    env = {**os.environ, "JAXDL_COMPILATION_CACHE": str(cache), **(extra_env or {})}
+    args = ["run", "blobs", "--out", str(out), "--set", "epochs=50", "--set", "num_seeds=3", "--set", "log_every=25"]
+    done = subprocess.run([sys.executable, "-m", "jaxdl.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_a_second_run_loads_every_program_the_first_compiled(tmp_path):
+    cache = tmp_path / "xla"
+    first = _run_blobs(tmp_path / "a", cache)
+    entries = sorted(p.name for p in cache.iterdir())
+    assert len(entries) > 10  # the training scans and the eager operations' programs
+    second = _run_blobs(tmp_path / "b", cache)
+    assert sorted(p.name for p in cache.iterdir()) == entries  # all hits: nothing new compiled
+    assert second["train_accuracy"] == first["train_accuracy"]
+
+
+def test_the_cache_can_be_turned_off(tmp_path):
+    _run_blobs(tmp_path / "a", tmp_path / "xla", {"JAXDL_COMPILATION_CACHE": "off"})
+    assert not (tmp_path / "xla").exists()
