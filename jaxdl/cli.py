@@ -118,7 +118,7 @@ def _stopped_line(e: Stopped, args: argparse.Namespace, prog: str) -> str:
         return f"{e.cli_message().split(';')[0]}; files already written are kept"
     if not experiments.get(args.name).resumable:
         return f"{e.cli_message().split(';')[0]}; experiment {args.name} keeps no checkpoints to resume; run it again"
-    command = [prog] if prog.startswith("experiments/") else [prog, "run", args.name]
+    command = ["python", prog] if prog.startswith("experiments/") else [prog, "run", args.name]
     command += ["--out", shlex.quote(args.out or e.run_dir), *(f"--set {shlex.quote(o)}" for o in args.overrides)]
     command += [f"--{k} {shlex.quote(str(getattr(args, k)))}" for k in ("seed", "data") if getattr(args, k) is not None]
     return e.cli_message().replace("run the same command with --resume", "run: " + " ".join([*command, "--resume"]))
@@ -126,12 +126,12 @@ def _stopped_line(e: Stopped, args: argparse.Namespace, prog: str) -> str:
 
 def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
     args = build_parser(prog).parse_args(argv)
-    # SIGTERM (a cluster's preemption, `kill`) ends a run like Ctrl-C: cleanly, keeping its files;
-    # during training, fit stops at a step boundary and saves a checkpoint first.
     if args.command in ("run", "reproduce") and not getattr(args, "help_config", False):
         from jaxdl import compilation_cache
 
         compilation_cache.enable()
+    # SIGTERM (a cluster's preemption, `kill`) ends a run like Ctrl-C: cleanly, keeping its files;
+    # during training, fit stops at a step boundary and saves a checkpoint first.
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous_sigterm = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:

@@ -68,12 +68,5 @@ class FileLock:
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
 
-    def __enter__(self) -> FileLock:
-        self.acquire(wait=True)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
     def __del__(self) -> None:
         self.release()
