@@ -40,6 +40,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="local copy of the data set (same as --set data=PATH)")
     parser.add_argument("--overwrite", action="store_true", help="allow --out to be a directory that holds a run")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument(
+        "--tensorboard", action="store_true", help="write TensorBoard event files to RUN/tensorboard (engine runs)"
+    )
     parser.add_argument("--help-config", action="store_true", help="list the experiment's settings and exit")
     dist = parser.add_argument_group(
         "multi-process (jax.distributed)",
@@ -121,6 +124,7 @@ def _stopped_line(e: Stopped, args: argparse.Namespace, prog: str) -> str:
     command = ["python", prog] if prog.startswith("experiments/") else [prog, "run", args.name]
     command += ["--out", shlex.quote(args.out or e.run_dir), *(f"--set {shlex.quote(o)}" for o in args.overrides)]
     command += [f"--{k} {shlex.quote(str(getattr(args, k)))}" for k in ("seed", "data") if getattr(args, k) is not None]
+    command += ["--tensorboard"] if args.tensorboard else []
     return e.cli_message().replace("run the same command with --resume", "run: " + " ".join([*command, "--resume"]))
 
 
@@ -164,6 +168,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
             out=args.out,
             overwrite=args.overwrite,
             resume=args.resume,
+            tensorboard=args.tensorboard,
             distributed=(
                 {"coordinator": args.coordinator, "num_processes": args.num_processes, "process_id": args.process_id}
                 if args.distributed

@@ -9,16 +9,23 @@ from pathlib import Path
 import numpy as np
 
 from jaxdl import data as data_lib
+from jaxdl.data.folder import find_splits
 from jaxdl.errors import JaxdlError
 
 
-def _splits(name: str, split: str | None) -> list[str]:
+def _splits(name: str, split: str | None, data: str | None) -> list[str]:
     spec = data_lib.loader.spec_for(name)
     if split:
         return [split]
     if spec.splits:
         return list(spec.splits)
-    raise JaxdlError(f"{name} has no fixed splits; choose one with --split")
+    path = data_lib.loader.find_local_copy(spec, data)
+    if path is None:
+        raise JaxdlError(f"{name} needs --data: a split/class/image folder or a .tar.gz of one")
+    found = find_splits(path)
+    if not found:
+        raise JaxdlError(f"{path} holds no split/class/image files (e.g. train/cat/1.png)")
+    return found
 
 
 def _mean_std(values: np.ndarray, chunk: int = 4096) -> tuple[float, float]:
@@ -35,7 +42,7 @@ def _mean_std(values: np.ndarray, chunk: int = 4096) -> tuple[float, float]:
 def info(args: argparse.Namespace) -> int:
     spec = data_lib.loader.spec_for(args.name)
     loaded = []
-    for split in _splits(args.name, args.split):
+    for split in _splits(args.name, args.split, args.data):
         start = time.perf_counter()
         ds = data_lib.load(args.name, split, data=args.data)
         loaded.append((ds, time.perf_counter() - start))

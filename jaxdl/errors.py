@@ -21,6 +21,7 @@ PYTHON_NAMES = {
     "num_processes": "num_processes",
     "process_id": "process_id",
     "distributed": "distributed",
+    "tensorboard": "tensorboard=True",
 }
 CLI_NAMES = {
     "out": "--out",
@@ -33,6 +34,7 @@ CLI_NAMES = {
     "num_processes": "--num-processes",
     "process_id": "--process-id",
     "distributed": "--distributed",
+    "tensorboard": "--tensorboard",
 }
 _ARGUMENT = re.compile(r"\{(" + "|".join(PYTHON_NAMES) + r")\}")
 

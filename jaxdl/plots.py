@@ -435,3 +435,62 @@ def loss_slices(slices: dict) -> Figure:
         ax.set(xlabel="direction 1", ylabel="direction 2", title=f"{name}: 2-D loss slice")
     fig.tight_layout()
     return fig
+
+
+def diagnostics(history: Sequence[dict], title: str = "") -> Figure:
+    """The layer statistics of :class:`jaxdl.train.instruments.Instruments` against the epoch.
+
+    Four panels, one line per layer: activation std, fraction of dead features,
+    gradient norm (log scale) and log10 of the update-to-parameter ratio, with
+    makemore's rule of thumb of about -3 marked.
+    """
+    records = [r for r in history if "diagnostics" in r]
+    if not records:
+        raise ValueError("no history record holds diagnostics: train with Instruments (diagnostics=true)")
+    epochs = [r["epoch"] for r in records]
+    panels = (
+        ("activations", "std", "activation std", False),
+        ("activations", "dead_fraction", "dead features (<= 0 on the whole batch)", False),
+        ("parameters", "grad_norm", "gradient norm", True),
+        ("parameters", "update_ratio", "log10 update / parameter norm", False),
+    )
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    for ax, (group, key, label, log_scale) in zip(axes.flat, panels, strict=True):
+        for layer in records[-1]["diagnostics"][group]:
+            values = np.array([r["diagnostics"][group].get(layer, {}).get(key, np.nan) for r in records])
+            if key == "update_ratio":
+                values = np.log10(np.maximum(values, 1e-30))
+            ax.plot(epochs, values, "-o", ms=3, label=layer)
+        if key == "update_ratio":
+            ax.axhline(-3, c="k", ls=":", lw=1, label="~1e-3 (makemore)")
+        if log_scale:
+            ax.set_yscale("log")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set(xlabel="epoch", title=label)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, ncol=2)
+    axes[1][1].legend(fontsize=7, ncol=2)
+    fig.suptitle(title or "layer statistics on a fixed training batch")
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, class_names: Sequence[str], title: str = "") -> Figure:
+    """Counts of (true class, predicted class), each row's share as colour, the diagonal being right."""
+    k = len(class_names)
+    counts = np.zeros((k, k), int)
+    np.add.at(counts, (np.asarray(labels), np.asarray(predicted)), 1)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = max(4.0, 0.5 * k + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if shares[i, j] > 0.5 else "black")  # fmt: skip
+    ax.set_xticks(range(k), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(k), class_names)
+    ax.set(xlabel="predicted", ylabel="true", title=title or f"accuracy {100 * np.trace(counts) / counts.sum():.2f}%")
+    fig.colorbar(image, ax=ax, label="share of the true class")
+    fig.tight_layout()
+    return fig

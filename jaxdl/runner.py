@@ -31,6 +31,7 @@ def run_experiment(
     out: str | os.PathLike | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    tensorboard: bool = False,
     distributed: dict[str, Any] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """Resolves the config, runs the experiment and writes its run directory.
@@ -45,6 +46,8 @@ def run_experiment(
       overwrite: allow ``out`` to hold an earlier run.
       resume: continue the run in ``out`` from its newest checkpoint; only
         experiments declared ``resumable`` can.
+      tensorboard: write TensorBoard event files (the ``tensorboard`` setting of the
+        experiments that train with the engine).
       distributed: ``coordinator``, ``num_processes``, ``process_id`` (None values
         are read from the environment): join a multi-process run first; process
         0 writes the run directory, all processes write its checkpoints.
@@ -64,6 +67,10 @@ def run_experiment(
         if "data" not in {f.name for f in dataclasses.fields(experiment.config)}:
             raise JaxdlError(f"experiment {name} reads no data set, so {{data}} does not apply")
         overrides.append(f"data={data}")
+    if tensorboard:
+        if "tensorboard" not in {f.name for f in dataclasses.fields(experiment.config)}:
+            raise JaxdlError(f"experiment {name} does not train with the engine, so {{tensorboard}} does not apply")
+        overrides.append("tensorboard=true")
     if resume and not experiment.resumable:
         raise JaxdlError(f"experiment {name} keeps no checkpoints, so {{resume}} does not apply; start a new run")
     if resume and not out:

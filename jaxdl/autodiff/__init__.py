@@ -14,7 +14,7 @@ from jaxdl.autodiff.modes import (
     jacobian_by_columns,
     jacobian_by_rows,
 )
-from jaxdl.autodiff.scalar import Dual, Scalar, reverse_gradient
+from jaxdl.autodiff.scalar import Dual, Scalar, draw_graph, reverse_gradient, to_dot
 
 __all__ = [
     "Dual",
@@ -34,4 +34,6 @@ __all__ = [
     "jacobian_by_rows",
     "numerical_gradient",
     "reverse_gradient",
+    "to_dot",
+    "draw_graph",
 ]

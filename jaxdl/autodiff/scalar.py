@@ -17,8 +17,12 @@ from __future__ import annotations
 
 import math
 import random
+import shutil
+import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+
+from jaxdl.errors import JaxdlError
 
 Number = int | float
 
@@ -26,13 +30,14 @@ Number = int | float
 class Scalar:
     """A float in a computation graph, with the gradient of the output with respect to it."""
 
-    __slots__ = ("data", "grad", "_backward", "_prev")
+    __slots__ = ("data", "grad", "_backward", "_prev", "_op")
 
-    def __init__(self, data: Number, _backward: Callable[[], None] | None = None, _prev: tuple = ()):
+    def __init__(self, data: Number, _backward: Callable[[], None] | None = None, _prev: tuple = (), _op: str = ""):
         self.data = float(data)
         self.grad = 0.0
         self._backward = _backward
         self._prev = _prev
+        self._op = _op  # the operation that made this node ("" for a leaf), for draw_graph
 
     def __repr__(self) -> str:
         return f"Scalar(data={self.data}, grad={self.grad})"
@@ -125,7 +130,8 @@ class Function(ABC):
     @classmethod
     def apply(cls, *args, **options) -> Scalar:
         inputs = tuple(_as_scalar(a) for a in args)
-        output = Scalar(cls.forward(*inputs, **options), _prev=inputs)
+        op = cls.__name__.lower() + "".join(f" {v}" for v in options.values())  # "pow 2"
+        output = Scalar(cls.forward(*inputs, **options), _prev=inputs, _op=op)
         output._backward = lambda: cls.backward(*inputs, output=output, **options)
         return output
 
@@ -312,6 +318,72 @@ def reverse_gradient(f: Callable[..., Scalar], xs: Sequence[Number]) -> list[flo
     leaves = [Scalar(x) for x in xs]
     f(*leaves).backward()
     return [leaf.grad for leaf in leaves]
+
+
+# ------------------------------------------------------------------ drawing
+
+
+def _graph(root: Scalar) -> list[Scalar]:
+    """Every node ``root`` depends on, itself included, each once, inputs before outputs."""
+    order, seen, stack = [], set(), [root]
+    while stack:
+        node = stack.pop()
+        if id(node) not in seen:
+            seen.add(id(node))
+            order.append(node)
+            stack.extend(node._prev)
+    return order[::-1]
+
+
+def to_dot(root: Scalar, labels: dict[int, str] | None = None, max_nodes: int = 500) -> str:
+    """The expression graph of ``root`` in Graphviz's DOT language, as micrograd's ``draw_dot``.
+
+    Each value is a box showing its data and gradient (call ``root.backward()``
+    first to see gradients); each operation is an ellipse between its inputs and
+    its output. ``labels`` names nodes by ``id(node)`` (e.g. ``{id(w): "w"}``).
+    A graph over ``max_nodes`` values is refused: the picture would be unreadable
+    (the MNIST network's has about 150,000).
+    """
+    nodes = _graph(root)
+    if len(nodes) > max_nodes:
+        raise JaxdlError(f"the graph has {len(nodes)} values, more than max_nodes={max_nodes} can show readably")
+    labels = labels or {}
+    lines = ["digraph scalar {", "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=11];']
+    for node in nodes:
+        name = labels.get(id(node), "")
+        text = f"{name + ' | ' if name else ''}data {node.data:.4g} | grad {node.grad:.4g}"
+        lines.append(f'  v{id(node)} [shape=record, label="{{ {text} }}"];')
+        if node._op:
+            lines.append(f'  v{id(node)}op [label="{node._op}"];')
+            lines.append(f"  v{id(node)}op -> v{id(node)};")
+            lines.extend(f"  v{id(parent)} -> v{id(node)}op;" for parent in node._prev)
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def draw_graph(root: Scalar, path: str | None = None, labels: dict[int, str] | None = None) -> str:
+    """The expression graph of ``root`` as SVG text, drawn by Graphviz's ``dot`` (see :func:`to_dot`).
+
+    Writes it to ``path`` too when given. Raises JaxdlError in one line when
+    Graphviz is not installed.
+    """
+    dot = shutil.which("dot")
+    if dot is None:
+        raise JaxdlError(
+            "drawing the graph needs Graphviz's dot program, which is not installed "
+            "(apt install graphviz, brew install graphviz or conda install graphviz); to_dot() gives the DOT text"
+        )
+    done = subprocess.run([dot, "-Tsvg"], input=to_dot(root, labels), capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise JaxdlError(
+            f"Graphviz's dot failed: {done.stderr.strip().splitlines()[-1] if done.stderr else done.returncode}"
+        )
+    if path is not None:
+        from jaxdl.rundir import atomic_file
+
+        with atomic_file(path, "w") as f:
+            f.write(done.stdout)
+    return done.stdout
 
 
 # ------------------------------------------------------------------ networks

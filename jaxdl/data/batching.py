@@ -113,3 +113,26 @@ def generate_mini_batches(
     shuffled_X, shuffled_Y = X[:, permutation], Y[:, permutation].reshape((1, m))
     starts = range(0, m if not drop_remainder else m - m % batch_size, batch_size)
     return [(shuffled_X[:, k : k + batch_size], shuffled_Y[:, k : k + batch_size]) for k in starts]
+
+
+def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation of uint8 images (N, H, W, C), in [0, 1] units (float64 sums)."""
+    total = np.zeros(images.shape[-1])
+    total_sq = np.zeros(images.shape[-1])
+    for start in range(0, len(images), chunk):
+        part = images[start : start + chunk].reshape(-1, images.shape[-1]).astype(np.float64) / 255.0
+        total += part.sum(axis=0)
+        total_sq += np.square(part).sum(axis=0)
+    count = images.size // images.shape[-1]
+    mean = total / count
+    return mean.astype(np.float32), np.sqrt(np.maximum(total_sq / count - mean**2, 1e-12)).astype(np.float32)
+
+
+def standardize(mean: np.ndarray, std: np.ndarray):
+    """A Task ``preprocess``: uint8 images to ``(x / 255 - mean) / std`` per channel (see :func:`channel_stats`)."""
+    mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+
+    def preprocess(batch, key, train):
+        return {**batch, "inputs": (batch["inputs"].astype(jnp.float32) / 255.0 - mean) / std}
+
+    return preprocess

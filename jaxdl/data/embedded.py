@@ -43,3 +43,41 @@ def make_digits_dataset(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     labels = digits.target.astype(np.int32)
     part = slice(None, DIGITS_TRAIN_SIZE) if split == "train" else slice(DIGITS_TRAIN_SIZE, None)
     return images[part], labels[part]
+
+
+SHAPES = ("circle", "square", "triangle")
+
+
+def write_shapes_folder(
+    path, per_class: tuple[int, int] = (150, 50), size: int = 40, seed: int = 0, splits=("train", "test")
+) -> None:
+    """Writes a small ``split/class/image.png`` folder of RGB circles, squares and triangles.
+
+    Each image has a random background, shape colour, position and size, so a
+    classifier has to learn shape, not colour. It stands in for a learner's own
+    photos in the tests and the notebooks; ``per_class`` gives the images per
+    class in each split.
+    """
+    from pathlib import Path
+
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    for split, count in zip(splits, per_class, strict=True):
+        for shape in SHAPES:
+            folder = Path(path) / split / shape
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                background = tuple(int(v) for v in rng.integers(0, 256, 3))
+                colour = tuple(int(v) for v in (np.array(background) + rng.integers(80, 176, 3)) % 256)
+                image = Image.new("RGB", (size, size), background)
+                draw = ImageDraw.Draw(image)
+                r = rng.uniform(0.2, 0.4) * size
+                cx, cy = rng.uniform(r, size - r, 2)
+                if shape == "circle":
+                    draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
+                elif shape == "square":
+                    draw.rectangle((cx - r, cy - r, cx + r, cy + r), fill=colour)
+                else:
+                    draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=colour)
+                image.save(folder / f"{i}.png")

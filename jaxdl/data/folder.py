@@ -43,8 +43,10 @@ def _unsafe_reason(member: tarfile.TarInfo) -> str | None:
     return None
 
 
-def _iter_archive(path: Path) -> Iterator[tuple[str, bytes | None]]:
-    """Yields (member name, bytes) for files and (name, None) for folders, refusing unsafe members."""
+def _iter_archive(path: Path, read: bool = True) -> Iterator[tuple[str, bytes | None]]:
+    """Yields (member name, bytes) for files and (name, None) for folders, refusing unsafe members.
+
+    With ``read=False``, files come with ``b""`` instead of their bytes."""
     try:
         with tarfile.open(path, "r:*") as tar:
             for member in tar:
@@ -56,6 +58,9 @@ def _iter_archive(path: Path) -> Iterator[tuple[str, bytes | None]]:
                     )
                 if member.isdir():
                     yield member.name.rstrip("/"), None
+                    continue
+                if not read:
+                    yield member.name, b""
                     continue
                 _check_file_size(f"{path}:{member.name}", member.size)
                 f = tar.extractfile(member)
@@ -99,8 +104,29 @@ def available_splits(path: Path) -> list[str]:
     return []
 
 
-def decode_image(data: bytes, where: str, shape: tuple[int, int, int] | None) -> np.ndarray:
+def find_splits(path: Path) -> list[str]:
+    """Every split of an image folder or archive: the folders that hold ``class/image`` files.
+
+    An archive's member names are read (its bytes are decompressed once, nothing
+    is decoded or extracted); a folder's split folders are listed.
+    """
+    if is_archive(path):
+        splits = set()
+        for name, data in _iter_archive(path, read=False):
+            parts = PurePosixPath(name).parts
+            if data is not None and len(parts) >= 3 and name.lower().endswith(IMAGE_SUFFIXES):
+                splits.add(parts[-3])
+        return sorted(splits)
+    return [s for s in available_splits(path) if any(c.is_dir() for c in (path / s).iterdir())]
+
+
+def decode_image(
+    data: bytes, where: str, shape: tuple[int, int, int] | None, resize: tuple[int, int, int] | None = None
+) -> np.ndarray:
     """Decodes one image to uint8 (H, W, C), checking its size and mode against ``shape``.
+
+    With ``resize`` (H, W, C), the image is instead converted to grayscale (C = 1)
+    or RGB (C = 3) and resized to H x W (bilinear, antialiased).
 
     The size in the header is checked before any pixel is decoded, and an image
     over Pillow's decompression-bomb limit (about 89 million pixels) is refused:
@@ -111,10 +137,15 @@ def decode_image(data: bytes, where: str, shape: tuple[int, int, int] | None) ->
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 mode, size = img.mode, img.size
-                if shape is not None:
+                if shape is not None and resize is None:
                     _check_shape(where, mode, size, shape)
                 img.load()
-                array = np.asarray(img)
+                if resize is not None:
+                    h, w, c = resize
+                    mode = _MODES[c]
+                    array = np.asarray(img.convert(mode).resize((w, h), Image.Resampling.BILINEAR))
+                else:
+                    array = np.asarray(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise JaxdlError(f"{where}: refusing a possible decompression bomb ({e}); remove it") from None
     except UnidentifiedImageError:
@@ -129,6 +160,15 @@ def decode_image(data: bytes, where: str, shape: tuple[int, int, int] | None) ->
     return array.reshape(array.shape[0], array.shape[1], -1)
 
 
+def _channels(data: bytes, where: str) -> int:
+    """1 for a grayscale image, 3 for any other (RGB, RGBA, palette: converted to RGB), from its header."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return 1 if img.mode in ("1", "L", "I", "I;16", "F") else 3
+    except Exception as e:
+        raise JaxdlError(f"{where}: not an image Pillow can read ({type(e).__name__}); replace or remove it") from None
+
+
 def _check_shape(where: str, mode: str, size: tuple[int, int], shape: tuple[int, int, int]) -> None:
     h, w, c = shape
     if size != (w, h) or mode != _MODES[c]:
@@ -140,6 +180,7 @@ def read_image_folder(
     split: str,
     class_names: tuple[str, ...] | None,
     shape: tuple[int, int, int] | None,
+    image_size: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """Reads ``split/class/image`` files from a directory or an archive of one.
 
@@ -148,6 +189,8 @@ def read_image_folder(
       split: the split folder to read.
       class_names: the classes in label order; None orders the folders alphabetically.
       shape: the (H, W, C) every image must have; None takes the first image's.
+      image_size: (H, W) every image is resized to (channels: ``shape``'s, else
+        grayscale if the first image is, else RGB), instead of refusing other sizes.
 
     Returns:
       uint8 images (N, H, W, C), int32 labels (N,), the class names. When every
@@ -189,14 +232,20 @@ def read_image_folder(
         files.sort(key=lambda f: int(PurePosixPath(f[1]).stem))
     else:
         files.sort(key=lambda f: (f[0], _natural_key(f[1])))
+    resize = None
+    if image_size is not None and files:
+        channels = shape[2] if shape else _channels(files[0][2], f"{path}:{files[0][1]}")
+        resize = (*image_size, channels)
     images, labels, shape_from = [], [], None
     for label, name, data in files:
         try:
-            image = decode_image(data, f"{path}:{name}", shape)
+            image = decode_image(data, f"{path}:{name}", shape, resize)
         except JaxdlError as e:
             if shape_from is None or "expected" not in str(e):
                 raise
-            raise JaxdlError(f"{e.template} (the size of the first image, {shape_from})") from None
+            raise JaxdlError(
+                f"{e.template} (the size of the first image, {shape_from}); an image size setting resizes them all"
+            ) from None
         if shape is None:
             shape, shape_from = image.shape, name
         images.append(image)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import os
 import sys
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from jaxdl.data import cache as cache_lib
 from jaxdl.data.catalog import DATASETS, EMBEDDED, DatasetSpec
 from jaxdl.data.dataset import Dataset
 from jaxdl.data.embedded import make_blobs_dataset, make_digits_dataset
-from jaxdl.data.folder import ARCHIVE_SUFFIXES, is_archive, read_image_folder
+from jaxdl.data.folder import ARCHIVE_SUFFIXES, find_splits, is_archive, read_image_folder
 from jaxdl.data.idx import idx_files, is_idx_directory, read_idx_split
 from jaxdl.data.tfds_source import read_tfds
 from jaxdl.errors import JaxdlError
@@ -92,14 +93,24 @@ def _fingerprint(kind: str, path: Path, split: str) -> str:
     return cache_lib.tree_fingerprint(path / split) if (path / split).is_dir() else "missing"
 
 
-def _read_local(spec: DatasetSpec, kind: str, path: Path, split: str):
+def _read_local(spec: DatasetSpec, kind: str, path: Path, split: str, image_size: tuple[int, int] | None):
     if kind == "idx":
+        if image_size is not None:
+            raise JaxdlError(f"{path}: image_size applies to image folders, not to IDX files")
         images, labels = read_idx_split(path, split, len(spec.class_names) if spec.class_names else None)
         if spec.image_shape is not None and images.shape[1:] != spec.image_shape:
             raise JaxdlError(f"{path}: IDX images are {images.shape[1:]}, {spec.name} expects {spec.image_shape}")
         names = spec.class_names or tuple(str(i) for i in range(int(labels.max()) + 1))
         return images, labels, names
-    return read_image_folder(path, split, spec.class_names, spec.image_shape)
+    try:
+        return read_image_folder(path, split, spec.class_names, spec.image_shape, image_size)
+    except JaxdlError as e:
+        if "unexpected class folder" not in str(e):
+            raise
+        raise JaxdlError(
+            f"{e.template}; for a folder of other classes use the imagefolder data set "
+            "(jaxdl run image-classifier --data PATH trains the MLP or CNN on it)"
+        ) from None
 
 
 def _check_split(spec: DatasetSpec, split: str) -> None:
@@ -117,6 +128,7 @@ def load(
     data: str | os.PathLike | None = None,
     use_cache: bool = True,
     tfds_data_dir: str | None = None,
+    image_size: tuple[int, int] | None = None,
 ) -> Dataset:
     """Loads one split of a named data set into host memory.
 
@@ -131,6 +143,9 @@ def load(
       data: path of a local copy.
       use_cache: read and write the decoded-array cache.
       tfds_data_dir: TFDS's data directory, when loading through TFDS.
+      image_size: (H, W) to resize every image of an image folder to (bilinear),
+        for folders whose images differ in size; None keeps the size, which
+        must then be the same for every image.
 
     Returns:
       A :class:`Dataset`: uint8 NHWC images, int32 labels and the class names.
@@ -142,6 +157,10 @@ def load(
     """
     spec = spec_for(name)
     _check_split(spec, split)
+    if image_size is not None:
+        image_size = tuple(int(v) for v in image_size)
+        if len(image_size) != 2 or min(image_size) < 1:
+            raise JaxdlError(f"image_size must be two positive integers (height, width), got {image_size}")
     if name in EMBEDDED:
         if data:
             raise JaxdlError(f"{name} is generated locally, so {{data}} does not apply")
@@ -155,18 +174,22 @@ def load(
     else:
         kind = _source_kind(path)
         fingerprint, source = _fingerprint(kind, path, split), str(path)
+    if image_size is not None:
+        if kind == "tfds":
+            raise JaxdlError(f"image_size applies to image folders; {name} comes from TFDS here")
+        fingerprint += f":resized to {image_size[0]}x{image_size[1]}"
 
     cache_file = cache_lib.cache_dir() / (
         f"{name}-{split}-{cache_lib.cache_key(name=name, split=split, kind=kind, source=fingerprint)}.npz"
     )
     arrays = cache_lib.load_cached(cache_file) if use_cache else None
     if arrays is None and not use_cache:
-        arrays = _read_arrays(spec, kind, path, split, tfds_data_dir)
+        arrays = _read_arrays(spec, kind, path, split, tfds_data_dir, image_size)
     elif arrays is None:
         with cache_lib.one_writer(cache_file):
             arrays = cache_lib.load_cached(cache_file)  # written by the process this one waited for?
             if arrays is None:
-                arrays = _read_arrays(spec, kind, path, split, tfds_data_dir)
+                arrays = _read_arrays(spec, kind, path, split, tfds_data_dir, image_size)
                 try:
                     cache_lib.save_cached(cache_file, arrays)
                 except JaxdlError as e:  # the run does not need the cache: say so and go on
@@ -181,7 +204,9 @@ def load(
     )
 
 
-def _read_arrays(spec: DatasetSpec, kind: str, path: Path | None, split: str, tfds_data_dir) -> dict[str, np.ndarray]:
+def _read_arrays(
+    spec: DatasetSpec, kind: str, path: Path | None, split: str, tfds_data_dir, image_size=None
+) -> dict[str, np.ndarray]:
     """Decodes a split from its source: the arrays the cache stores."""
     if kind == "tfds":
         try:
@@ -190,7 +215,7 @@ def _read_arrays(spec: DatasetSpec, kind: str, path: Path | None, split: str, tf
             raise JaxdlError(f"{e.template}{_local_candidates_hint(spec)}") from None
         names = spec.class_names
     else:
-        images, labels, names = _read_local(spec, kind, path, split)
+        images, labels, names = _read_local(spec, kind, path, split, image_size)
     return {"images": images, "labels": labels, "class_names": np.asarray(names)}
 
 
@@ -206,3 +231,54 @@ def _load_embedded(name: str, split: str) -> Dataset:
     else:
         x, y = make_digits_dataset(split)
     return Dataset(name, split, x, y, spec.class_names, "embedded")
+
+
+def load_image_folder(
+    path: str | os.PathLike,
+    *,
+    image_size: tuple[int, int] | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> dict[str, Dataset]:
+    """Your own ``split/class/image`` folder (or ``.tar.gz``) as ``{"train", "val", "test"}`` Datasets.
+
+    The classes are the class folders of ``train`` (alphabetical) and the image
+    size is the images' own, or ``image_size`` (H, W) when they differ. A split
+    the folder lacks is carved from ``train`` at random (``seed``): ``test``
+    (``test_fraction``) first, then ``val`` (``val_fraction`` of what is left);
+    ``val``, ``valid`` or ``validation`` folders count as the validation split.
+    Each Dataset's ``source`` says where it came from.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise JaxdlError(f"{{data}} {path} does not exist; give a split/class/image folder or a .tar.gz of one")
+    found = find_splits(path) if (path.is_dir() or is_archive(path)) else []
+    if "train" not in found:
+        held = f"; it holds: {', '.join(found)}" if found else ""
+        raise JaxdlError(f"{path}: no train/<class>/<image> files (the training split){held}")
+    splits = {"train": load("imagefolder", "train", data=path, image_size=image_size)}
+    names = splits["train"].class_names
+    rng = np.random.default_rng(seed)
+    for split, aliases, fraction in (
+        ("test", ("test",), test_fraction),
+        ("val", ("val", "valid", "validation"), val_fraction),
+    ):
+        folder = next((a for a in aliases if a in found), None)
+        if folder is not None:
+            ds = load("imagefolder", folder, data=path, image_size=image_size)
+            if ds.class_names != names:
+                raise JaxdlError(
+                    f"{path}: {folder} has classes {', '.join(ds.class_names)}; train has {', '.join(names)}"
+                )
+            splits[split] = dataclasses.replace(ds, split=split)
+            continue
+        train = splits["train"]
+        size = int(round(fraction * len(train)))
+        if not 0 < size < len(train):
+            raise JaxdlError(f"{path}: too few training images ({len(train)}) to carve a {split} split from")
+        order = rng.permutation(len(train))
+        carved = train.subset(np.sort(order[:size]), split)
+        splits[split] = dataclasses.replace(carved, source=f"{train.source} ({split}: {size} images carved from train)")
+        splits["train"] = train.subset(np.sort(order[size:]))
+    return {k: splits[k] for k in ("train", "val", "test")}

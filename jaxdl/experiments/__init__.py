@@ -34,6 +34,7 @@ _MODULES = {
     "mnist-mlp": ("jaxdl.experiments.mnist_mlp", "EXPERIMENT"),
     "cifar10-mlp": ("jaxdl.experiments.cifar10", "MLP_EXPERIMENT"),
     "cifar10-cnn": ("jaxdl.experiments.cifar10", "CNN_EXPERIMENT"),
+    "image-classifier": ("jaxdl.experiments.image_classifier", "EXPERIMENT"),
     "curvature": ("jaxdl.experiments.curvature", "EXPERIMENT"),
     "mnist-vae": ("jaxdl.experiments.mnist_vae", "EXPERIMENT"),
 }

@@ -17,6 +17,7 @@ from jaxdl.data.dataset import as_arrays
 from jaxdl.rundir import RunDir
 from jaxdl.train import parallel
 from jaxdl.train.fit import FitResult, fit
+from jaxdl.train.instruments import Instruments
 from jaxdl.train.state import init_state
 from jaxdl.train.steps import steps_per_epoch
 from jaxdl.train.task import Task
@@ -38,6 +39,11 @@ class EngineSettings:
     precision: Literal["float32", "bfloat16"] = setting(
         "float32", "compute dtype; bfloat16 is mixed precision with float32 parameters"
     )
+    diagnostics: bool = setting(
+        False, "per-layer statistics (activations, gradients, update ratios) in history.jsonl and diagnostics.png"
+    )
+    diagnostics_every: int = setting(1, "measure them after every this many epochs", ge=1)
+    tensorboard: bool = setting(False, "write TensorBoard event files to RUN/tensorboard (same as --tensorboard)")
 
     def check(self) -> None:
         # Before anything is written: the devices exist and the batch splits over them.
@@ -71,22 +77,38 @@ def train_and_test(
     task = dataclasses.replace(task, compute_dtype=config.precision)
     tx = optimizer(steps_per_epoch(len(train["labels"]), config.batch_size))
     state, shuffle_key = init_state(task, tx, train, jax.random.key(config.seed), batch_size=config.batch_size)
-    result = fit(
-        task,
-        state,
-        train,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        key=shuffle_key,
-        val_data=val,
-        run_dir=run_dir,
-        keep_checkpoints=config.keep_checkpoints,
-        patience=patience,
-        resume=run_dir.resume,
-        mesh=parallel.data_mesh(config.devices),
-        chunk_seconds=config.chunk_seconds,
-    )
-    test_metrics = result.evaluate(test)
+    instruments = None
+    if config.diagnostics or config.tensorboard:
+        probe = {k: v[: max(config.batch_size, 100)] for k, v in train.items()}
+        instruments = Instruments(
+            task, probe, every=config.diagnostics_every if config.diagnostics else 0,
+            tensorboard_dir=run_dir.path / "tensorboard" if config.tensorboard else None,
+        )  # fmt: skip
+    try:
+        result = fit(
+            task,
+            state,
+            train,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            key=shuffle_key,
+            val_data=val,
+            run_dir=run_dir,
+            keep_checkpoints=config.keep_checkpoints,
+            patience=patience,
+            resume=run_dir.resume,
+            mesh=parallel.data_mesh(config.devices),
+            chunk_seconds=config.chunk_seconds,
+            callbacks=[instruments] if instruments else (),
+        )
+        test_metrics = result.evaluate(test)
+        if instruments:
+            instruments.write_scalars({f"test_{k}": v for k, v in test_metrics.items()}, result.history[-1]["epoch"])
+    finally:
+        if instruments:
+            instruments.close()
+    if any("diagnostics" in r for r in result.history):
+        run_dir.save_figure(plots.diagnostics(result.history, title=f"{title}: layer statistics"), "diagnostics.png")
     last = result.history[-1]
     metrics = {f"test_{k}": v for k, v in test_metrics.items()}
     metrics.update({k: v for k, v in last.items() if k.startswith(("train_", "val_"))})

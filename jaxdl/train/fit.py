@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import chex
@@ -22,6 +22,9 @@ from jaxdl.train.signals import StopRequests
 from jaxdl.train.state import TrainState, raw_key
 from jaxdl.train.steps import EpochFns, averages, make_epoch_fns
 from jaxdl.train.task import Task
+
+# (epoch, state after it, its history record) -> entries to add to the record, or None
+EpochCallback = Callable[[int, TrainState, dict[str, Any]], dict[str, Any] | None]
 
 
 @dataclasses.dataclass
@@ -56,6 +59,11 @@ class FitResult:
         """The trained state's per-example averages on ``data`` (e.g. ``{"loss", "accuracy"}``), exact
         over every example: no dropout, batch norm's running statistics, a masked last batch."""
         return averages(self.fns.evaluate(self.state, self.fns.place(as_arrays(data))))
+
+    def predict(self, data: dict[str, np.ndarray] | Dataset) -> np.ndarray:
+        """The trained model's outputs (a classifier's logits) for every example of ``data``, in order,
+        as at evaluation: no dropout, batch norm's running statistics."""
+        return np.asarray(self.fns.predict(self.state, self.fns.place(as_arrays(data))))
 
 
 @dataclasses.dataclass
@@ -229,6 +237,7 @@ def fit(
     resume: bool = False,
     mesh: Mesh | None = None,
     chunk_seconds: float = 10.0,
+    callbacks: Sequence[EpochCallback] = (),
     log: Callable[[str], None] = print,
 ) -> FitResult:
     """Trains ``state`` for ``epochs`` epochs, in compiled chunks of steps.
@@ -257,6 +266,9 @@ def fit(
       mesh: the devices each batch is split over (default: every device JAX sees);
         ``batch_size`` must divide over it.
       chunk_seconds: the longest a stop request waits for the steps under way.
+      callbacks: each is called after every epoch as ``callback(epoch, state, record)``
+        and may return entries to add to the epoch's history record
+        (:class:`jaxdl.train.instruments.Instruments` adds layer statistics).
       log: where the per-epoch line goes.
 
     Returns:
@@ -341,6 +353,8 @@ def fit(
             record.update(
                 seconds=epoch_seconds, examples_per_second=epoch_steps * batch_size / max(epoch_seconds, 1e-12)
             )
+            for callback in callbacks:
+                record.update(callback(epoch, state, dict(record)) or {})
             history.append(record)
             if run_dir:
                 run_dir.append_history([record])

@@ -99,6 +99,7 @@ class EpochFns:
     batch_size: int
     num_train: int
     train_step: Any  # the unjitted step the loop runs
+    predict: Any  # (state, data) -> the model's outputs for every example, in order
 
     def batches(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
         """The epoch shuffled by ``key``: ``(indices, mask)``, one row per step (drawn once per epoch,
@@ -176,9 +177,25 @@ def make_epoch_fns(task: Task, batch_size: int, num_train: int, *, mesh: Mesh | 
         totals, _ = jax.lax.scan(body, zeros, (indices, mask, jnp.arange(indices.shape[0])))
         return totals
 
+    @jax.jit
+    def predict(state: TrainState, data: dict[str, jax.Array]):
+        n = jax.tree.leaves(data)[0].shape[0]
+        indices, mask = epoch_indices(jax.random.PRNGKey(0), n, batch_size, shuffle=False, drop_remainder=False)
+        key = jax.random.fold_in(state.key, EVAL_KEY_SALT)
+
+        def body(_, batch):
+            rows, valid, index = batch
+            return None, task.predict(
+                state.params, state.batch_stats, gather(data, rows, valid), jax.random.fold_in(key, index)
+            )
+
+        _, outputs = jax.lax.scan(body, None, (indices, mask, jnp.arange(indices.shape[0])))
+        return jax.tree.map(lambda o: o.reshape(-1, *o.shape[2:])[:n], outputs)
+
     return EpochFns(
-        train_steps, evaluate, steps_per_epoch(num_train, batch_size), mesh, batch_size, num_train, train_step
-    )
+        train_steps, evaluate, steps_per_epoch(num_train, batch_size), mesh, batch_size, num_train, train_step,
+        predict,
+    )  # fmt: skip
 
 
 def _batch_like(data: dict[str, jax.Array], batch_size: int) -> Batch:

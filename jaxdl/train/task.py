@@ -101,3 +101,15 @@ class Task:
         outputs = _cast_floats(outputs, "float32")
         losses, metrics = self.example_loss(outputs, batch)
         return losses, metrics, batch_stats
+
+    def predict(self, params: Any, batch_stats: Any, batch: Batch, key: jax.Array) -> Any:
+        """The model's outputs on ``batch`` as at evaluation (no dropout, running statistics)."""
+        data_key, dropout_key, sample_key = jax.random.split(key, 3)
+        batch = self.preprocess(batch, data_key, False)
+        inputs = batch["inputs"]
+        if self.compute_dtype != "float32":
+            params, inputs = _cast_floats(params, self.compute_dtype), _cast_floats(inputs, self.compute_dtype)
+        variables = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
+        rngs = {"dropout": dropout_key, "sample": sample_key}
+        outputs = self.model.apply(variables, inputs, **self._keywords(batch), train=False, rngs=rngs)
+        return _cast_floats(outputs, "float32")

@@ -1,0 +1,137 @@
+"""Seed 001's MLP or CNN on your own images: any ``split/class/image`` folder or ``.tar.gz`` of one.
+
+The classes and the image size come from the data (``image_size`` resizes
+images that differ), the normalisation is computed from the training split,
+and a validation or test split the folder lacks is carved from ``train``.
+The run writes the training curves, a confusion matrix on the test split and
+a grid of misclassified test images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+import numpy as np
+import optax
+
+from jaxdl import data as data_lib
+from jaxdl import plots
+from jaxdl.config import setting
+from jaxdl.errors import JaxdlError
+from jaxdl.experiments import Experiment
+from jaxdl.experiments.cifar10 import augment
+from jaxdl.experiments.common import EngineSettings, train_and_test
+from jaxdl.models.classifiers import CNN, MLP
+from jaxdl.rundir import RunDir
+from jaxdl.train.task import Task, classification_loss
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(EngineSettings):
+    data: str = setting("", "your split/class/image folder or a .tar.gz of one (required)")
+    model: Literal["cnn", "mlp"] = setting("cnn", "seed 001's CNN (4 conv + batch norm) or its MLP")
+    image_size: str = setting("", "HxW every image is resized to, e.g. 32x32; empty: the images' own (all alike)")
+    hidden: int = setting(100, "hidden units of the MLP", ge=1, applies_if=("model", "mlp"))
+    drop_rate: float = setting(0.5, "dropout of the CNN's dense layer", ge=0, lt=1, applies_if=("model", "cnn"))
+    augment: bool = setting(False, "random crops and horizontal flips of the training images")
+    epochs: int = setting(10, "training epochs", ge=1)
+    batch_size: int = setting(32, "examples per step", ge=1)
+    lr: float = setting(1e-3, "Adam learning rate", gt=0)
+    val_fraction: float = setting(
+        0.1, "share of train carved out for validation, if there is no val folder", gt=0, lt=1
+    )
+    test_fraction: float = setting(0.2, "share of train carved out for testing, if there is no test folder", gt=0, lt=1)
+    patience: int = setting(0, "stop after this many epochs without a lower validation loss (0: never)", ge=0)
+
+    def check(self) -> None:
+        super().check()
+        if not self.data:
+            raise JaxdlError("image-classifier needs {data}: a split/class/image folder or a .tar.gz of one")
+        parse_size(self.image_size)
+
+
+def parse_size(text: str) -> tuple[int, int] | None:
+    """ "32x32" -> (32, 32); "" -> None."""
+    if not text:
+        return None
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise JaxdlError(f"setting image_size takes HxW, e.g. 32x32, got {text!r}") from None
+    if min(h, w) < 1:
+        raise JaxdlError(f"setting image_size must be positive, got {text!r}")
+    return h, w
+
+
+def image_task(model: str, train: data_lib.Dataset, *, hidden: int = 100, drop_rate: float = 0.5,
+               augment_images: bool = False) -> Task:  # fmt: skip
+    """The MLP or CNN for ``train``'s classes, its inputs standardised by ``train``'s channel statistics."""
+    num_classes = len(train.class_names)
+    network = MLP(hidden=hidden, num_classes=num_classes) if model == "mlp" else CNN(num_classes, drop_rate)
+    standardize = data_lib.standardize(*data_lib.channel_stats(train.inputs))
+    pad = max(1, train.inputs.shape[1] // 8)
+
+    def preprocess(batch, key, train_mode):
+        batch = standardize(batch, key, train_mode)
+        if augment_images and train_mode:
+            batch = {**batch, "inputs": augment(batch["inputs"], key, pad)}
+        return batch
+
+    return Task(network, classification_loss, preprocess)
+
+
+def misclassified(test: data_lib.Dataset, predicted: np.ndarray, limit: int = 32) -> tuple[np.ndarray, list[str]]:
+    """Up to ``limit`` misclassified test images and their captions ("true -> predicted")."""
+    wrong = np.flatnonzero(predicted != test.labels)[:limit]
+    names = test.class_names
+    return test.inputs[wrong], [f"{names[test.labels[i]]} -> {names[predicted[i]]}" for i in wrong]
+
+
+def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
+    splits = data_lib.load_image_folder(
+        config.data, image_size=parse_size(config.image_size), val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction, seed=config.seed,
+    )  # fmt: skip
+    train, val, test = splits["train"], splits["val"], splits["test"]
+    names = train.class_names
+    shape = "x".join(map(str, train.inputs.shape[1:]))
+    print(f"{len(names)} classes ({', '.join(names)}), images {shape}; "
+          f"train {len(train)}, val {len(val)}, test {len(test)}")  # fmt: skip
+    for ds in (val, test):
+        if "carved" in ds.source:
+            print(f"no {ds.split} folder: {len(ds)} images carved from train")
+    if len(train) < config.batch_size:
+        raise JaxdlError(f"batch_size {config.batch_size} is larger than the {len(train)} training images")
+    task = image_task(config.model, train, hidden=config.hidden, drop_rate=config.drop_rate,
+                      augment_images=config.augment)  # fmt: skip
+    result, metrics = train_and_test(
+        config, run_dir, task, lambda steps_per_epoch: optax.adam(config.lr), train, test, val=val,
+        patience=config.patience or None, title=f"{config.model.upper()} on {len(names)} classes of {shape} images",
+    )  # fmt: skip
+    predicted = result.predict(test).argmax(axis=-1)
+    run_dir.save_figure(plots.confusion_matrix(test.labels, predicted, names), "confusion_matrix.png")
+    images, captions = misclassified(test, predicted)
+    if len(images):
+        title = f"misclassified test images ({int((predicted != test.labels).sum())} of {len(test)}): true -> predicted"
+        run_dir.save_figure(plots.image_grid(images, captions, title=title), "misclassified.png")
+    per_class = {n: float(np.mean(predicted[test.labels == k] == k)) for k, n in enumerate(names)}
+    print(f"test accuracy {100 * metrics['test_accuracy']:.2f}%; per class: "
+          + ", ".join(f"{n} {100 * a:.1f}%" for n, a in per_class.items()))  # fmt: skip
+    return {
+        **metrics,
+        "class_names": list(names),
+        "image_shape": list(train.inputs.shape[1:]),
+        "examples": {"train": len(train), "val": len(val), "test": len(test)},
+        "test_accuracy_per_class": per_class,
+    }
+
+
+EXPERIMENT = Experiment(
+    name="image-classifier",
+    description="seed 001's MLP or CNN on your own split/class/image folder (--data DIR)",
+    config=Config,
+    run=run,
+    resumable=True,
+    smallest=("epochs=2", "batch_size=8"),
+)
