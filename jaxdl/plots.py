@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 import matplotlib
 
-matplotlib.use("Agg")  # files only: runs happen on machines without a display
+if "inline" not in os.environ.get("MPLBACKEND", ""):  # a notebook's kernel draws inline; runs write files only
+    matplotlib.use("Agg")
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -454,24 +456,28 @@ def diagnostics(history: Sequence[dict], title: str = "") -> Figure:
         ("parameters", "grad_norm", "gradient norm", True),
         ("parameters", "update_ratio", "log10 update / parameter norm", False),
     )
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    layers = sorted({name for group in ("activations", "parameters") for name in records[-1]["diagnostics"][group]})
+    colours = {name: plt.cm.tab20(i % 20) for i, name in enumerate(layers)}  # one colour per layer, all panels
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8))
     for ax, (group, key, label, log_scale) in zip(axes.flat, panels, strict=True):
         for layer in records[-1]["diagnostics"][group]:
             values = np.array([r["diagnostics"][group].get(layer, {}).get(key, np.nan) for r in records])
             if key == "update_ratio":
                 values = np.log10(np.maximum(values, 1e-30))
-            ax.plot(epochs, values, "-o", ms=3, label=layer)
+            ax.plot(epochs, values, "-o", ms=3, c=colours[layer], label=layer)
         if key == "update_ratio":
-            ax.axhline(-3, c="k", ls=":", lw=1, label="~1e-3 (makemore)")
+            ax.axhline(-3, c="k", ls=":", lw=1)
+            ax.annotate("1e-3 (makemore's rule of thumb)", (epochs[0], -3), xytext=(0, 3), textcoords="offset points",
+                        fontsize=8)  # fmt: skip
         if log_scale:
             ax.set_yscale("log")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set(xlabel="epoch", title=label)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7, ncol=2)
-    axes[1][1].legend(fontsize=7, ncol=2)
+    handles = [plt.Line2D([], [], c=colours[name], marker="o", ms=3, label=name) for name in layers]
+    fig.legend(handles=handles, loc="center right", fontsize=8, title="layer")
     fig.suptitle(title or "layer statistics on a fixed training batch")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.88, 1))
     return fig
 
 

@@ -1,6 +1,9 @@
 """The scalar engines: random expression graphs through reverse mode, forward mode and jax.grad."""
 
 import math
+import re
+import shutil
+from xml.etree import ElementTree
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxdl.autodiff.scalar import MLP, Dual, Scalar, gradient_by_duals, reverse_gradient
+from jaxdl.autodiff.scalar import MLP, Dual, Scalar, draw_graph, gradient_by_duals, reverse_gradient, to_dot
+from jaxdl.errors import JaxdlError
 
 # Operations safe on every real input, so random graphs never leave the domain.
 UNARY = {
@@ -127,3 +131,43 @@ def test_dual_numbers_differentiate_elementary_functions():
         (lambda a: a**3, lambda v: 3 * v**2, 1.7),
     ]:
         assert f(Dual(x, 1.0)).tangent == pytest.approx(df(x), rel=1e-12)
+
+
+def _small_graph():
+    a, b = Scalar(2.0), Scalar(-3.0)
+    d = (a * b + a.relu()) ** 2
+    d.backward()
+    return a, b, d
+
+
+def test_to_dot_shows_each_value_and_gradient_and_operation():
+    a, b, d = _small_graph()
+    dot = to_dot(d, labels={id(a): "a", id(b): "b"})
+    assert "{ a | data 2 | grad 16 }" in dot and "{ b | data -3 | grad -16 }" in dot  # dd/da = 2c (b + 1)
+    assert "data 16 | grad 1" in dot
+    assert {'label="mul"', 'label="add"', 'label="relu"', 'label="pow 2"'} <= set(
+        re.findall(r'label="[a-z 0-9]+"', dot)
+    )
+
+
+def test_to_dot_refuses_a_graph_too_big_to_read():
+    total = sum((Scalar(float(i)) for i in range(300)), Scalar(0.0))
+    with pytest.raises(JaxdlError, match="more than max_nodes=500"):
+        to_dot(total)
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (CI installs it)")
+def test_draw_graph_renders_svg_through_graphviz(tmp_path):
+    a, b, d = _small_graph()
+    svg = draw_graph(d, tmp_path / "graph.svg", labels={id(a): "a"})
+    root = ElementTree.fromstring(svg)
+    assert root.tag.endswith("svg")
+    assert "grad 16" in svg and (tmp_path / "graph.svg").read_text() == svg
+
+
+def test_draw_graph_without_graphviz_says_so_in_one_line(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(JaxdlError) as error:
+        draw_graph(_small_graph()[2])
+    message = str(error.value)
+    assert "Graphviz's dot program, which is not installed" in message and "\n" not in message

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import shutil
 import subprocess
 from abc import ABC, abstractmethod
@@ -350,7 +351,7 @@ def to_dot(root: Scalar, labels: dict[int, str] | None = None, max_nodes: int = 
     labels = labels or {}
     lines = ["digraph scalar {", "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=11];']
     for node in nodes:
-        name = labels.get(id(node), "")
+        name = re.sub(r'([|{}<>"\\])', r"\\\1", labels.get(id(node), ""))  # record-label syntax, escaped
         text = f"{name + ' | ' if name else ''}data {node.data:.4g} | grad {node.grad:.4g}"
         lines.append(f'  v{id(node)} [shape=record, label="{{ {text} }}"];')
         if node._op:

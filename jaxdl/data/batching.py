@@ -133,6 +133,8 @@ def standardize(mean: np.ndarray, std: np.ndarray):
     mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
 
     def preprocess(batch, key, train):
-        return {**batch, "inputs": (batch["inputs"].astype(jnp.float32) / 255.0 - mean) / std}
+        x = batch["inputs"].astype(jnp.float32) / 255.0
+        shape = (1,) * (x.ndim - 1) + (-1,)  # per channel, the last axis
+        return {**batch, "inputs": (x - mean.reshape(shape)) / std.reshape(shape)}
 
     return preprocess
