@@ -68,6 +68,9 @@ def build_parser(prog: str = "jaxdl") -> argparse.ArgumentParser:
     tour.add_argument("--out", help="report directory (default: runs/reproduce/TIMESTAMP)")
     tour.add_argument("--only", nargs="+", metavar="RUN", help="only these runs (names as in RESULTS.md)")
     tour.add_argument("--overwrite", action="store_true", help="allow --out to hold an earlier report")
+    tour.add_argument(
+        "--notebooks", help="folder of executed tutorial notebooks to link (scripts/build_notebooks.py OUT)"
+    )
 
     data = sub.add_parser("data", help="inspect the data sets")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
@@ -204,7 +207,8 @@ def _reproduce(args: argparse.Namespace) -> int:
     from jaxdl.rundir import default_run_path
 
     out = args.out or str(default_run_path("reproduce"))
-    results = reproduce(out, quick=args.quick, data_dir=args.data_dir, only=args.only, overwrite=args.overwrite)
+    results = reproduce(out, quick=args.quick, data_dir=args.data_dir, only=args.only, overwrite=args.overwrite,
+                        notebooks=args.notebooks)  # fmt: skip
     print(f"wrote {out}/index.html and {out}/RESULTS.md ({len(results['rows'])} claims: {summary(results)}; "
           f"{results['seconds']:.0f} s)")  # fmt: skip
     return 0

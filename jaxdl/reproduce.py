@@ -173,6 +173,7 @@ def reproduce(
     data_dir: str | None = None,
     only: Sequence[str] | None = None,
     overwrite: bool = False,
+    notebooks: str | os.PathLike | None = None,
     log: Callable[[str], None] = print,
     runner: Runner = run_experiment,
 ) -> dict[str, Any]:
@@ -184,6 +185,8 @@ def reproduce(
       data_dir: a folder of local data copies for these runs (the environment is left alone).
       only: run names (see :func:`tour`); default all.
       overwrite: allow ``out`` to hold an earlier report.
+      notebooks: a folder of executed tutorial notebooks (``scripts/build_notebooks.py``)
+        that ``index.html`` links to; default ``out/notebooks`` when it holds any.
       log: where progress lines go.
       runner: runs one experiment (:func:`jaxdl.runner.run_experiment`; tests pass a stand-in).
     """
@@ -215,7 +218,7 @@ def reproduce(
     }
     write_json(report_dir / "results.json", results)
     atomic_write_text(report_dir / "RESULTS.md", results_markdown(results))
-    atomic_write_text(report_dir / "index.html", results_html(results, report_dir))
+    atomic_write_text(report_dir / "index.html", results_html(results, report_dir, notebooks))
     return results
 
 
@@ -309,8 +312,22 @@ window.addEventListener("load", function () {
 """
 
 
-def results_html(results: dict[str, Any], report_dir: Path) -> str:
-    """The report as one self-contained page: the claims table, then every run's figures embedded."""
+def notebook_links(report_dir: Path, notebooks: str | os.PathLike | None = None) -> str:
+    """A list of links to the executed notebooks' HTML pages in ``notebooks`` (default
+    ``report_dir/notebooks``), relative to the report; empty if there are none."""
+    folder = Path(notebooks) if notebooks is not None else report_dir / "notebooks"
+    pages = sorted(p for p in folder.glob("*.html") if p.name != "index.html") if folder.is_dir() else []
+    if not pages:
+        return ""
+    items = "".join(
+        f'<li><a href="{html.escape(os.path.relpath(p, report_dir))}">{html.escape(p.stem)}</a></li>' for p in pages
+    )
+    return f"<h2>Tutorial notebooks</h2><p>Executed by <code>scripts/build_notebooks.py</code>:</p><ul>{items}</ul>"
+
+
+def results_html(results: dict[str, Any], report_dir: Path, notebooks: str | os.PathLike | None = None) -> str:
+    """The report as one self-contained page: the claims table, the tutorial notebooks' pages
+    when there are any (see :func:`notebook_links`), then every run's figures embedded."""
     esc = html.escape
     env = results["environment"]
     kind = "quick tour (small settings, targets not judged)" if results["quick"] else "full run"
@@ -352,6 +369,7 @@ Python {esc(str(env.get("python")))}; git commit {esc(str(env.get("git_commit"))
 <tbody>
 {chr(10).join(rows)}
 </tbody></table>
+{notebook_links(report_dir, notebooks)}
 {chr(10).join(sections)}
 </body></html>
 """

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import html
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -83,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             notebook = execute(path, args.out)
         except Exception as e:  # report the notebook, go on with the others
             failed += 1
-            print(f"{path.stem}: FAILED: {str(e).strip().splitlines()[-1]}", file=sys.stderr)
+            last = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip().splitlines()[-1]  # without the traceback's colours
+            print(f"{path.stem}: FAILED: {last}", file=sys.stderr)
             continue
         seconds = time.perf_counter() - start
         missing = missing_figures(notebook)

@@ -26,6 +26,14 @@ def test_masked_remainder_counts_every_example_exactly_once():
     assert float((batch_means * weights).sum() / weights.sum()) == pytest.approx(51.0)
 
 
+@pytest.mark.parametrize("n", [1, 5, 12, 15])
+def test_a_batch_larger_than_the_data_set_pads_and_masks(n):
+    idx, mask = D.epoch_indices(jax.random.key(3), n, 32, drop_remainder=False)  # evaluating 12 images by 32
+    assert idx.shape == mask.shape == (1, 32) and int(mask.sum()) == n
+    assert sorted(np.asarray(idx)[np.asarray(mask)].tolist()) == list(range(n))
+    assert int(np.asarray(idx).max()) < n  # the padding repeats real rows
+
+
 def test_epochs_differ_and_shapes_do_not_recompile():
     key = jax.random.key(2)
     first = D.epoch_indices(jax.random.fold_in(key, 0), 50, 8)[0]

@@ -180,6 +180,7 @@ def test_data_info_and_show(tmp_path, capsys):
         (["data", "show", "digits", "--count", "0"], "--count must be >= 1"),
         (["data", "info", "digits", "--split", "val"], "digits has no split 'val'"),
         (["run", "blobs", "--data", "x"], "experiment blobs reads no data set"),
+        (["run", "blobs", "--tensorboard"], "experiment blobs does not train with the engine, so --tensorboard"),
     ],
 )
 def test_data_errors_are_one_line_and_status_2(args, message, capsys):

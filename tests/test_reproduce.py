@@ -1,6 +1,7 @@
 """jaxdl reproduce: the report, its skips and failures, the README table, and the page in a real browser."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -46,6 +47,19 @@ def test_html_is_self_contained_with_every_figure(report):
     assert page.count('src="data:image/png;base64,') == len(pngs)
     assert "http://" not in page and "https://" not in page  # nothing to fetch
     assert page.count("<tr>") == 1 + len(reproduce_lib.read_results(report)["rows"])
+
+
+def test_html_links_the_executed_notebooks_when_there_are_any(report, tmp_path):
+    results = reproduce_lib.read_results(report)
+    assert "Tutorial notebooks" not in reproduce_lib.results_html(results, report)
+    pages = tmp_path / "built"
+    pages.mkdir()
+    for name in ("index", "01_blobs", "02_cifar"):
+        (pages / f"{name}.html").write_text("<html></html>")
+    page = reproduce_lib.results_html(results, report, pages)
+    hrefs = [item.split('"')[1] for item in page.split("<li>")[1:]]
+    relative = os.path.relpath(pages, report)  # links work wherever the two folders are moved together
+    assert hrefs == [f"{relative}/01_blobs.html", f"{relative}/02_cifar.html"]  # the build's own index left out
 
 
 def test_unavailable_data_skips_the_run_with_the_reason(tmp_path, monkeypatch, capsys):

@@ -349,7 +349,8 @@ def to_dot(root: Scalar, labels: dict[int, str] | None = None, max_nodes: int = 
     if len(nodes) > max_nodes:
         raise JaxdlError(f"the graph has {len(nodes)} values, more than max_nodes={max_nodes} can show readably")
     labels = labels or {}
-    lines = ["digraph scalar {", "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=11];']
+    # At most 9 x 6 inches: a notebook or a page shows the whole graph, scaled down if need be.
+    lines = ["digraph scalar {", '  rankdir=LR; size="9,6";', '  node [fontname="Helvetica", fontsize=11];']
     for node in nodes:
         name = re.sub(r'([|{}<>"\\])', r"\\\1", labels.get(id(node), ""))  # record-label syntax, escaped
         text = f"{name + ' | ' if name else ''}data {node.data:.4g} | grad {node.grad:.4g}"

@@ -52,9 +52,8 @@ def epoch_indices(
     total = n * batch_size
     if total <= num_examples:
         indices, mask = order[:total], jnp.ones(total, bool)
-    else:  # pad with the first examples; the mask hides them
-        pad = total - num_examples
-        indices = jnp.concatenate([order, order[:pad]])
+    else:  # pad by repeating the examples (a batch may exceed the whole set); the mask hides the repeats
+        indices = jnp.tile(order, -(-total // num_examples))[:total]
         mask = jnp.arange(total) < num_examples
     return indices.reshape(n, batch_size).astype(jnp.int32), mask.reshape(n, batch_size)
 
