@@ -1,88 +1,75 @@
 """jaxdl: deep-learning basics in functional JAX.
 
-The public API is re-exported here flat; submodules hold the details.
+The public API is re-exported here flat; submodules hold the details. Names are
+imported on first use (PEP 562), so that `jaxdl list`, `jaxdl data info` and other
+commands that need no JAX start without importing jax, flax and optax.
 """
 
-from jaxdl.config import resolve, setting
-from jaxdl.data import Dataset, load
-from jaxdl.errors import JaxdlError
-from jaxdl.functional import (
-    binary_cross_entropy,
-    binary_cross_entropy_with_logits,
-    elu,
-    gaussian_kl,
-    glorot_normal,
-    glorot_uniform,
-    he_normal,
-    leaky_relu,
-    maxout,
-    mlp_apply,
-    mlp_init,
-    mse,
-    relu,
-    sigmoid,
-    softmax_cross_entropy,
-    softplus,
-    tanh,
-    torch_linear_bias,
-    torch_linear_kernel,
-)
-from jaxdl.models import CNN, MLP, VAE, BlobClassifier, SmallMLP
-from jaxdl.rundir import RunDir
-from jaxdl.train import (
-    FitResult,
-    Task,
-    TrainState,
-    classification_loss,
-    compile_ahead,
-    fit,
-    full_batch_scan,
-    init_state,
-    make_train_step,
-    timed_call,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CNN",
-    "MLP",
-    "VAE",
-    "BlobClassifier",
-    "Dataset",
-    "FitResult",
-    "SmallMLP",
-    "Task",
-    "TrainState",
-    "classification_loss",
-    "fit",
-    "init_state",
-    "load",
-    "make_train_step",
-    "JaxdlError",
-    "RunDir",
-    "binary_cross_entropy",
-    "binary_cross_entropy_with_logits",
-    "compile_ahead",
-    "elu",
-    "full_batch_scan",
-    "gaussian_kl",
-    "glorot_normal",
-    "glorot_uniform",
-    "he_normal",
-    "leaky_relu",
-    "maxout",
-    "mlp_apply",
-    "mlp_init",
-    "mse",
-    "relu",
-    "resolve",
-    "setting",
-    "sigmoid",
-    "softmax_cross_entropy",
-    "softplus",
-    "tanh",
-    "timed_call",
-    "torch_linear_bias",
-    "torch_linear_kernel",
-]
+# name -> the module that defines it
+_EXPORTS = {
+    "resolve": "jaxdl.config",
+    "setting": "jaxdl.config",
+    "Dataset": "jaxdl.data",
+    "load": "jaxdl.data",
+    "JaxdlError": "jaxdl.errors",
+    "binary_cross_entropy": "jaxdl.functional",
+    "binary_cross_entropy_with_logits": "jaxdl.functional",
+    "elu": "jaxdl.functional",
+    "gaussian_kl": "jaxdl.functional",
+    "glorot_normal": "jaxdl.functional",
+    "glorot_uniform": "jaxdl.functional",
+    "he_normal": "jaxdl.functional",
+    "leaky_relu": "jaxdl.functional",
+    "maxout": "jaxdl.functional",
+    "mlp_apply": "jaxdl.functional",
+    "mlp_init": "jaxdl.functional",
+    "mse": "jaxdl.functional",
+    "relu": "jaxdl.functional",
+    "sigmoid": "jaxdl.functional",
+    "softmax_cross_entropy": "jaxdl.functional",
+    "softplus": "jaxdl.functional",
+    "tanh": "jaxdl.functional",
+    "torch_linear_bias": "jaxdl.functional",
+    "torch_linear_kernel": "jaxdl.functional",
+    "BlobClassifier": "jaxdl.models",
+    "CNN": "jaxdl.models",
+    "MLP": "jaxdl.models",
+    "SmallMLP": "jaxdl.models",
+    "VAE": "jaxdl.models",
+    "RunDir": "jaxdl.rundir",
+    "FitResult": "jaxdl.train",
+    "Task": "jaxdl.train",
+    "TrainState": "jaxdl.train",
+    "classification_loss": "jaxdl.train",
+    "compile_ahead": "jaxdl.train",
+    "fit": "jaxdl.train",
+    "full_batch_scan": "jaxdl.train",
+    "init_state": "jaxdl.train",
+    "make_train_step": "jaxdl.train",
+    "timed_call": "jaxdl.train",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        try:  # a submodule, as eager imports would have bound it: jaxdl.plots
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+        raise AttributeError(f"module 'jaxdl' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -14,7 +14,6 @@ import threading
 from collections.abc import Sequence
 
 from jaxdl.errors import JaxdlError, Stopped
-from jaxdl.runner import run_experiment
 
 EXIT_USAGE = 2
 
@@ -146,7 +145,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
             from jaxdl import experiments
 
             for name in experiments.names():
-                print(f"{name:<24} {experiments.get(name).description}")
+                print(f"{name:<24} {experiments.describe(name)}")
             return 0
         if args.command == "data":
             from jaxdl import data_cli
@@ -163,6 +162,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
             return 0
         if not args.distributed and (args.coordinator or args.num_processes is not None or args.process_id is not None):
             raise JaxdlError("--coordinator, --num-processes and --process-id need --distributed")
+        from jaxdl.runner import run_experiment  # imports JAX: only for a run
+
         path, metrics = run_experiment(
             args.name,
             args.overrides,

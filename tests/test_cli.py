@@ -237,3 +237,23 @@ def test_library_errors_name_arguments_and_the_cli_names_options(tmp_path, capsy
     assert error.value.cli_message() == (
         f"--out {tmp_path} already holds a run (metrics.json); choose another or pass --overwrite"
     )
+
+
+def test_the_registry_describes_each_experiment_as_its_module_does():
+    from jaxdl import experiments
+
+    for name in experiments.names():
+        assert experiments.describe(name) == experiments.get(name).description, name
+
+
+@pytest.mark.parametrize("args", [["list"], ["data", "info", "digits"], ["run", "blobz"]])
+def test_commands_that_need_no_jax_import_none(args):
+    code = (
+        "import contextlib, io, sys\n"
+        "from jaxdl.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+        f"    status = main({args!r})\n"
+        "print(status, sorted(m for m in ('jax', 'flax', 'optax', 'orbax') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split(" ", 1)[1].strip() == "[]", done.stdout

@@ -13,6 +13,7 @@ from PIL import Image
 import jaxdl
 from jaxdl.cli import main
 from jaxdl.data.catalog import CIFAR10_CLASSES
+from jaxdl.experiments.common import unit_pixels
 from jaxdl.rundir import read_history, read_json
 from jaxdl.train.instruments import Instruments
 
@@ -108,7 +109,7 @@ def test_data_info_lists_every_split_of_an_image_folder_and_archive(tmp_path, im
 
 def test_predict_gives_every_examples_outputs_in_order():
     train, test = jaxdl.load("digits", "train"), jaxdl.load("digits", "test")
-    task = jaxdl.Task(jaxdl.SmallMLP(), jaxdl.classification_loss, jaxdl.experiments.common.unit_pixels)
+    task = jaxdl.Task(jaxdl.SmallMLP(), jaxdl.classification_loss, unit_pixels)
     state, key = jaxdl.init_state(task, optax.adam(3e-3), train, jax.random.key(0))
     result = jaxdl.fit(task, state, train, epochs=2, batch_size=64, key=key, log=lambda line: None)
     logits = result.predict(test)
@@ -150,7 +151,7 @@ def test_instruments_measure_every_layer_and_write_tensorboard_events(tmp_path, 
 
 def test_instruments_as_a_fit_callback_from_python(tmp_path):
     train = jaxdl.load("digits", "train")
-    task = jaxdl.Task(jaxdl.SmallMLP(), jaxdl.classification_loss, jaxdl.experiments.common.unit_pixels)
+    task = jaxdl.Task(jaxdl.SmallMLP(), jaxdl.classification_loss, unit_pixels)
     state, key = jaxdl.init_state(task, optax.sgd(0.1), train, jax.random.key(0))
     instruments = Instruments(task, train.arrays(32), every=2)
     result = jaxdl.fit(task, state, train, epochs=4, batch_size=32, key=key, callbacks=[instruments],

@@ -2,42 +2,51 @@
 
 >>> train = jaxdl.data.load("cifar10", "train", data="../shared/datasets/cifar10-jpg.tar.gz")
 >>> x = jaxdl.data.normalize(train.inputs, "symmetric")   # [-1, 1], as seed 001
+
+Names are imported on first use, so reading a data set imports no JAX.
 """
 
-from jaxdl.data.batching import (
-    channel_stats,
-    epoch_indices,
-    generate_mini_batches,
-    masked_mean,
-    normalize,
-    num_batches,
-    standardize,
-    train_val_split,
-)
-from jaxdl.data.cache import cache_dir
-from jaxdl.data.catalog import DATASETS, DatasetSpec
-from jaxdl.data.dataset import Dataset
-from jaxdl.data.embedded import make_blobs_dataset, make_digits_dataset, write_shapes_folder
-from jaxdl.data.loader import DATA_DIR_ENV, load, load_image_folder, local_copies
+from __future__ import annotations
 
-__all__ = [
-    "DATASETS",
-    "DATA_DIR_ENV",
-    "Dataset",
-    "DatasetSpec",
-    "cache_dir",
-    "channel_stats",
-    "epoch_indices",
-    "generate_mini_batches",
-    "load",
-    "load_image_folder",
-    "local_copies",
-    "make_blobs_dataset",
-    "make_digits_dataset",
-    "masked_mean",
-    "normalize",
-    "standardize",
-    "num_batches",
-    "train_val_split",
-    "write_shapes_folder",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "channel_stats": "jaxdl.data.batching",
+    "epoch_indices": "jaxdl.data.batching",
+    "generate_mini_batches": "jaxdl.data.batching",
+    "masked_mean": "jaxdl.data.batching",
+    "normalize": "jaxdl.data.batching",
+    "num_batches": "jaxdl.data.batching",
+    "standardize": "jaxdl.data.batching",
+    "train_val_split": "jaxdl.data.batching",
+    "cache_dir": "jaxdl.data.cache",
+    "DATASETS": "jaxdl.data.catalog",
+    "DatasetSpec": "jaxdl.data.catalog",
+    "Dataset": "jaxdl.data.dataset",
+    "make_blobs_dataset": "jaxdl.data.embedded",
+    "make_digits_dataset": "jaxdl.data.embedded",
+    "write_shapes_folder": "jaxdl.data.embedded",
+    "DATA_DIR_ENV": "jaxdl.data.loader",
+    "load": "jaxdl.data.loader",
+    "load_image_folder": "jaxdl.data.loader",
+    "local_copies": "jaxdl.data.loader",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        try:  # a submodule, as eager imports would have bound it: jaxdl.data.loader
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+        raise AttributeError(f"module 'jaxdl.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
