@@ -7,8 +7,7 @@ commands that need no JAX start without importing jax, flax and optax.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from jaxdl.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -57,19 +56,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        try:  # a submodule, as eager imports would have bound it: jaxdl.plots
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__name__}.{name}":
-                raise
-        raise AttributeError(f"module 'jaxdl' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

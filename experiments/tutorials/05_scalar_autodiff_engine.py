@@ -26,7 +26,7 @@
 # `JAXDL_QUICK=1` trains on fewer images.
 
 # %%
-import math
+import inspect
 import os
 import time
 
@@ -39,6 +39,7 @@ from IPython.display import SVG, display
 import jaxdl
 from jaxdl.autodiff import Scalar, draw_graph, reverse_gradient
 from jaxdl.autodiff.scalar import MLP, gradient_by_duals
+from jaxdl.experiments.scalar_engine import jax_epoch_fn, scalar_epoch, weights_of
 
 QUICK = os.environ.get("JAXDL_QUICK") == "1"
 SCALAR_SAMPLES = 2 if QUICK else 20  # the scalar engine takes a second or more per image
@@ -83,27 +84,13 @@ print("jax.grad:              ", [float(g) for g in grads])
 # ## The network
 # `MLP(784, [64, 32, 10])`: every weight a `Scalar`, ReLU between layers, the
 # loss the squared error against a one-hot target, SGD on one image at a time
-# (lr 0.05), as the tutorial's `_manual_step`.
+# (lr 0.05), as the tutorial's `_manual_step`; jaxdl's loop is printed below.
 
 # %%
 train_set, test_set = jaxdl.load("mnist", "train"), jaxdl.load("mnist", "test")
 images = train_set.inputs[:JAX_SAMPLES].reshape(-1, 784).astype(np.float64) / 255.0
 labels = train_set.labels[:JAX_SAMPLES]
-
-
-def scalar_losses(model, count, lr=0.05):
-    losses, params = [], model.parameters()
-    for x, label in zip(images[:count], labels[:count], strict=True):
-        model.zero_grad()
-        outputs = model([Scalar(v) for v in x])
-        loss = sum(((o - (1.0 if k == label else 0.0)) ** 2 for k, o in enumerate(outputs)), Scalar(0.0))
-        loss.backward()
-        for p in params:
-            p.data -= lr * p.grad
-        losses.append(loss.data)
-        if not math.isfinite(loss.data):
-            break
-    return losses
+print(inspect.getsource(scalar_epoch))  # the loop, as jaxdl runs it
 
 
 # %% [markdown]
@@ -113,9 +100,10 @@ def scalar_losses(model, count, lr=0.05):
 # printed a result. PyTorch's default initialisation ($U(\pm 1/\sqrt{n_{in}})$) learns.
 
 # %%
-tutorial_init = scalar_losses(MLP(784, [64, 32, 10], seed=42, init="tutorial"), SCALAR_SAMPLES)
+few = images[:SCALAR_SAMPLES], labels[:SCALAR_SAMPLES]
+tutorial_init = scalar_epoch(MLP(784, [64, 32, 10], seed=42, init="tutorial"), *few, lr=0.05)
 start = time.perf_counter()
-torch_init = scalar_losses(MLP(784, [64, 32, 10], seed=42, init="torch"), SCALAR_SAMPLES)
+torch_init = scalar_epoch(MLP(784, [64, 32, 10], seed=42, init="torch"), *few, lr=0.05)
 scalar_seconds = (time.perf_counter() - start) / len(torch_init)
 print("tutorial init, loss per image:", [f"{v:.3g}" for v in tutorial_init])
 print("torch init, loss per image:   ", [f"{v:.3g}" for v in torch_init])
@@ -129,27 +117,10 @@ print(f"scalar engine: {scalar_seconds:.2f} s per image")
 # per epoch.
 
 # %%
-model = MLP(784, [64, 32, 10], seed=42, init="torch")
-weights = [
-    (jnp.array([[w.data for w in n.w] for n in layer.neurons]), jnp.array([n.b.data for n in layer.neurons]))
-    for layer in model.layers
-]
-
-
-def loss_fn(weights, x, label):
-    h = x
-    for i, (W, bias) in enumerate(weights):
-        h = W @ h + bias
-        h = jnp.maximum(h, 0) if i < len(weights) - 1 else h
-    return jnp.sum((h - jax.nn.one_hot(label, 10, dtype=h.dtype)) ** 2)
-
-
-def step(weights, sample):
-    loss, grads = jax.value_and_grad(loss_fn)(weights, *sample)
-    return jax.tree.map(lambda p, g: p - 0.05 * g, weights, grads), loss
-
-
-epoch = jax.jit(lambda w, x, y: jax.lax.scan(step, w, (x, y)))
+print(inspect.getsource(jax_epoch_fn))
+initial = weights_of(MLP(784, [64, 32, 10], seed=42, init="torch"))  # (W, b) per layer, as arrays
+weights = [(jnp.asarray(W, jnp.float32), jnp.asarray(b, jnp.float32)) for W, b in initial]
+epoch = jax_epoch_fn(0.05)
 x32, y32 = jnp.asarray(images, jnp.float32), jnp.asarray(labels)
 jax.block_until_ready(epoch(weights, x32, y32))  # compile once
 start, curve = time.perf_counter(), []

@@ -8,8 +8,7 @@ Names are imported on first use, so reading a data set imports no JAX.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from jaxdl.lazy import lazy_exports
 
 _EXPORTS = {
     "channel_stats": "jaxdl.data.batching",
@@ -34,19 +33,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        try:  # a submodule, as eager imports would have bound it: jaxdl.data.loader
-            return importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__name__}.{name}":
-                raise
-        raise AttributeError(f"module 'jaxdl.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -50,7 +50,7 @@ class Config:
 SIZES = (784, 64, 32, 10)
 
 
-def _weights(model: MLP) -> list[tuple[np.ndarray, np.ndarray]]:
+def weights_of(model: MLP) -> list[tuple[np.ndarray, np.ndarray]]:
     """The scalar model's parameters as (W (out, in), b (out,)) float64 arrays."""
     return [
         (np.array([[w.data for w in n.w] for n in layer.neurons]), np.array([n.b.data for n in layer.neurons]))
@@ -58,7 +58,9 @@ def _weights(model: MLP) -> list[tuple[np.ndarray, np.ndarray]]:
     ]
 
 
-def _scalar_epoch(model: MLP, images: np.ndarray, labels: np.ndarray, lr: float) -> list[float]:
+def scalar_epoch(model: MLP, images: np.ndarray, labels: np.ndarray, lr: float) -> list[float]:
+    """The tutorial's manual loop: per-image SGD on the squared error against a one-hot target,
+    in the scalar engine; the loss of each image, stopping at the first that is not finite."""
     losses = []
     params = model.parameters()
     for x, label in zip(images, labels, strict=True):
@@ -101,7 +103,10 @@ def _numpy_epoch(weights, images, labels, lr) -> tuple[list, list[float]]:
     return weights, losses
 
 
-def _jax_epoch_fn(lr: float):
+def jax_epoch_fn(lr: float):
+    """The same loop in JAX: ``epoch(weights, images, labels) -> (weights, losses)``, one jitted
+    ``lax.scan`` over the images; ``weights`` as :func:`weights_of` gives them."""
+
     def loss_fn(weights, x, label):
         h = x
         for i, (W, b) in enumerate(weights):
@@ -127,11 +132,11 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
     images = train.inputs[: config.n_train].reshape(-1, 784).astype(np.float64) / 255.0
     labels = train.labels[: config.n_train]
     model = MLP(784, list(SIZES[1:]), seed=config.seed, init=config.init)
-    initial = _weights(model)
+    initial = weights_of(model)
 
     scalar_losses, start = [], time.perf_counter()
     for _ in range(config.epochs):
-        scalar_losses += _scalar_epoch(model, images, labels, config.lr)
+        scalar_losses += scalar_epoch(model, images, labels, config.lr)
         if _first_non_finite(scalar_losses):
             break
     scalar_seconds = time.perf_counter() - start
@@ -146,7 +151,7 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
     numpy_seconds = time.perf_counter() - start
 
     with jax.enable_x64(True):
-        epoch_fn = _jax_epoch_fn(config.lr)
+        epoch_fn = jax_epoch_fn(config.lr)
         jax_weights = [(jnp.asarray(W), jnp.asarray(b)) for W, b in initial]
         x, y = jnp.asarray(images), jnp.asarray(labels)
         compiled = epoch_fn.lower(jax_weights, x, y).compile()
@@ -171,7 +176,7 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
     metrics["jax_speedup_over_scalar"] = metrics["scalar_seconds_per_sample"] / metrics["jax_seconds_per_sample"]
     metrics["numpy_speedup_over_scalar"] = metrics["scalar_seconds_per_sample"] / metrics["numpy_seconds_per_sample"]
     if finished:
-        scalar_weights = _weights(model)
+        scalar_weights = weights_of(model)
         metrics["max_param_difference_numpy"] = max(
             float(np.max(np.abs(a - b))) for sw, nw in zip(scalar_weights, numpy_weights, strict=True)
             for a, b in zip(sw, nw, strict=True)

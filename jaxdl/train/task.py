@@ -80,10 +80,8 @@ class Task:
     def _keywords(self, batch: Batch) -> dict[str, jax.Array]:
         return {name: batch[name] for name in self.keyword_inputs}
 
-    def forward(
-        self, params: Any, batch_stats: Any, batch: Batch, key: jax.Array, train: bool
-    ) -> tuple[jax.Array, dict[str, jax.Array], Any]:
-        """Per-example losses, per-example metrics and the updated batch statistics."""
+    def apply(self, params: Any, batch_stats: Any, batch: Batch, key: jax.Array, train: bool) -> tuple[Any, Batch, Any]:
+        """``(float32 model outputs, the preprocessed batch, the new batch statistics)``."""
         data_key, dropout_key, sample_key = jax.random.split(key, 3)
         batch = self.preprocess(batch, data_key, train)
         inputs = batch["inputs"]
@@ -98,18 +96,16 @@ class Task:
             batch_stats = jax.tree.map(lambda new, old: new.astype(old.dtype), updates["batch_stats"], batch_stats)
         else:
             outputs = self.model.apply(variables, inputs, **self._keywords(batch), train=train, rngs=rngs)
-        outputs = _cast_floats(outputs, "float32")
+        return _cast_floats(outputs, "float32"), batch, batch_stats
+
+    def forward(
+        self, params: Any, batch_stats: Any, batch: Batch, key: jax.Array, train: bool
+    ) -> tuple[jax.Array, dict[str, jax.Array], Any]:
+        """Per-example losses, per-example metrics and the updated batch statistics."""
+        outputs, batch, batch_stats = self.apply(params, batch_stats, batch, key, train)
         losses, metrics = self.example_loss(outputs, batch)
         return losses, metrics, batch_stats
 
     def predict(self, params: Any, batch_stats: Any, batch: Batch, key: jax.Array) -> Any:
         """The model's outputs on ``batch`` as at evaluation (no dropout, running statistics)."""
-        data_key, dropout_key, sample_key = jax.random.split(key, 3)
-        batch = self.preprocess(batch, data_key, False)
-        inputs = batch["inputs"]
-        if self.compute_dtype != "float32":
-            params, inputs = _cast_floats(params, self.compute_dtype), _cast_floats(inputs, self.compute_dtype)
-        variables = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
-        rngs = {"dropout": dropout_key, "sample": sample_key}
-        outputs = self.model.apply(variables, inputs, **self._keywords(batch), train=False, rngs=rngs)
-        return _cast_floats(outputs, "float32")
+        return self.apply(params, batch_stats, batch, key, train=False)[0]
