@@ -36,6 +36,12 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         help="override a config setting; repeatable (see --help-config)",
     )
     parser.add_argument("--seed", type=int, help="PRNG seed (same as --set seed=N)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        help="train N replicas (seeds seed..seed+N-1) together under jax.vmap and report mean +- 95%% interval "
+        "(engine runs; same as --set seeds=N)",
+    )
     parser.add_argument("--data", help="local copy of the data set (same as --set data=PATH)")
     parser.add_argument("--overwrite", action="store_true", help="allow --out to be a directory that holds a run")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -125,7 +131,9 @@ def _stopped_line(e: Stopped, args: argparse.Namespace, prog: str) -> str:
         return f"{e.cli_message().split(';')[0]}; experiment {args.name} keeps no checkpoints to resume; run it again"
     command = ["python", prog] if prog.startswith("experiments/") else [prog, "run", args.name]
     command += ["--out", shlex.quote(args.out or e.run_dir), *(f"--set {shlex.quote(o)}" for o in args.overrides)]
-    command += [f"--{k} {shlex.quote(str(getattr(args, k)))}" for k in ("seed", "data") if getattr(args, k) is not None]
+    command += [
+        f"--{k} {shlex.quote(str(getattr(args, k)))}" for k in ("seed", "seeds", "data") if getattr(args, k) is not None
+    ]
     command += ["--tensorboard"] if args.tensorboard else []
     return e.cli_message().replace("run the same command with --resume", "run: " + " ".join([*command, "--resume"]))
 
@@ -168,6 +176,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
             args.name,
             args.overrides,
             seed=args.seed,
+            seeds=args.seeds,
             data=args.data,
             out=args.out,
             overwrite=args.overwrite,

@@ -143,6 +143,56 @@ def resolve(cls: type, overrides: list[str] | tuple[str, ...] = ()) -> Any:
     return config
 
 
+def parse_sweep(text: str) -> dict[str, list[float]]:
+    """``"lr=0.001,0.003;weight_decay=0,0.05"`` -> ``{"lr": [0.001, 0.003], "weight_decay": [0.0, 0.05]}``."""
+    grid: dict[str, list[float]] = {}
+    for part in filter(None, text.split(";")):
+        key, sep, values = part.partition("=")
+        try:
+            grid[key.strip()] = [float(v) for v in values.split(",")]
+        except ValueError:
+            sep = ""
+        if not sep or not key.strip():
+            raise JaxdlError(f"setting sweep: expected KEY=A,B;KEY=C, got {text!r}")
+    return grid
+
+
+def format_sweep(grid: dict[str, list[Any]]) -> str:
+    """The inverse of :func:`parse_sweep`."""
+    return ";".join(f"{k}={','.join(str(v) for v in values)}" for k, values in grid.items())
+
+
+def split_grid(cls: type, overrides: list[str] | tuple[str, ...]) -> tuple[list[str], dict[str, list[str]]]:
+    """Separates grid settings (``key=a,b,c`` for a number or choice) from plain ones.
+
+    Every value of a grid is checked as a plain setting would be (type, bounds,
+    recipe), so a bad grid fails here, before anything runs.
+
+    Returns:
+      ``(plain overrides, {key: [value text, ...]})``, keys in the order given.
+    """
+    types = _field_types(cls)
+    plain: list[str] = []
+    grid: dict[str, list[str]] = {}
+    for pair in overrides:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if sep and key in types and types[key] is not str and "," in text:
+            values = [v.strip() for v in text.split(",")]
+            if "" in values:
+                raise JaxdlError(f"setting {key}: empty value in the grid {text!r}; write {key}=A,B,C")
+            if len(set(values)) < len(values):
+                raise JaxdlError(f"setting {key}: the grid {text!r} repeats a value")
+            grid[key] = values
+        else:
+            plain.append(pair)
+    resolve(cls, plain)  # an unknown or bad plain setting
+    for key, values in grid.items():
+        for value in values:
+            resolve(cls, [*plain, f"{key}={value}"])  # the same checks as one run's
+    return plain, grid
+
+
 def _check_applies(config: Any, given: dict[str, Any]) -> None:
     """A setting given for a recipe (or mode) the run does not use is an error, not a no-op."""
     for field in dataclasses.fields(config):

@@ -178,6 +178,90 @@ def epoch_curves(
     return fig
 
 
+def _band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column of ``values`` (replicas x epochs, NaN for a diverged replica): the mean and its
+    95% Student t interval (no band for one replica)."""
+    from jaxdl.stats import interval
+
+    rows = [interval(list(column)) for column in values.T]
+    mean = np.array([r["mean"] if r["mean"] is not None else np.nan for r in rows])
+    half = np.array([r["half_width"] if r["half_width"] is not None else 0.0 for r in rows])
+    return mean, mean - half, mean + half
+
+
+def replica_curves(
+    history: Sequence[dict],
+    metrics: Sequence[str],
+    groups: Sequence[tuple[dict, Sequence[int]]],
+    test: dict[str, np.ndarray] | None = None,
+    title: str = "",
+) -> Figure:
+    """Replicas' training curves: per group of replicas (a swept setting, or all seeds), the mean over
+    its replicas with a shaded 95% interval, train solid and validation dashed; the test mean and
+    interval at the end as a point with an error bar."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4.2), squeeze=False)
+    epochs = np.array([r["epoch"] for r in history])
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        scale = 100 if metric == "accuracy" else 1
+        for g, (settings, members) in enumerate(groups):
+            color = colors[g % len(colors)]
+            label = ", ".join(f"{k}={v:g}" for k, v in settings.items()) or f"mean of {len(members)} seeds"
+            for split, style in (("train", "-"), ("val", "--")):
+                key = f"{split}_{metric}"
+                if key not in history[0].get("replicas", {}):
+                    continue
+                values = np.array([[np.nan if r["replicas"][key][i] is None else r["replicas"][key][i]
+                                    for r in history] for i in members], float) * scale  # fmt: skip
+                mean, low, high = _band(values)
+                ax.plot(epochs, mean, style, c=color, marker="o", ms=3, label=f"{split}, {label}")
+                ax.fill_between(epochs, low, high, color=color, alpha=0.2, lw=0)
+            if test and f"test_{metric}" in test:
+                values = np.asarray(test[f"test_{metric}"], float)[list(members)][None] * scale
+                mean, low, high = _band(values.T)
+                ax.errorbar(epochs[-1] + 0.15 * (g + 1), mean, yerr=[mean - low, high - mean], fmt="*", ms=10,
+                            c=color, capsize=3, label=f"test, {label}")  # fmt: skip
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set(xlabel="epoch", ylabel=metric + (" (%)" if metric == "accuracy" else ""),
+               title=f"{metric}: mean and 95% interval over seeds")  # fmt: skip
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def sweep(key: str, groups: Sequence[dict], metric: str, title: str = "") -> Figure:
+    """A swept setting against a metric: each group's mean over seeds with its 95% interval as an
+    error bar, one line per combination of the other swept settings; a log axis for a setting
+    whose values span more than a factor of 10."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    scale = 100 if metric.endswith("accuracy") else 1
+    others: dict[tuple, list[dict]] = {}
+    for group in groups:
+        rest = tuple((k, v) for k, v in group["settings"].items() if k != key)
+        others.setdefault(rest, []).append(group)
+    values = sorted({g["settings"][key] for g in groups})
+    for rest, members in others.items():
+        members = sorted(members, key=lambda g: g["settings"][key])
+        x = np.array([g["settings"][key] for g in members], float)
+        summaries = [g["intervals"][metric] for g in members]
+        y = np.array([np.nan if s["mean"] is None else s["mean"] for s in summaries]) * scale
+        err = np.array([0.0 if s["half_width"] is None else s["half_width"] for s in summaries]) * scale
+        n = max(s["n"] for s in summaries)
+        label = (", ".join(f"{k}={v:g}" for k, v in rest) or metric) + f" (N={n} seeds)"
+        ax.errorbar(x, y, yerr=err, fmt="o-", capsize=4, label=label)
+    if min(values) > 0 and max(values) / min(values) > 10:
+        ax.set_xscale("log")
+    ax.set(xlabel=key, ylabel=metric + (" (%)" if scale == 100 else ""),
+           title=title or f"{metric} against {key}: mean and 95% interval over seeds")  # fmt: skip
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def mode_ratios(records: Sequence[dict], crossover: float) -> Figure:
     """Forward/reverse time ratio (median and 95% interval) and FLOP ratio against n/m, with the theory."""
     fig, (ax_t, ax_f) = plt.subplots(1, 2, figsize=(12, 4.8))

@@ -10,6 +10,7 @@ experiment:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -26,6 +27,7 @@ def run_experiment(
     overrides: Sequence[str] = (),
     *,
     seed: int | None = None,
+    seeds: int | None = None,
     data: str | None = None,
     data_dir: str | os.PathLike | None = None,
     out: str | os.PathLike | None = None,
@@ -39,7 +41,7 @@ def run_experiment(
     Args:
       name: a registered experiment (``jaxdl.experiments.names()``).
       overrides: ``"key=value"`` settings.
-      seed, data: shorthands for the ``seed`` and ``data`` settings.
+      seed, seeds, data: shorthands for the ``seed``, ``seeds`` and ``data`` settings.
       data_dir: a folder of local data copies, searched before ``$JAXDL_DATA_DIR``
         for this run only.
       out: the run directory (default ``runs/NAME/TIMESTAMP``).
@@ -61,8 +63,13 @@ def run_experiment(
     """
     experiment = experiments.get(name)
     overrides = list(overrides)
+    fields = {f.name for f in dataclasses.fields(experiment.config)}
     if seed is not None:
         overrides.append(f"seed={seed}")
+    if seeds is not None:
+        if "seeds" not in fields:
+            raise JaxdlError(f"experiment {name} does not train replicas with the engine, so {{seeds}} does not apply")
+        overrides.append(f"seeds={seeds}")
     if data is not None:
         if "data" not in {f.name for f in dataclasses.fields(experiment.config)}:
             raise JaxdlError(f"experiment {name} reads no data set, so {{data}} does not apply")
@@ -87,16 +94,24 @@ def run_experiment(
 
         initialize_distributed(**distributed)  # before any JAX computation, checks included
         writer = jax.process_index() == 0
-    config = config_lib.resolve(experiment.config, overrides)
+    grid = Grid.of(experiment, overrides)
+    config = grid.configs[0][1]
     run_dir = RunDir(out or default_run_path(name), overwrite=overwrite, resume=resume, writer=writer)
     record = {"experiment": name, "config": config_lib.to_dict(config), "environment": environment()}
+    if grid.sequential:
+        record.update(config=config_lib.to_dict(config_lib.resolve(experiment.config, grid.plain)), grid=grid.given)
     try:
         if resume:
             _check_same_run(run_dir, record)
         else:
             run_dir.write_json("config.json", record)
         with local_copies(data_dir):
-            metrics = experiment.run(config, run_dir)
+            if grid.sequential:
+                metrics = _run_grid(experiment, grid, run_dir)
+            else:
+                metrics = experiment.run(config, run_dir)
+                if grid.given:
+                    metrics["sweep_table"] = sweep_outputs(run_dir, metrics["groups"], grid.given)
         run_dir.write_json("metrics.json", metrics)
     except BaseException:
         run_dir.discard_if_not_started()  # a retry of the corrected command must not be refused
@@ -104,6 +119,106 @@ def run_experiment(
     finally:
         run_dir.close()
     return str(run_dir.path), metrics
+
+
+@dataclasses.dataclass
+class Grid:
+    """A run's settings: plain ones, and a grid (``--set KEY=A,B``) split into the keys its experiment
+    trains in one vmapped program (``sweep``) and those that run one program after another."""
+
+    plain: list[str]
+    given: dict[str, list[str]]  # every grid key, in the order given
+    sequential: dict[str, list[str]]
+    configs: list[tuple[dict[str, str], Any]]  # (sequential settings, the config of that program)
+
+    @classmethod
+    def of(cls, experiment: experiments.Experiment, overrides: list[str]) -> Grid:
+        if any(o.partition("=")[0].strip() == "sweep" for o in overrides):
+            raise JaxdlError("setting sweep is written by the runner; give a grid as --set KEY=A,B instead")
+        plain, grid = config_lib.split_grid(experiment.config, overrides)
+        fields = {f.name for f in dataclasses.fields(experiment.config)}
+        if grid and "sweep" not in fields:
+            raise JaxdlError(
+                f"experiment {experiment.name} does not train with the engine, so it takes no grid "
+                f"({config_lib.format_sweep(grid)}); give one value per setting"
+            )
+        vmapped = {k: v for k, v in grid.items() if k in experiment.vmapped}
+        sequential = {k: v for k, v in grid.items() if k not in vmapped}
+        if vmapped:
+            plain = [*plain, f"sweep={config_lib.format_sweep(vmapped)}"]
+        configs = []
+        for values in itertools.product(*sequential.values()):
+            combo = dict(zip(sequential, values, strict=True))
+            configs.append(
+                (combo, config_lib.resolve(experiment.config, [*plain, *(f"{k}={v}" for k, v in combo.items())]))
+            )
+        return cls(plain, grid, sequential, configs)
+
+
+def _run_grid(experiment: experiments.Experiment, grid: Grid, run_dir: RunDir) -> dict[str, Any]:
+    """Each combination of the sequential grid keys as a run of its own in ``RUN/KEY=V,...``, then
+    the sweep's outputs from all of them. A resumed grid skips the runs that finished."""
+    groups, runs = [], []
+    for combo, config in grid.configs:
+        name = ",".join(f"{k}={v}" for k, v in combo.items())
+        sub_path = run_dir.path / name
+        done = sub_path / "metrics.json"
+        print(f"--- {experiment.name} {name}")
+        if run_dir.resume and done.is_file():
+            metrics = read_json(done)
+            print(f"finished earlier: {done}")
+        else:
+            resume = run_dir.resume and (sub_path / "config.json").is_file()
+            sub = RunDir(sub_path, overwrite=not resume, resume=resume)
+            try:
+                if not resume:
+                    sub.write_json("config.json", {"experiment": experiment.name, "config": config_lib.to_dict(config)})
+                metrics = experiment.run(config, sub)
+                sub.write_json("metrics.json", metrics)
+            finally:
+                sub.close()
+        settings = {k: _number(v) for k, v in combo.items()}
+        runs.append({"settings": settings, "run_dir": name})
+        if "groups" in metrics:
+            groups += [{**g, "settings": {**settings, **g["settings"]}} for g in metrics["groups"]]
+        else:  # one seed, no vmapped keys: every figure is its own one-value interval
+            from jaxdl import stats
+
+            numbers = {
+                k: v for k, v in metrics.items() if isinstance(v, float) and k.startswith(("test_", "val_", "train_"))
+            }
+            groups.append({"settings": settings, "intervals": {k: stats.interval([v]) for k, v in numbers.items()}})
+    return {"runs": runs, "groups": groups, "sweep_table": sweep_outputs(run_dir, groups, grid.given)}
+
+
+def _number(text: str) -> Any:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def sweep_outputs(run_dir: RunDir, groups: list[dict[str, Any]], grid: dict[str, list[str]]) -> list[str]:
+    """``sweep.json``, a table in the log and, per swept setting, a figure of the test metric against it."""
+    from jaxdl import plots, stats
+
+    metric = next((m for m in ("test_accuracy", "test_loss") if m in groups[0]["intervals"]), None)
+    names = [m for m in ("test_accuracy", "test_loss") if m in groups[0]["intervals"]]
+    run_dir.write_json("sweep.json", {"grid": grid, "metrics": names, "groups": groups})
+    lines = ["sweep: " + " x ".join(f"{k} ({len(v)})" for k, v in grid.items())]
+    for group in groups:
+        where = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in group["settings"].items())
+        figures = "; ".join(
+            f"{m} {stats.format_interval(group['intervals'][m], '{:.2%}' if m.endswith('accuracy') else '{:.4f}')}"
+            for m in names
+        )
+        lines.append(f"  {where}: {figures}")
+    print("\n".join(lines))
+    if metric is not None:
+        for key in grid:
+            if all(isinstance(g["settings"].get(key), float) for g in groups):
+                run_dir.save_figure(plots.sweep(key, groups, metric), f"sweep_{key}.png")
+    return lines
 
 
 def _check_same_run(run_dir: RunDir, record: dict[str, Any]) -> None:

@@ -121,6 +121,8 @@ class Experiment:
     resumable: bool = False  # it checkpoints every epoch, so `--resume` continues a cut run
     claims: tuple[Run, ...] = ()  # what `jaxdl reproduce` runs and checks
     smallest: tuple[str, ...] = ()  # settings of the quickest run that still writes every claimed metric
+    # settings its optimizer reads as values only: a grid over them trains in one vmapped program
+    vmapped: tuple[str, ...] = ()
 
 
 def names() -> list[str]:

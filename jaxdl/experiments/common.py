@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -11,13 +13,15 @@ import numpy as np
 import optax
 
 from jaxdl import data as data_lib
-from jaxdl import plots
-from jaxdl.config import setting
+from jaxdl import plots, stats
+from jaxdl.config import parse_sweep, setting
 from jaxdl.data.dataset import as_arrays
+from jaxdl.errors import JaxdlError
 from jaxdl.rundir import RunDir
 from jaxdl.train import parallel
 from jaxdl.train.fit import FitResult, fit
 from jaxdl.train.instruments import Instruments
+from jaxdl.train.replicas import init_replicas, injected
 from jaxdl.train.state import init_state
 from jaxdl.train.steps import steps_per_epoch
 from jaxdl.train.task import Task
@@ -44,10 +48,53 @@ class EngineSettings:
     )
     diagnostics_every: int = setting(1, "measure them after every this many epochs", ge=1)
     tensorboard: bool = setting(False, "write TensorBoard event files to RUN/tensorboard (same as --tensorboard)")
+    seeds: int = setting(
+        1, "replicas trained together by jax.vmap, seeded seed, seed+1, ...: figures as mean +- 95% interval", ge=1
+    )
+    sweep: str = setting(
+        "", "value-only settings swept in the same program, KEY=A,B;KEY=C,D (written by --set KEY=A,B)"
+    )
 
     def check(self) -> None:
-        # Before anything is written: the devices exist and the batch splits over them.
-        parallel.check_batch_size(self.batch_size, parallel.data_mesh(self.devices))
+        # Before anything is written: the devices exist and the batch (or the replicas) split over them.
+        mesh = parallel.data_mesh(self.devices)
+        replicas = self.seeds * math.prod(len(v) for v in parse_sweep(self.sweep).values())
+        if replicas == 1:
+            parallel.check_batch_size(self.batch_size, mesh)
+        elif replicas % mesh.size:
+            raise JaxdlError(
+                f"{replicas} replicas (seeds x sweep) do not divide over {mesh.size} devices; "
+                f"use a multiple of {mesh.size} or set devices"
+            )
+        if replicas > 1 and (self.diagnostics or self.tensorboard):
+            raise JaxdlError("diagnostics and tensorboard watch one run; use seeds=1 without a sweep")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplicaPlan:
+    """What each replica of a run is: its seed and its swept settings (the same seeds for every setting)."""
+
+    seeds: list[int]
+    settings: list[dict[str, float]]
+
+    @classmethod
+    def of(cls, config: EngineSettings) -> ReplicaPlan:
+        grid = parse_sweep(config.sweep)
+        combos = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+        seeds = [config.seed + j for j in range(config.seeds)]
+        return cls([s for _ in combos for s in seeds], [c for c in combos for _ in seeds])
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def groups(self) -> list[tuple[dict[str, float], list[int]]]:
+        """Each swept setting's replicas: ``[(settings, replica indices), ...]`` in order."""
+        out: list[tuple[dict[str, float], list[int]]] = []
+        for i, settings in enumerate(self.settings):
+            if not out or out[-1][0] != settings:
+                out.append((settings, []))
+            out[-1][1].append(i)
+        return out
 
 
 def unit_pixels(batch, key, train):
@@ -59,7 +106,7 @@ def train_and_test(
     config: EngineSettings,
     run_dir: RunDir,
     task: Task,
-    optimizer: Callable[[int], optax.GradientTransformation],
+    optimizer: Callable[[Any, int], optax.GradientTransformation],
     train: dict[str, np.ndarray] | data_lib.Dataset,
     test: dict[str, np.ndarray] | data_lib.Dataset,
     *,
@@ -69,13 +116,26 @@ def train_and_test(
 ) -> tuple[FitResult, dict[str, Any]]:
     """Initialises from ``config.seed``, fits, evaluates on ``test``; returns the result and metrics.
 
-    ``optimizer(steps_per_epoch)`` builds the optax transformation (a schedule's
-    length comes from it). ``task`` runs in ``config.precision`` on
-    ``config.devices`` devices. A run is fixed by its seed (see :func:`init_state`).
+    ``optimizer(config, steps_per_epoch)`` builds the optax transformation (a
+    schedule's length comes from the second argument). ``task`` runs in
+    ``config.precision`` on ``config.devices`` devices. A run is fixed by its
+    seed (see :func:`init_state`).
+
+    With ``config.seeds`` > 1 or a ``config.sweep``, every (setting, seed) is a
+    replica of one vmapped program (:mod:`jaxdl.train.replicas`): the swept
+    settings reach ``optimizer`` as traced values through
+    :func:`jaxdl.train.injected`. The metrics then hold each replica's figures
+    (``replicas``), and each swept setting's mean and 95% interval (``groups``);
+    without a sweep, the top-level figures are the means over seeds and
+    ``intervals`` their intervals.
     """
     train = as_arrays(train)
     task = dataclasses.replace(task, compute_dtype=config.precision)
-    tx = optimizer(steps_per_epoch(len(train["labels"]), config.batch_size))
+    steps = steps_per_epoch(len(train["labels"]), config.batch_size)
+    plan = ReplicaPlan.of(config)
+    if len(plan) > 1:
+        return _train_replicas(config, run_dir, task, optimizer, steps, plan, train, test, val, patience, title)
+    tx = optimizer(config, steps)
     state, shuffle_key = init_state(task, tx, train, jax.random.key(config.seed), batch_size=config.batch_size)
     instruments = None
     if config.diagnostics or config.tensorboard:
@@ -126,3 +186,84 @@ def train_and_test(
     curves = plots.epoch_curves(result.history, names, title=title, test=test_metrics, step_losses=result.step_losses)
     run_dir.save_figure(curves, "curves.png")
     return result, metrics
+
+
+def _train_replicas(config, run_dir, task, optimizer, steps, plan, train, test, val, patience, title):
+    """``train_and_test`` for several replicas: one vmapped fit, figures per replica and per setting."""
+    swept = parse_sweep(config.sweep)
+    if swept:  # the swept values live in the optimizer state, one per replica
+        tx = injected(lambda **values: optimizer(dataclasses.replace(config, **values), steps),
+                      **{k: getattr(config, k) for k in swept})  # fmt: skip
+        hyperparams = {k: [s[k] for s in plan.settings] for k in swept}
+    else:
+        tx, hyperparams = optimizer(config, steps), None
+    state, keys = init_replicas(task, tx, train, plan.seeds, batch_size=config.batch_size, hyperparams=hyperparams)
+    title += f" (swept: {config.sweep})" if swept else ""
+    print(f"training {len(plan)} replicas in one program: seeds {plan.seeds[0]}-{plan.seeds[-1]}"
+          + (f" x {config.sweep}" if swept else ""))  # fmt: skip
+    result = fit(
+        task, state, train, epochs=config.epochs, batch_size=config.batch_size, key=keys, val_data=val,
+        run_dir=run_dir, keep_checkpoints=config.keep_checkpoints, patience=patience, resume=run_dir.resume,
+        mesh=parallel.data_mesh(config.devices), chunk_seconds=config.chunk_seconds,
+    )  # fmt: skip
+    test_metrics = {f"test_{k}": v for k, v in result.evaluate(test).items()}
+    last = result.history[-1]
+    per_replica = {**test_metrics, **{k: np.array(v, float) for k, v in last["replicas"].items()}}
+    replicas = []
+    for i, (seed, settings) in enumerate(zip(plan.seeds, plan.settings, strict=True)):
+        row = {"seed": seed, **settings, "diverged": bool(result.diverged[i])}
+        row.update({k: (None if result.diverged[i] or not np.isfinite(v[i]) else float(v[i]))
+                    for k, v in per_replica.items()})  # fmt: skip
+        replicas.append(row)
+    groups = []
+    for settings, members in plan.groups():
+        intervals = {k: stats.interval([replicas[i][k] for i in members]) for k in per_replica}
+        groups.append({"settings": settings, "intervals": intervals})
+    metrics: dict[str, Any] = {"replicas": replicas, "groups": groups, "sweep": swept}
+    if not swept:  # the claims' figures: means over seeds
+        metrics.update({k: v["mean"] for k, v in groups[0]["intervals"].items()})
+        metrics["intervals"] = groups[0]["intervals"]
+    metrics.update(
+        seeds=config.seeds,
+        num_replicas=len(plan),
+        diverged=int(result.diverged.sum()),
+        epochs_run=len(result.history),
+        stopped_early=result.stopped_early,
+        train_seconds=result.train_seconds,
+        compile_seconds=result.compile_seconds,
+        examples_per_second=result.examples_per_second,
+        seconds_per_epoch=result.train_seconds / max(result.epochs_run, 1),
+        devices=result.fns.mesh.size,
+        processes=jax.process_count(),
+    )
+    for line in replica_table(metrics, [k for k in test_metrics]):
+        print(line)
+    names = ("loss", "accuracy") if "train_accuracy" in last else ("loss",)
+    run_dir.save_figure(
+        plots.replica_curves(result.history, names, plan.groups(), test=test_metrics, title=title), "curves.png"
+    )
+    return result, metrics
+
+
+def replica_table(metrics: dict[str, Any], names: list[str]) -> list[str]:
+    """Log lines: each replica's figures, then each setting's mean +- 95% half-width."""
+    swept = list(metrics["sweep"])
+    lines = ["  ".join(["seed", *swept, *names])]
+    for row in metrics["replicas"]:
+        values = [_fmt(row[k], k) for k in names]
+        lines.append("  ".join([str(row["seed"]), *(f"{row[k]:g}" for k in swept), *values]))
+    for group in metrics["groups"]:
+        where = ", ".join(f"{k}={v:g}" for k, v in group["settings"].items()) or "mean over seeds"
+        figures = "; ".join(
+            f"{k} {stats.format_interval(group['intervals'][k], _FORMATS.get(k.split('_', 1)[-1], '{:.4f}'))}"
+            for k in names
+        )
+        lines.append(f"{where}: {figures}")
+    return lines
+
+
+_FORMATS = {"accuracy": "{:.2%}", "loss": "{:.4f}"}
+
+
+def _fmt(value: float | None, name: str) -> str:
+    return "diverged" if value is None else _FORMATS.get(name.split("_", 1)[-1], "{:.4f}").format(value)

@@ -106,10 +106,11 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
     task = image_task(config.model, train, hidden=config.hidden, drop_rate=config.drop_rate,
                       augment_images=config.augment)  # fmt: skip
     result, metrics = train_and_test(
-        config, run_dir, task, lambda steps_per_epoch: optax.adam(config.lr), train, test, val=val,
+        config, run_dir, task, lambda config, steps_per_epoch: optax.adam(config.lr), train, test, val=val,
         patience=config.patience or None, title=f"{config.model.upper()} on {len(names)} classes of {shape} images",
     )  # fmt: skip
-    predicted = result.predict(test).argmax(axis=-1)
+    outputs = result.predict(test)
+    predicted = (outputs if outputs.ndim == 2 else outputs[0]).argmax(axis=-1)  # with seeds: the first seed's
     run_dir.save_figure(plots.confusion_matrix(test.labels, predicted, names), "confusion_matrix.png")
     images, captions = misclassified(test, predicted)
     if len(images):

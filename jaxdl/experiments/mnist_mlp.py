@@ -43,11 +43,12 @@ def run(config: Config, run_dir: RunDir) -> dict:
     held_out = {"inputs": test.inputs[config.n_val :], "labels": test.labels[config.n_val :]}
     _, metrics = train_and_test(
         config, run_dir, Task(SmallMLP(), classification_loss, unit_pixels),
-        lambda steps_per_epoch: optax.sgd(config.lr), train.arrays(config.n_train), held_out,
+        lambda config, steps_per_epoch: optax.sgd(config.lr), train.arrays(config.n_train), held_out,
         val=test.arrays(config.n_val), patience=config.patience,
         title=f"MNIST 784-128-10, SGD {config.lr}, first {config.n_train} images",
     )  # fmt: skip
-    print(f"test accuracy {100 * metrics['test_accuracy']:.2f}% on {len(held_out['labels'])} held-out images")
+    if "test_accuracy" in metrics:  # a sweep reports per setting instead
+        print(f"test accuracy {100 * metrics['test_accuracy']:.2f}% on {len(held_out['labels'])} held-out images")
     return metrics
 
 
@@ -58,6 +59,7 @@ EXPERIMENT = Experiment(
     run=run,
     resumable=True,
     smallest=("epochs=1", "batch_size=8", "n_train=24", "n_val=8"),
+    vmapped=("lr",),
     claims=(
         Run(name="mnist-mlp", data="mnist", claims=(
             Claim(source="seed 004", statement="784-128-10, SGD 1e-2, batch 64, 4,096 images, early stopping: "

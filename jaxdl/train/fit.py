@@ -18,9 +18,10 @@ from jaxdl.errors import JaxdlError, Stopped
 from jaxdl.progress import progress_bar
 from jaxdl.rundir import RunDir
 from jaxdl.train.checkpoint import Checkpoints, DamagedCheckpoint
+from jaxdl.train.replicas import check_memory
 from jaxdl.train.signals import StopRequests
 from jaxdl.train.state import TrainState, raw_key
-from jaxdl.train.steps import EpochFns, averages, make_epoch_fns
+from jaxdl.train.steps import EpochFns, averages, make_epoch_fns, replica_averages
 from jaxdl.train.task import Task
 
 # (epoch, state after it, its history record) -> entries to add to the record, or None
@@ -42,7 +43,10 @@ class FitResult:
       train_seconds: this call's training epochs, compilation excluded.
       examples_per_second: training examples per ``train_seconds``.
       fns: the compiled epoch functions.
-      step_losses: the mean training loss of each step of the epochs this call finished.
+      step_losses: the mean training loss of each step of the epochs this call finished
+        (``(steps, R)`` with replicas).
+      diverged: with replicas, which replicas' losses stopped being finite (they are
+        frozen and left out of the history's means); None for one run.
     """
 
     state: TrainState
@@ -54,15 +58,18 @@ class FitResult:
     examples_per_second: float
     fns: EpochFns
     step_losses: np.ndarray
+    diverged: np.ndarray | None = None
 
-    def evaluate(self, data: dict[str, np.ndarray] | Dataset) -> dict[str, float]:
+    def evaluate(self, data: dict[str, np.ndarray] | Dataset) -> dict[str, Any]:
         """The trained state's per-example averages on ``data`` (e.g. ``{"loss", "accuracy"}``), exact
-        over every example: no dropout, batch norm's running statistics, a masked last batch."""
-        return averages(self.fns.evaluate(self.state, self.fns.place(as_arrays(data))))
+        over every example: no dropout, batch norm's running statistics, a masked last batch.
+        With replicas, each value is an ``(R,)`` array, one per replica."""
+        sums = self.fns.evaluate(self.state, self.fns.place(as_arrays(data)))
+        return averages(sums) if self.fns.replicas is None else replica_averages(sums)
 
     def predict(self, data: dict[str, np.ndarray] | Dataset) -> np.ndarray:
         """The trained model's outputs (a classifier's logits) for every example of ``data``, in order,
-        as at evaluation: no dropout, batch norm's running statistics."""
+        as at evaluation: no dropout, batch norm's running statistics (``(R, n, ...)`` with replicas)."""
         return np.asarray(self.fns.predict(self.state, self.fns.place(as_arrays(data))))
 
 
@@ -89,6 +96,8 @@ class EarlyStopping:
 
 def _epoch_line(record: dict[str, Any], epochs: int) -> str:
     parts = [f"epoch {record['epoch']}/{epochs}"]
+    if "replicas" in record:
+        parts[0] += f" (mean of {record['replicas_counted']} replicas)"
     for split in ("train", "val"):
         if f"{split}_loss" in record:
             text = f"{split} loss {record[f'{split}_loss']:.4f}"
@@ -176,10 +185,10 @@ def _resume(
     checkpoints: Checkpoints | None,
     state: TrainState,
     run_dir: RunDir | None,
-    stopping: EarlyStopping,
+    stopping: list[EarlyStopping],
     steps_per_epoch: int,
     log: Callable[[str], None],
-) -> tuple[TrainState, list[dict[str, Any]], EarlyStopping, _Position]:
+) -> tuple[TrainState, list[dict[str, Any]], list[EarlyStopping], _Position, dict[str, Any]]:
     """The newest good checkpoint's state, history, early-stopping record and position.
 
     A damaged checkpoint is reported and moved aside (to ``checkpoints-damaged/``)
@@ -205,7 +214,12 @@ def _resume(
             f"{{resume}}: every checkpoint in {checkpoints.directory} is damaged "
             f"(steps {', '.join(map(str, steps))}); start again with {{overwrite}}"
         )
-    stopping = dataclasses.replace(stopping, **{k: v for k, v in record["early_stopping"].items() if k != "patience"})
+    saved = record["early_stopping"]
+    saved = saved if isinstance(saved, list) else [saved]  # one run's record is one dict
+    stopping = [
+        dataclasses.replace(s, **{k: v for k, v in r.items() if k != "patience"})
+        for s, r in zip(stopping, saved, strict=True)
+    ]
     # history.jsonl may hold an epoch that ran after this checkpoint: rewrite it.
     run_dir.write_history(record["history"])
     done = record.get("steps_done", steps_per_epoch)
@@ -215,7 +229,7 @@ def _resume(
         sums = {k: np.asarray(v[0], dtype=v[1]) for k, v in record["step_sums"].items()}
         position = _Position(record["epoch"], done, sums)
     log(f"resumed from checkpoint {step} ({_where(record['epoch'], done, steps_per_epoch)}) in {checkpoints.directory}")
-    return state, record["history"], stopping, position
+    return state, record["history"], stopping, position, record
 
 
 def _where(epoch: int, done: int, steps_per_epoch: int) -> str:
@@ -282,32 +296,44 @@ def fit(
     train_data = as_arrays(train_data)
     val_data = as_arrays(val_data)
     key = raw_key(key)
+    replicas = None if key.ndim == 1 else key.shape[0]
+    if replicas is not None and np.shape(state.step) != (replicas,):
+        raise JaxdlError(f"{replicas} shuffling keys for a state of {np.shape(state.step)} replicas (init_replicas)")
     chex.assert_equal_shape_prefix(list(train_data.values()), 1)  # one example per row in every array
     n_train = len(next(iter(train_data.values())))
     if n_train < batch_size:
         raise JaxdlError(f"batch_size {batch_size} is larger than the {n_train} training examples")
     if patience is not None and val_data is None:
         raise JaxdlError("early stopping (patience) needs val_data to watch")
-    fns = make_epoch_fns(task, batch_size, n_train, mesh=mesh)
+    fns = make_epoch_fns(task, batch_size, n_train, mesh=mesh, replicas=replicas)
     steps_per_epoch = fns.steps_per_epoch
     data = fns.place_train(train_data)
     val = fns.place(val_data) if val_data is not None else None
 
     checkpoints = Checkpoints(run_dir.path / "checkpoints", keep_checkpoints) if run_dir else None
     history: list[dict[str, Any]] = []
-    stopping = EarlyStopping(patience)
+    stopping = [EarlyStopping(patience) for _ in range(replicas or 1)]
+    # Replicas only: which still train (not stopped early, not diverged), and which diverged.
+    active, diverged = np.ones(replicas or 1, bool), np.zeros(replicas or 1, bool)
     position = _Position()
     if resume:
-        state, history, stopping, position = _resume(checkpoints, state, run_dir, stopping, steps_per_epoch, log)
-    state = fns.place(state)
+        state, history, stopping, position, saved = _resume(checkpoints, state, run_dir, stopping, steps_per_epoch, log)
+        active = np.asarray(saved.get("active", active), bool)
+        diverged = np.asarray(saved.get("diverged", diverged), bool)
+    state = fns.place_state(state)
 
-    def epoch_batches(epoch: int) -> tuple[jax.Array, jax.Array]:
-        return fns.batches(jax.random.fold_in(key, epoch))
+    def epoch_batches(epoch: int) -> tuple[jax.Array, ...]:
+        if replicas is None:
+            return fns.batches(jax.random.fold_in(key, epoch))
+        return fns.batches(jax.vmap(jax.random.fold_in, (0, None))(key, epoch), active)
 
     def save(epoch: int, done: int, step_sums: dict[str, np.ndarray] | None = None) -> int:
         step = (epoch - 1) * steps_per_epoch + done
+        early = [dataclasses.asdict(s) for s in stopping]
         record = {"epoch": epoch, "steps_done": done, "history": history,
-                  "early_stopping": dataclasses.asdict(stopping)}  # fmt: skip
+                  "early_stopping": early if replicas else early[0]}  # fmt: skip
+        if replicas:
+            record.update(active=active.tolist(), diverged=diverged.tolist())
         if step_sums is not None:  # float32 values are exact in JSON's doubles
             record["step_sums"] = {k: [v.tolist(), v.dtype.str] for k, v in step_sums.items()}
         checkpoints.save(step, state, record)
@@ -317,8 +343,15 @@ def fit(
     zero_sums = fns.zero_sums(state, data)  # on the host: placed afresh for each epoch (the loop donates them)
     train_steps = fns.train_steps.lower(state, data, epoch_batches(1), fns.place(zero_sums), np.int32(0), np.int32(1))
     train_steps = train_steps.compile()
+    if replicas:  # before training: XLA knows what the program needs
+        check_memory(_compiled_bytes(train_steps), f"{replicas} replicas")
     evaluate = fns.evaluate.lower(state, val).compile() if val is not None else None
     compile_seconds = time.perf_counter() - start_compile
+
+    def finite_losses(step_sums: dict[str, np.ndarray], epoch: int) -> np.ndarray:
+        if replicas is None:
+            return _check_finite(step_sums, epoch, checkpoints)
+        return _check_replicas(step_sums, epoch, checkpoints, active, diverged, log)
 
     chunks = ChunkSizer(chunk_seconds, steps_per_epoch)
     agree = agree_across_processes if jax.process_count() > 1 else _same
@@ -338,20 +371,25 @@ def fit(
             epoch_steps = done - first
             if done < steps_per_epoch:  # stopped by a signal
                 partial = {k: v[:done] for k, v in jax.device_get(sums).items()}
-                _check_finite(partial, epoch, checkpoints)
+                finite_losses(partial, epoch)
                 step = save(epoch, done, jax.device_get(sums))
                 run_dir.write_history(history)  # the finished epochs, even if none
                 raise _stopped(stop_requests, step, _where(epoch, done, steps_per_epoch), checkpoints)
             step_sums = jax.device_get(sums)
-            step_losses.append(_check_finite(step_sums, epoch, checkpoints))
+            step_losses.append(finite_losses(step_sums, epoch))
             train_seconds += epoch_seconds
-            steps_run += epoch_steps
+            steps_run += epoch_steps * (replicas or 1)
             epochs_run += 1
-            record = {"epoch": epoch, **{f"train_{k}": v for k, v in averages(step_sums).items()}}
-            if evaluate is not None:
-                record.update({f"val_{k}": v for k, v in averages(evaluate(state, val)).items()})
+            val_sums = evaluate(state, val) if evaluate is not None else None
+            if replicas is None:
+                record = {"epoch": epoch, **{f"train_{k}": v for k, v in averages(step_sums).items()}}
+                if val_sums is not None:
+                    record.update({f"val_{k}": v for k, v in averages(val_sums).items()})
+            else:
+                record = _replica_record(epoch, step_sums, val_sums, ~diverged)
             record.update(
-                seconds=epoch_seconds, examples_per_second=epoch_steps * batch_size / max(epoch_seconds, 1e-12)
+                seconds=epoch_seconds,
+                examples_per_second=epoch_steps * (replicas or 1) * batch_size / max(epoch_seconds, 1e-12),
             )
             for callback in callbacks:
                 record.update(callback(epoch, state, dict(record)) or {})
@@ -360,15 +398,19 @@ def fit(
                 run_dir.append_history([record])
             bar.clear()
             log(_epoch_line(record, epochs))
-            stop = val is not None and stopping.update(epoch, record["val_loss"])
+            if val is not None:
+                val_losses = record["replicas"]["val_loss"] if replicas else [record["val_loss"]]
+                for i, (stop, loss) in enumerate(zip(stopping, val_losses, strict=True)):
+                    if active[i] and stop.update(epoch, math.inf if loss is None else loss):
+                        active[i] = False
+                        log(
+                            f"early stopping{f' replica {i}' if replicas else ''}: validation loss has not "
+                            f"improved for {patience} epochs (best {stop.best_loss:.4f} at epoch {stop.best_epoch})"
+                        )
             if checkpoints:
                 step = save(epoch, steps_per_epoch)
             bar.update()
-            if stop:
-                log(
-                    f"early stopping: validation loss has not improved for {patience} epochs "
-                    f"(best {stopping.best_loss:.4f} at epoch {stopping.best_epoch})"
-                )
+            if not active.any():
                 stopped_early = True
                 break
             if agree(chunks.size, stop_requests.requested)[1] and epoch < epochs:
@@ -384,8 +426,64 @@ def fit(
         train_seconds=train_seconds,
         examples_per_second=steps_run * batch_size / max(train_seconds, 1e-12),
         fns=fns,
-        step_losses=np.concatenate(step_losses) if step_losses else np.zeros(0),
+        step_losses=np.concatenate(step_losses) if step_losses else np.zeros((0, *((replicas,) if replicas else ()))),
+        diverged=diverged if replicas else None,
     )
+
+
+def _compiled_bytes(compiled: Any) -> int:
+    """Arguments, outputs and temporaries of a compiled program (0 where XLA does not say)."""
+    analysis = compiled.memory_analysis()
+    if analysis is None:
+        return 0
+    return int(analysis.argument_size_in_bytes + analysis.output_size_in_bytes + analysis.temp_size_in_bytes
+               - analysis.alias_size_in_bytes)  # fmt: skip
+
+
+def _finite_or_none(values: np.ndarray) -> list[float | None]:
+    return [float(v) if np.isfinite(v) else None for v in values]
+
+
+def _replica_record(epoch: int, step_sums: dict[str, np.ndarray], val_sums: Any, counted: np.ndarray) -> dict[str, Any]:
+    """An epoch's record for replicas: each metric's mean over the replicas that have not diverged,
+    and every replica's value under ``replicas`` (None where not finite)."""
+    per_replica = {f"train_{k}": v for k, v in replica_averages(step_sums).items()}
+    if val_sums is not None:
+        per_replica.update({f"val_{k}": v for k, v in replica_averages(jax.device_get(val_sums)).items()})
+    record: dict[str, Any] = {"epoch": epoch}
+    record.update({k: float(np.mean(v[counted])) for k, v in per_replica.items()})
+    record["replicas"] = {k: _finite_or_none(v) for k, v in per_replica.items()}
+    record["replicas_counted"] = int(counted.sum())
+    return record
+
+
+def _check_replicas(
+    step_sums: dict[str, np.ndarray],
+    epoch: int,
+    checkpoints: Checkpoints | None,
+    active: np.ndarray,
+    diverged: np.ndarray,
+    log: Callable[[str], None],
+) -> np.ndarray:
+    """The epoch's per-step mean losses ``(steps, R)``. A replica whose loss stops being finite is
+    reported, marked diverged and frozen (``active``, ``diverged`` are updated in place); the
+    others go on. JaxdlError when no replica is left."""
+    losses = np.asarray(step_sums["loss"]) / np.maximum(np.asarray(step_sums["count"]), 1)
+    for i in np.flatnonzero(~np.isfinite(losses).all(axis=0) & ~diverged):
+        step = int(np.flatnonzero(~np.isfinite(losses[:, i]))[0])
+        diverged[i], active[i] = True, False
+        log(
+            f"replica {i} diverged: its loss became {losses[step, i]} at epoch {epoch}, step {step + 1}; "
+            "it is frozen and left out of the means"
+        )
+    if diverged.all():
+        kept = checkpoints.latest() if checkpoints else None
+        where = f"the last good checkpoint is step {kept}" if kept else "no checkpoint was written yet"
+        raise JaxdlError(
+            f"the loss of every replica became non-finite by epoch {epoch}; {where}; "
+            "lower the learning rate or clip gradients"
+        )
+    return losses
 
 
 def _stopped(requests: StopRequests, step: int, where: str, checkpoints: Checkpoints) -> Stopped:

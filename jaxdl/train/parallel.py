@@ -71,6 +71,11 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
     return jax.tree.map(lambda x: _place(x, replicated(mesh)), tree)
 
 
+def shard_leading(tree: Any, mesh: Mesh) -> Any:
+    """Every leaf of ``tree`` split over ``mesh`` along its leading axis (replicas of a vmapped run)."""
+    return jax.tree.map(lambda x: _place(x, batch_sharded(mesh)), tree)
+
+
 def shard_examples(data: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
     """Arrays split by example over ``mesh``, zero-padded to a multiple of its size.
 

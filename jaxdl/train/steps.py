@@ -16,6 +16,15 @@ Metrics are returned as sums over the batch's real examples plus their
 With a mesh of several devices, each gathered batch is constrained to be
 split over the mesh and the state to stay replicated; ``jit`` partitions the
 rest (see :mod:`jaxdl.train.parallel`).
+
+**Replicas.** With ``replicas=R`` every leaf of the state has a leading axis
+of R independent runs (seeds, or hyperparameter values: see
+:func:`jaxdl.train.state.init_replicas`), and the same step runs under
+``jax.vmap``: each replica draws its own shuffled batches and keys, and
+the R steps compile into one program. The data are shared, not copied.
+Metric sums get a trailing replica axis. A replica marked inactive (stopped
+early, or diverged) keeps its state. With several devices, the replica axis,
+not the batch, is split over the mesh.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jaxdl.data.batching import epoch_indices, masked_mean, num_batches
+from jaxdl.errors import JaxdlError
 from jaxdl.train import parallel
 from jaxdl.train.state import TrainState
 from jaxdl.train.task import Batch, Task
@@ -93,26 +103,40 @@ class EpochFns:
     """Compiled training-step and evaluation functions for one task, batch size and data size."""
 
     train_steps: Any  # (state, data, batches, step_sums, first, stop) -> (state, step_sums)
-    evaluate: Any  # (state, data) -> metric sums over the data set
+    evaluate: Any  # (state, data) -> metric sums over the data set (one per replica)
     steps_per_epoch: int
-    mesh: Mesh  # the devices each batch is split over
+    mesh: Mesh  # the devices each batch (or, with replicas, the replica axis) is split over
     batch_size: int
     num_train: int
-    train_step: Any  # the unjitted step the loop runs
-    predict: Any  # (state, data) -> the model's outputs for every example, in order
+    train_step: Any  # the unjitted step of one run
+    predict: Any  # (state, data) -> the model's outputs for every example, in order (per replica)
+    replicas: int | None = None  # R: the state's leading axis holds R runs; None: one run, no such axis
 
-    def batches(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def batches(self, key: jax.Array, active: Any = None) -> tuple[jax.Array, ...]:
         """The epoch shuffled by ``key``: ``(indices, mask)``, one row per step (drawn once per epoch,
-        not per chunk: a permutation of CIFAR-10's 50,000 rows costs as much as a step)."""
-        return self.place(epoch_indices(key, self.num_train, self.batch_size, drop_remainder=True))
+        not per chunk: a permutation of CIFAR-10's 50,000 rows costs as much as a step).
+
+        With replicas, ``key`` holds one key per replica (``(R, 2)``), each replica gets its own
+        order (``(R, steps, batch)``), and ``active`` (R booleans, default all) is appended:
+        an inactive replica's state is left as it is.
+        """
+        draw = functools.partial(epoch_indices, num_examples=self.num_train, batch_size=self.batch_size)
+        if self.replicas is None:
+            return self.place(draw(key))
+        active = np.ones(self.replicas, bool) if active is None else np.asarray(active, bool)
+        return self.place((*jax.vmap(draw)(key), active))
 
     _sums_shapes: dict = dataclasses.field(default_factory=dict, repr=False)  # traced once
 
     def zero_sums(self, state: TrainState, data: dict[str, Any]) -> dict[str, np.ndarray]:
-        """An epoch's per-step metric sums before its first step, on the host: zeros, ``(steps_per_epoch,)`` each."""
+        """An epoch's per-step metric sums before its first step, on the host: zeros,
+        ``(steps_per_epoch,)`` each, or ``(steps_per_epoch, R)`` with replicas."""
         if not self._sums_shapes:
+            if self.replicas is not None:  # one replica's shapes
+                state = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), state)
             self._sums_shapes.update(jax.eval_shape(self.train_step, state, _batch_like(data, self.batch_size))[1])
-        return {k: np.zeros((self.steps_per_epoch, *s.shape), s.dtype) for k, s in self._sums_shapes.items()}
+        extra = () if self.replicas is None else (self.replicas,)
+        return {k: np.zeros((self.steps_per_epoch, *extra, *s.shape), s.dtype) for k, s in self._sums_shapes.items()}
 
     def train_epoch(self, state: TrainState, data: dict[str, Any], key: jax.Array):
         """One whole epoch in one call: ``(state, per-step metric sums)``."""
@@ -120,15 +144,26 @@ class EpochFns:
         return self.train_steps(state, data, self.batches(key), sums, np.int32(0), np.int32(self.steps_per_epoch))
 
     def place_train(self, data: dict[str, Any]) -> dict[str, jax.Array]:
-        """Training arrays as ``train_steps`` takes them: split by example over the mesh."""
+        """Training arrays as ``train_steps`` takes them: split by example over the mesh (whole on
+        every device with replicas, which are split instead)."""
+        if self.replicas is not None:
+            return parallel.replicate(data, self.mesh)
         return parallel.shard_examples(data, self.mesh)
 
     def place(self, tree: Any) -> Any:
-        """A state, key, sums or evaluation data set as ``train_steps``/``evaluate`` take them: replicated."""
+        """A key, sums or evaluation data set as ``train_steps``/``evaluate`` take them: replicated."""
         return parallel.replicate(tree, self.mesh)
 
+    def place_state(self, state: TrainState) -> TrainState:
+        """The state as ``train_steps`` takes it: replicated, or with replicas split by replica."""
+        if self.replicas is None:
+            return self.place(state)
+        return parallel.shard_leading(state, self.mesh)
 
-def make_epoch_fns(task: Task, batch_size: int, num_train: int, *, mesh: Mesh | None = None) -> EpochFns:
+
+def make_epoch_fns(
+    task: Task, batch_size: int, num_train: int, *, mesh: Mesh | None = None, replicas: int | None = None
+) -> EpochFns:
     """Builds the jitted train and eval epochs over data held on the devices.
 
     ``data`` is a dict of arrays with the examples on the leading axis
@@ -136,34 +171,49 @@ def make_epoch_fns(task: Task, batch_size: int, num_train: int, *, mesh: Mesh | 
     data, of which the first ``num_train`` rows are drawn) or ``EpochFns.place``
     (evaluation data). The train epoch shuffles with ``key``; the eval epoch
     walks the data in order with a masked last batch. ``mesh`` defaults to
-    every device JAX sees; ``batch_size`` must divide over it.
+    every device JAX sees; ``batch_size`` must divide over it, or with
+    ``replicas`` (R runs in one program, vmapped), R must.
     """
     mesh = mesh if mesh is not None else parallel.data_mesh()
-    parallel.check_batch_size(batch_size, mesh)
-    train_step = train_step_fn(task)
+    if replicas is None:
+        parallel.check_batch_size(batch_size, mesh)
+    elif replicas % mesh.size:
+        raise JaxdlError(f"{replicas} replicas do not divide over {mesh.size} devices; use a multiple of {mesh.size}")
+    one_step = train_step_fn(task)
     eval_step = eval_step_fn(task)
+    # One run: examples split over the mesh, the state whole on every device. Replicas: replicas split.
+    split_sharding = parallel.batch_sharded(mesh)
+    state_sharding = parallel.replicated(mesh) if replicas is None else split_sharding
 
     def split(batch: Batch) -> Batch:
-        return jax.lax.with_sharding_constraint(batch, parallel.batch_sharded(mesh))
+        return jax.lax.with_sharding_constraint(batch, split_sharding)
 
     def gather(data: dict[str, jax.Array], rows: jax.Array, valid: jax.Array) -> Batch:
         return split({**{name: array[rows] for name, array in data.items()}, "mask": valid})
 
+    def step_of_replica(state: TrainState, batch: Batch, active: jax.Array):
+        new, sums = one_step(state, batch)
+        return jax.tree.map(lambda n, o: jnp.where(active, n, o), new, state), sums
+
+    step_of_replicas = jax.vmap(step_of_replica)
+
     @functools.partial(jax.jit, donate_argnums=(0, 3))
     def train_steps(state: TrainState, data: dict[str, jax.Array], batches, step_sums, first, stop):
         """Steps ``first`` to ``stop - 1`` of an epoch's ``batches``; step i's sums go to row i."""
-        indices, mask = batches
+        indices, mask = batches[:2]
 
         def body(i, carry):
             state, step_sums = carry
-            state, sums = train_step(state, gather(data, indices[i], mask[i]))
-            state = jax.lax.with_sharding_constraint(state, parallel.replicated(mesh))
+            if replicas is None:
+                state, sums = one_step(state, gather(data, indices[i], mask[i]))
+            else:
+                state, sums = step_of_replicas(state, gather(data, indices[:, i], mask[:, i]), batches[2])
+            state = jax.lax.with_sharding_constraint(state, state_sharding)
             return state, jax.tree.map(lambda rows, value: rows.at[i].set(value), step_sums, sums)
 
         return jax.lax.fori_loop(first, stop, body, (state, step_sums))
 
-    @jax.jit
-    def evaluate(state: TrainState, data: dict[str, jax.Array]):
+    def evaluate_one(state: TrainState, data: dict[str, jax.Array]):
         n = jax.tree.leaves(data)[0].shape[0]
         indices, mask = epoch_indices(jax.random.PRNGKey(0), n, batch_size, shuffle=False, drop_remainder=False)
 
@@ -177,8 +227,7 @@ def make_epoch_fns(task: Task, batch_size: int, num_train: int, *, mesh: Mesh | 
         totals, _ = jax.lax.scan(body, zeros, (indices, mask, jnp.arange(indices.shape[0])))
         return totals
 
-    @jax.jit
-    def predict(state: TrainState, data: dict[str, jax.Array]):
+    def predict_one(state: TrainState, data: dict[str, jax.Array]):
         n = jax.tree.leaves(data)[0].shape[0]
         indices, mask = epoch_indices(jax.random.PRNGKey(0), n, batch_size, shuffle=False, drop_remainder=False)
         key = jax.random.fold_in(state.key, EVAL_KEY_SALT)
@@ -192,9 +241,12 @@ def make_epoch_fns(task: Task, batch_size: int, num_train: int, *, mesh: Mesh | 
         _, outputs = jax.lax.scan(body, None, (indices, mask, jnp.arange(indices.shape[0])))
         return jax.tree.map(lambda o: o.reshape(-1, *o.shape[2:])[:n], outputs)
 
+    def per_replica(fn):  # each replica's state on the same data
+        return jax.jit(fn if replicas is None else jax.vmap(fn, in_axes=(0, None)))
+
     return EpochFns(
-        train_steps, evaluate, steps_per_epoch(num_train, batch_size), mesh, batch_size, num_train, train_step,
-        predict,
+        train_steps, per_replica(evaluate_one), steps_per_epoch(num_train, batch_size), mesh, batch_size, num_train,
+        one_step, per_replica(predict_one), replicas,
     )  # fmt: skip
 
 
@@ -207,4 +259,12 @@ def averages(sums: dict[str, Any]) -> dict[str, float]:
     """Per-example averages from metric sums (host side)."""
     sums = {k: float(jnp.sum(v)) for k, v in sums.items()}
     count = max(sums.pop("count"), 1.0)
+    return {k: v / count for k, v in sums.items()}
+
+
+def replica_averages(sums: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Each replica's per-example averages from metric sums whose last axis is the replica's
+    (an evaluation's ``(R,)``, an epoch's per-step ``(steps, R)``): ``{name: (R,) array}``."""
+    sums = {k: np.asarray(v, np.float64).reshape(-1, np.shape(v)[-1]).sum(0) for k, v in sums.items()}
+    count = np.maximum(sums.pop("count"), 1.0)
     return {k: v / count for k, v in sums.items()}
