@@ -51,6 +51,8 @@ _EXPORTS = {
     "fit": "jaxdl.train",
     "full_batch_scan": "jaxdl.train",
     "init_state": "jaxdl.train",
+    "init_replicas": "jaxdl.train",
+    "injected": "jaxdl.train",
     "make_train_step": "jaxdl.train",
     "timed_call": "jaxdl.train",
 }

@@ -62,6 +62,12 @@ class Claim:
     fmt: str = "{:.4g}"
     target: Target | None = None
 
+    def interval(self, metrics: dict[str, Any]) -> dict[str, Any] | None:
+        """The figure's interval over seeds (:func:`jaxdl.stats.interval`) when the run had several."""
+        if callable(self.metric):
+            return None
+        return metrics.get("intervals", {}).get(self.metric)
+
     def value(self, metrics: dict[str, Any]) -> float:
         if callable(self.metric):
             return float(self.metric(metrics))
@@ -79,3 +85,7 @@ class Run:
     quick: tuple[str, ...] = ()  # further settings under --quick (its targets are then not judged)
     data: str | None = None  # the data set it needs, checked before it starts
     claims: tuple[Claim, ...] = ()
+    # Replicas trained together (--set seeds=N): each claim is judged on their mean and shown with
+    # its 95% interval. Chosen per run so that the full tour takes about 20 minutes on a 2-core CPU.
+    seeds: int = 1
+    quick_seeds: int = 1  # under --quick

@@ -35,6 +35,7 @@ from jaxdl.data import local_copies
 from jaxdl.errors import JaxdlError, Stopped
 from jaxdl.rundir import atomic_write_text, environment, write_json
 from jaxdl.runner import run_experiment
+from jaxdl.stats import format_interval
 
 REPORT_VERSION = 1
 Runner = Callable[..., tuple[str, dict[str, Any]]]  # run_experiment's signature
@@ -99,7 +100,8 @@ def hardware(env: dict[str, Any]) -> str:
 
 
 def _settings(run: Run, quick: bool) -> list[str]:
-    return [*run.settings, *(run.quick if quick else ())]
+    seeds = run.quick_seeds if quick else run.seeds
+    return [*run.settings, *(run.quick if quick else ()), *([f"seeds={seeds}"] if seeds > 1 else [])]
 
 
 def command(tour_run: TourRun, quick: bool) -> str:
@@ -131,6 +133,9 @@ def _row(tour_run: TourRun, claim: Claim, quick: bool, outcome: dict[str, Any]) 
     except (KeyError, TypeError, ValueError) as e:
         return {**row, "status": "failed", "reason": f"cannot read the figure: {e}"}
     row.update(value=value, jaxdl=claim.fmt.format(value))
+    summary = claim.interval(outcome["metrics"])
+    if summary is not None:  # judged on the mean, shown with its interval
+        row.update(jaxdl=format_interval(summary, claim.fmt), n=summary["n"], half_width=summary["half_width"])
     judged = claim.target is not None and not (quick and run.quick)
     if claim.target is None:
         row["status"] = "measured"

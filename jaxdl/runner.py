@@ -67,9 +67,11 @@ def run_experiment(
     if seed is not None:
         overrides.append(f"seed={seed}")
     if seeds is not None:
-        if "seeds" not in fields:
-            raise JaxdlError(f"experiment {name} does not train replicas with the engine, so {{seeds}} does not apply")
-        overrides.append(f"seeds={seeds}")
+        # blobs calls its vmapped initialisations num_seeds
+        field = next((f for f in ("seeds", "num_seeds") if f in fields), None)
+        if field is None:
+            raise JaxdlError(f"experiment {name} trains no network over seeds, so {{seeds}} does not apply")
+        overrides.append(f"{field}={seeds}")
     if data is not None:
         if "data" not in {f.name for f in dataclasses.fields(experiment.config)}:
             raise JaxdlError(f"experiment {name} reads no data set, so {{data}} does not apply")

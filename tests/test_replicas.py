@@ -100,6 +100,8 @@ def test_early_stopping_stops_each_replica_alone(digits):
     assert result.epochs_run == 6 and not result.stopped_early
     assert np.asarray(result.state.step).tolist() == [3 * 8, 6 * 8]
     assert any(line.startswith("early stopping replica 0") for line in lines)
+    frozen = [r["replicas"]["train_loss"][0] for r in result.history]
+    assert frozen[3:] == [frozen[2]] * 3  # a frozen replica keeps its last training figures
 
 
 def test_replicas_resume_bitwise_equal_to_an_uninterrupted_run(digits, tmp_path):
@@ -154,7 +156,7 @@ def test_bad_grids_fail_before_anything_runs(overrides, message):
 
 def test_grid_errors_on_the_command_line_are_one_line_with_exit_2(tmp_path, capsys):
     for argv in (["run", "cifar10-mlp", "--set", "lr=1e-3,"], ["run", "blobs", "--set", "lr=1,2"],
-                 ["run", "blobs", "--seeds", "2"], ["run", "cifar10-mlp", "--set", "sweep=lr=1"]):  # fmt: skip
+                 ["run", "monte-carlo", "--seeds", "2"], ["run", "cifar10-mlp", "--set", "sweep=lr=1"]):  # fmt: skip
         assert main([*argv, "--out", str(tmp_path / "x")]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1, err

@@ -159,3 +159,24 @@ def test_report_page_in_a_real_browser(report):
     assert min(sizes) > 100
     assert not [m for m in messages if m.startswith(("error", "pageerror"))], messages
     assert (report / "screenshot.png").stat().st_size > 10_000
+
+
+def test_training_claims_are_judged_on_the_mean_and_shown_with_their_interval(tmp_path):
+    from jaxdl import stats
+
+    calls = []
+
+    def stand_in(name, settings, **kwargs):  # what --seeds 2 of regularization reports, made up
+        calls.append(settings)
+        gains = {"dropout_gain": [0.05, 0.07], "early_stopping_gain": [0.1, -0.02]}
+        metrics = {k: sum(v) / 2 for k, v in gains.items()}
+        return kwargs["out"], {**metrics, "intervals": {k: stats.interval(v) for k, v in gains.items()}}
+
+    reproduce_lib.reproduce(tmp_path / "r", quick=True, only=["regularization"], runner=stand_in, log=lambda s: None)
+    assert calls == [["epochs=40", "seeds=2"]]  # the run's quick seeds
+    rows = reproduce_lib.read_results(tmp_path / "r")["rows"]
+    assert rows[0]["value"] == pytest.approx(0.06) and rows[0]["n"] == 2
+    assert rows[0]["jaxdl"] == "+6.00% +- 12.71% (N=2)"  # t(0.975, 1) = 12.71, s = 1.41%
+    assert rows[1]["jaxdl"].startswith("+4.00% +- ") and rows[1]["status"] == "quick"
+    full = [r for r in reproduce_lib.tour() if r.name in ("cifar10-mlp", "mnist-vae", "regularization")]
+    assert all(r.run.seeds >= 4 for r in full)

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdl import plots
+from jaxdl import plots, stats
 from jaxdl.claims import PERCENT, Claim, Run, between
 from jaxdl.config import setting
 from jaxdl.data import make_blobs_dataset
@@ -176,6 +176,7 @@ def _seed_distribution(config, model, train, loss_fn, batch) -> dict[str, Any]:
         "seed_accuracy_min": float(accuracies.min()),
         "seed_accuracy_max": float(accuracies.max()),
         "seed_accuracies": accuracies.tolist(),
+        "intervals": {"seed_accuracy_mean": stats.interval(accuracies.tolist())},
         "seeds_below_tutorial": float(np.mean(accuracies < TUTORIAL_ACCURACY / 100)),
         "seeds_compile_seconds": compile_seconds,
         "seeds_train_seconds": seconds,

@@ -161,7 +161,7 @@ MLP_EXPERIMENT = Experiment(
     smallest=("epochs=3", "batch_size=8"),
     vmapped=("lr",),
     claims=(
-        Run(name="cifar10-mlp", quick=("epochs=1",), data="cifar10", claims=(
+        Run(name="cifar10-mlp", quick=("epochs=1",), data="cifar10", seeds=8, quick_seeds=2, claims=(
             Claim(source="seed 001", statement="MLP 3072-100-10, Adam 1e-3, batch 100, 5 epochs: test accuracy",
                   tutorial="49.96%", metric="test_accuracy", fmt=PERCENT, target=at_least(0.50, ">= 50%")),
         )),

@@ -61,7 +61,7 @@ EXPERIMENT = Experiment(
     smallest=("epochs=1", "batch_size=8", "n_train=24", "n_val=8"),
     vmapped=("lr",),
     claims=(
-        Run(name="mnist-mlp", data="mnist", claims=(
+        Run(name="mnist-mlp", data="mnist", seeds=8, quick_seeds=8, claims=(
             Claim(source="seed 004", statement="784-128-10, SGD 1e-2, batch 64, 4,096 images, early stopping: "
                   "test accuracy", tutorial="", metric="test_accuracy", fmt=PERCENT),
         )),

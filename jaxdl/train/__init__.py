@@ -3,6 +3,7 @@
 from jaxdl.train.checkpoint import Checkpoints
 from jaxdl.train.fit import EarlyStopping, FitResult, fit
 from jaxdl.train.full_batch import full_batch_scan
+from jaxdl.train.replicas import init_replicas, injected, replica
 from jaxdl.train.state import TrainState, init_state, raw_key
 from jaxdl.train.steps import averages, make_epoch_fns, make_train_step, steps_per_epoch
 from jaxdl.train.task import Task, classification_loss
@@ -19,11 +20,14 @@ __all__ = [
     "compile_ahead",
     "fit",
     "full_batch_scan",
+    "init_replicas",
     "init_state",
+    "injected",
     "make_epoch_fns",
     "make_train_step",
     "median_seconds",
     "raw_key",
+    "replica",
     "steps_per_epoch",
     "timed_call",
 ]

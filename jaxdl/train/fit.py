@@ -348,10 +348,10 @@ def fit(
     evaluate = fns.evaluate.lower(state, val).compile() if val is not None else None
     compile_seconds = time.perf_counter() - start_compile
 
-    def finite_losses(step_sums: dict[str, np.ndarray], epoch: int) -> np.ndarray:
+    def finite_losses(step_sums: dict[str, np.ndarray], epoch: int, trained: np.ndarray) -> np.ndarray:
         if replicas is None:
             return _check_finite(step_sums, epoch, checkpoints)
-        return _check_replicas(step_sums, epoch, checkpoints, active, diverged, log)
+        return _check_replicas(step_sums, epoch, checkpoints, trained, active, diverged, log)
 
     chunks = ChunkSizer(chunk_seconds, steps_per_epoch)
     agree = agree_across_processes if jax.process_count() > 1 else _same
@@ -362,6 +362,7 @@ def fit(
     ):
         for epoch in range(position.epoch, epochs + 1):
             done = position.steps_done if epoch == position.epoch else 0
+            trained = active.copy()  # the replicas this epoch trains (the others are frozen)
             sums = fns.place(position.step_sums if done else zero_sums)
             first = done
             state, sums, done, epoch_seconds = train_in_chunks(
@@ -371,12 +372,12 @@ def fit(
             epoch_steps = done - first
             if done < steps_per_epoch:  # stopped by a signal
                 partial = {k: v[:done] for k, v in jax.device_get(sums).items()}
-                finite_losses(partial, epoch)
+                finite_losses(partial, epoch, trained)
                 step = save(epoch, done, jax.device_get(sums))
                 run_dir.write_history(history)  # the finished epochs, even if none
                 raise _stopped(stop_requests, step, _where(epoch, done, steps_per_epoch), checkpoints)
             step_sums = jax.device_get(sums)
-            step_losses.append(finite_losses(step_sums, epoch))
+            step_losses.append(finite_losses(step_sums, epoch, trained))
             train_seconds += epoch_seconds
             steps_run += epoch_steps * (replicas or 1)
             epochs_run += 1
@@ -386,7 +387,8 @@ def fit(
                 if val_sums is not None:
                     record.update({f"val_{k}": v for k, v in averages(val_sums).items()})
             else:
-                record = _replica_record(epoch, step_sums, val_sums, ~diverged)
+                previous = history[-1] if history else None
+                record = _replica_record(epoch, step_sums, val_sums, ~diverged, trained, previous)
             record.update(
                 seconds=epoch_seconds,
                 examples_per_second=epoch_steps * (replicas or 1) * batch_size / max(epoch_seconds, 1e-12),
@@ -444,10 +446,22 @@ def _finite_or_none(values: np.ndarray) -> list[float | None]:
     return [float(v) if np.isfinite(v) else None for v in values]
 
 
-def _replica_record(epoch: int, step_sums: dict[str, np.ndarray], val_sums: Any, counted: np.ndarray) -> dict[str, Any]:
+def _replica_record(
+    epoch: int,
+    step_sums: dict[str, np.ndarray],
+    val_sums: Any,
+    counted: np.ndarray,
+    trained: np.ndarray,
+    previous: dict[str, Any] | None,
+) -> dict[str, Any]:
     """An epoch's record for replicas: each metric's mean over the replicas that have not diverged,
-    and every replica's value under ``replicas`` (None where not finite)."""
+    and every replica's value under ``replicas`` (None where not finite). A replica frozen before
+    this epoch keeps its last training figures."""
     per_replica = {f"train_{k}": v for k, v in replica_averages(step_sums).items()}
+    if previous is not None and not trained.all():
+        for k, v in per_replica.items():
+            last = np.array([np.nan if x is None else x for x in previous["replicas"][k]], float)
+            per_replica[k] = np.where(trained, v, last)
     if val_sums is not None:
         per_replica.update({f"val_{k}": v for k, v in replica_averages(jax.device_get(val_sums)).items()})
     record: dict[str, Any] = {"epoch": epoch}
@@ -461,15 +475,16 @@ def _check_replicas(
     step_sums: dict[str, np.ndarray],
     epoch: int,
     checkpoints: Checkpoints | None,
+    trained: np.ndarray,
     active: np.ndarray,
     diverged: np.ndarray,
     log: Callable[[str], None],
 ) -> np.ndarray:
-    """The epoch's per-step mean losses ``(steps, R)``. A replica whose loss stops being finite is
-    reported, marked diverged and frozen (``active``, ``diverged`` are updated in place); the
-    others go on. JaxdlError when no replica is left."""
+    """The epoch's per-step mean losses ``(steps, R)``. A replica trained this epoch whose loss
+    stops being finite is reported, marked diverged and frozen (``active``, ``diverged`` are
+    updated in place); the others go on. JaxdlError when no replica is left."""
     losses = np.asarray(step_sums["loss"]) / np.maximum(np.asarray(step_sums["count"]), 1)
-    for i in np.flatnonzero(~np.isfinite(losses).all(axis=0) & ~diverged):
+    for i in np.flatnonzero(~np.isfinite(losses).all(axis=0) & trained & ~diverged):
         step = int(np.flatnonzero(~np.isfinite(losses[:, i]))[0])
         diverged[i], active[i] = True, False
         log(

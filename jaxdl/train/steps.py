@@ -23,7 +23,8 @@ of R independent runs (seeds, or hyperparameter values: see
 ``jax.vmap``: each replica draws its own shuffled batches and keys, and
 the R steps compile into one program. The data are shared, not copied.
 Metric sums get a trailing replica axis. A replica marked inactive (stopped
-early, or diverged) keeps its state. With several devices, the replica axis,
+early, or diverged) keeps its state: it is computed with the others and put
+back at the end of each chunk, and its sums mean nothing. With several devices, the replica axis,
 not the batch, is split over the mesh.
 """
 
@@ -191,23 +192,34 @@ def make_epoch_fns(
     def gather(data: dict[str, jax.Array], rows: jax.Array, valid: jax.Array) -> Batch:
         return split({**{name: array[rows] for name, array in data.items()}, "mask": valid})
 
-    def step_of_replica(state: TrainState, batch: Batch, active: jax.Array):
-        new, sums = one_step(state, batch)
-        return jax.tree.map(lambda n, o: jnp.where(active, n, o), new, state), sums
+    def replica_chunk(replica, data, first, stop):
+        """One replica through steps ``first`` to ``stop - 1`` (vmapped over replicas by the caller);
+        an inactive one is then put back as it was (once per chunk: activity changes only between
+        epochs)."""
+        state, indices, mask, active, rows = replica
 
-    step_of_replicas = jax.vmap(step_of_replica)
+        def body(i, carry):
+            state, rows = carry
+            state, sums = one_step(state, gather(data, indices[i], mask[i]))
+            return state, jax.tree.map(lambda r, value: r.at[i].set(value), rows, sums)
+
+        new, rows = jax.lax.fori_loop(first, stop, body, (state, rows))
+        return jax.tree.map(lambda n, o: jnp.where(active, n, o), new, state), rows
 
     @functools.partial(jax.jit, donate_argnums=(0, 3))
     def train_steps(state: TrainState, data: dict[str, jax.Array], batches, step_sums, first, stop):
         """Steps ``first`` to ``stop - 1`` of an epoch's ``batches``; step i's sums go to row i."""
         indices, mask = batches[:2]
+        if replicas is not None:
+            rows = jax.tree.map(lambda r: r.T, step_sums)  # (R, steps): a replica's rows together
+            group = (state, indices, mask, batches[2], rows)
+            state, rows = jax.vmap(functools.partial(replica_chunk, data=data, first=first, stop=stop))(group)
+            state = jax.lax.with_sharding_constraint(state, state_sharding)
+            return state, jax.tree.map(lambda r: r.T, rows)
 
         def body(i, carry):
             state, step_sums = carry
-            if replicas is None:
-                state, sums = one_step(state, gather(data, indices[i], mask[i]))
-            else:
-                state, sums = step_of_replicas(state, gather(data, indices[:, i], mask[:, i]), batches[2])
+            state, sums = one_step(state, gather(data, indices[i], mask[i]))
             state = jax.lax.with_sharding_constraint(state, state_sharding)
             return state, jax.tree.map(lambda rows, value: rows.at[i].set(value), step_sums, sums)
 
