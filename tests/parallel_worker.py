@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--num-processes", type=int)
     parser.add_argument("--process-id", type=int)
     parser.add_argument("--precision", default="float32")
+    parser.add_argument("--replicas", type=int, default=0, help="train this many seeds as vmapped replicas")
     args = parser.parse_args()
 
     import jax
@@ -40,6 +41,7 @@ def main() -> None:
     from jaxdl.models import CNN, MLP
     from jaxdl.train import parallel
     from jaxdl.train.fit import fit
+    from jaxdl.train.replicas import init_replicas
     from jaxdl.train.state import init_state
     from jaxdl.train.task import Task, classification_loss
 
@@ -58,7 +60,11 @@ def main() -> None:
         task = Task(model, classification_loss, unit_pixels, compute_dtype=args.precision)
         # lr 0.01: at 0.05 these 8 steps on random labels are chaotic, and float32 rounding of another
         # reduction order grew to 2.5e-2 on one CPU (an Intel Xeon), as large as a real bug would move them.
-        state, shuffle_key = init_state(task, optax.sgd(0.01, momentum=0.9), data, jax.random.key(0))
+        tx = optax.sgd(0.01, momentum=0.9)
+        if args.replicas:  # seeds 0..R-1 as replicas: with several devices, the replica axis is split
+            state, shuffle_key = init_replicas(task, tx, data, list(range(args.replicas)))
+        else:
+            state, shuffle_key = init_state(task, tx, data, jax.random.key(0))
         result = fit(task, state, data, epochs=2, batch_size=8, key=shuffle_key, mesh=mesh,
                      log=lambda line: None)  # fmt: skip
         variables = {"params": result.state.params, "batch_stats": result.state.batch_stats}
@@ -68,7 +74,8 @@ def main() -> None:
         # fit runs an ahead-of-time compiled epoch; the jitted one must not retrace either.
         fns, placed, state = result.fns, result.fns.place_train(data), result.state
         for epoch in range(2):
-            state, _ = fns.train_epoch(state, placed, jax.random.PRNGKey(10 + epoch))
+            key = jax.random.PRNGKey(10 + epoch)
+            state, _ = fns.train_epoch(state, placed, jax.random.split(key, args.replicas) if args.replicas else key)
         results[f"{name}/traces"] = np.array(fns.train_steps._cache_size())
         results[f"{name}/param_dtypes"] = np.array(sorted({str(x.dtype) for x in jax.tree.leaves(result.state.params)}))
     results["devices"] = np.array(mesh.size)

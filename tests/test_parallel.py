@@ -77,6 +77,18 @@ def test_four_devices_train_like_one(one_and_four):
         assert int(four[f"{name}/traces"]) == 1  # two more epochs, no recompilation
 
 
+def test_replicas_split_over_four_devices_train_like_one_device(tmp_path):
+    # 4 seeds as vmapped replicas; with 4 devices each device trains one replica (the seed axis is
+    # the mesh's), every device holding the whole data set.
+    _wait(_worker(tmp_path / "one.npz", 4, "--devices", "1", "--replicas", "4"),
+          _worker(tmp_path / "four.npz", 4, "--devices", "4", "--replicas", "4"))  # fmt: skip
+    one, four = _params(tmp_path / "one.npz"), _params(tmp_path / "four.npz")
+    assert int(four["devices"]) == 4 and one["cnn/params/fc2/kernel"].shape[0] == 4
+    _assert_same_training(one, four)
+    assert not np.allclose(one["cnn/params/fc2/kernel"][0], one["cnn/params/fc2/kernel"][1])  # seeds differ
+    assert int(four["cnn/traces"]) == 1
+
+
 def test_two_processes_agree_with_one(one_and_four, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
