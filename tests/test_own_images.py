@@ -72,8 +72,12 @@ def test_image_classifier_resizes_mixed_sizes_only_when_asked(tmp_path, capsys):
     assert main([*common, "--out", str(tmp_path / "r1")]) == 2
     err = capsys.readouterr().err
     assert "an image size setting resizes them all" in err or "mode RGBA" in err
-    assert main([*common, "--out", str(tmp_path / "r2"), "--set", "image_size=12x10"]) == 0
-    assert read_json(tmp_path / "r2" / "metrics.json")["image_shape"] == [12, 10, 3]
+    # two seeds as vmapped replicas: the figures come with intervals, the confusion matrix is the first seed's
+    assert main([*common, "--out", str(tmp_path / "r2"), "--set", "image_size=12x10", "--seeds", "2"]) == 0
+    metrics = read_json(tmp_path / "r2" / "metrics.json")
+    assert metrics["image_shape"] == [12, 10, 3]
+    assert metrics["intervals"]["test_accuracy"]["n"] == 2 and len(metrics["replicas"]) == 2
+    assert (tmp_path / "r2" / "confusion_matrix.png").exists()
 
 
 @pytest.mark.parametrize(
