@@ -271,6 +271,9 @@ def fit(
       epochs: total epochs, counting those of a resumed run.
       batch_size: examples per step; the last partial batch is dropped.
       key: PRNG key for shuffling (typed or raw); epoch e shuffles with ``fold_in(key, e)``.
+        One key per replica (``(R, 2)`` raw, or ``(R,)`` typed) trains a stacked state of R
+        replicas (:func:`jaxdl.train.init_replicas`) in one vmapped program: early stopping
+        and the NaN guard then act per replica, and callbacks receive the stacked state.
       val_data: evaluated after every epoch; early stopping watches its loss.
       run_dir: where history.jsonl and checkpoints/ go (None: neither, and
         signals keep their usual effect).
