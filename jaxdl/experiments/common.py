@@ -172,20 +172,25 @@ def train_and_test(
     last = result.history[-1]
     metrics = {f"test_{k}": v for k, v in test_metrics.items()}
     metrics.update({k: v for k, v in last.items() if k.startswith(("train_", "val_"))})
-    metrics.update(
-        epochs_run=len(result.history),
-        stopped_early=result.stopped_early,
-        train_seconds=result.train_seconds,
-        compile_seconds=result.compile_seconds,
-        examples_per_second=result.examples_per_second,
-        seconds_per_epoch=result.train_seconds / max(result.epochs_run, 1),
-        devices=result.fns.mesh.size,
-        processes=jax.process_count(),
-    )
+    metrics.update(_run_figures(result))
     names = ("loss", "accuracy") if "train_accuracy" in last else ("loss",)
     curves = plots.epoch_curves(result.history, names, title=title, test=test_metrics, step_losses=result.step_losses)
     run_dir.save_figure(curves, "curves.png")
     return result, metrics
+
+
+def _run_figures(result: FitResult) -> dict[str, Any]:
+    """How the run went: epochs, early stop, timings, devices."""
+    return {
+        "epochs_run": len(result.history),
+        "stopped_early": result.stopped_early,
+        "train_seconds": result.train_seconds,
+        "compile_seconds": result.compile_seconds,
+        "examples_per_second": result.examples_per_second,
+        "seconds_per_epoch": result.train_seconds / max(result.epochs_run, 1),
+        "devices": result.fns.mesh.size,
+        "processes": jax.process_count(),
+    }
 
 
 def _train_replicas(config, run_dir, task, optimizer, steps, plan, train, test, val, patience, title):
@@ -223,19 +228,8 @@ def _train_replicas(config, run_dir, task, optimizer, steps, plan, train, test, 
     if not swept:  # the claims' figures: means over seeds
         metrics.update({k: v["mean"] for k, v in groups[0]["intervals"].items()})
         metrics["intervals"] = groups[0]["intervals"]
-    metrics.update(
-        seeds=config.seeds,
-        num_replicas=len(plan),
-        diverged=int(result.diverged.sum()),
-        epochs_run=len(result.history),
-        stopped_early=result.stopped_early,
-        train_seconds=result.train_seconds,
-        compile_seconds=result.compile_seconds,
-        examples_per_second=result.examples_per_second,
-        seconds_per_epoch=result.train_seconds / max(result.epochs_run, 1),
-        devices=result.fns.mesh.size,
-        processes=jax.process_count(),
-    )
+    metrics.update(seeds=config.seeds, num_replicas=len(plan), diverged=int(result.diverged.sum()))
+    metrics.update(_run_figures(result))
     for line in replica_table(metrics, [k for k in test_metrics]):
         print(line)
     names = ("loss", "accuracy") if "train_accuracy" in last else ("loss",)
