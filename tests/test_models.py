@@ -42,41 +42,65 @@ def test_cnn_batch_norm_statistics_and_dropout():
     np.testing.assert_array_equal(model.apply(variables, x), model.apply(variables, x))  # eval is deterministic
 
 
-@pytest.mark.parametrize("stride", [1, 2, 3, 4])
-@pytest.mark.parametrize("size", [(9, 9), (8, 5)])
-def test_im2col_and_xla_convolutions_agree_in_values_and_both_derivative_modes(stride, size, x64):
-    x = jax.random.normal(jax.random.key(0), (2, *size, 3), jnp.float64)
-    k = jax.random.normal(jax.random.key(1), (3, 3, 3, 4), jnp.float64)
+@pytest.mark.parametrize(
+    "impl, stride, size, channels",
+    [("im2col", s, size, 3) for s in (1, 2, 3, 4) for size in ((9, 9), (8, 5))]
+    + [("winograd", 1, size, c) for size in ((9, 9), (8, 5), (1, 1), (2, 7)) for c in (3, 16)],
+)
+def test_convolutions_agree_with_xla_in_values_and_both_derivative_modes(impl, stride, size, channels, x64):
+    x = jax.random.normal(jax.random.key(0), (2, *size, channels), jnp.float64)
+    k = jax.random.normal(jax.random.key(1), (3, 3, channels, 4), jnp.float64)
     tangents = (jax.random.normal(jax.random.key(3), x.shape, x.dtype), jax.random.normal(jax.random.key(4), k.shape))
     results = {}
-    for impl in ("im2col", "xla"):
+    for name in (impl, "xla"):
 
-        def conv(x, k, impl=impl):
-            return conv3x3(x, k, stride, impl)
+        def conv(x, k, name=name):
+            return conv3x3(x, k, stride, name)
 
         y, pullback = jax.vjp(conv, x, k)
         cotangent = jax.random.normal(jax.random.key(2), y.shape, jnp.float64)
-        results[impl] = (y, pullback(cotangent), jax.jvp(conv, (x, k), tangents)[1])
-    chex.assert_trees_all_close(results["im2col"], results["xla"], rtol=1e-10, atol=1e-12)
+        results[name] = (y, pullback(cotangent), jax.jvp(conv, (x, k), tangents)[1])
+    chex.assert_trees_all_close(results[impl], results["xla"], rtol=1e-10, atol=1e-12)
 
 
-def test_auto_picks_im2col_on_a_cpu_and_unknown_implementations_are_refused():
-    x, k = jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 3))
+def test_winograd_in_float32_is_as_close_to_float64_as_im2col():
+    # Its transforms add and halve: the rounding must stay of im2col's order, not grow with them.
+    x = jax.random.normal(jax.random.key(0), (8, 16, 16, 32))
+    k = jax.random.normal(jax.random.key(1), (3, 3, 32, 64)) / 17
+    with jax.enable_x64(True):
+        exact = np.asarray(conv3x3(x.astype(jnp.float64), k.astype(jnp.float64), impl="xla"))
+    errors = {impl: np.abs(np.asarray(conv3x3(x, k, impl=impl)) - exact).max() for impl in ("im2col", "winograd")}
+    assert errors["winograd"] < 4 * errors["im2col"] + 1e-6, errors
+    assert errors["winograd"] < 1e-5 * np.abs(exact).max()
+
+
+def test_auto_picks_winograd_and_im2col_on_a_cpu_and_unknown_implementations_are_refused():
     assert jax.default_backend() == "cpu"
-    jaxpr = str(jax.make_jaxpr(lambda x: conv3x3(x, k))(x))
-    assert "dot_general" in jaxpr and "conv_general_dilated" not in jaxpr
-    assert "conv_general_dilated" in str(jax.make_jaxpr(lambda x: conv3x3(x, k, impl="xla"))(x))
-    with pytest.raises(ValueError, match="impl must be auto, im2col or xla"):
-        conv3x3(x, k, impl="winograd")
+
+    def products(x, k, stride=1, impl="auto"):  # (dot_general count, whether XLA's convolution is used)
+        jaxpr = str(jax.make_jaxpr(lambda x: conv3x3(x, k, stride, impl))(x))
+        return jaxpr.count("dot_general"), "conv_general_dilated" in jaxpr
+
+    wide, k_wide = jnp.ones((1, 4, 4, 16)), jnp.ones((3, 3, 16, 3))
+    narrow, k_narrow = jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 3))
+    assert products(wide, k_wide) == (18, False)  # Winograd: 16 products, and 2 transforming the kernel
+    assert products(wide, k_wide, stride=2) == (1, False)  # im2col: one
+    assert products(narrow, k_narrow) == (1, False)  # too few channels for Winograd
+    assert products(narrow, k_narrow, impl="xla") == (0, True)
+    with pytest.raises(ValueError, match="impl must be auto, im2col, winograd or xla"):
+        conv3x3(narrow, k_narrow, impl="fft")
+    with pytest.raises(ValueError, match="Winograd convolution has stride 1"):
+        conv3x3(wide, k_wide, stride=2, impl="winograd")
 
 
 def test_cnn_takes_uint8_images_as_they_load():
     # A kernel cast to the input's uint8 would be all zeros: the CNN would train at chance.
     images = jax.random.randint(jax.random.key(0), (4, 32, 32, 3), 0, 256).astype(jnp.uint8)
     model = CNN()
-    variables = model.init(RNGS, images)
-    np.testing.assert_array_equal(model.apply(variables, images), model.apply(variables, images.astype(jnp.float32)))
-    grads = jax.grad(lambda p: model.apply({**variables, "params": p}, images).sum())(variables["params"])
+    variables = jax.jit(model.init)(RNGS, images)
+    apply = jax.jit(model.apply)  # op by op, the Winograd layer's many small operations take half a minute
+    np.testing.assert_array_equal(apply(variables, images), apply(variables, images.astype(jnp.float32)))
+    grads = jax.jit(jax.grad(lambda p: model.apply({**variables, "params": p}, images).sum()))(variables["params"])
     assert float(jnp.abs(grads["conv1"]["kernel"]).max()) > 0
     with pytest.raises(AssertionError, match="conv3x3|type"):
         conv3x3(images, variables["params"]["conv1"]["kernel"])

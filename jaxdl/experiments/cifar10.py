@@ -122,8 +122,8 @@ class CNNConfig(EngineSettings):
         0.1, "label smoothing (improved recipe)", ge=0, lt=1, applies_if=("recipe", "improved")
     )
     drop_rate: float = setting(0.5, "dropout after the first dense layer", ge=0, lt=1)
-    conv: Literal["auto", "im2col", "xla"] = setting(
-        "auto", "convolutions: im2col matrix products (CPU), XLA's convolution (GPU, TPU), or auto by backend"
+    conv: Literal["auto", "im2col", "winograd", "xla"] = setting(
+        "auto", "convolutions: Winograd or im2col products (CPU), XLA's convolution (GPU, TPU), or auto by backend"
     )
 
 
