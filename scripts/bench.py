@@ -1,6 +1,7 @@
 """Benchmark of the training engine on each tutorial network, optionally beside PyTorch.
 
     python scripts/bench.py [--steps 30] [--min-seconds 1] [--repeats 3] [--json out.json] [--torch-python PY]
+                            [--isa native|avx2] [--no-profile]
 
 For each model: compile time of the epoch function, steady-state training
 examples/s (median of repeats of a compiled epoch loop over at least
@@ -11,20 +12,26 @@ float32 matmul peak measured here, and the compiled function's memory
 shapes already on the device; loading is not timed. With --torch-python it
 also runs scripts/torch_baselines.py (the tutorials' PyTorch networks and
 steps) on the same number of batches, right after each model's own timing,
-and prints the speed-ups.
+and prints the speed-ups. ``--isa avx2`` runs both sides as on an AVX2-only CPU
+(``--xla_cpu_max_isa=AVX2`` for XLA; ``ATEN_CPU_CAPABILITY=avx2`` and
+``ONEDNN_MAX_CPU_ISA=AVX2`` for PyTorch). Last, a profile of the CNN's compiled
+epoch: the share of its busy time in each kind of work (:func:`profile_breakdown`).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import math
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,6 +42,7 @@ import optax
 
 from jaxdl.experiments import cifar10, common, mnist_vae
 from jaxdl.models.classifiers import MLP, SmallMLP
+from jaxdl.rundir import environment
 from jaxdl.train.state import init_state
 from jaxdl.train.steps import make_epoch_fns, make_train_step
 from jaxdl.train.task import Task, classification_loss
@@ -116,6 +124,74 @@ class EpochTimer:
         return statistics.median(times)
 
 
+_INSTRUCTION = re.compile(r"^\s*(?:ROOT )?%?([\w.\-]+) = (?:\S+|\(.*?\)) ([\w\-]+)\(")
+_COMPUTATION = re.compile(r"^%?([\w.\-]+) \(.*\{$")
+_LAYOUT_OPS = {"parameter", "constant", "bitcast", "reshape", "copy", "transpose", "slice", "concatenate", "pad",
+               "broadcast", "select", "dynamic-slice", "dynamic-update-slice", "iota", "compare", "tuple",
+               "get-tuple-element"}  # fmt: skip
+
+
+def _parse_hlo(text: str) -> tuple[dict[str, tuple[str, str, str | None]], dict[str, tuple[set, set]]]:
+    """Compiled HLO text as ``{instruction: (opcode, op_name, called computation)}`` and
+    ``{computation: (its opcodes, the Flax layers its instructions' name stacks mention)}``."""
+    instructions, computations, current = {}, collections.defaultdict(lambda: (set(), set())), None
+    for line in text.splitlines():
+        if m := _COMPUTATION.match(line):
+            current = m.group(1)
+        elif m := _INSTRUCTION.match(line):
+            name, opcode = m.groups()
+            calls, op_name = re.search(r"calls=%?([\w.\-]+)", line), re.search(r'op_name="([^"]*)"', line)
+            op_name = op_name.group(1) if op_name else ""
+            instructions[name] = (opcode, op_name, calls and calls.group(1))
+            computations[current][0].add(opcode)
+            computations[current][1].update(re.findall(r"/(conv|bn|fc)\d", op_name))
+    return instructions, computations
+
+
+def _category(name: str, opcode: str, op_name: str, calls: str | None, computations: dict) -> str:
+    """Where an executed HLO instruction belongs, from its opcode (a fusion's: those of its fused
+    computation) and the Flax layers in its JAX name stack (``.../conv3/dot_general``)."""
+    opcodes, layers = computations[calls] if calls else ({opcode}, set())
+    layers = layers | set(re.findall(r"/(conv|bn|fc)\d", op_name))
+    product = name.startswith("ynn_fusion") or bool(opcodes & {"dot", "convolution"})
+    if "conv" in layers:
+        return "convolutions: " + ("matrix products" if product else "patches, transforms, gradient sums")
+    if product:
+        return "dense layers: matrix products"
+    if "bn" in layers:
+        return "batch norm"
+    if opcodes <= _LAYOUT_OPS:
+        return "other data movement"
+    if "jvp(" not in op_name and "while/body/" in op_name:  # in the step, outside the network's passes
+        return "optimizer"
+    return "other arithmetic: activations, loss, dropout"
+
+
+def profile_breakdown(timer: EpochTimer, repeats: int = 2) -> dict[str, float]:
+    """Shares of the compiled epoch's busy time (both threads) by what XLA's CPU profiler saw executing.
+
+    Each executed instruction (the profiler names them) is looked up in the compiled
+    HLO: its opcode, its fused computation's opcodes and its JAX name stack (which
+    carries the Flax module, ``conv3`` or ``bn2``) say where it belongs.
+    """
+    from jax.profiler import ProfileData
+
+    instructions, computations = _parse_hlo(timer.compiled.as_text())
+    busy = collections.Counter()
+    with tempfile.TemporaryDirectory() as folder:
+        jax.profiler.start_trace(folder)
+        timer.seconds(repeats)
+        jax.profiler.stop_trace()
+        data = ProfileData.from_file(str(next(Path(folder).rglob("*.xplane.pb"))))
+    for plane in data.planes:
+        for line in plane.lines if plane.name == "/host:CPU" else ():
+            for event in line.events:
+                if event.name in instructions:
+                    busy[_category(event.name, *instructions[event.name], computations)] += event.duration_ns
+    total = sum(busy.values())
+    return {category: ns / total for category, ns in busy.most_common()}
+
+
 def torch_examples_per_second(python: str, name: str, steps: int, repeats: int) -> float:
     """The tutorial's PyTorch step for ``name`` (scripts/torch_baselines.py), timed over ``steps`` batches."""
     script = Path(__file__).with_name("torch_baselines.py")
@@ -153,6 +229,32 @@ def bench(name, task, tx, shape, batch, per_epoch, args) -> dict:
     return row
 
 
+TORCH_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+
+def limit_isa(isa: str) -> None:
+    """For ``avx2``: restarts this script with XLA and PyTorch (its subprocesses) limited to AVX2.
+
+    XLA reads its flags when the CPU client starts, so they are set before anything else runs.
+    """
+    flag = "--xla_cpu_max_isa=AVX2"
+    if isa == "native" or flag in os.environ.get("XLA_FLAGS", ""):
+        return
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
+    os.environ.update(TORCH_AVX2)
+    os.execv(sys.executable, [sys.executable, *sys.argv])
+
+
+def cpu_isa() -> str:
+    """The widest vector instructions this CPU has (from /proc/cpuinfo's flags)."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return "ISA unknown"
+    words = set(flags.split())
+    return "AVX-512" if "avx512f" in words else "AVX2" if "avx2" in words else "no AVX2"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30, help="batches per timed epoch (at least)")
@@ -162,12 +264,17 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="model names (default: all)")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--torch-python", help="python with torch, for the tutorials' PyTorch code")
+    parser.add_argument("--isa", choices=("native", "avx2"), default="native",
+                        help="avx2: both sides limited to AVX2, as on a CPU without AVX-512")  # fmt: skip
+    parser.add_argument("--no-profile", action="store_true", help="skip the CNN's profile")
     args = parser.parse_args()
+    limit_isa(args.isa)
 
     peak = matmul_peak()
+    flags = {k: os.environ[k] for k in ("XLA_FLAGS", *TORCH_AVX2) if os.environ.get(k)}
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} "
-        f"({jax.devices()[0].device_kind}), XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
+        f"machine: {environment()['cpu_model']} ({cpu_isa()}), {platform.machine()}, {os.cpu_count()} cores, "
+        f"jax {jax.__version__} ({jax.devices()[0].device_kind}); {flags or 'no ISA limits'}"
     )
     print(f"float32 matmul peak (2048^3, jit): {peak:.1f} GFLOP/s\n")
     rows = [bench(name, *spec, args) for name, spec in workloads().items() if not args.only or name in args.only]
@@ -187,6 +294,13 @@ def main() -> None:
             rounds = ", ".join(f"{x:.2f}" for x in r["speedup_rounds"])
             line += f"{r['torch_examples_per_second']:>12.0f}{r['speedup_over_torch']:>9.2f}x  ({rounds})"
         print(line)
+    if not args.no_profile and (not args.only or "cifar10-cnn" in args.only):
+        task, tx, shape, batch, _ = workloads()["cifar10-cnn"]
+        shares = profile_breakdown(EpochTimer(task, tx, shape, batch, 5))
+        print("\nthe CNN's training epoch, share of busy time (XLA's CPU profiler, both threads):")
+        for category, share in shares.items():
+            print(f"  {100 * share:5.1f}%  {category}")
+        rows[[r["model"] for r in rows].index("cifar10-cnn")]["profile"] = shares
     usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak resident memory of this process: {usage:.0f} MB")
     if args.json:

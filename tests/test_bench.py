@@ -27,3 +27,11 @@ def test_min_seconds_lengthens_short_timings(bench):
     args = argparse.Namespace(steps=2, min_seconds=0.2, repeats=1, rounds=1, torch_python=None)
     task, tx, shape, batch, per_epoch = bench.workloads()["mnist-mlp"]
     assert bench.bench("mnist-mlp", task, tx, shape, batch, per_epoch, args)["steps"] > 2
+
+
+def test_profile_breakdown_finds_the_small_mlps_products_and_optimizer(bench):
+    task, tx, shape, batch, _ = bench.workloads()["mnist-mlp"]
+    shares = bench.profile_breakdown(bench.EpochTimer(task, tx, shape, batch, 20), repeats=1)
+    assert sum(shares.values()) == pytest.approx(1)
+    assert shares["dense layers: matrix products"] > 0.2  # 784x128 products are most of its arithmetic
+    assert "optimizer" in shares and not any(name.startswith("convolutions") for name in shares)
