@@ -244,9 +244,14 @@ def test_the_registry_describes_each_experiment_as_its_module_does():
 
     for name in experiments.names():
         assert experiments.describe(name) == experiments.get(name).description, name
+        assert experiments.settings_of(name) is experiments.get(name).config, name
 
 
-@pytest.mark.parametrize("args", [["list"], ["data", "info", "digits"], ["run", "blobz"]])
+@pytest.mark.parametrize(
+    "args",
+    [["list"], ["data", "info", "digits"], ["run", "blobz"], ["run", "cifar10-cnn", "--help-config"]]
+    + [["run", "mnist-vae", "--help-config"], ["run", "forward-gradient", "--help-config"]],
+)
 def test_commands_that_need_no_jax_import_none(args):
     code = (
         "import contextlib, io, sys\n"

@@ -17,96 +17,114 @@ from typing import Any
 from jaxdl.claims import Run
 from jaxdl.errors import JaxdlError
 
-# name -> (module, attribute, description), in the order of the tutorials' claims (and of
-# `jaxdl reproduce`); add a line here to register a new experiment. The description is here,
-# not only in the module, so that `jaxdl list` imports no experiment (and so no JAX); a test
-# checks that the two agree.
+# name -> (module, attribute, settings class in jaxdl.experiments.settings, description), in the
+# order of the tutorials' claims (and of `jaxdl reproduce`); add a line here to register a new
+# experiment. The description and the settings are named here, not only in the module, so that
+# `jaxdl list` and `--help-config` import no experiment (and so no JAX); a test checks that
+# they agree with the module's.
 _MODULES = {
     "blobs": (
         "jaxdl.experiments.blobs",
         "EXPERIMENT",
+        "BlobsConfig",
         "seed 000: 2-D blob classifier, full-batch SGD as one lax.scan, 64 seeds via vmap",
     ),
     "autodiff-modes": (
         "jaxdl.experiments.autodiff_modes",
         "EXPERIMENT",
+        "AutodiffModesConfig",
         "seed 000: jacfwd vs jacrev over n, m = 1..1000 (time, FLOPs, memory); gradient by jvp vs vjp",
     ),
     "forward-gradient": (
         "jaxdl.experiments.forward_gradient",
         "EXPERIMENT",
+        "ForwardGradientConfig",
         "Baydin et al. 2022: training by one jvp per step against backprop; unbiasedness, variance, cost",
     ),
     "scratch-mlp": (
         "jaxdl.experiments.scratch_mlp",
         "EXPERIMENT",
+        "ScratchMLPConfig",
         "seed 003: NumPy MLP with hand-written backprop vs the same in JAX, same init and batches",
     ),
     "scalar-engine": (
         "jaxdl.experiments.scalar_engine",
         "EXPERIMENT",
+        "ScalarEngineConfig",
         "seed 004: MLP(784,[64,32,10]) in the scalar engine vs NumPy vs jax.jit, same updates; divergence reported",
     ),
     "monte-carlo": (
         "jaxdl.experiments.monte_carlo",
         "EXPERIMENT",
+        "MonteCarloConfig",
         "seed 000: Monte Carlo unbiasedness and 1/sqrt(S) consistency, GAN loss, score vs pathwise gradients",
     ),
     "minibatch-sgd": (
         "jaxdl.experiments.minibatch_sgd",
         "EXPERIMENT",
+        "MinibatchSGDConfig",
         "seed 000: minibatch gradients are unbiased, their variance falls like 1/B; SGD by batch size",
     ),
     "optimizers": (
         "jaxdl.experiments.optimizers",
         "EXPERIMENT",
+        "OptimizersConfig",
         "seed 002: SGD, momentum, Nesterov, Adagrad, RMSProp, Adam, L-BFGS on a quadratic, Rosenbrock, "
         "a saddle; LR finder",
     ),
     "activations": (
         "jaxdl.experiments.activations",
         "EXPERIMENT",
+        "ActivationsConfig",
         "seed 002: per-layer gradient norms of a 20-layer MLP for six activations, initialisations and batch norm",
     ),
     "universal-approximation": (
         "jaxdl.experiments.universal_approximation",
         "EXPERIMENT",
+        "UniversalApproximationConfig",
         "seed 000: one hidden layer of N sigmoids fitting 1-D and 2-D functions; max error against N",
     ),
     "regularization": (
         "jaxdl.experiments.regularization",
         "EXPERIMENT",
+        "RegularizationConfig",
         "seed 002: dropout, weight decay, early stopping, clipping on an over-fitting MLP; generalisation gaps",
     ),
     "mnist-mlp": (
         "jaxdl.experiments.mnist_mlp",
         "EXPERIMENT",
+        "MNISTMLPConfig",
         "seed 004: MNIST 784-128-10, SGD 1e-2, 3 epochs on 4,096 images, early stopping",
     ),
     "cifar10-mlp": (
         "jaxdl.experiments.cifar10",
         "MLP_EXPERIMENT",
+        "MLPConfig",
         "seed 001: CIFAR-10 MLP 3072-100-10, Adam 1e-3, 5 epochs",
     ),
     "cifar10-cnn": (
         "jaxdl.experiments.cifar10",
         "CNN_EXPERIMENT",
+        "CNNConfig",
         "seed 001: CIFAR-10 CNN (4 conv + BN), 10 epochs; recipe=tutorial|improved",
     ),
     "image-classifier": (
         "jaxdl.experiments.image_classifier",
         "EXPERIMENT",
+        "ImageClassifierConfig",
         "seed 001's MLP or CNN on your own split/class/image folder (--data DIR)",
     ),
     "curvature": (
         "jaxdl.experiments.curvature",
         "EXPERIMENT",
+        "CurvatureConfig",
         "Hessian of the CIFAR-10 MLP and CNN: Lanczos top eigenvalues, spectral density, loss slices, "
         "HVP cost in four orders",
     ),
     "mnist-vae": (
         "jaxdl.experiments.mnist_vae",
         "EXPERIMENT",
+        "VAEConfig",
         "seed 002: MNIST VAE 784-400-20, Adam, batch 32, 10 epochs; recipe=improved|tutorial; conditional option",
     ),
 }
@@ -132,7 +150,15 @@ def names() -> list[str]:
 def describe(name: str) -> str:
     """The one-line description of ``name``, without importing its module."""
     check_name(name)
-    return _MODULES[name][2]
+    return _MODULES[name][3]
+
+
+def settings_of(name: str) -> type:
+    """The settings dataclass of ``name``, without importing its module (nor JAX)."""
+    check_name(name)
+    from jaxdl.experiments import settings
+
+    return getattr(settings, _MODULES[name][2])
 
 
 def check_name(name: str) -> None:
@@ -146,5 +172,5 @@ def check_name(name: str) -> None:
 def get(name: str) -> Experiment:
     """The registered experiment ``name``; JaxdlError naming the closest one if unknown."""
     check_name(name)
-    module, attribute, _ = _MODULES[name]
+    module, attribute, _, _ = _MODULES[name]
     return getattr(importlib.import_module(module), attribute)

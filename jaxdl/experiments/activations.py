@@ -9,7 +9,6 @@ keeps every unit of a layer identical, as seed 003 warns: the spread across unit
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
@@ -19,8 +18,8 @@ import jax.numpy as jnp
 from jaxdl import data as data_lib
 from jaxdl import plots
 from jaxdl.claims import Claim, Run, at_least, at_most
-from jaxdl.config import setting
 from jaxdl.experiments import Experiment
+from jaxdl.experiments.settings import ActivationsConfig as Config
 from jaxdl.functional import activations as A
 from jaxdl.functional.init import glorot_uniform, he_normal, zeros
 from jaxdl.functional.losses import softmax_cross_entropy
@@ -35,15 +34,6 @@ ACTIVATIONS = {
     "elu": (A.elu, he_normal, 1),
     "maxout": (lambda z: A.maxout(z, 2), glorot_uniform, 2),  # two pieces per unit; He init diverged here
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    depth: int = setting(20, "hidden layers", ge=2)
-    steps: int = setting(200, "SGD steps before the second measurement", ge=1)
-    lr: float = setting(0.05, "SGD learning rate", gt=0)
-    batch_size: int = setting(128, "examples per step", ge=2)
-    seed: int = setting(0, "PRNG seed", ge=0)
 
 
 def init_params(key, depth: int, init, pieces: int = 1, scale: float = 1.0) -> list[dict]:

@@ -13,7 +13,6 @@ without rematerialisation.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
@@ -24,35 +23,11 @@ import numpy as np
 from jaxdl import plots
 from jaxdl.autodiff.modes import chain_flops, gradient_by_jvp
 from jaxdl.claims import Claim, Run, at_least, at_most
-from jaxdl.config import setting
-from jaxdl.errors import JaxdlError
 from jaxdl.experiments import Experiment
+from jaxdl.experiments.settings import AutodiffModesConfig as Config
 from jaxdl.functional import mlp_apply, mlp_init
 from jaxdl.rundir import RunDir
 from jaxdl.train.timing import compile_ahead, stable_seconds
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    sizes: str = setting("1,10,100,1000", "values of n and of m, comma-separated")
-    hidden: int = setting(64, "hidden width of f: R^n -> R^m", ge=1)
-    repeats: int = setting(
-        7, "least timed samples per measurement (more until the median's 95% interval is within +-5%, at most 60)", ge=1
-    )
-    loss_sizes: str = setting("16,64,32,1", "layer widths of the network whose loss gradient is timed")
-    remat_depth: int = setting(16, "layers of the network used for the jax.checkpoint comparison", ge=1)
-    seed: int = setting(0, "PRNG seed", ge=0)
-
-    def check(self) -> None:
-        for name in ("sizes", "loss_sizes"):
-            try:
-                values = [int(v) for v in getattr(self, name).split(",")]
-            except ValueError:
-                raise JaxdlError(
-                    f"setting {name} must be comma-separated integers, got {getattr(self, name)!r}"
-                ) from None
-            if not values or min(values) < 1:
-                raise JaxdlError(f"setting {name} must hold positive integers, got {getattr(self, name)!r}")
 
 
 def _ints(text: str) -> list[int]:

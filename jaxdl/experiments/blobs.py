@@ -11,8 +11,7 @@ little, the same training also runs from ``num_seeds`` initialisations at once
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Literal
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -21,10 +20,10 @@ import optax
 
 from jaxdl import plots, stats
 from jaxdl.claims import PERCENT, Claim, Run, between
-from jaxdl.config import setting
 from jaxdl.data import make_blobs_dataset
 from jaxdl.errors import JaxdlError
 from jaxdl.experiments import Experiment
+from jaxdl.experiments.settings import BlobsConfig as Config
 from jaxdl.functional.losses import binary_cross_entropy_with_logits
 from jaxdl.models.blobs import BlobClassifier, tutorial_log, tutorial_params
 from jaxdl.progress import progress_bar
@@ -33,28 +32,6 @@ from jaxdl.train import compile_ahead, full_batch_scan, timed_call
 
 TUTORIAL_ACCURACY = 92.90  # percent, the tutorial's last log line
 TUTORIAL_LOSS = 0.2125
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    n_samples: int = setting(1000, "points drawn by make_blobs", ge=2)
-    cluster_std: float = setting(3.0, "standard deviation of each blob", gt=0)
-    data_seed: int = setting(1, "make_blobs random_state (the tutorial's 1)", ge=0)
-    hidden: int = setting(5, "width of the first linear layer", ge=1)
-    lr: float = setting(5e-4, "SGD learning rate", gt=0)
-    epochs: int = setting(1000, "full-batch epochs (one SGD step each)", ge=1)
-    log_every: int = setting(100, "print a log line every this many epochs", ge=1)
-    init: Literal["torch", "tutorial", "glorot", "he"] = setting(
-        "torch",
-        "initial weights: PyTorch's nn.Linear default drawn from `seed`, the tutorial's exact "
-        "weights, Glorot uniform or He normal",
-    )
-    seed: int = setting(0, "PRNG seed for the initial weights", ge=0)
-    num_seeds: int = setting(64, "initialisations trained at once with vmap (0 skips)", ge=0)
-
-    def check(self) -> None:
-        if self.init == "tutorial" and self.hidden != 5:
-            raise JaxdlError(f"init=tutorial needs hidden=5 (the tutorial's width), got {self.hidden}")
 
 
 def make_loss_fn(model: BlobClassifier):
@@ -80,7 +57,8 @@ def make_trainer(config: Config):
 def initial_params(config: Config, model: BlobClassifier, x: jax.Array):
     if config.init == "tutorial":
         return tutorial_params()
-    return model.init(jax.random.key(config.seed), x[:1])["params"]
+    # compiled: run op by op, each random operation would compile a program of its own (2.5 s here)
+    return jax.jit(model.init)(jax.random.key(config.seed), x[:1])["params"]
 
 
 def _fraction(value) -> float:
@@ -158,9 +136,14 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
 
 def _seed_distribution(config, model, train, loss_fn, batch) -> dict[str, Any]:
     """Trains ``num_seeds`` random initialisations in one vmapped, compiled call."""
-    # fold_in keeps these keys apart from the single run's key(seed).
-    keys = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 1), config.num_seeds)
-    params = jax.vmap(lambda k: model.init(k, batch[0][:1])["params"])(keys)
+
+    @jax.jit  # one program for the keys and initialisations, not one per random operation
+    def init_seeds(x):
+        # fold_in keeps these keys apart from the single run's key(seed).
+        keys = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 1), config.num_seeds)
+        return jax.vmap(lambda k: model.init(k, x)["params"])(keys)
+
+    params = init_seeds(batch[0][:1])
 
     def train_and_score(p):
         final, _ = train(p, batch)

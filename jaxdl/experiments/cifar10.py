@@ -10,18 +10,15 @@ device, AdamW with a one-cycle learning-rate schedule, and label smoothing;
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Literal
-
 import jax
 import jax.numpy as jnp
 import optax
 
 from jaxdl import data as data_lib
 from jaxdl.claims import PERCENT, Claim, Run, at_least, between
-from jaxdl.config import setting
 from jaxdl.experiments import Experiment
-from jaxdl.experiments.common import EngineSettings, train_and_test
+from jaxdl.experiments.common import train_and_test
+from jaxdl.experiments.settings import CNNConfig, MLPConfig
 from jaxdl.models.classifiers import CNN, MLP
 from jaxdl.rundir import RunDir
 from jaxdl.train.task import Task, classification_loss
@@ -77,15 +74,6 @@ def _load(config):
 # ------------------------------------------------------------------ the MLP
 
 
-@dataclasses.dataclass(frozen=True)
-class MLPConfig(EngineSettings):
-    data: str = setting("", "local copy of CIFAR-10 (folder, .tar.gz); empty: $JAXDL_DATA_DIR or TFDS")
-    hidden: int = setting(100, "hidden units (the tutorial's code 100; its text mentions 200)", ge=1)
-    epochs: int = setting(5, "training epochs", ge=1)
-    batch_size: int = setting(100, "examples per step", ge=1)
-    lr: float = setting(1e-3, "Adam learning rate", gt=0)
-
-
 def run_mlp(config: MLPConfig, run_dir: RunDir) -> dict:
     train, test = _load(config)
     task = Task(MLP(hidden=config.hidden), classification_loss, normalize_batch)
@@ -99,32 +87,6 @@ def run_mlp(config: MLPConfig, run_dir: RunDir) -> dict:
 
 
 # ------------------------------------------------------------------ the CNN
-
-
-@dataclasses.dataclass(frozen=True)
-class CNNConfig(EngineSettings):
-    data: str = setting("", "local copy of CIFAR-10 (folder, .tar.gz); empty: $JAXDL_DATA_DIR or TFDS")
-    recipe: Literal["improved", "tutorial"] = setting(
-        "improved",
-        "improved: crops and flips, AdamW with a one-cycle schedule, label smoothing; "
-        "tutorial: the MLP's recipe (Adam 1e-3, batch 100), no augmentation",
-    )
-    epochs: int = setting(10, "training epochs", ge=1)
-    batch_size: int = setting(100, "examples per step", ge=1)
-    lr: float = setting(1e-3, "Adam learning rate (tutorial recipe)", gt=0, applies_if=("recipe", "tutorial"))
-    peak_lr: float = setting(
-        3e-3, "peak of the one-cycle learning-rate schedule (improved recipe)", gt=0, applies_if=("recipe", "improved")
-    )
-    weight_decay: float = setting(
-        5e-2, "AdamW decoupled weight decay (improved recipe)", ge=0, applies_if=("recipe", "improved")
-    )
-    label_smoothing: float = setting(
-        0.1, "label smoothing (improved recipe)", ge=0, lt=1, applies_if=("recipe", "improved")
-    )
-    drop_rate: float = setting(0.5, "dropout after the first dense layer", ge=0, lt=1)
-    conv: Literal["auto", "im2col", "winograd", "xla"] = setting(
-        "auto", "convolutions: Winograd or im2col products (CPU), XLA's convolution (GPU, TPU), or auto by backend"
-    )
 
 
 def cnn_task(config: CNNConfig) -> Task:

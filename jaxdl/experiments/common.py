@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import jax
 import numpy as np
@@ -14,9 +13,9 @@ import optax
 
 from jaxdl import data as data_lib
 from jaxdl import plots, stats
-from jaxdl.config import parse_sweep, setting
+from jaxdl.config import parse_sweep
 from jaxdl.data.dataset import as_arrays
-from jaxdl.errors import JaxdlError
+from jaxdl.experiments.settings import EngineSettings
 from jaxdl.rundir import RunDir
 from jaxdl.train import parallel
 from jaxdl.train.fit import FitResult, fit
@@ -25,49 +24,6 @@ from jaxdl.train.replicas import init_replicas, injected
 from jaxdl.train.state import init_state
 from jaxdl.train.steps import steps_per_epoch
 from jaxdl.train.task import Task
-
-
-@dataclasses.dataclass(frozen=True)
-class EngineSettings:
-    """What the engine reads, for every experiment trained by ``fit``; configs inherit it and
-    redeclare a field to change its default or help text."""
-
-    epochs: int = setting(1, "training epochs", ge=1)
-    batch_size: int = setting(32, "examples per step", ge=1)
-    seed: int = setting(0, "PRNG seed: initialisation, per-step randomness and shuffling", ge=0)
-    keep_checkpoints: int = setting(2, "checkpoints kept (one per epoch, one more on a stop)", ge=1)
-    chunk_seconds: float = setting(
-        10.0, "longest a stop request (SIGTERM, Ctrl-C) waits: epochs run in compiled chunks this long", gt=0
-    )
-    devices: int = setting(0, "devices each batch is split over (0: every device JAX sees)", ge=0)
-    precision: Literal["float32", "bfloat16"] = setting(
-        "float32", "compute dtype; bfloat16 is mixed precision with float32 parameters"
-    )
-    diagnostics: bool = setting(
-        False, "per-layer statistics (activations, gradients, update ratios) in history.jsonl and diagnostics.png"
-    )
-    diagnostics_every: int = setting(1, "measure them after every this many epochs", ge=1)
-    tensorboard: bool = setting(False, "write TensorBoard event files to RUN/tensorboard (same as --tensorboard)")
-    seeds: int = setting(
-        1, "replicas trained together by jax.vmap, seeded seed, seed+1, ...: figures as mean +- 95% interval", ge=1
-    )
-    sweep: str = setting(
-        "", "value-only settings swept in the same program, KEY=A,B;KEY=C,D (written by --set KEY=A,B)"
-    )
-
-    def check(self) -> None:
-        # Before anything is written: the devices exist and the batch (or the replicas) split over them.
-        mesh = parallel.data_mesh(self.devices)
-        replicas = self.seeds * math.prod(len(v) for v in parse_sweep(self.sweep).values())
-        if replicas == 1:
-            parallel.check_batch_size(self.batch_size, mesh)
-        elif replicas % mesh.size:
-            raise JaxdlError(
-                f"{replicas} replicas (seeds x sweep) do not divide over {mesh.size} devices; "
-                f"use a multiple of {mesh.size} or set devices"
-            )
-        if replicas > 1 and (self.diagnostics or self.tensorboard):
-            raise JaxdlError("diagnostics and tensorboard watch one run; use seeds=1 without a sweep")
 
 
 @dataclasses.dataclass(frozen=True)

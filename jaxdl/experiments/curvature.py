@@ -36,39 +36,14 @@ from jaxdl import config as config_lib
 from jaxdl import curvature, plots
 from jaxdl import data as data_lib
 from jaxdl.claims import Claim, Run, at_most
-from jaxdl.config import setting
 from jaxdl.errors import JaxdlError
 from jaxdl.experiments import Experiment, cifar10
+from jaxdl.experiments.settings import CurvatureConfig as Config
 from jaxdl.functional import mlp_apply, mlp_init, softmax_cross_entropy
 from jaxdl.models import MLP
 from jaxdl.rundir import RunDir, read_json
 from jaxdl.train import Checkpoints, Task, classification_loss, fit, init_state, steps_per_epoch
 from jaxdl.train.timing import stable_seconds
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    networks: str = setting("mlp,cnn", "comma-separated: mlp (no batch norm), cnn (batch norm)")
-    data: str = setting("", "local copy of CIFAR-10 (folder, .tar.gz); empty: $JAXDL_DATA_DIR or TFDS")
-    epochs: int = setting(3, "training epochs of a network not restored from a run", ge=0)
-    batch_size: int = setting(100, "training batch size", ge=1)
-    from_run_mlp: str = setting("", "run directory of `jaxdl run cifar10-mlp` to restore instead of training")
-    from_run_cnn: str = setting("", "run directory of `jaxdl run cifar10-cnn` to restore instead of training")
-    hvp_batch: int = setting(256, "training images the curvature is measured on", ge=1)
-    top_k: int = setting(10, "Hessian eigenvalues found by Lanczos", ge=1)
-    lanczos_iterations: int = setting(30, "Lanczos steps for the top eigenvalues", ge=2)
-    density_vectors: int = setting(2, "random starts of stochastic Lanczos quadrature", ge=1)
-    density_iterations: int = setting(20, "Lanczos steps per start of the density", ge=2)
-    slice_points: int = setting(21, "points of the 1-D slice (the 2-D slice uses half as many per axis)", ge=3)
-    slice_radius: float = setting(1.0, "the slices span [-radius, radius] in filter-normalised units", gt=0)
-    seed: int = setting(0, "PRNG seed", ge=0)
-
-    def check(self) -> None:
-        unknown = [n for n in self.networks.split(",") if n not in ("mlp", "cnn")]
-        if unknown:
-            raise JaxdlError(f"setting networks: unknown {unknown[0]!r}; choose from mlp, cnn")
-        if self.lanczos_iterations < self.top_k:
-            raise JaxdlError(f"setting lanczos_iterations ({self.lanczos_iterations}) must be >= top_k ({self.top_k})")
 
 
 def _restore(name: str, path: str, train: dict) -> tuple[Task, Any]:

@@ -15,7 +15,6 @@ gradient ends at, a z-test of the estimator's mean against the true gradient
 
 from __future__ import annotations
 
-import dataclasses
 import statistics
 import time
 from typing import Any
@@ -30,39 +29,12 @@ from jaxdl import data as data_lib
 from jaxdl import plots
 from jaxdl.autodiff import forward_gradient
 from jaxdl.claims import Claim, Run, at_least, at_most
-from jaxdl.config import setting
-from jaxdl.errors import JaxdlError
 from jaxdl.experiments import Experiment
 from jaxdl.experiments.blobs import make_loss_fn
+from jaxdl.experiments.settings import ForwardGradientConfig as Config
 from jaxdl.functional import mlp_apply, mlp_init, softmax_cross_entropy
 from jaxdl.models.blobs import BlobClassifier
 from jaxdl.rundir import RunDir
-
-NETWORKS = ("blobs", "digits", "cifar10")
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    networks: str = setting("blobs,digits,cifar10", "comma-separated: blobs, digits, cifar10 (needs a local copy)")
-    data: str = setting("", "local copy of CIFAR-10 for the cifar10 network; empty: $JAXDL_DATA_DIR or TFDS")
-    steps: int = setting(2000, "SGD steps of each training run", ge=2)
-    batch_size: int = setting(64, "examples per step (blobs: the full batch of 1,000)", ge=1)
-    lr: float = setting(0.05, "SGD learning rate with backprop's gradient", gt=0)
-    forward_lr_n: float = setting(
-        12.0,
-        "the forward gradient's SGD rate is min(lr, forward_lr_n / (n + 2)) for n parameters: its second "
-        "moment is (n + 2) |g|^2, so a stable rate falls like 1/n",
-        gt=0,
-    )
-    draws: int = setting(2000, "forward gradients drawn at the start for the unbiasedness test", ge=10)
-    seed: int = setting(0, "PRNG seed: initialisation, directions and batches", ge=0)
-
-    def check(self) -> None:
-        names = self.networks.split(",")
-        unknown = [n for n in names if n not in NETWORKS]
-        if unknown or not names:
-            raise JaxdlError(f"setting networks: unknown {unknown[0] if unknown else '(none)'}; choose from "
-                             f"{', '.join(NETWORKS)}")  # fmt: skip
 
 
 def _problem(name: str, config: Config, key: jax.Array):

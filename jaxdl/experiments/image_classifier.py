@@ -9,59 +9,22 @@ a grid of misclassified test images.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import optax
 
 from jaxdl import data as data_lib
 from jaxdl import plots
-from jaxdl.config import setting
 from jaxdl.errors import JaxdlError
 from jaxdl.experiments import Experiment
 from jaxdl.experiments.cifar10 import augment
-from jaxdl.experiments.common import EngineSettings, train_and_test
+from jaxdl.experiments.common import train_and_test
+from jaxdl.experiments.settings import ImageClassifierConfig as Config
+from jaxdl.experiments.settings import parse_size
 from jaxdl.models.classifiers import CNN, MLP
 from jaxdl.rundir import RunDir
 from jaxdl.train.task import Task, classification_loss
-
-
-@dataclasses.dataclass(frozen=True)
-class Config(EngineSettings):
-    data: str = setting("", "your split/class/image folder or a .tar.gz of one (required)")
-    model: Literal["cnn", "mlp"] = setting("cnn", "seed 001's CNN (4 conv + batch norm) or its MLP")
-    image_size: str = setting("", "HxW every image is resized to, e.g. 32x32; empty: the images' own (all alike)")
-    hidden: int = setting(100, "hidden units of the MLP", ge=1, applies_if=("model", "mlp"))
-    drop_rate: float = setting(0.5, "dropout of the CNN's dense layer", ge=0, lt=1, applies_if=("model", "cnn"))
-    augment: bool = setting(False, "random crops and horizontal flips of the training images")
-    epochs: int = setting(10, "training epochs", ge=1)
-    batch_size: int = setting(32, "examples per step", ge=1)
-    lr: float = setting(1e-3, "Adam learning rate", gt=0)
-    val_fraction: float = setting(
-        0.1, "share of train carved out for validation, if there is no val folder", gt=0, lt=1
-    )
-    test_fraction: float = setting(0.2, "share of train carved out for testing, if there is no test folder", gt=0, lt=1)
-    patience: int = setting(0, "stop after this many epochs without a lower validation loss (0: never)", ge=0)
-
-    def check(self) -> None:
-        super().check()
-        if not self.data:
-            raise JaxdlError("image-classifier needs {data}: a split/class/image folder or a .tar.gz of one")
-        parse_size(self.image_size)
-
-
-def parse_size(text: str) -> tuple[int, int] | None:
-    """ "32x32" -> (32, 32); "" -> None."""
-    if not text:
-        return None
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise JaxdlError(f"setting image_size takes HxW, e.g. 32x32, got {text!r}") from None
-    if min(h, w) < 1:
-        raise JaxdlError(f"setting image_size must be positive, got {text!r}")
-    return h, w
 
 
 def image_task(model: str, train: data_lib.Dataset, *, hidden: int = 100, drop_rate: float = 0.5,

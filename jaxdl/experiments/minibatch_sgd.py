@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
@@ -22,22 +21,12 @@ import optax
 
 from jaxdl import plots
 from jaxdl.claims import Claim, Run, at_most, between
-from jaxdl.config import setting
 from jaxdl.data import epoch_indices, make_blobs_dataset
 from jaxdl.experiments import Experiment
 from jaxdl.experiments.blobs import make_loss_fn
+from jaxdl.experiments.settings import MinibatchSGDConfig as Config
 from jaxdl.models.blobs import BlobClassifier
 from jaxdl.rundir import RunDir
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    batch_for_bias: int = setting(32, "batch size of the unbiasedness test", ge=1)
-    draws: int = setting(4000, "minibatch gradients drawn per batch size", ge=10)
-    sgd_batches: str = setting("8,32,128,1000", "batch sizes of the SGD comparison")
-    epochs: int = setting(30, "epochs of each SGD run", ge=1)
-    lr: float = setting(0.05, "SGD learning rate", gt=0)
-    seed: int = setting(0, "PRNG seed", ge=0)
 
 
 def _flat(tree) -> jax.Array:

@@ -9,30 +9,17 @@ other 8,976 test images, which validation never saw.
 
 from __future__ import annotations
 
-import dataclasses
-
 import optax
 
 from jaxdl import data as data_lib
 from jaxdl.claims import PERCENT, Claim, Run
-from jaxdl.config import setting
 from jaxdl.errors import JaxdlError
 from jaxdl.experiments import Experiment
-from jaxdl.experiments.common import EngineSettings, train_and_test, unit_pixels
+from jaxdl.experiments.common import train_and_test, unit_pixels
+from jaxdl.experiments.settings import MNISTMLPConfig as Config
 from jaxdl.models.classifiers import SmallMLP
 from jaxdl.rundir import RunDir
 from jaxdl.train.task import Task, classification_loss
-
-
-@dataclasses.dataclass(frozen=True)
-class Config(EngineSettings):
-    data: str = setting("", "local copy of MNIST (folder, .tar.gz, IDX folder); empty: $JAXDL_DATA_DIR or TFDS")
-    n_train: int = setting(4096, "first training images used", ge=1)
-    n_val: int = setting(1024, "first test images used for validation", ge=1)
-    epochs: int = setting(3, "maximum epochs", ge=1)
-    batch_size: int = setting(64, "examples per step", ge=1)
-    lr: float = setting(1e-2, "SGD learning rate", gt=0)
-    patience: int = setting(2, "epochs without a lower validation loss before stopping", ge=1)
 
 
 def run(config: Config, run_dir: RunDir) -> dict:

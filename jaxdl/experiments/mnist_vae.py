@@ -13,9 +13,6 @@ encoder and decoder also see the label, and the figure shows each digit 0-9.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Literal
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,9 +21,9 @@ import optax
 from jaxdl import data as data_lib
 from jaxdl import plots
 from jaxdl.claims import Claim, Run, at_most, between
-from jaxdl.config import setting
 from jaxdl.experiments import Experiment
-from jaxdl.experiments.common import EngineSettings, train_and_test
+from jaxdl.experiments.common import train_and_test
+from jaxdl.experiments.settings import VAEConfig as Config
 from jaxdl.models.vae import VAE, vae_loss
 from jaxdl.rundir import RunDir
 from jaxdl.train.replicas import replica
@@ -35,24 +32,6 @@ from jaxdl.train.task import Task
 # Test loss per image (nats) of the tutorial's own PyTorch code on the shared MNIST copy, seed 0
 # (seeds 1-4: 105.22, 105.05, 104.73, 105.06); scripts/torch_vae_reference.py.
 TUTORIAL_CODE_TEST_LOSS = 104.86
-
-
-@dataclasses.dataclass(frozen=True)
-class Config(EngineSettings):
-    data: str = setting("", "local copy of MNIST (folder, .tar.gz, IDX folder); empty: $JAXDL_DATA_DIR or TFDS")
-    latents: int = setting(20, "latent dimensions (2 draws the latent space)", ge=1)
-    hidden: int = setting(400, "hidden units of encoder and decoder", ge=1)
-    conditional: bool = setting(False, "condition on the digit, so a chosen digit can be generated")
-    epochs: int = setting(10, "training epochs", ge=1)
-    batch_size: int = setting(32, "examples per step", ge=1)
-    recipe: Literal["improved", "tutorial"] = setting(
-        "improved",
-        "improved: Adam with a one-cycle learning-rate schedule peaking at peak_lr; tutorial: Adam at a constant lr",
-    )
-    lr: float = setting(1e-3, "Adam learning rate (tutorial recipe)", gt=0, applies_if=("recipe", "tutorial"))
-    peak_lr: float = setting(
-        3e-3, "peak of the one-cycle learning-rate schedule (improved recipe)", gt=0, applies_if=("recipe", "improved")
-    )
 
 
 def make_task(config: Config) -> Task:

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
@@ -23,19 +22,9 @@ import numpy as np
 from jaxdl import monte_carlo as mc
 from jaxdl import plots
 from jaxdl.claims import Claim, Run, at_most, between
-from jaxdl.config import setting
 from jaxdl.experiments import Experiment
+from jaxdl.experiments.settings import MonteCarloConfig as Config
 from jaxdl.rundir import RunDir
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    mu: float = setting(0.5, "mean of the Gaussian")
-    sigma: float = setting(1.0, "standard deviation of the Gaussian", gt=0)
-    max_samples: int = setting(100_000, "largest S (powers of 10 from 1 up to it)", ge=10)
-    repeats: int = setting(1000, "independent estimators per S", ge=10)
-    gradient_samples: int = setting(100, "samples per gradient estimate", ge=2)
-    seed: int = setting(0, "PRNG seed", ge=0)
 
 
 def _expectation(config: Config, key) -> tuple[list[dict], dict[str, Any]]:

@@ -9,7 +9,6 @@ rate over a few hundred steps of a real network (an MLP on the digits) and sugge
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import jax
@@ -20,18 +19,11 @@ import optax
 from jaxdl import data as data_lib
 from jaxdl import plots
 from jaxdl.claims import Claim, Run, at_most
-from jaxdl.config import setting
 from jaxdl.experiments import Experiment
+from jaxdl.experiments.settings import OptimizersConfig as Config
 from jaxdl.functional import mlp_apply, mlp_init, optim
 from jaxdl.functional.losses import softmax_cross_entropy
 from jaxdl.rundir import RunDir
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    steps: int = setting(300, "steps on each toy problem", ge=1)
-    range_steps: int = setting(300, "steps of the learning-rate range test", ge=10)
-    seed: int = setting(0, "PRNG seed", ge=0)
 
 
 def quadratic(p):

@@ -12,8 +12,7 @@ each, and the curves are drawn side by side.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Literal
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -23,10 +22,10 @@ import optax
 from jaxdl import data as data_lib
 from jaxdl import plots, stats
 from jaxdl.claims import Claim, Run, at_least
-from jaxdl.config import setting
 from jaxdl.errors import JaxdlError
 from jaxdl.experiments import Experiment
 from jaxdl.experiments.common import unit_pixels
+from jaxdl.experiments.settings import RegularizationConfig as Config
 from jaxdl.models.classifiers import dense
 from jaxdl.rundir import RunDir
 from jaxdl.train.fit import fit
@@ -46,28 +45,6 @@ class WideMLP(nn.Module):
             x = nn.relu(dense(self.hidden, x.shape[-1], f"fc{i + 1}")(x))
             x = nn.Dropout(self.drop_rate, deterministic=not train)(x)
         return dense(10, self.hidden, "out")(x)
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    dataset: Literal["digits", "mnist"] = setting("digits", "digits (embedded) or mnist (needs a local copy)")
-    data: str = setting("", "local copy of MNIST for dataset=mnist")
-    n_train: int = setting(300, "training images (few, to over-fit)", ge=10)
-    n_val: int = setting(500, "validation images", ge=10)
-    label_noise: float = setting(0.2, "fraction of training labels replaced by a different random class", ge=0, lt=1)
-    epochs: int = setting(100, "epochs per run", ge=2)
-    batch_size: int = setting(50, "examples per step", ge=1)
-    lr: float = setting(1e-3, "Adam learning rate", gt=0)
-    drop_rate: float = setting(0.5, "dropout rate of the dropout run", ge=0, lt=1)
-    weight_decay: float = setting(0.5, "AdamW decoupled weight decay of the weight-decay run", ge=0)
-    patience: int = setting(5, "early-stopping patience (epochs)", ge=1)
-    clip_norm: float = setting(0.5, "global gradient-norm clip of the clipping run", gt=0)
-    seed: int = setting(0, "PRNG seed", ge=0)
-    seeds: int = setting(
-        1, "replicas of every variant trained together by jax.vmap (seeds seed, seed+1, ...): gains as mean "
-        "+- 95% interval", ge=1,
-    )  # fmt: skip
-    keep_checkpoints: int = setting(1, "checkpoints kept per run", ge=1)
 
 
 def _data(config: Config):

@@ -16,10 +16,9 @@ the sample where it stopped being finite. ``init=torch`` (or he) learns.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
-from typing import Any, Literal
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -29,23 +28,9 @@ from jaxdl import data as data_lib
 from jaxdl import plots
 from jaxdl.autodiff.scalar import MLP, Scalar
 from jaxdl.claims import Claim, Run, at_least, at_most
-from jaxdl.config import setting
 from jaxdl.experiments import Experiment
+from jaxdl.experiments.settings import ScalarEngineConfig as Config
 from jaxdl.rundir import RunDir
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    data: str = setting("", "local copy of MNIST (folder, .tar.gz, IDX folder); empty: $JAXDL_DATA_DIR or TFDS")
-    n_train: int = setting(24, "first MNIST training images (the tutorial's 512)", ge=1)
-    epochs: int = setting(1, "passes over them (the tutorial's 5)", ge=1)
-    n_test: int = setting(1000, "first test images for the accuracy of the trained network", ge=1)
-    lr: float = setting(0.05, "per-sample SGD learning rate", gt=0)
-    init: Literal["tutorial", "torch", "he"] = setting(
-        "tutorial", "tutorial: uniform in [-1, 1]; torch: PyTorch's default; he: N(0, 2/fan_in)"
-    )
-    seed: int = setting(42, "seed of the engine's own random.Random (the tutorial's 42)", ge=0)
-
 
 SIZES = (784, 64, 32, 10)
 

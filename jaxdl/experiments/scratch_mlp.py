@@ -9,9 +9,8 @@ or of MNIST with ``dataset=mnist``.
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from typing import Any, Literal
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -20,32 +19,11 @@ import numpy as np
 from jaxdl import data as data_lib
 from jaxdl import plots
 from jaxdl.claims import Claim, Run, at_most
-from jaxdl.config import setting
 from jaxdl.errors import JaxdlError
 from jaxdl.experiments import Experiment
+from jaxdl.experiments.settings import ScratchMLPConfig as Config
 from jaxdl.functional import scratch as S
 from jaxdl.rundir import RunDir
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    dataset: Literal["digits", "mnist"] = setting("digits", "digits: scikit-learn's 8x8 digits; mnist: 28x28")
-    data: str = setting("", "local copy of MNIST for dataset=mnist")
-    classes: str = setting("3,8", "the two digits to tell apart, e.g. 3,8")
-    hidden: str = setting("16,8", "hidden layer widths, comma-separated")
-    epochs: int = setting(40, "epochs", ge=1)
-    batch_size: int = setting(64, "mini-batch size", ge=1)
-    lr: float = setting(0.1, "SGD learning rate", gt=0)
-    seed: int = setting(0, "seed of the initial parameters and of the batch order", ge=0)
-
-    def check(self) -> None:
-        try:
-            classes = [int(c) for c in self.classes.split(",")]
-            [int(h) for h in self.hidden.split(",") if h]
-        except ValueError:
-            raise JaxdlError("settings classes and hidden take comma-separated integers, e.g. classes=3,8") from None
-        if len(classes) != 2 or classes[0] == classes[1] or not all(0 <= c <= 9 for c in classes):
-            raise JaxdlError(f"setting classes needs two different digits, got {self.classes!r}")
 
 
 def _binary(config: Config, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,6 @@ f(x, y) = sin(2 pi x) cos(2 pi y) on [0, 1]^2; the maximum error on a fine grid 
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import jax
@@ -17,29 +16,11 @@ import optax
 
 from jaxdl import plots
 from jaxdl.claims import Claim, Run, at_least
-from jaxdl.config import setting
-from jaxdl.errors import JaxdlError
 from jaxdl.experiments import Experiment
+from jaxdl.experiments.settings import UniversalApproximationConfig as Config
 from jaxdl.functional import mlp_apply, mlp_init, sigmoid
 from jaxdl.rundir import RunDir
 from jaxdl.train.full_batch import full_batch_scan
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    widths: str = setting("1,2,4,8,16,32,64", "hidden widths N, comma-separated")
-    steps: int = setting(12000, "full-batch Adam steps per fit", ge=1)
-    lr: float = setting(3e-2, "Adam learning rate", gt=0)
-    points: int = setting(200, "training points per axis", ge=4)
-    seed: int = setting(0, "PRNG seed", ge=0)
-
-    def check(self) -> None:
-        try:
-            widths = [int(w) for w in self.widths.split(",")]
-        except ValueError:
-            raise JaxdlError(f"setting widths must be comma-separated integers, got {self.widths!r}") from None
-        if not widths or min(widths) < 1:
-            raise JaxdlError(f"setting widths must be positive, got {self.widths!r}")
 
 
 def target_1d(x):

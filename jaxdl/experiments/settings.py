@@ -1,0 +1,386 @@
+"""Every experiment's settings, as the frozen dataclasses that :mod:`jaxdl.config` resolves.
+
+They live here, apart from the experiments' code, so that reading them
+(``jaxdl run NAME --help-config``, a config check) imports no JAX, Flax or
+Optax: this module imports only the standard library and jaxdl's own light
+modules. Each experiment module re-exports its class under the name it had
+there (``blobs.Config``, ``cifar10.CNNConfig``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Literal
+
+from jaxdl.config import parse_sweep, setting
+from jaxdl.errors import JaxdlError
+
+
+# common
+@dataclasses.dataclass(frozen=True)
+class EngineSettings:
+    """What the engine reads, for every experiment trained by ``fit``; configs inherit it and
+    redeclare a field to change its default or help text."""
+
+    epochs: int = setting(1, "training epochs", ge=1)
+    batch_size: int = setting(32, "examples per step", ge=1)
+    seed: int = setting(0, "PRNG seed: initialisation, per-step randomness and shuffling", ge=0)
+    keep_checkpoints: int = setting(2, "checkpoints kept (one per epoch, one more on a stop)", ge=1)
+    chunk_seconds: float = setting(
+        10.0, "longest a stop request (SIGTERM, Ctrl-C) waits: epochs run in compiled chunks this long", gt=0
+    )
+    devices: int = setting(0, "devices each batch is split over (0: every device JAX sees)", ge=0)
+    precision: Literal["float32", "bfloat16"] = setting(
+        "float32", "compute dtype; bfloat16 is mixed precision with float32 parameters"
+    )
+    diagnostics: bool = setting(
+        False, "per-layer statistics (activations, gradients, update ratios) in history.jsonl and diagnostics.png"
+    )
+    diagnostics_every: int = setting(1, "measure them after every this many epochs", ge=1)
+    tensorboard: bool = setting(False, "write TensorBoard event files to RUN/tensorboard (same as --tensorboard)")
+    seeds: int = setting(
+        1, "replicas trained together by jax.vmap, seeded seed, seed+1, ...: figures as mean +- 95% interval", ge=1
+    )
+    sweep: str = setting(
+        "", "value-only settings swept in the same program, KEY=A,B;KEY=C,D (written by --set KEY=A,B)"
+    )
+
+    def check(self) -> None:
+        # Before anything is written: the devices exist and the batch (or the replicas) split over them.
+        from jaxdl.train import parallel  # JAX: only when a run is checked, not to list settings
+
+        mesh = parallel.data_mesh(self.devices)
+        replicas = self.seeds * math.prod(len(v) for v in parse_sweep(self.sweep).values())
+        if replicas == 1:
+            parallel.check_batch_size(self.batch_size, mesh)
+        elif replicas % mesh.size:
+            raise JaxdlError(
+                f"{replicas} replicas (seeds x sweep) do not divide over {mesh.size} devices; "
+                f"use a multiple of {mesh.size} or set devices"
+            )
+        if replicas > 1 and (self.diagnostics or self.tensorboard):
+            raise JaxdlError("diagnostics and tensorboard watch one run; use seeds=1 without a sweep")
+
+
+# blobs
+@dataclasses.dataclass(frozen=True)
+class BlobsConfig:
+    n_samples: int = setting(1000, "points drawn by make_blobs", ge=2)
+    cluster_std: float = setting(3.0, "standard deviation of each blob", gt=0)
+    data_seed: int = setting(1, "make_blobs random_state (the tutorial's 1)", ge=0)
+    hidden: int = setting(5, "width of the first linear layer", ge=1)
+    lr: float = setting(5e-4, "SGD learning rate", gt=0)
+    epochs: int = setting(1000, "full-batch epochs (one SGD step each)", ge=1)
+    log_every: int = setting(100, "print a log line every this many epochs", ge=1)
+    init: Literal["torch", "tutorial", "glorot", "he"] = setting(
+        "torch",
+        "initial weights: PyTorch's nn.Linear default drawn from `seed`, the tutorial's exact "
+        "weights, Glorot uniform or He normal",
+    )
+    seed: int = setting(0, "PRNG seed for the initial weights", ge=0)
+    num_seeds: int = setting(64, "initialisations trained at once with vmap (0 skips)", ge=0)
+
+    def check(self) -> None:
+        if self.init == "tutorial" and self.hidden != 5:
+            raise JaxdlError(f"init=tutorial needs hidden=5 (the tutorial's width), got {self.hidden}")
+
+
+# autodiff_modes
+@dataclasses.dataclass(frozen=True)
+class AutodiffModesConfig:
+    sizes: str = setting("1,10,100,1000", "values of n and of m, comma-separated")
+    hidden: int = setting(64, "hidden width of f: R^n -> R^m", ge=1)
+    repeats: int = setting(
+        7, "least timed samples per measurement (more until the median's 95% interval is within +-5%, at most 60)", ge=1
+    )
+    loss_sizes: str = setting("16,64,32,1", "layer widths of the network whose loss gradient is timed")
+    remat_depth: int = setting(16, "layers of the network used for the jax.checkpoint comparison", ge=1)
+    seed: int = setting(0, "PRNG seed", ge=0)
+
+    def check(self) -> None:
+        for name in ("sizes", "loss_sizes"):
+            try:
+                values = [int(v) for v in getattr(self, name).split(",")]
+            except ValueError:
+                raise JaxdlError(
+                    f"setting {name} must be comma-separated integers, got {getattr(self, name)!r}"
+                ) from None
+            if not values or min(values) < 1:
+                raise JaxdlError(f"setting {name} must hold positive integers, got {getattr(self, name)!r}")
+
+
+# forward_gradient
+NETWORKS = ("blobs", "digits", "cifar10")
+
+
+@dataclasses.dataclass(frozen=True)
+class ForwardGradientConfig:
+    networks: str = setting("blobs,digits,cifar10", "comma-separated: blobs, digits, cifar10 (needs a local copy)")
+    data: str = setting("", "local copy of CIFAR-10 for the cifar10 network; empty: $JAXDL_DATA_DIR or TFDS")
+    steps: int = setting(2000, "SGD steps of each training run", ge=2)
+    batch_size: int = setting(64, "examples per step (blobs: the full batch of 1,000)", ge=1)
+    lr: float = setting(0.05, "SGD learning rate with backprop's gradient", gt=0)
+    forward_lr_n: float = setting(
+        12.0,
+        "the forward gradient's SGD rate is min(lr, forward_lr_n / (n + 2)) for n parameters: its second "
+        "moment is (n + 2) |g|^2, so a stable rate falls like 1/n",
+        gt=0,
+    )
+    draws: int = setting(2000, "forward gradients drawn at the start for the unbiasedness test", ge=10)
+    seed: int = setting(0, "PRNG seed: initialisation, directions and batches", ge=0)
+
+    def check(self) -> None:
+        names = self.networks.split(",")
+        unknown = [n for n in names if n not in NETWORKS]
+        if unknown or not names:
+            raise JaxdlError(f"setting networks: unknown {unknown[0] if unknown else '(none)'}; choose from "
+                             f"{', '.join(NETWORKS)}")  # fmt: skip
+
+
+# scratch_mlp
+@dataclasses.dataclass(frozen=True)
+class ScratchMLPConfig:
+    dataset: Literal["digits", "mnist"] = setting("digits", "digits: scikit-learn's 8x8 digits; mnist: 28x28")
+    data: str = setting("", "local copy of MNIST for dataset=mnist")
+    classes: str = setting("3,8", "the two digits to tell apart, e.g. 3,8")
+    hidden: str = setting("16,8", "hidden layer widths, comma-separated")
+    epochs: int = setting(40, "epochs", ge=1)
+    batch_size: int = setting(64, "mini-batch size", ge=1)
+    lr: float = setting(0.1, "SGD learning rate", gt=0)
+    seed: int = setting(0, "seed of the initial parameters and of the batch order", ge=0)
+
+    def check(self) -> None:
+        try:
+            classes = [int(c) for c in self.classes.split(",")]
+            [int(h) for h in self.hidden.split(",") if h]
+        except ValueError:
+            raise JaxdlError("settings classes and hidden take comma-separated integers, e.g. classes=3,8") from None
+        if len(classes) != 2 or classes[0] == classes[1] or not all(0 <= c <= 9 for c in classes):
+            raise JaxdlError(f"setting classes needs two different digits, got {self.classes!r}")
+
+
+# scalar_engine
+@dataclasses.dataclass(frozen=True)
+class ScalarEngineConfig:
+    data: str = setting("", "local copy of MNIST (folder, .tar.gz, IDX folder); empty: $JAXDL_DATA_DIR or TFDS")
+    n_train: int = setting(24, "first MNIST training images (the tutorial's 512)", ge=1)
+    epochs: int = setting(1, "passes over them (the tutorial's 5)", ge=1)
+    n_test: int = setting(1000, "first test images for the accuracy of the trained network", ge=1)
+    lr: float = setting(0.05, "per-sample SGD learning rate", gt=0)
+    init: Literal["tutorial", "torch", "he"] = setting(
+        "tutorial", "tutorial: uniform in [-1, 1]; torch: PyTorch's default; he: N(0, 2/fan_in)"
+    )
+    seed: int = setting(42, "seed of the engine's own random.Random (the tutorial's 42)", ge=0)
+
+
+# monte_carlo
+@dataclasses.dataclass(frozen=True)
+class MonteCarloConfig:
+    mu: float = setting(0.5, "mean of the Gaussian")
+    sigma: float = setting(1.0, "standard deviation of the Gaussian", gt=0)
+    max_samples: int = setting(100_000, "largest S (powers of 10 from 1 up to it)", ge=10)
+    repeats: int = setting(1000, "independent estimators per S", ge=10)
+    gradient_samples: int = setting(100, "samples per gradient estimate", ge=2)
+    seed: int = setting(0, "PRNG seed", ge=0)
+
+
+# minibatch_sgd
+@dataclasses.dataclass(frozen=True)
+class MinibatchSGDConfig:
+    batch_for_bias: int = setting(32, "batch size of the unbiasedness test", ge=1)
+    draws: int = setting(4000, "minibatch gradients drawn per batch size", ge=10)
+    sgd_batches: str = setting("8,32,128,1000", "batch sizes of the SGD comparison")
+    epochs: int = setting(30, "epochs of each SGD run", ge=1)
+    lr: float = setting(0.05, "SGD learning rate", gt=0)
+    seed: int = setting(0, "PRNG seed", ge=0)
+
+
+# optimizers
+@dataclasses.dataclass(frozen=True)
+class OptimizersConfig:
+    steps: int = setting(300, "steps on each toy problem", ge=1)
+    range_steps: int = setting(300, "steps of the learning-rate range test", ge=10)
+    seed: int = setting(0, "PRNG seed", ge=0)
+
+
+# activations
+@dataclasses.dataclass(frozen=True)
+class ActivationsConfig:
+    depth: int = setting(20, "hidden layers", ge=2)
+    steps: int = setting(200, "SGD steps before the second measurement", ge=1)
+    lr: float = setting(0.05, "SGD learning rate", gt=0)
+    batch_size: int = setting(128, "examples per step", ge=2)
+    seed: int = setting(0, "PRNG seed", ge=0)
+
+
+# universal_approximation
+@dataclasses.dataclass(frozen=True)
+class UniversalApproximationConfig:
+    widths: str = setting("1,2,4,8,16,32,64", "hidden widths N, comma-separated")
+    steps: int = setting(12000, "full-batch Adam steps per fit", ge=1)
+    lr: float = setting(3e-2, "Adam learning rate", gt=0)
+    points: int = setting(200, "training points per axis", ge=4)
+    seed: int = setting(0, "PRNG seed", ge=0)
+
+    def check(self) -> None:
+        try:
+            widths = [int(w) for w in self.widths.split(",")]
+        except ValueError:
+            raise JaxdlError(f"setting widths must be comma-separated integers, got {self.widths!r}") from None
+        if not widths or min(widths) < 1:
+            raise JaxdlError(f"setting widths must be positive, got {self.widths!r}")
+
+
+# regularization
+@dataclasses.dataclass(frozen=True)
+class RegularizationConfig:
+    dataset: Literal["digits", "mnist"] = setting("digits", "digits (embedded) or mnist (needs a local copy)")
+    data: str = setting("", "local copy of MNIST for dataset=mnist")
+    n_train: int = setting(300, "training images (few, to over-fit)", ge=10)
+    n_val: int = setting(500, "validation images", ge=10)
+    label_noise: float = setting(0.2, "fraction of training labels replaced by a different random class", ge=0, lt=1)
+    epochs: int = setting(100, "epochs per run", ge=2)
+    batch_size: int = setting(50, "examples per step", ge=1)
+    lr: float = setting(1e-3, "Adam learning rate", gt=0)
+    drop_rate: float = setting(0.5, "dropout rate of the dropout run", ge=0, lt=1)
+    weight_decay: float = setting(0.5, "AdamW decoupled weight decay of the weight-decay run", ge=0)
+    patience: int = setting(5, "early-stopping patience (epochs)", ge=1)
+    clip_norm: float = setting(0.5, "global gradient-norm clip of the clipping run", gt=0)
+    seed: int = setting(0, "PRNG seed", ge=0)
+    seeds: int = setting(
+        1, "replicas of every variant trained together by jax.vmap (seeds seed, seed+1, ...): gains as mean "
+        "+- 95% interval", ge=1,
+    )  # fmt: skip
+    keep_checkpoints: int = setting(1, "checkpoints kept per run", ge=1)
+
+
+# mnist_mlp
+@dataclasses.dataclass(frozen=True)
+class MNISTMLPConfig(EngineSettings):
+    data: str = setting("", "local copy of MNIST (folder, .tar.gz, IDX folder); empty: $JAXDL_DATA_DIR or TFDS")
+    n_train: int = setting(4096, "first training images used", ge=1)
+    n_val: int = setting(1024, "first test images used for validation", ge=1)
+    epochs: int = setting(3, "maximum epochs", ge=1)
+    batch_size: int = setting(64, "examples per step", ge=1)
+    lr: float = setting(1e-2, "SGD learning rate", gt=0)
+    patience: int = setting(2, "epochs without a lower validation loss before stopping", ge=1)
+
+
+# cifar10
+@dataclasses.dataclass(frozen=True)
+class MLPConfig(EngineSettings):
+    data: str = setting("", "local copy of CIFAR-10 (folder, .tar.gz); empty: $JAXDL_DATA_DIR or TFDS")
+    hidden: int = setting(100, "hidden units (the tutorial's code 100; its text mentions 200)", ge=1)
+    epochs: int = setting(5, "training epochs", ge=1)
+    batch_size: int = setting(100, "examples per step", ge=1)
+    lr: float = setting(1e-3, "Adam learning rate", gt=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class CNNConfig(EngineSettings):
+    data: str = setting("", "local copy of CIFAR-10 (folder, .tar.gz); empty: $JAXDL_DATA_DIR or TFDS")
+    recipe: Literal["improved", "tutorial"] = setting(
+        "improved",
+        "improved: crops and flips, AdamW with a one-cycle schedule, label smoothing; "
+        "tutorial: the MLP's recipe (Adam 1e-3, batch 100), no augmentation",
+    )
+    epochs: int = setting(10, "training epochs", ge=1)
+    batch_size: int = setting(100, "examples per step", ge=1)
+    lr: float = setting(1e-3, "Adam learning rate (tutorial recipe)", gt=0, applies_if=("recipe", "tutorial"))
+    peak_lr: float = setting(
+        3e-3, "peak of the one-cycle learning-rate schedule (improved recipe)", gt=0, applies_if=("recipe", "improved")
+    )
+    weight_decay: float = setting(
+        5e-2, "AdamW decoupled weight decay (improved recipe)", ge=0, applies_if=("recipe", "improved")
+    )
+    label_smoothing: float = setting(
+        0.1, "label smoothing (improved recipe)", ge=0, lt=1, applies_if=("recipe", "improved")
+    )
+    drop_rate: float = setting(0.5, "dropout after the first dense layer", ge=0, lt=1)
+    conv: Literal["auto", "im2col", "winograd", "xla"] = setting(
+        "auto", "convolutions: Winograd or im2col products (CPU), XLA's convolution (GPU, TPU), or auto by backend"
+    )
+
+
+# image_classifier
+@dataclasses.dataclass(frozen=True)
+class ImageClassifierConfig(EngineSettings):
+    data: str = setting("", "your split/class/image folder or a .tar.gz of one (required)")
+    model: Literal["cnn", "mlp"] = setting("cnn", "seed 001's CNN (4 conv + batch norm) or its MLP")
+    image_size: str = setting("", "HxW every image is resized to, e.g. 32x32; empty: the images' own (all alike)")
+    hidden: int = setting(100, "hidden units of the MLP", ge=1, applies_if=("model", "mlp"))
+    drop_rate: float = setting(0.5, "dropout of the CNN's dense layer", ge=0, lt=1, applies_if=("model", "cnn"))
+    augment: bool = setting(False, "random crops and horizontal flips of the training images")
+    epochs: int = setting(10, "training epochs", ge=1)
+    batch_size: int = setting(32, "examples per step", ge=1)
+    lr: float = setting(1e-3, "Adam learning rate", gt=0)
+    val_fraction: float = setting(
+        0.1, "share of train carved out for validation, if there is no val folder", gt=0, lt=1
+    )
+    test_fraction: float = setting(0.2, "share of train carved out for testing, if there is no test folder", gt=0, lt=1)
+    patience: int = setting(0, "stop after this many epochs without a lower validation loss (0: never)", ge=0)
+
+    def check(self) -> None:
+        super().check()
+        if not self.data:
+            raise JaxdlError("image-classifier needs {data}: a split/class/image folder or a .tar.gz of one")
+        parse_size(self.image_size)
+
+
+def parse_size(text: str) -> tuple[int, int] | None:
+    """ "32x32" -> (32, 32); "" -> None."""
+    if not text:
+        return None
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise JaxdlError(f"setting image_size takes HxW, e.g. 32x32, got {text!r}") from None
+    if min(h, w) < 1:
+        raise JaxdlError(f"setting image_size must be positive, got {text!r}")
+    return h, w
+
+
+# curvature
+@dataclasses.dataclass(frozen=True)
+class CurvatureConfig:
+    networks: str = setting("mlp,cnn", "comma-separated: mlp (no batch norm), cnn (batch norm)")
+    data: str = setting("", "local copy of CIFAR-10 (folder, .tar.gz); empty: $JAXDL_DATA_DIR or TFDS")
+    epochs: int = setting(3, "training epochs of a network not restored from a run", ge=0)
+    batch_size: int = setting(100, "training batch size", ge=1)
+    from_run_mlp: str = setting("", "run directory of `jaxdl run cifar10-mlp` to restore instead of training")
+    from_run_cnn: str = setting("", "run directory of `jaxdl run cifar10-cnn` to restore instead of training")
+    hvp_batch: int = setting(256, "training images the curvature is measured on", ge=1)
+    top_k: int = setting(10, "Hessian eigenvalues found by Lanczos", ge=1)
+    lanczos_iterations: int = setting(30, "Lanczos steps for the top eigenvalues", ge=2)
+    density_vectors: int = setting(2, "random starts of stochastic Lanczos quadrature", ge=1)
+    density_iterations: int = setting(20, "Lanczos steps per start of the density", ge=2)
+    slice_points: int = setting(21, "points of the 1-D slice (the 2-D slice uses half as many per axis)", ge=3)
+    slice_radius: float = setting(1.0, "the slices span [-radius, radius] in filter-normalised units", gt=0)
+    seed: int = setting(0, "PRNG seed", ge=0)
+
+    def check(self) -> None:
+        unknown = [n for n in self.networks.split(",") if n not in ("mlp", "cnn")]
+        if unknown:
+            raise JaxdlError(f"setting networks: unknown {unknown[0]!r}; choose from mlp, cnn")
+        if self.lanczos_iterations < self.top_k:
+            raise JaxdlError(f"setting lanczos_iterations ({self.lanczos_iterations}) must be >= top_k ({self.top_k})")
+
+
+# mnist_vae
+@dataclasses.dataclass(frozen=True)
+class VAEConfig(EngineSettings):
+    data: str = setting("", "local copy of MNIST (folder, .tar.gz, IDX folder); empty: $JAXDL_DATA_DIR or TFDS")
+    latents: int = setting(20, "latent dimensions (2 draws the latent space)", ge=1)
+    hidden: int = setting(400, "hidden units of encoder and decoder", ge=1)
+    conditional: bool = setting(False, "condition on the digit, so a chosen digit can be generated")
+    epochs: int = setting(10, "training epochs", ge=1)
+    batch_size: int = setting(32, "examples per step", ge=1)
+    recipe: Literal["improved", "tutorial"] = setting(
+        "improved",
+        "improved: Adam with a one-cycle learning-rate schedule peaking at peak_lr; tutorial: Adam at a constant lr",
+    )
+    lr: float = setting(1e-3, "Adam learning rate (tutorial recipe)", gt=0, applies_if=("recipe", "tutorial"))
+    peak_lr: float = setting(
+        3e-3, "peak of the one-cycle learning-rate schedule (improved recipe)", gt=0, applies_if=("recipe", "improved")
+    )
