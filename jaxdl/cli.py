@@ -110,6 +110,12 @@ def _summary(metrics: dict) -> str:
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue
         lines.append(f"  {key:<24} {value:.4g}" if isinstance(value, float) else f"  {key:<24} {value}")
+    if compile_ := metrics.get("compile"):
+        lines.append(
+            f"  compiling: XLA {compile_['xla_s']:.2f} s for {compile_['programs']} programs "
+            f"({compile_['cache_hits']} loaded from the cache), tracing and lowering "
+            f"{compile_['trace_s'] + compile_['lower_s']:.2f} s"
+        )
     return "\n".join(lines)
 
 
@@ -166,7 +172,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
             from jaxdl import experiments
 
             print(f"settings of {args.name} (--set KEY=VALUE):")
-            print("\n".join(config_lib.help_lines(experiments.get(args.name).config)))
+            print("\n".join(config_lib.help_lines(experiments.settings_of(args.name))))
             return 0
         if not args.distributed and (args.coordinator or args.num_processes is not None or args.process_id is not None):
             raise JaxdlError("--coordinator, --num-processes and --process-id need --distributed")

@@ -12,10 +12,15 @@ shows that check at work), so a cache folder shared by different CPUs does not
 crash them. A
 ``JAX_COMPILATION_CACHE_DIR`` of the user's own stands; ``JAXDL_COMPILATION_CACHE=off``
 turns the cache off. The library itself never turns it on: that is the caller's choice.
+
+:class:`CompileClock` adds up what JAX reports of its own compiling (tracing,
+lowering, XLA's compilation or the cache's load), so that a run can say how
+much of its time went there, first run and second.
 """
 
 from __future__ import annotations
 
+import collections
 import os
 from pathlib import Path
 
@@ -44,3 +49,44 @@ def enable() -> Path | None:
 
     compilation_cache.reset_cache()
     return path
+
+
+# JAX's monitoring events (jax._src.dispatch) -> the names a run reports them under
+_EVENTS = {
+    "/jax/core/compile/jaxpr_trace_duration": "trace_s",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower_s",
+    "/jax/core/compile/backend_compile_duration": "xla_s",  # compiling, or loading from the cache
+}
+_totals: collections.Counter[str] = collections.Counter()
+_listening = False
+
+
+def _listen(event: str, seconds: float, **_: object) -> None:
+    if event in _EVENTS:
+        _totals[_EVENTS[event]] += seconds
+        _totals["programs"] += event.endswith("backend_compile_duration")
+    elif event == "/jax/compilation_cache/cache_retrieval_time_sec":
+        _totals["cache_hits"] += 1
+
+
+class CompileClock:
+    """Seconds JAX spends tracing, lowering and compiling from now on, read by :meth:`read`.
+
+    ``xla_s`` is XLA's part (a program loaded from the persistent cache counts its load
+    time); ``programs`` counts XLA programs asked for, ``cache_hits`` those loaded.
+    """
+
+    def __init__(self) -> None:
+        global _listening
+        if not _listening:  # one listener for the process: JAX has no public way to remove one
+            import jax
+
+            jax.monitoring.register_event_duration_secs_listener(_listen)
+            _listening = True
+        self._start = collections.Counter(_totals)
+
+    def read(self) -> dict[str, float]:
+        now = collections.Counter(_totals)
+        now.subtract(self._start)
+        figures = {name: round(now[name], 3) for name in ("trace_s", "lower_s", "xla_s")}
+        return figures | {"programs": int(now["programs"]), "cache_hits": int(now["cache_hits"])}

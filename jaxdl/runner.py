@@ -17,6 +17,7 @@ from typing import Any
 
 from jaxdl import config as config_lib
 from jaxdl import experiments
+from jaxdl.compilation_cache import CompileClock
 from jaxdl.data import local_copies
 from jaxdl.errors import JaxdlError
 from jaxdl.rundir import RunDir, default_run_path, environment, read_json
@@ -102,6 +103,7 @@ def run_experiment(
     record = {"experiment": name, "config": config_lib.to_dict(config), "environment": environment()}
     if grid.sequential:
         record.update(config=config_lib.to_dict(config_lib.resolve(experiment.config, grid.plain)), grid=grid.given)
+    clock = CompileClock()
     try:
         if resume:
             _check_same_run(run_dir, record)
@@ -114,6 +116,7 @@ def run_experiment(
                 metrics = experiment.run(config, run_dir)
                 if grid.given:
                     metrics["sweep_table"] = sweep_outputs(run_dir, metrics["groups"], grid.given)
+        metrics["compile"] = clock.read()  # JAX's own compiling in this run: see CompileClock
         run_dir.write_json("metrics.json", metrics)
     except BaseException:
         run_dir.discard_if_not_started()  # a retry of the corrected command must not be refused

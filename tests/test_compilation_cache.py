@@ -23,6 +23,10 @@ def test_a_second_run_loads_every_program_the_first_compiled(tmp_path):
     second = _run_blobs(tmp_path / "b", cache)
     assert sorted(p.name for p in cache.iterdir()) == entries  # all hits: nothing new compiled
     assert second["train_accuracy"] == first["train_accuracy"]
+    # what each run reports of its compiling: the second one loaded every program
+    assert first["compile"]["programs"] > 10 and first["compile"]["cache_hits"] == 0
+    assert second["compile"]["cache_hits"] == second["compile"]["programs"] == first["compile"]["programs"]
+    assert second["compile"]["xla_s"] < first["compile"]["xla_s"]
 
 
 def test_the_cache_can_be_turned_off(tmp_path):
