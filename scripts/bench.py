@@ -148,12 +148,12 @@ def _parse_hlo(text: str) -> tuple[dict[str, tuple[str, str, str | None]], dict[
     return instructions, computations
 
 
-def _category(name: str, opcode: str, op_name: str, calls: str | None, computations: dict) -> str:
+def _category(opcode: str, op_name: str, calls: str | None, computations: dict) -> str:
     """Where an executed HLO instruction belongs, from its opcode (a fusion's: those of its fused
     computation) and the Flax layers in its JAX name stack (``.../conv3/dot_general``)."""
     opcodes, layers = computations[calls] if calls else ({opcode}, set())
     layers = layers | set(re.findall(r"/(conv|bn|fc)\d", op_name))
-    product = name.startswith("ynn_fusion") or bool(opcodes & {"dot", "convolution"})
+    product = bool(opcodes & {"dot", "convolution"})  # a YNNPACK fusion may also be a reduction
     if "conv" in layers:
         return "convolutions: " + ("matrix products" if product else "patches, transforms, gradient sums")
     if product:
@@ -187,7 +187,7 @@ def profile_breakdown(timer: EpochTimer, repeats: int = 2) -> dict[str, float]:
         for line in plane.lines if plane.name == "/host:CPU" else ():
             for event in line.events:
                 if event.name in instructions:
-                    busy[_category(event.name, *instructions[event.name], computations)] += event.duration_ns
+                    busy[_category(*instructions[event.name], computations)] += event.duration_ns
     total = sum(busy.values())
     return {category: ns / total for category, ns in busy.most_common()}
 

@@ -74,6 +74,16 @@ def test_blobs_data_matches_the_tutorial():
     assert set(np.unique(y)) == {0, 1} and int(y.sum()) == 500
 
 
+@pytest.mark.parametrize("n_samples, std, seed", [(1000, 3.0, 1), (7, 0.5, 0), (1, 1.0, 42)])
+def test_blobs_are_scikit_learns_points_drawn_without_it(n_samples, std, seed):
+    from sklearn.datasets import make_blobs
+
+    x, y = make_blobs(n_samples=n_samples, n_features=2, centers=2, cluster_std=std, random_state=seed)
+    ours = make_blobs_dataset(n_samples, std, seed)
+    np.testing.assert_array_equal(ours[0], x.astype(np.float32))
+    np.testing.assert_array_equal(ours[1], y)
+
+
 @pytest.mark.parametrize("init", ["glorot", "he"])
 def test_other_initialisers_train(init):
     final, history, loss_fn, batch = _train(Config(init=init, epochs=200))
