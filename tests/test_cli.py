@@ -14,6 +14,7 @@ from jaxdl.rundir import read_history, read_json
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--set", "epochs=50", "--set", "num_seeds=3", "--set", "log_every=25"]
 TIMINGS = {
+    "compile",  # what JAX spent compiling: the second run loads from the cache
     "compile_seconds",
     "train_seconds",
     "seconds_per_epoch",

@@ -14,7 +14,7 @@ from jaxdl.experiments import mnist_vae
 from jaxdl.rundir import read_history, read_json
 from jaxdl.train.checkpoint import Checkpoints
 
-TIMINGS = ("seconds", "examples_per_second", "compile_seconds", "train_seconds", "seconds_per_epoch")
+TIMINGS = ("seconds", "examples_per_second", "compile_seconds", "train_seconds", "seconds_per_epoch", "compile")
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,7 @@ from jaxdl.train.fit import ChunkSizer, fit
 from jaxdl.train.state import init_state
 from jaxdl.train.task import Task, classification_loss
 
-TIMINGS = ("seconds", "examples_per_second", "compile_seconds", "train_seconds", "seconds_per_epoch")
+TIMINGS = ("seconds", "examples_per_second", "compile_seconds", "train_seconds", "seconds_per_epoch", "compile")
 JAXDL = [sys.executable, "-m", "jaxdl.cli"]
 
 
