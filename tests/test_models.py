@@ -63,6 +63,37 @@ def test_convolutions_agree_with_xla_in_values_and_both_derivative_modes(impl, s
     chex.assert_trees_all_close(results[impl], results["xla"], rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(6, 4, 3, 5), (7, 3)])
+def test_batch_norm_matches_flax_in_values_statistics_and_every_derivative(shape, x64):
+    import flax.linen as nn
+
+    from jaxdl.models.classifiers import BatchNorm
+
+    x = 3 * jax.random.normal(jax.random.key(0), shape, jnp.float64) + 1
+    tangent = jnp.cos(x)
+    results = []
+    for module in (nn.BatchNorm(use_running_average=False, momentum=0.9, epsilon=1e-5), BatchNorm()):
+        variables = module.init(jax.random.key(1), x)
+        params = {k: p + jax.random.uniform(jax.random.key(2), p.shape) for k, p in variables["params"].items()}
+        stats = {"batch_stats": jax.tree.map(lambda s: s + 0.5, variables["batch_stats"])}
+
+        def train(params, x, module=module, stats=stats):
+            return module.apply({"params": params, **stats}, x, mutable=["batch_stats"])
+
+        def loss(params, x, train=train):
+            return jnp.sum(jnp.sin(train(params, x)[0]))
+
+        results.append((
+            train(params, x),
+            module.clone(use_running_average=True).apply({"params": params, **stats}, x),
+            jax.grad(loss, (0, 1))(params, x),
+            jax.jvp(lambda p, x, train=train: train(p, x)[0], (params, x), (params, tangent))[1],
+            jax.jvp(jax.grad(loss, (0, 1)), (params, x), (params, tangent))[1],  # Hessian-vector product
+        ))  # fmt: skip
+    chex.assert_trees_all_close(results[1], results[0], rtol=1e-12, atol=1e-12)
+    chex.assert_trees_all_equal_structs(results[1], results[0])
+
+
 def test_winograd_in_float32_is_as_close_to_float64_as_im2col():
     # Its transforms add and halve: the rounding must stay of im2col's order, not grow with them.
     x = jax.random.normal(jax.random.key(0), (8, 16, 16, 32))

@@ -16,6 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxdl.functional import normalization
 from jaxdl.functional.activations import leaky_relu, relu
 from jaxdl.functional.init import torch_linear_bias, torch_linear_kernel
 
@@ -25,9 +26,33 @@ def dense(features: int, fan_in: int, name: str | None = None) -> nn.Dense:
     return nn.Dense(features, kernel_init=torch_linear_kernel, bias_init=torch_linear_bias(fan_in), name=name)
 
 
-def batch_norm(train: bool, name: str | None = None) -> nn.BatchNorm:
+class BatchNorm(nn.Module):
+    """``flax.linen.BatchNorm`` over the last axis, with the same variables and values, differentiated by
+    :func:`jaxdl.functional.normalization.batch_normalize`'s rule (one backward pass fewer than Flax's)."""
+
+    use_running_average: bool = False
+    momentum: float = 0.9  # Flax's convention: the running average keeps this much of its old value
+    epsilon: float = 1e-5
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        shape = (x.shape[-1],)
+        running_mean = self.variable("batch_stats", "mean", jnp.zeros, shape, jnp.float32)
+        running_var = self.variable("batch_stats", "var", jnp.ones, shape, jnp.float32)
+        scale = self.param("scale", nn.initializers.ones, shape, jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, shape, jnp.float32)
+        if self.use_running_average:
+            return normalization.normalize(x, running_mean.value, running_var.value, scale, bias, self.epsilon)
+        if not self.is_initializing():
+            mean, var = jax.lax.stop_gradient(normalization.batch_statistics(x))  # XLA computes them once
+            running_mean.value = self.momentum * running_mean.value + (1 - self.momentum) * mean
+            running_var.value = self.momentum * running_var.value + (1 - self.momentum) * var
+        return normalization.batch_normalize(x, scale, bias, self.epsilon)
+
+
+def batch_norm(train: bool, name: str | None = None) -> BatchNorm:
     """``nn.BatchNorm1d/2d`` with PyTorch's defaults."""
-    return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
+    return BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
 
 
 def _flatten(x: jax.Array) -> jax.Array:
@@ -161,8 +186,9 @@ def winograd_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
 def im2col_conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
     """A 3x3 convolution with padding 1 as one matrix product, every slice of it unit-stride and static.
 
-    The nine taps' views of the input are stacked on the channel axis, giving
-    ``(B, H', W', 9 C)`` patches ordered like the kernel, so the convolution is
+    The nine taps' views of the input are stacked on two new axes before the
+    channels, giving ``(B, H', W', 3, 3, C)``, i.e. ``(B, H', W', 9 C)``
+    patches ordered like the kernel, so the convolution is
     ``patches @ kernel.reshape(9 C, F)``. Tap ``ky`` of output row ``i`` reads
     input row ``stride * i + ky - 1``: writing that as ``stride * (i + d) + a``,
     it is row ``i + d`` of the input's phase ``a`` (rows ``a, a + stride, ...``).
@@ -182,6 +208,16 @@ def im2col_conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Arra
     defined as the transpose of that hand-written gradient (so autodiff would
     return it) computes on a padded output grid: 0.63x.
 
+    The two-level stack replaced one concatenate of the nine views on the
+    channel axis, which XLA's CPU backend does not fuse (a concatenate on the
+    minor axis, or of more than 8 operands, is left to memcpy): it copied each
+    view out, then concatenated the copies. Now one loop writes the patches.
+    In the CNN's training step (XLA's profiler, 2-core Xeon) the second layer's
+    patches took 6.8 ms instead of 9.1; the four layers' forward and gradients
+    alone, 4.2 instead of 5.4 ms (first) and 45 instead of 49 ms (second); the
+    whole epoch's change was within this machine's noise (paired medians
+    0.98x-1.10x over three runs of 7-25 rounds).
+
     On XLA's CPU backend this is faster than ``lax.conv_general_dilated``, above
     all inside ``lax.scan``, where XLA's own convolution runs tens of times
     slower (jax-ml/jax#12868).
@@ -192,7 +228,7 @@ def im2col_conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Arra
     compiled training epoch against the custom-VJP version:
 
     - other ways to build the patches (padding materialised first, two-stage
-      concatenation, stacking, a sum of channel-padded views, row-offset views
+      concatenation, a sum of channel-padded views, row-offset views
       of the flattened image): within noise or slower; a gather: +50%;
       ``lax.conv_general_dilated_patches``: +190%;
     - patches along the width only, one product for the three row taps,
@@ -218,10 +254,14 @@ def im2col_conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Arra
         a = (k - 1) % s
         return a, 1 + (k - 1 - a) // s
 
-    views = [
-        phases[:, y : y + ho, a, x0 : x0 + wo, a2, :] for a, y in map(tap, range(3)) for a2, x0 in map(tap, range(3))
+    # Stacked on new axes, three by three, as (B, H', W', 3, 3, C): XLA's CPU backend fuses a concatenate
+    # of at most 8 operands along a major axis into one loop that reads the padded input once. The nine
+    # views joined along the channel axis (minor) became nine copies and a memcpy concatenate instead.
+    rows = [
+        jnp.stack([phases[:, y : y + ho, a, x0 : x0 + wo, a2, :] for a2, x0 in map(tap, range(3))], axis=-2)
+        for a, y in map(tap, range(3))
     ]
-    patches = jnp.concatenate(views, axis=-1)
+    patches = jnp.stack(rows, axis=-3)
     y = patches.reshape(-1, 9 * c) @ kernel.reshape(9 * c, -1)
     return y.reshape(b, ho, wo, -1)
 
