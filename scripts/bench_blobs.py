@@ -32,7 +32,7 @@ def bench_jax(config: Config, repeats: int) -> dict:
     x, y = make_blobs_dataset(config.n_samples, config.cluster_std, config.data_seed)
     batch = (jnp.asarray(x), jnp.asarray(y))
     model, loss_fn, train = make_trainer(config)
-    params = initial_params(config, model, batch[0])
+    params = initial_params(config, model, batch[0])[0]
     compiled, compile_s = compile_ahead(jax.jit(train), params, batch)
     compiled(params, batch)  # the first call pays one-off allocation costs
     seconds = median_seconds(compiled, params, batch, repeats=repeats)

@@ -14,7 +14,7 @@ def _train(config):
     x, y = make_blobs_dataset(config.n_samples, config.cluster_std, config.data_seed)
     batch = (jnp.asarray(x), jnp.asarray(y))
     model, loss_fn, train = make_trainer(config)
-    final, history = jax.jit(train)(initial_params(config, model, batch[0]), batch)
+    final, history = jax.jit(train)(initial_params(config, model, batch[0])[0], batch)
     return final, {k: np.asarray(v) for k, v in history.items()}, loss_fn, batch
 
 
