@@ -19,12 +19,12 @@ def test_a_second_run_loads_every_program_the_first_compiled(tmp_path):
     cache = tmp_path / "xla"
     first = _run_blobs(tmp_path / "a", cache)
     entries = sorted(p.name for p in cache.iterdir())
-    assert len(entries) > 10  # the training scans and the eager operations' programs
+    assert len(entries) >= 5  # the training scans, the initial draw, the loss, the figure's predictions
     second = _run_blobs(tmp_path / "b", cache)
     assert sorted(p.name for p in cache.iterdir()) == entries  # all hits: nothing new compiled
     assert second["train_accuracy"] == first["train_accuracy"]
     # what each run reports of its compiling: the second one loaded every program
-    assert first["compile"]["programs"] > 10 and first["compile"]["cache_hits"] == 0
+    assert first["compile"]["programs"] >= 5 and first["compile"]["cache_hits"] == 0
     assert second["compile"]["cache_hits"] == second["compile"]["programs"] == first["compile"]["programs"]
     assert second["compile"]["xla_s"] < first["compile"]["xla_s"]
 
