@@ -94,6 +94,29 @@ def test_batch_norm_matches_flax_in_values_statistics_and_every_derivative(shape
     chex.assert_trees_all_equal_structs(results[1], results[0])
 
 
+def test_batch_norm_keeps_flax_dtypes_under_mixed_precision():
+    import flax.linen as nn
+
+    from jaxdl.models.classifiers import BatchNorm
+
+    x = jax.random.normal(jax.random.key(0), (8, 4, 4, 3))
+    for x_dtype, param_dtype in (("bfloat16", "bfloat16"), ("bfloat16", "float32"), ("float32", "float32")):
+        outputs = []
+        for module in (nn.BatchNorm(use_running_average=False, momentum=0.9, epsilon=1e-5), BatchNorm()):
+            variables = module.init(jax.random.key(1), x)
+            params = jax.tree.map(lambda p, d=param_dtype: p.astype(d), variables["params"])
+            inputs = x.astype(x_dtype)
+
+            def train(params, module=module, variables=variables, inputs=inputs):
+                return module.apply({**variables, "params": params}, inputs, mutable=["batch_stats"])
+
+            y, stats = train(params)
+            grads = jax.grad(lambda p, train=train: train(p)[0].astype(jnp.float32).sum())(params)
+            outputs.append((y, stats, grads))
+        chex.assert_trees_all_equal_dtypes(outputs[1], outputs[0])
+        chex.assert_trees_all_close(outputs[1], outputs[0], rtol=2e-2, atol=2e-2)
+
+
 def test_winograd_in_float32_is_as_close_to_float64_as_im2col():
     # Its transforms add and halve: the rounding must stay of im2col's order, not grow with them.
     x = jax.random.normal(jax.random.key(0), (8, 16, 16, 32))

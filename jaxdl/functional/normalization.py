@@ -39,9 +39,14 @@ def _features(x: jax.Array, *per_feature: jax.Array) -> list[jax.Array]:
 
 
 def normalize(x: jax.Array, mean, var, scale, bias, epsilon: float) -> jax.Array:
-    """``(x - mean) / sqrt(var + epsilon) * scale + bias`` with given statistics (evaluation mode)."""
+    """``(x - mean) / sqrt(var + epsilon) * scale + bias`` with given statistics (evaluation mode).
+
+    The result has the type of ``x``, ``scale`` and ``bias`` together (as Flax's), so bfloat16
+    activations and parameters stay bfloat16 although the statistics are float32.
+    """
+    dtype = jnp.result_type(x, scale, bias)
     mean, var, scale, bias = _features(x, mean, var, scale, bias)
-    return (x - mean) * (jax.lax.rsqrt(var + epsilon) * scale) + bias
+    return ((x - mean) * (jax.lax.rsqrt(var + epsilon) * scale) + bias).astype(dtype)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
