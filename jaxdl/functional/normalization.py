@@ -13,7 +13,7 @@ which are also the bias and scale gradients) and one elementwise pass for the
 input gradient. Differentiating the forward formulas instead (as
 ``flax.linen.BatchNorm`` does) gave XLA's CPU backend five passes over the
 activations for the backward. The values are the same as Flax's, in float64
-to 1e-15 (tested): the statistics are computed as Flax computes them
+to 1e-12 (tested): the statistics are computed as Flax computes them
 (``var = mean(x^2) - mean(x)^2``, clipped at 0, in at least float32).
 """
 

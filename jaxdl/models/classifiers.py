@@ -254,9 +254,7 @@ def im2col_conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Arra
         a = (k - 1) % s
         return a, 1 + (k - 1 - a) // s
 
-    # Stacked on new axes, three by three, as (B, H', W', 3, 3, C): XLA's CPU backend fuses a concatenate
-    # of at most 8 operands along a major axis into one loop that reads the padded input once. The nine
-    # views joined along the channel axis (minor) became nine copies and a memcpy concatenate instead.
+    # (B, H', W', 3, 3, C), stacked three by three so that XLA fuses it into one loop (see the docstring)
     rows = [
         jnp.stack([phases[:, y : y + ho, a, x0 : x0 + wo, a2, :] for a2, x0 in map(tap, range(3))], axis=-2)
         for a, y in map(tap, range(3))
