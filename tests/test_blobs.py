@@ -62,6 +62,30 @@ def test_model_has_the_tutorials_21_parameters_in_the_tutorials_shapes():
     assert model.apply({"params": params}, jnp.ones((7, 2))).shape == (7,)
 
 
+@pytest.mark.parametrize("init_scheme", ["torch", "glorot"])
+def test_model_draws_and_computes_what_two_flax_dense_layers_do(init_scheme):
+    # ColumnDense lays the points out as columns for speed; nothing else may differ.
+    import flax.linen as nn
+
+    from jaxdl.functional.init import kernel_init, torch_linear_bias, zeros
+
+    class Reference(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            def dense(features, fan_in, name):
+                bias = torch_linear_bias(fan_in) if init_scheme == "torch" else zeros
+                return nn.Dense(features, kernel_init=kernel_init(init_scheme), bias_init=bias, name=name)
+
+            return dense(1, 5, "output")(dense(5, 2, "hidden")(x))[..., 0]
+
+    model = BlobClassifier(init_scheme=init_scheme)
+    x = jax.random.normal(jax.random.key(1), (3, 11, 2))
+    params = model.init(jax.random.key(7), x)["params"]
+    reference = Reference().init(jax.random.key(7), x)["params"]
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), params, reference))
+    np.testing.assert_allclose(model.apply({"params": params}, x), Reference().apply({"params": params}, x), rtol=1e-6)
+
+
 def test_torch_init_bounds():
     params = BlobClassifier().init(jax.random.key(3), jnp.ones((1, 2)))["params"]
     assert float(jnp.max(jnp.abs(params["hidden"]["kernel"]))) <= 1 / np.sqrt(2)
