@@ -91,6 +91,28 @@ def test_bce_logits_equals_bce_on_probabilities(x64):
     )
 
 
+def test_bce_logits_derivative_rule_matches_autodiff_of_its_formula(x64):
+    # The loss carries its own JVP rule (sigmoid(z) - y); every derivative must
+    # still be the formula's, in both arguments, and integer labels must work.
+    def formula(z, y):
+        return jnp.mean(jnp.logaddexp(0.0, z) - y * z)
+
+    z = jnp.array([-40.0, -3.0, -0.5, 0.0, 0.7, 4.0, 35.0], dtype=jnp.float64)
+    y = jnp.array([1.0, 0.0, 0.3, 1.0, 0.0, 1.0, 0.0], dtype=jnp.float64)
+    loss = F.binary_cross_entropy_with_logits
+    for derivative in (jax.grad, jax.hessian, jax.jacfwd):
+        for argnums in (0, 1, (0, 1)):
+            np.testing.assert_allclose(
+                jax.tree.leaves(derivative(loss, argnums)(z, y)),
+                jax.tree.leaves(derivative(formula, argnums)(z, y)),
+                rtol=1e-12,
+                atol=1e-15,
+            )
+    check_grads(loss, (z, y), order=2, modes=("fwd", "rev"))
+    labels = jnp.array([1, 0, 0, 1, 0, 1, 0])
+    np.testing.assert_allclose(jax.grad(loss)(z, labels), jax.grad(formula)(z, labels.astype(z.dtype)), rtol=1e-12)
+
+
 def test_bce_logits_is_exact_where_probabilities_saturate():
     z = jnp.array([100.0, -100.0, 40.0])
     y = jnp.array([0.0, 1.0, 0.0])
