@@ -34,13 +34,58 @@ def interval(values: Sequence[float | None], confidence: float = 0.95) -> dict[s
     mean = float(kept.mean())
     out["mean"] = mean
     if n >= 2:
-        # Student's t quantile; scipy.special, not scipy.stats, whose import costs a run a second
-        from scipy.special import stdtrit
-
         std = float(kept.std(ddof=1))
-        half = float(stdtrit(n - 1, 0.5 + confidence / 2) * std / math.sqrt(n))
+        half = student_t_quantile(0.5 + confidence / 2, n - 1) * std / math.sqrt(n)
         out.update(std=std, half_width=half, low=mean - half, high=mean + half)
     return out
+
+
+def student_t_quantile(p: float, dof: int) -> float:
+    """The ``p`` quantile of Student's t with ``dof`` degrees of freedom, for ``0.5 <= p < 1``.
+
+    Pure Python (importing scipy.special cost every run 0.16 s): for ``t >= 0``,
+    ``P(T > t) = I_x(dof / 2, 1 / 2) / 2`` with ``x = dof / (dof + t^2)``, so
+    the quantile solves ``I_x = 2 (1 - p)`` for ``x`` by bisection, ``I`` the
+    regularised incomplete beta function. Agrees with ``scipy.special.stdtrit``
+    to 1e-10 (tested).
+    """
+    if not 0.5 <= p < 1 or dof < 1:
+        raise ValueError(f"need 0.5 <= p < 1 and dof >= 1, got p={p}, dof={dof}")
+    target, a = 2 * (1 - p), dof / 2
+    lo, hi = 0.0, 1.0  # I_x grows with x: find x where it crosses the target
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if mid in (lo, hi):
+            break
+        lo, hi = (mid, hi) if _incomplete_beta(mid, a, 0.5) < target else (lo, mid)
+    x = (lo + hi) / 2
+    return math.sqrt(dof * (1 - x) / x) if x > 0 else math.inf
+
+
+def _incomplete_beta(x: float, a: float, b: float) -> float:
+    """Regularised incomplete beta ``I_x(a, b)`` by its continued fraction (modified Lentz)."""
+    if x <= 0 or x >= 1:
+        return 0.0 if x <= 0 else 1.0
+    if x > (a + 1) / (a + b + 2):  # the fraction converges fast only below this point
+        return 1.0 - _incomplete_beta(1 - x, b, a)
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    fraction = d
+    for m in range(1, 1000):
+        for numerator in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            fraction *= c * d
+        if abs(c * d - 1.0) < 1e-16:
+            break
+    return math.exp(log_front) * fraction / a
 
 
 def format_interval(summary: dict[str, Any], fmt: str = "{:.4g}") -> str:

@@ -133,6 +133,16 @@ def test_interval_is_the_student_t_interval():
     assert stats.format_interval(five, "{:.2%}").endswith("(N=4, 2 diverged)")
 
 
+@pytest.mark.parametrize("dof", [1, 2, 3, 7, 31, 63, 1000])
+def test_student_t_quantile_is_scipys(dof):
+    from scipy.special import stdtrit
+
+    for p in (0.5, 0.6, 0.9, 0.975, 0.995, 0.999999):
+        assert stats.student_t_quantile(p, dof) == pytest.approx(float(stdtrit(dof, p)), rel=1e-10, abs=1e-12)
+    with pytest.raises(ValueError, match="0.5 <= p < 1"):
+        stats.student_t_quantile(0.2, dof)
+
+
 def test_replica_plan_gives_every_setting_the_same_seeds():
     config = cifar10.MLPConfig(seed=5, seeds=2, sweep="lr=0.001,0.003")
     plan = ReplicaPlan.of(config)
