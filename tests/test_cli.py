@@ -20,7 +20,7 @@ TIMINGS = {
     "seconds_per_epoch",
     "examples_per_second",
     "seeds_compile_seconds",
-    "seeds_train_seconds",
+    "seeds_wall_seconds",
 }
 
 
