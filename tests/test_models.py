@@ -42,6 +42,57 @@ def test_cnn_batch_norm_statistics_and_dropout():
     np.testing.assert_array_equal(model.apply(variables, x), model.apply(variables, x))  # eval is deterministic
 
 
+def test_batch_norm_of_groups_is_batch_norm_of_their_concatenation(x64):
+    from jaxdl.functional.normalization import batch_normalize
+
+    groups = [jax.random.normal(jax.random.key(i), (n, 3, 4), jnp.float64) * (i + 1) for i, n in enumerate((5, 2))]
+    scale, bias = jnp.array([1.0, 2.0, -0.5, 3.0]), jnp.array([0.1, 0.0, 0.2, -1.0])
+    tangents = [jnp.cos(g) for g in groups], jnp.ones(4), jnp.arange(4.0)
+
+    def whole(groups, scale, bias):
+        y = batch_normalize(jnp.concatenate(groups), scale, bias)
+        return jnp.split(y, [len(groups[0])])
+
+    def grouped(groups, scale, bias):
+        return batch_normalize(groups, scale, bias)
+
+    def loss(f):
+        return jax.grad(lambda *args: sum(jnp.sum(jnp.sin(y)) for y in f(*args)), (0, 1, 2))
+
+    primals = (groups, scale, bias)
+    for result in (lambda f: f(*primals), lambda f: jax.jvp(f, primals, tangents), lambda f: loss(f)(*primals)):
+        chex.assert_trees_all_close(tuple(result(grouped)), tuple(result(whole)), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="same number of features"):
+        batch_normalize([groups[0], groups[1][..., :3]], scale, bias)
+
+
+def test_cnn_in_batch_groups_computes_what_it_computes_on_the_whole_batch(x64):
+    # 5 images in 2 groups of 3 and 2: values, statistics, both derivative modes, and the evaluation pass
+    assert jax.default_backend() == "cpu" and CNN().groups() == 2
+    x = jax.random.normal(jax.random.key(0), (5, 32, 32, 3), jnp.float64)
+    variables = jax.tree.map(lambda v: v.astype(jnp.float64), CNN(batch_groups=1).init(RNGS, x))
+    tangent = jax.tree.map(jnp.cos, variables["params"])
+    results = []
+    for model in (CNN(batch_groups=1), CNN(batch_groups=2)):
+
+        def train(params, model=model):
+            return model.apply({**variables, "params": params}, x, train=True, rngs={"dropout": jax.random.key(1)},
+                               mutable=["batch_stats"])  # fmt: skip
+
+        @jax.jit
+        def everything(params, model=model, train=train):
+            loss = lambda p: jnp.sum(jnp.tanh(train(p)[0]))  # noqa: E731
+            return (
+                train(params),
+                jax.grad(loss)(params),
+                jax.jvp(loss, (params,), (tangent,)),
+                model.apply({**variables, "params": params}, x),
+            )
+
+        results.append(everything(variables["params"]))
+    chex.assert_trees_all_close(results[1], results[0], rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize(
     "impl, stride, size, channels",
     [("im2col", s, size, 3) for s in (1, 2, 3, 4) for size in ((9, 9), (8, 5))]

@@ -20,17 +20,53 @@ to 1e-12 (tested): the statistics are computed as Flax computes them
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 
 
-def batch_statistics(x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Per-feature mean and (biased) variance over every axis but the last, in at least float32."""
-    x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-    axes = tuple(range(x.ndim - 1))
-    mean = x.mean(axes)
-    return mean, jnp.maximum(0.0, (x * x).mean(axes) - mean * mean)
+def batch_statistics(x: jax.Array | Sequence[jax.Array]) -> tuple[jax.Array, jax.Array]:
+    """Per-feature mean and (biased) variance over every axis but the last, in at least float32.
+
+    ``x`` may be a list of arrays, groups of one batch (see :func:`batch_normalize`): the statistics
+    are then those of the whole batch, combined from each group's sums.
+    """
+    feature_count(x)  # the groups agree
+    groups = [g.astype(jnp.promote_types(g.dtype, jnp.float32)) for g in _groups(x)]
+    mean = _sum_over_batch(groups) / _count(groups)
+    return mean, jnp.maximum(0.0, _sum_over_batch([g * g for g in groups]) / _count(groups) - mean * mean)
+
+
+def feature_count(x) -> int:
+    """The size of the last axis of an array, or of a list of groups (which must agree)."""
+    counts = {g.shape[-1] for g in _groups(x)}
+    if len(counts) != 1:
+        raise ValueError(f"groups of one batch must have the same number of features, got {sorted(counts)}")
+    return counts.pop()
+
+
+def map_groups(x, f):
+    """``f`` applied to an array, or to each of a list of groups (giving a list)."""
+    return _like(x, [f(g) for g in _groups(x)])
+
+
+def _groups(x) -> list[jax.Array]:
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _like(x, groups: list[jax.Array]):
+    """``groups`` as ``x`` came: a list, or the one array."""
+    return groups if isinstance(x, (list, tuple)) else groups[0]
+
+
+def _count(groups: list[jax.Array]) -> int:
+    return sum(g.size // g.shape[-1] for g in groups)
+
+
+def _sum_over_batch(groups: list[jax.Array]) -> jax.Array:
+    """Per-feature sums over every axis but the last, of all groups together."""
+    return sum(g.sum(tuple(range(g.ndim - 1))) for g in groups)
 
 
 def _features(x: jax.Array, *per_feature: jax.Array) -> list[jax.Array]:
@@ -50,23 +86,31 @@ def normalize(x: jax.Array, mean, var, scale, bias, epsilon: float) -> jax.Array
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
-def batch_normalize(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float = 1e-5) -> jax.Array:
-    """Normalises ``x`` by its own batch statistics (training mode); ``scale`` and ``bias`` are per feature."""
-    return normalize(x, *batch_statistics(x), scale, bias, epsilon)
+def batch_normalize(x, scale: jax.Array, bias: jax.Array, epsilon: float = 1e-5):
+    """Normalises ``x`` by its own batch statistics (training mode); ``scale`` and ``bias`` are per feature.
+
+    ``x`` is an array or a list of arrays, the groups of one batch: each is normalised by the statistics of
+    all of them together and a list comes back, so that a network can carry its batch as independent
+    groups between batch norms (see :class:`jaxdl.models.classifiers.CNN`).
+    """
+    mean, var = batch_statistics(x)
+    return map_groups(x, lambda g: normalize(g, mean, var, scale, bias, epsilon))
 
 
 @batch_normalize.defjvp
 def _batch_normalize_jvp(epsilon, primals, tangents):
     x, scale, bias = primals
     dx, dscale, dbias = tangents
-    mean, var = batch_statistics(x)
-    y = normalize(x, mean, var, scale, bias, epsilon)
+    groups, dgroups = _groups(x), _groups(dx)
+    mean, var = batch_statistics(groups)
     rstd = jax.lax.rsqrt(var + epsilon)
     c = rstd * scale
-    [mean_, rstd_, c_] = _features(x, mean, rstd, c)
-    xhat = (x - mean_) * rstd_
-    axes = tuple(range(x.ndim - 1))
+    [mean_, rstd_, c_] = _features(groups[0], mean, rstd, c)  # the groups of one batch have one rank
+    xhat = [(g - mean_) * rstd_ for g in groups]
     # Grouped so that the transpose needs sum(g xhat) and sum(g) once each, shared with dscale and dbias.
-    [u, v] = _features(x, dscale - c * jnp.mean(dx * xhat, axes), dbias - c * jnp.mean(dx, axes))
-    dy = c_ * dx + xhat * u + v
-    return y, dy.astype(y.dtype)
+    u = dscale - c * _sum_over_batch([d * h for d, h in zip(dgroups, xhat, strict=True)]) / _count(groups)
+    v = dbias - c * _sum_over_batch(dgroups) / _count(groups)
+    [u_, v_] = _features(groups[0], u, v)
+    y = [normalize(g, mean, var, scale, bias, epsilon) for g in groups]
+    dy = [(c_ * d + h * u_ + v_).astype(out.dtype) for d, h, out in zip(dgroups, xhat, y, strict=True)]
+    return _like(x, y), _like(x, dy)

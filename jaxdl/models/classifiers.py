@@ -35,14 +35,18 @@ class BatchNorm(nn.Module):
     epsilon: float = 1e-5
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        shape = (x.shape[-1],)
+    def __call__(self, x):
+        """``x``: an array, or a list of arrays that are groups of one batch, normalised together (see CNN)."""
+        shape = (normalization.feature_count(x),)
         running_mean = self.variable("batch_stats", "mean", jnp.zeros, shape, jnp.float32)
         running_var = self.variable("batch_stats", "var", jnp.ones, shape, jnp.float32)
         scale = self.param("scale", nn.initializers.ones, shape, jnp.float32)
         bias = self.param("bias", nn.initializers.zeros, shape, jnp.float32)
         if self.use_running_average:
-            return normalization.normalize(x, running_mean.value, running_var.value, scale, bias, self.epsilon)
+            statistics = running_mean.value, running_var.value
+            return normalization.map_groups(
+                x, lambda g: normalization.normalize(g, *statistics, scale, bias, self.epsilon)
+            )
         if not self.is_initializing():
             mean, var = jax.lax.stop_gradient(normalization.batch_statistics(x))  # XLA computes them once
             running_mean.value = self.momentum * running_mean.value + (1 - self.momentum) * mean
@@ -293,13 +297,31 @@ class CNN(nn.Module):
     num_classes: int = 10
     drop_rate: float = 0.5
     conv: ConvImpl = "auto"  # the convolutions' implementation, see conv3x3
+    batch_groups: int = 0  # groups the convolutions see the batch in; 0: auto, see CNN.groups
+
+    def groups(self) -> int:
+        """On a CPU (with auto) the convolutional layers carry the batch as two independent groups.
+
+        Each convolution then runs once per group, and XLA's CPU runtime executes independent operations
+        concurrently, so both cores of a small machine stay busy; batch norm still normalises by the
+        statistics of the whole batch, so the network computes the same function (up to the float
+        rounding of the statistics' sums). On a 2-core Xeon (jax 0.10.2), one convolution's forward
+        pass and gradients ran 1.1-1.4x faster in two groups than as one batch; elsewhere a single
+        operation already fills the device.
+        """
+        if self.batch_groups < 0:
+            raise ValueError(f"batch_groups must be at least 1 (or 0 for auto), got {self.batch_groups}")
+        if self.batch_groups:
+            return self.batch_groups
+        return 2 if jax.default_backend() == "cpu" else 1
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        groups = jnp.array_split(x, max(1, min(self.groups(), x.shape[0])))  # no empty group
         for i, (features, stride) in enumerate(((32, 1), (32, 2), (64, 1), (64, 2)), start=1):
-            x = Conv3x3(features, stride, self.conv, name=f"conv{i}")(x)
-            x = leaky_relu(batch_norm(train, f"bn{i}")(x))
-        x = _flatten(x)
+            conv = Conv3x3(features, stride, self.conv, name=f"conv{i}")  # called once per group: one kernel
+            groups = [leaky_relu(g) for g in batch_norm(train, f"bn{i}")([conv(g) for g in groups])]
+        x = jnp.concatenate([_flatten(g) for g in groups])
         x = dense(128, x.shape[-1], "fc1")(x)
         x = leaky_relu(batch_norm(train, "bn5")(x))
         x = nn.Dropout(self.drop_rate, deterministic=not train)(x)

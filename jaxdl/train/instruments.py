@@ -82,11 +82,18 @@ def layer_statistics(task: Task, state: TrainState, batch: Batch, histograms: bo
         rngs={"dropout": dropout_key, "sample": sample_key}, mutable=["intermediates", "batch_stats"],
     )  # fmt: skip
     activations = {}
-    for path, outputs in traverse_util.flatten_dict(captured["intermediates"]).items():
+    for path, calls in traverse_util.flatten_dict(captured["intermediates"]).items():
         name = "/".join(path[:-1])  # (..., "conv1", "__call__") -> "conv1"
-        leaves = jax.tree.leaves(outputs)
-        if name and not path[-2].startswith("Dropout") and len(leaves) == 1 and leaves[0].ndim >= 2:
-            activations[name] = leaves[0]
+        # One output per call. A layer called on each group of the batch (the CNN's convolutions), or
+        # returning a list of groups (its batch norms), has the batch's activations in pieces; a tuple
+        # (the VAE encoder's mean and log-variance) is not one activation.
+        pieces = [piece for output in calls for piece in (output if isinstance(output, list) else [output])]
+        if (
+            name
+            and not path[-2].startswith("Dropout")
+            and all(isinstance(piece, jax.Array) and piece.ndim >= 2 for piece in pieces)
+        ):
+            activations[name] = jnp.concatenate(pieces)
 
     def loss(params):
         losses, _, _ = task.forward(params, state.batch_stats, batch, key, train=True)
