@@ -95,22 +95,24 @@ def test_cnn_in_batch_groups_computes_what_it_computes_on_the_whole_batch(x64):
 
 @pytest.mark.parametrize(
     "impl, stride, size, channels",
-    [("im2col", s, size, 3) for s in (1, 2, 3, 4) for size in ((9, 9), (8, 5))]
+    [("im2col", s, size, c) for s in (1, 2, 3, 4) for size in ((9, 9), (8, 5)) for c in (3, 16)]
     + [("winograd", 1, size, c) for size in ((9, 9), (8, 5), (1, 1), (2, 7)) for c in (3, 16)],
 )
 def test_convolutions_agree_with_xla_in_values_and_both_derivative_modes(impl, stride, size, channels, x64):
+    # With 3 channels im2col folds the bias into its product (a column of ones), with 16 it adds it.
     x = jax.random.normal(jax.random.key(0), (2, *size, channels), jnp.float64)
     k = jax.random.normal(jax.random.key(1), (3, 3, channels, 4), jnp.float64)
-    tangents = (jax.random.normal(jax.random.key(3), x.shape, x.dtype), jax.random.normal(jax.random.key(4), k.shape))
+    b = jax.random.normal(jax.random.key(5), (4,), jnp.float64)
+    tangents = tuple(jax.random.normal(jax.random.key(3 + i), a.shape, a.dtype) for i, a in enumerate((x, k, b)))
     results = {}
     for name in (impl, "xla"):
 
-        def conv(x, k, name=name):
-            return conv3x3(x, k, stride, name)
+        def conv(x, k, b, name=name):
+            return conv3x3(x, k, stride, name, bias=b)
 
-        y, pullback = jax.vjp(conv, x, k)
+        y, pullback = jax.vjp(conv, x, k, b)
         cotangent = jax.random.normal(jax.random.key(2), y.shape, jnp.float64)
-        results[name] = (y, pullback(cotangent), jax.jvp(conv, (x, k), tangents)[1])
+        results[name] = (y, pullback(cotangent), jax.jvp(conv, (x, k, b), tangents)[1])
     chex.assert_trees_all_close(results[impl], results["xla"], rtol=1e-10, atol=1e-12)
 
 
