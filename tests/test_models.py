@@ -198,6 +198,9 @@ def test_auto_picks_winograd_and_im2col_on_a_cpu_and_unknown_implementations_are
         conv3x3(narrow, k_narrow, impl="fft")
     with pytest.raises(ValueError, match="Winograd convolution has stride 1"):
         conv3x3(wide, k_wide, stride=2, impl="winograd")
+    for x, k in ((narrow, k_narrow), (wide, k_wide)):  # a bias of the wrong size, folded or added
+        with pytest.raises(AssertionError, match="shape"):
+            conv3x3(x, k, bias=jnp.ones(1))
 
 
 def test_cnn_takes_uint8_images_as_they_load():

@@ -94,15 +94,15 @@ def conv3x3(
       x: ``(B, H, W, C)`` floats.
       kernel: ``(3, 3, C, F)``.
       stride: the same in both directions.
-      bias: ``(F,)``, added to every output pixel; None for none. im2col folds
-        it into its product when the patch rows are thin (see
-        :func:`im2col_conv3x3`).
       impl: "winograd" (:func:`winograd_conv3x3`, stride 1 only), "im2col"
         (:func:`im2col_conv3x3`), "xla" (``lax.conv_general_dilated``: cuDNN on a
         GPU, the TPU's convolution units), or "auto": on a CPU, Winograd for
         stride 1 with at least 16 input channels, im2col otherwise (the fast
         paths on XLA's CPU backend; see :func:`winograd_conv3x3` for why not the
         first layer's 3 channels); XLA's convolution elsewhere.
+      bias: ``(F,)``, added to every output pixel; None for none. im2col folds
+        it into its product when the patch rows are thin (see
+        :func:`im2col_conv3x3`).
 
     All three are plain JAX, so every transformation applies: ``grad``, ``jvp``,
     ``linearize``, ``jacfwd``, Hessian-vector products in any order, ``vmap``.
@@ -110,6 +110,8 @@ def conv3x3(
     chex.assert_rank(x, 4)  # NHWC
     chex.assert_shape(kernel, (3, 3, x.shape[-1], None))
     chex.assert_type([x, kernel], float)  # a uint8 image would need casting first: Conv3x3 does it
+    if bias is not None:
+        chex.assert_shape(bias, (kernel.shape[-1],))  # the folded and the added bias would broadcast differently
     if impl == "auto":
         if jax.default_backend() != "cpu":
             impl = "xla"
