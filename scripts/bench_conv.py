@@ -6,7 +6,11 @@
 Per layer: the forward pass and the gradients the CNN needs (kernel; input
 too, except for the first layer, whose input is the image) of each of the
 four convolutions at batch 100, for each implementation, as compiled
-functions timed alternately; the median over rounds. Per epoch: the CNN's
+functions timed alternately; the median over rounds. Each call runs the layer
+LAYER_REPEATS times inside one ``lax.scan``, as the training epoch runs its
+steps: XLA allocates a program's temporaries once per call, and a call of one
+layer alone paid fresh pages for them each time (glibc maps allocations over
+32 MB anew), which doubled the 64->64 layer's time. Per epoch: the CNN's
 compiled training epoch (tutorial recipe) with each implementation, timed
 alternately over the same random CIFAR-10-shaped batches; the speed-up is the
 median of the rounds' paired ratios against the first implementation.
@@ -37,29 +41,39 @@ LAYERS = {  # name: (input shape at batch 100, features, stride, does the CNN ne
 }
 
 
+LAYER_REPEATS = 10  # forward passes and gradients of one layer per compiled call
+
+
 def layer_step(shape, features, stride, needs_input_grad, impl):
-    """The compiled forward pass and gradients of one layer, and its arguments."""
+    """One layer's forward pass and gradients, LAYER_REPEATS times in one compiled call, and its arguments."""
     x = jax.random.normal(jax.random.key(0), shape)
     kernel = jax.random.normal(jax.random.key(1), (3, 3, shape[-1], features)) * 0.1
 
-    def loss(kernel, x, cotangent):
-        return jnp.vdot(conv3x3(x, kernel, stride, impl), cotangent)
+    def loss(kernel, x):  # not linear, so the forward pass is needed for the gradients, as in the CNN
+        return jnp.sum(jnp.tanh(conv3x3(x, kernel, stride, impl)))
 
-    y = jax.eval_shape(lambda: conv3x3(x, kernel, stride, impl))
-    cotangent = jax.random.normal(jax.random.key(2), y.shape)
-    grad = jax.jit(jax.grad(loss, argnums=(0, 1) if needs_input_grad else 0))
-    args = (kernel, x, cotangent)
-    compiled = grad.lower(*args).compile()
+    grad = jax.grad(loss, argnums=(0, 1) if needs_input_grad else 0)
+
+    def repeated(kernel, x):
+        def body(total, _):  # each repeat depends on the last, and every gradient is summed, so none is elided
+            grads = grad(kernel + 1e-9 * total, x)
+            return total + sum(g.sum() for g in jax.tree.leaves(grads)), None
+
+        return jax.lax.scan(body, jnp.zeros((), x.dtype), None, length=LAYER_REPEATS)[0]
+
+    args = (kernel, x)
+    compiled = jax.jit(repeated).lower(*args).compile()
     jax.block_until_ready(compiled(*args))
     return compiled, args
 
 
 def blocked_seconds(compiled, args, repeats=5) -> float:
+    """Median seconds of one layer's forward pass and gradients (a call runs LAYER_REPEATS of them)."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         jax.block_until_ready(compiled(*args))
-        times.append(time.perf_counter() - start)
+        times.append((time.perf_counter() - start) / LAYER_REPEATS)
     return statistics.median(times)
 
 

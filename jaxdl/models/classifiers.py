@@ -170,11 +170,14 @@ def winograd_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
     against ``lax.conv`` in float64).
 
     Measured on a 2-core Intel Xeon (jax 0.10.2) with ``scripts/bench_conv.py``
-    (paired medians of 5 rounds), against :func:`im2col_conv3x3`: the CNN's
-    32->64 layer (batch 100, 16x16, forward pass and both gradients) 1.41x
-    faster with AVX-512 and 1.51x with ``--xla_cpu_max_isa=AVX2``; its whole
-    training epoch 1.07x and 1.14x. Not used for the first layer: with 3 input
-    channels its products are too thin, and it ran at 0.2x of im2col there.
+    (paired medians of 7 rounds, each layer timed inside ``lax.scan``), against
+    :func:`im2col_conv3x3`: the CNN's 32->64 layer (batch 100, 16x16, forward
+    pass and both gradients) 1.28x faster with AVX-512 and 1.31x with
+    ``--xla_cpu_max_isa=AVX2``; its whole training epoch 1.09x and 1.12x.
+    A Winograd F(4x4, 3x3), with 4x fewer multiplications, was 0.95x of this
+    one on that layer: its 36 products are too small. Not used for the first
+    layer: with 3 input channels its products are too thin, and it ran at
+    0.2x of im2col there.
     The 16 products as one batched ``einsum`` were 0.7x of im2col: XLA's CPU
     backend runs a batched product as one call of a kernel suited to none of
     them.
