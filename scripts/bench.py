@@ -255,13 +255,21 @@ def cpu_isa() -> str:
     return "AVX-512" if "avx512f" in words else "AVX2" if "avx2" in words else "no AVX2"
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a count of at least 1 (a median of nothing has no value)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30, help="batches per timed epoch (at least)")
+    parser.add_argument("--steps", type=positive_int, default=30, help="batches per timed epoch (at least)")
     parser.add_argument("--min-seconds", type=float, default=1.0, help="more batches until a timing lasts this long")
-    parser.add_argument("--repeats", type=int, default=3, help="epochs timed per round (median)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating jaxdl/PyTorch rounds (median)")
-    parser.add_argument("--only", nargs="*", help="model names (default: all)")
+    parser.add_argument("--repeats", type=positive_int, default=3, help="epochs timed per round (median)")
+    parser.add_argument("--rounds", type=positive_int, default=3, help="alternating jaxdl/PyTorch rounds (median)")
+    parser.add_argument("--only", nargs="*", choices=sorted(workloads()), help="model names (default: all)")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--torch-python", help="python with torch, for the tutorials' PyTorch code")
     parser.add_argument("--isa", choices=("native", "avx2"), default="native",

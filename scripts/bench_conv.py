@@ -79,9 +79,10 @@ def blocked_seconds(compiled, args, repeats=5) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--steps", type=int, default=20, help="batches of 100 per timed epoch")
-    parser.add_argument("--impls", nargs="+", default=["im2col", "auto"], help="conv settings; the first is the base")
+    parser.add_argument("--rounds", type=bench.positive_int, default=10)
+    parser.add_argument("--steps", type=bench.positive_int, default=20, help="batches of 100 per timed epoch")
+    parser.add_argument("--impls", nargs="+", default=["im2col", "auto"], choices=("auto", "im2col", "xla"),
+                        help="conv settings; the first is the base (winograd cannot run stride 2)")  # fmt: skip
     args = parser.parse_args()
     print(f"{jax.devices()[0].device_kind}, XLA_FLAGS={bench.os.environ.get('XLA_FLAGS', '')!r}")
 

@@ -35,3 +35,10 @@ def test_profile_breakdown_finds_the_small_mlps_products_and_optimizer(bench):
     assert sum(shares.values()) == pytest.approx(1)
     assert shares["dense layers: matrix products"] > 0.2  # 784x128 products are most of its arithmetic
     assert "optimizer" in shares and not any(name.startswith("convolutions") for name in shares)
+
+
+@pytest.mark.parametrize("text", ["0", "-3"])
+def test_counts_below_one_are_refused_in_one_line(bench, text):
+    with pytest.raises(argparse.ArgumentTypeError, match=f"must be at least 1, got {text}"):
+        bench.positive_int(text)
+    assert bench.positive_int("2") == 2
