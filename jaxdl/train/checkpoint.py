@@ -53,13 +53,14 @@ _ignore_late_tensorstore_callbacks()
 
 
 class _LateWriteFailures(logging.Filter):
-    """Drops asyncio's "Future/Task exception was never retrieved" for a failed write (an OSError, or
-    TensorStore's wrapping of one): the other writes of an Orbax save that already failed and was
-    reported in one line."""
+    """Drops asyncio's "<Future, Task or _GatheringFuture> exception was never retrieved" for a failed
+    write (an OSError, or TensorStore's wrapping of one): the other writes of an Orbax save that already
+    failed and was reported in one line. Which of them asyncio reports depends on the order the writes
+    fail in, so the check is on the message's ending, not on the future's class."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        unretrieved = str(record.msg).startswith(("Future exception was never", "Task exception was never"))
+        unretrieved = str(record.msg).split("\n", 1)[0].endswith("exception was never retrieved")
         failed_write = isinstance(error, OSError) or any(
             code in str(error) for code in ("os_error_code", "RESOURCE_EXHAUSTED", "OUT_OF_RANGE")
         )
