@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from jaxdl.errors import JaxdlError, Stopped
+from jaxdl.errors import JaxdlError, Stopped, printable
 
 EXIT_USAGE = 2
 
@@ -73,6 +73,8 @@ def build_parser(prog: str = "jaxdl") -> argparse.ArgumentParser:
     tour.add_argument("--out", help="report directory (default: runs/reproduce/TIMESTAMP)")
     tour.add_argument("--only", nargs="+", metavar="RUN", help="only these runs (names as in RESULTS.md)")
     tour.add_argument("--overwrite", action="store_true", help="allow --out to hold an earlier report")
+    tour.add_argument("--strict", action="store_true", help="exit 1 when a judged claim misses its target "
+                      "(a failed run always does)")  # fmt: skip
     tour.add_argument(
         "--notebooks", help="folder of executed tutorial notebooks to link (scripts/build_notebooks.py OUT)"
     )
@@ -214,19 +216,28 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous_sigterm)
-    print(f"wrote {path}\n{_summary(metrics)}")
+    print(f"wrote {printable(str(path))}\n{_summary(metrics)}")
     return 0
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from jaxdl.reproduce import reproduce, summary  # imports every experiment: only when asked
+    from jaxdl.reproduce import failed_runs, missed_claims, reproduce, summary  # imports every experiment
     from jaxdl.rundir import default_run_path
 
     out = args.out or str(default_run_path("reproduce"))
     results = reproduce(out, quick=args.quick, data_dir=args.data_dir, only=args.only, overwrite=args.overwrite,
                         notebooks=args.notebooks)  # fmt: skip
-    print(f"wrote {out}/index.html and {out}/RESULTS.md ({len(results['rows'])} claims: {summary(results)}; "
+    print(f"wrote {printable(out)}/index.html and RESULTS.md ({len(results['rows'])} claims: {summary(results)}; "
           f"{results['seconds']:.0f} s)")  # fmt: skip
+    failed, missed = failed_runs(results), missed_claims(results)
+    if failed:  # a tour in a script or CI must tell a broken tour from a good one
+        print(f"jaxdl reproduce: {len(failed)} of {len({r['run'] for r in results['rows']})} runs failed: "
+              f"{', '.join(failed)}", file=sys.stderr)  # fmt: skip
+        return 1
+    if args.strict and missed:
+        print(f"jaxdl reproduce: {len(missed)} judged claims miss their target (--strict): "
+              f"{', '.join(dict.fromkeys(r['run'] for r in missed))}", file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from jaxdl import data as data_lib
 from jaxdl.data.folder import find_splits
-from jaxdl.errors import JaxdlError
+from jaxdl.errors import JaxdlError, printable
 
 
 def _splits(name: str, split: str | None, data: str | None) -> list[str]:
@@ -85,7 +85,7 @@ def show(args: argparse.Namespace) -> int:
         captions = [f"{label}: {ds.class_names[label]}" for label in ds.labels[pick]]
         fig = plots.image_grid(ds.inputs[pick], captions, title=title)
     save_figure(fig, out)
-    print(f"wrote {out}")
+    print(f"wrote {printable(str(out))}")
     return 0
 
 

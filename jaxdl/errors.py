@@ -39,6 +39,15 @@ CLI_NAMES = {
 _ARGUMENT = re.compile(r"\{(" + "|".join(PYTHON_NAMES) + r")\}")
 
 
+def printable(text: str) -> str:
+    """``text`` with the bytes of a file name that is not UTF-8 shown escaped (``\\xff``).
+
+    Python reads such a name (legal on Linux: ``b"\\xff.png"``) as a string holding
+    surrogates, which a UTF-8 terminal or file refuses to print.
+    """
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 class JaxdlError(Exception):
     """Bad input: the message is one line that names the problem and the fix.
 
@@ -47,8 +56,8 @@ class JaxdlError(Exception):
     """
 
     def __init__(self, message: str):
-        self.template = message
-        super().__init__(_ARGUMENT.sub(lambda m: PYTHON_NAMES[m.group(1)], message))
+        self.template = printable(message)
+        super().__init__(_ARGUMENT.sub(lambda m: PYTHON_NAMES[m.group(1)], self.template))
 
     def cli_message(self) -> str:
         """The message with arguments named as the command line's options."""

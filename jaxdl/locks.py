@@ -2,12 +2,13 @@
 
 A lock is an exclusive ``flock`` on a small file holding the holder's process
 id. The kernel releases it when the holder exits, however it exits (even
-``kill -9``), so a lock is never left stale. A lock that others wait for (a
-cache entry's) keeps its file: removing a file another process is waiting on
-would let two writers in. A lock nobody waits for (a run directory's: a
-second writer stops at once) removes its file on release, leaving the
-directory as the run wrote it. Where ``flock`` does not exist (Windows),
-nothing is locked.
+``kill -9``), so a lock is never left stale. The holder removes the file on
+release, leaving the directory as it found it. A process that was waiting on
+the removed file then holds a lock on a file nobody else can open, so after
+each ``flock`` it checks that the path still names the file it locked, and
+starts again if not: two writers never both get in. A file left behind by a
+holder that was killed is removed by :func:`remove_orphans`. Where ``flock``
+does not exist (Windows), nothing is locked.
 """
 
 from __future__ import annotations
@@ -33,9 +34,8 @@ class Locked(Exception):
 class FileLock:
     """An exclusive lock on ``path``, held from :meth:`acquire` until :meth:`release` or the process ends."""
 
-    def __init__(self, path: str | os.PathLike, *, remove_on_release: bool = False):
+    def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.remove_on_release = remove_on_release
         self._fd: int | None = None
 
     def acquire(self, *, wait: bool = False, on_wait: Callable[[str], None] | None = None) -> None:
@@ -43,30 +43,60 @@ class FileLock:
         calls ``on_wait(holder)`` and blocks until it is free."""
         if fcntl is None or self._fd is not None:
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                if not wait:
-                    raise Locked(self.path, holder) from None
-                if on_wait:
-                    on_wait(holder)
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                    if not wait:
+                        raise Locked(self.path, holder) from None
+                    if on_wait:
+                        on_wait(holder)
+                        on_wait = None  # say it once, however often the file changes hands
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                if not _names(self.path, fd):  # its holder removed it on release: lock the new file
+                    os.close(fd)
+                    continue
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd = fd
+            return
 
     def release(self) -> None:
         if self._fd is not None:
-            if self.remove_on_release:
-                self.path.unlink(missing_ok=True)  # still held: nobody else can be writing it
+            self.path.unlink(missing_ok=True)  # still held: nobody else can be writing it
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
 
     def __del__(self) -> None:
         self.release()
+
+
+def _names(path: Path, fd: int) -> bool:
+    """Whether ``path`` still names the file open as ``fd``."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return os.path.samestat(st, os.fstat(fd))
+
+
+def remove_orphans(folder: str | os.PathLike, pattern: str = "*.lock") -> list[Path]:
+    """Removes the lock files in ``folder`` that no process holds (left by a killed holder); returns them."""
+    removed = []
+    if fcntl is None:  # pragma: no cover - nothing was locked
+        return removed
+    for path in Path(folder).glob(pattern):
+        lock = FileLock(path)
+        try:
+            lock.acquire()
+        except (Locked, OSError):
+            continue
+        lock.release()  # removes the file
+        removed.append(path)
+    return removed

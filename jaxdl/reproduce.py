@@ -33,7 +33,8 @@ from jaxdl import experiments
 from jaxdl.claims import Claim, Run
 from jaxdl.data import local_copies
 from jaxdl.errors import JaxdlError, Stopped
-from jaxdl.rundir import atomic_write_text, environment, write_json
+from jaxdl.locks import FileLock, Locked
+from jaxdl.rundir import LOCK_FILE, atomic_write_text, environment, write_json
 from jaxdl.runner import run_experiment
 from jaxdl.stats import format_interval
 
@@ -180,7 +181,7 @@ def reproduce(
     overwrite: bool = False,
     notebooks: str | os.PathLike | None = None,
     log: Callable[[str], None] = print,
-    runner: Runner = run_experiment,
+    runner: Runner | None = None,
 ) -> dict[str, Any]:
     """Runs the tour into ``out`` and writes its report; returns the results dict (``results.json``).
 
@@ -197,15 +198,33 @@ def reproduce(
     """
     runs = select(only)
     report_dir = Path(out)
-    if (report_dir / "results.json").exists() and not overwrite:
-        raise JaxdlError(f"{{out}} {report_dir} already holds a report; choose another or pass {{overwrite}}")
     if report_dir.exists() and not report_dir.is_dir():
         raise JaxdlError(f"{{out}} {report_dir} is a file, not a directory; choose another")
     if data_dir is not None:
         if not Path(data_dir).is_dir():
             raise JaxdlError(f"{{data_dir}} {data_dir} is not a directory")
         data_dir = Path(data_dir).absolute()
-    report_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise JaxdlError(f"cannot create {{out}} {report_dir}: {e.strerror}") from None
+    # One tour at a time in a report folder, held from before the check for an earlier report to the
+    # last file written: a second tour would otherwise race this one's runs and replace its report.
+    lock = FileLock(report_dir / LOCK_FILE)
+    try:
+        lock.acquire()
+    except Locked as e:
+        raise JaxdlError(f"{{out}} {report_dir} is in use by process {e.holder} (another jaxdl reproduce); "
+                         "wait for it to end or choose another") from None  # fmt: skip
+    try:
+        if (report_dir / "results.json").exists() and not overwrite:
+            raise JaxdlError(f"{{out}} {report_dir} already holds a report; choose another or pass {{overwrite}}")
+        return _tour(runs, report_dir, quick, data_dir, notebooks, log, runner or run_experiment)
+    finally:
+        lock.release()
+
+
+def _tour(runs, report_dir: Path, quick: bool, data_dir: Path | None, notebooks, log, runner) -> dict[str, Any]:
     rows, start = [], time.perf_counter()
     for i, tour_run in enumerate(runs, 1):
         log(f"[{i}/{len(runs)}] {tour_run.name}: {command(tour_run, quick)}")
@@ -266,6 +285,16 @@ def markdown_table(results: dict[str, Any], *, links: bool = True) -> str:
         cells = [*row_cells(row), place, *([f"[{row['run']}]({row['run_dir']})"] if links else [])]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def failed_runs(results: dict[str, Any]) -> list[str]:
+    """The runs that failed (each once, in the tour's order)."""
+    return list(dict.fromkeys(row["run"] for row in results["rows"] if row["status"] == "failed"))
+
+
+def missed_claims(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The judged claims that miss their target."""
+    return [row for row in results["rows"] if row["status"] == "misses"]
 
 
 def summary(results: dict[str, Any]) -> str:

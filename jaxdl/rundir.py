@@ -179,7 +179,7 @@ class RunDir:
         self.resume = resume
         self.writer = writer
         self._created = False
-        self._lock = FileLock(self.path / LOCK_FILE, remove_on_release=True)
+        self._lock = FileLock(self.path / LOCK_FILE)
         if not writer:
             return
         if resume:

@@ -283,6 +283,58 @@ def test_cache_hit_miss_and_corruption(tmp_path, monkeypatch, capsys):
     assert len(D.load("mnist", "train", data=tmp_path / "m")) == 21
 
 
+NOT_UTF8 = os.fsdecode(b"\xff\xfe.png")  # a legal Linux file name that is not UTF-8
+
+
+def test_a_file_name_that_is_not_utf8_is_read_like_any_other_from_a_folder_and_an_archive(tmp_path):
+    make_mnist_folder(tmp_path / "m", splits=("train",))
+    odd = _gray(7)
+    (tmp_path / "m" / "train" / "5" / NOT_UTF8).write_bytes(_png(odd))
+    archive = make_tar(tmp_path / "m", tmp_path / "m.tar.gz")
+    for source in (tmp_path / "m", archive):
+        ds = D.load("mnist", "train", data=source)
+        assert len(ds) == 21 and ds.class_counts()["5"] == 3
+        assert any(np.array_equal(image[..., 0], odd) for image in ds.inputs[ds.labels == 5])
+    # the fingerprint is of the name's bytes: renaming the file is a change the cache sees
+    (tmp_path / "m" / "train" / "5" / NOT_UTF8).rename(tmp_path / "m" / "train" / "5" / os.fsdecode(b"\xfe\xff.png"))
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+    D.load("mnist", "train", data=tmp_path / "m")
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 3
+
+
+def test_a_bad_image_whose_name_is_not_utf8_is_refused_in_one_escaped_line(tmp_path, capsys):
+    from jaxdl.cli import main
+
+    make_mnist_folder(tmp_path / "m", splits=("train",))
+    (tmp_path / "m" / "train" / "5" / NOT_UTF8).write_bytes(b"not an image")
+    archive = make_tar(tmp_path / "m", tmp_path / "m.tar.gz")
+    for source, shown in ((tmp_path / "m", f"{tmp_path}/m:train/5/"), (archive, f"{archive}:train/5/")):
+        assert main(["data", "info", "mnist", "--data", str(source), "--split", "train"]) == 2
+        err = capsys.readouterr().err
+        assert err == f"jaxdl: error: {shown}\\xff\\xfe.png: not an image Pillow can read; replace or remove it\n"
+
+
+def test_cache_lock_files_go_with_their_entry_and_orphans_on_the_next_use(tmp_path):
+    from jaxdl.locks import FileLock
+
+    cache = tmp_path / "cache"
+    make_mnist_folder(tmp_path / "m", splits=("train",))
+    D.load("mnist", "train", data=tmp_path / "m")
+    assert [p.suffix for p in cache.iterdir()] == [".npz"]  # the entry's lock went when it was written
+    # orphans: lock files of killed writers, one of an entry that no longer exists
+    for name in ("mnist-train-gone.npz.lock", "cifar10-test-0123.npz.lock"):
+        (cache / name).write_text("12345\n")
+    held = FileLock(cache / "mnist-test-busy.npz.lock")
+    held.acquire()  # a live writer's lock stays
+    try:
+        (tmp_path / "m" / "train" / "3" / "9.png").write_bytes(_png(_gray(9)))  # a miss: the cache is used
+        D.load("mnist", "train", data=tmp_path / "m")
+        assert sorted(p.name for p in cache.glob("*.lock")) == ["mnist-test-busy.npz.lock"]
+    finally:
+        held.release()
+    assert not list(cache.glob("*.lock"))
+
+
 # ---------------------------------------------------------------------- TFDS
 
 

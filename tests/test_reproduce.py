@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,66 @@ def test_a_failing_run_is_reported_and_the_tour_goes_on(tmp_path):
     rows = reproduce_lib.read_results(tmp_path / "r")["rows"]
     assert {row["status"] for row in rows} == {"failed"}
     assert rows[0]["reason"] == "the loss became nan at epoch 1, step 3"
+
+
+def test_a_failed_run_makes_the_tour_exit_1_and_its_last_line_counts_the_failures(tmp_path, monkeypatch, capsys):
+    def fail_scratch(name, *args, **kwargs):
+        if name == "scratch-mlp":
+            raise JaxdlError("the loss became nan at epoch 1, step 3")
+        return "", {"expectation_max_abs_z": 1.0, "rmse_slope": -0.5}
+
+    monkeypatch.setattr(reproduce_lib, "run_experiment", fail_scratch)
+    assert main(["reproduce", "--quick", "--only", "scratch-mlp", "monte-carlo", "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "jaxdl reproduce: 1 of 2 runs failed: scratch-mlp"
+    statuses = {row["run"]: row["status"] for row in reproduce_lib.read_results(tmp_path / "r")["rows"]}
+    assert statuses["scratch-mlp"] == "failed" and "monte-carlo" in statuses  # every row is still reported
+
+
+def test_strict_exits_1_when_a_judged_claim_misses(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(reproduce_lib, "run_experiment", lambda *a, **k: ("", {"max_loss_curve_gap": 1.0}))
+    args = ["reproduce", "--only", "scratch-mlp", "--out"]
+    assert main([*args, str(tmp_path / "lenient")]) == 0  # the miss is in the report, not in the exit status
+    assert main([*args, str(tmp_path / "strict"), "--strict"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "jaxdl reproduce: 1 judged claims miss their target (--strict): scratch-mlp"
+    )
+
+
+@pytest.mark.parametrize("second_starts", ["while the first writes", "after the first ended"])
+def test_a_second_tour_into_a_report_folder_is_refused_and_the_first_report_stands(
+    second_starts, tmp_path, monkeypatch, capsys
+):
+    out = tmp_path / "r"
+    started, finish = threading.Event(), threading.Event()
+
+    def slow_good_run(name, *args, **kwargs):
+        started.set()
+        assert finish.wait(60)
+        return "", {"max_loss_curve_gap": 0.0}
+
+    first = threading.Thread(target=reproduce_lib.reproduce, args=(out,), kwargs={
+        "only": ["scratch-mlp"], "runner": slow_good_run, "log": lambda line: None})  # fmt: skip
+    first.start()
+    assert started.wait(60)
+    if second_starts == "after the first ended":
+        finish.set()
+        first.join()
+    # the second tour would fail every run: it must not get as far as writing a report
+    monkeypatch.setattr(reproduce_lib, "run_experiment", lambda *a, **k: (_ for _ in ()).throw(JaxdlError("boom")))
+    assert main(["reproduce", "--only", "scratch-mlp", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    if second_starts == "while the first writes":
+        assert f"--out {out} is in use by process {os.getpid()} (another jaxdl reproduce)" in err
+        assert not (out / "results.json").exists()
+        finish.set()
+        first.join()
+    else:
+        assert "already holds a report" in err
+    (row,) = reproduce_lib.read_results(out)["rows"]
+    assert row["status"] == "meets"  # the first tour's report, whole
+    assert not (out / ".jaxdl.lock").exists()
 
 
 @pytest.mark.parametrize(

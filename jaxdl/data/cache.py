@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxdl.locks import FileLock
+from jaxdl.locks import FileLock, remove_orphans
 from jaxdl.rundir import atomic_file
 
 CACHE_ENV = "JAXDL_CACHE_DIR"
@@ -53,7 +53,8 @@ def tree_fingerprint(root: Path) -> str:
         for name in sorted(filenames):
             p = Path(dirpath) / name
             st = p.stat()
-            h.update(f"{p.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            # the name's bytes as the file system holds them: a name need not be UTF-8 (b"\xff.png" is legal)
+            h.update(os.fsencode(p.relative_to(root)) + f"\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 
@@ -98,10 +99,13 @@ def save_cached(path: Path, arrays: dict[str, np.ndarray]) -> None:
 def one_writer(path: Path) -> Iterator[None]:
     """Held while this process builds the cache entry ``path``: another process building the same
     entry waits for it (and then finds the entry written) instead of decoding the data twice.
-    Where no lock file can be made (a read-only cache folder), nothing is locked."""
+    The lock file goes when the entry is written or abandoned; lock files that a killed process
+    left behind go on the next use of the cache. Where no lock file can be made (a read-only
+    cache folder), nothing is locked."""
     lock = FileLock(path.with_name(path.name + ".lock"))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_orphans(path.parent, "*.npz.lock")
         lock.acquire(
             wait=True,
             on_wait=lambda holder: print(
