@@ -148,10 +148,6 @@ def _stopped_line(e: Stopped, args: argparse.Namespace, prog: str) -> str:
 
 def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
     args = build_parser(prog).parse_args(argv)
-    if args.command in ("run", "reproduce") and not getattr(args, "help_config", False):
-        from jaxdl import compilation_cache
-
-        compilation_cache.enable()
     # SIGTERM (a cluster's preemption, `kill`) ends a run like Ctrl-C: cleanly, keeping its files;
     # during training, fit stops at a step boundary and saves a checkpoint first.
     in_main_thread = threading.current_thread() is threading.main_thread()
@@ -178,6 +174,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
             return 0
         if not args.distributed and (args.coordinator or args.num_processes is not None or args.process_id is not None):
             raise JaxdlError("--coordinator, --num-processes and --process-id need --distributed")
+        from jaxdl import compilation_cache, experiments
+
+        experiments.settings_of(args.name)  # an unknown name is refused before JAX is imported
+        compilation_cache.enable()
         from jaxdl.runner import run_experiment  # imports JAX: only for a run
 
         path, metrics = run_experiment(
@@ -221,6 +221,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
+    from jaxdl import compilation_cache
+
+    compilation_cache.enable()
     from jaxdl.reproduce import failed_runs, missed_claims, reproduce, summary  # imports every experiment
     from jaxdl.rundir import default_run_path
 

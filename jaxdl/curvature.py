@@ -9,12 +9,16 @@ turns a few such runs from random starts into an estimate of the whole
 eigenvalue density. :func:`loss_slice` draws the loss along filter-normalised
 random directions (Li et al., 2018).
 
+The loss is a function ``loss(params, *data)`` and the data its arguments: every program here takes
+them as arguments, so none is compiled with a batch of images baked in.
+
 Example:
-    >>> top = top_eigenvalues(lambda v: hvp(loss, params, v), params, k=5, key=jax.random.key(0))
+    >>> top = top_eigenvalues(loss, params, images, labels, k=5, key=jax.random.key(0))
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -96,35 +100,49 @@ def lanczos(matvec: Callable[[jax.Array], jax.Array], v0: jax.Array, iterations:
     return tridiagonal, vectors
 
 
-def _flat_matvec(hvp_fn: Callable[[Any], Any], params: Any) -> tuple[Callable[[jax.Array], jax.Array], jax.Array]:
+def _flat_hvp(loss: Callable[..., jax.Array], params: Any, data: tuple, v: jax.Array) -> jax.Array:
+    """H v for a flat ``v``, H the Hessian of ``loss(params, *data)`` in the parameters."""
     flat, unravel = ravel_pytree(params)
-    return lambda v: ravel_pytree(hvp_fn(unravel(v)))[0], flat
+    return ravel_pytree(hvp(lambda p: loss(p, *data), params, unravel(v.astype(flat.dtype))))[0]
+
+
+# The parameters and the data are arguments of the compiled program, never constants in it: XLA
+# would otherwise spend the compilation folding the images through the first layers (minutes for a
+# CNN). ``loss`` is static: a function defined once (not a fresh closure per call) compiles once.
+@functools.partial(jax.jit, static_argnames=("loss", "iterations"))
+def _lanczos_on_hessian(loss, params, data, v0, iterations):
+    return lanczos(lambda v: _flat_hvp(loss, params, data, v), v0, iterations)[0]
 
 
 def top_eigenvalues(
-    hvp_fn: Callable[[Any], Any], params: Any, *, k: int, key: jax.Array, iterations: int | None = None
+    loss: Callable[..., jax.Array], params: Any, *data: Any, k: int, key: jax.Array, iterations: int | None = None
 ) -> np.ndarray:
-    """The ``k`` largest eigenvalues of the Hessian whose product with a vector is ``hvp_fn``, by Lanczos.
+    """The ``k`` largest eigenvalues of the Hessian of ``loss(params, *data)`` in ``params``, by Lanczos.
 
-    ``iterations`` (default ``max(3 k, 30)``) Lanczos steps from a random start.
+    ``iterations`` (default ``max(3 k, 30)``) Lanczos steps from a random start, one
+    Hessian-vector product each (:func:`hvp`, forward over reverse), in one compiled program.
+
+    Example:
+        >>> top = top_eigenvalues(loss, params, x, y, k=5, key=jax.random.key(0))  # loss(params, x, y)
     """
-    matvec, flat = _flat_matvec(hvp_fn, params)
-    iterations = iterations or max(3 * k, 30)
-    t, _ = jax.jit(lambda v0: lanczos(matvec, v0, iterations))(jax.random.normal(key, flat.shape, flat.dtype))
+    flat, _ = ravel_pytree(params)
+    v0 = jax.random.normal(key, flat.shape, flat.dtype)
+    t = _lanczos_on_hessian(loss, params, data, v0, iterations or max(3 * k, 30))
     return np.sort(np.linalg.eigvalsh(np.asarray(t, np.float64)))[::-1][:k]
 
 
 def spectral_density(
-    hvp_fn: Callable[[Any], Any],
+    loss: Callable[..., jax.Array],
     params: Any,
-    *,
+    *data: Any,
     key: jax.Array,
     vectors: int = 4,
     iterations: int = 40,
     grid: np.ndarray | None = None,
     width: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """The Hessian's eigenvalue density by stochastic Lanczos quadrature (Ghorbani et al., 2019).
+    """The eigenvalue density of the Hessian of ``loss(params, *data)`` by stochastic Lanczos quadrature
+    (Ghorbani et al., 2019).
 
     Each of ``vectors`` Lanczos runs from a random unit start gives nodes (Ritz
     values) and weights (squared first components of T's eigenvectors): a
@@ -132,11 +150,11 @@ def spectral_density(
     widened into a Gaussian of standard deviation ``width``, estimates the
     density. Returns ``(grid, density, {"nodes", "weights"})``.
     """
-    matvec, flat = _flat_matvec(hvp_fn, params)
-    run = jax.jit(lambda v0: lanczos(matvec, v0, iterations)[0])
+    flat, _ = ravel_pytree(params)
     nodes, weights = [], []
     for i in range(vectors):
-        t = np.asarray(run(jax.random.normal(jax.random.fold_in(key, i), flat.shape, flat.dtype)), np.float64)
+        v0 = jax.random.normal(jax.random.fold_in(key, i), flat.shape, flat.dtype)
+        t = np.asarray(_lanczos_on_hessian(loss, params, data, v0, iterations), np.float64)
         values, eigvecs = np.linalg.eigh(t)
         nodes.append(values)
         weights.append(eigvecs[0] ** 2 / vectors)
@@ -175,19 +193,23 @@ def filter_normalized_direction(params: Any, key: jax.Array) -> Any:
     return treedef.unflatten(out)
 
 
-def loss_slice(
-    loss: Callable[[Any], jax.Array], params: Any, directions: list[Any], coordinates: np.ndarray
-) -> np.ndarray:
-    """``loss(params + sum_i a_i d_i)`` on a grid: ``coordinates`` 1-D gives a curve, and with two
-    directions the loss on the square ``coordinates x coordinates``."""
-    coordinates = jnp.asarray(coordinates)
-
-    def at(*a):
+@functools.partial(jax.jit, static_argnames="loss")
+def _losses_along(loss, params, directions, points, data):
+    def at(a):
         moved = jax.tree.map(lambda p, *ds: p + sum(ai * d for ai, d in zip(a, ds, strict=True)), params, *directions)
-        return loss(moved)
+        return loss(moved, *data)
 
+    return jax.lax.map(at, points)
+
+
+def loss_slice(
+    loss: Callable[..., jax.Array], params: Any, directions: list[Any], coordinates: np.ndarray, *data: Any
+) -> np.ndarray:
+    """``loss(params + sum_i a_i d_i, *data)`` on a grid: ``coordinates`` 1-D gives a curve, and with two
+    directions the loss on the square ``coordinates x coordinates``."""
+    coordinates = np.asarray(coordinates)
     if len(directions) == 1:
-        return np.asarray(jax.lax.map(at, coordinates))
-    grid_a, grid_b = jnp.meshgrid(coordinates, coordinates, indexing="ij")
-    values = jax.lax.map(lambda ab: at(ab[0], ab[1]), jnp.stack([grid_a.ravel(), grid_b.ravel()], 1))
-    return np.asarray(values).reshape(grid_a.shape)
+        return np.asarray(_losses_along(loss, params, directions, coordinates[:, None], data))
+    grid_a, grid_b = np.meshgrid(coordinates, coordinates, indexing="ij")
+    points = np.stack([grid_a.ravel(), grid_b.ravel()], 1)
+    return np.asarray(_losses_along(loss, params, directions, points, data)).reshape(grid_a.shape)

@@ -248,7 +248,7 @@ def _tour(runs, report_dir: Path, quick: bool, data_dir: Path | None, notebooks,
 
 # ------------------------------------------------------------------ rendering
 
-STATUS_MARK = {"meets": "meets", "misses": "MISSES", "measured": "", "quick": "(quick run)",
+STATUS_MARK = {"meets": "meets", "misses": "MISSES", "measured": "", "quick": "quick: measured, not judged",
                "skipped": "skipped", "failed": "FAILED"}  # fmt: skip
 
 

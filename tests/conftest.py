@@ -2,6 +2,8 @@
 
 import importlib.util
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import jax
@@ -9,12 +11,71 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from jaxdl import compilation_cache
+from jaxdl.locks import FileLock
+
 ROOT = Path(__file__).resolve().parent.parent
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
-# The suite's in-process runs leave JAX's persistent compilation cache off (each test's cache
-# folder is temporary); tests/test_compilation_cache.py turns it on in processes of its own.
-os.environ["JAXDL_COMPILATION_CACHE"] = "off"
+# Batches are arguments of compiled programs, never constants in them: XLA folds constants at compile
+# time (minutes for a batch of images through a CNN). JAX warns when a program captures more than this
+# many bytes, and pyproject.toml's filterwarnings makes that warning an error in the suite; the smallest
+# experiment settings stay below 1 MiB of legitimate constants.
+CAPTURED_CONSTANTS_LIMIT = 2**20
+jax.config.update("jax_captured_constants_warn_bytes", CAPTURED_CONSTANTS_LIMIT)
+os.environ["JAX_CAPTURED_CONSTANTS_WARN_BYTES"] = str(CAPTURED_CONSTANTS_LIMIT)  # the suite's subprocesses too
+
+
+def pytest_configure(config):
+    """One persistent compilation cache for the whole test run, made fresh for it: tests that build
+    the same XLA programs (in this process, in xdist's workers and in the CLI tests' subprocesses)
+    load them instead of compiling again. The first process makes the folder; xdist's workers and
+    the subprocesses inherit it through the environment.
+    ``JAXDL_COMPILATION_CACHE=off`` (or a folder of your own) in the environment stands."""
+    for env, prefix in ((CACHE_ENV, "jaxdl-test-xla-"), (SHARED_ENV, "jaxdl-test-shared-")):
+        if env not in os.environ:
+            folder = tempfile.mkdtemp(prefix=prefix)
+            os.environ[env] = folder
+            config.add_cleanup(lambda folder=folder: shutil.rmtree(folder, ignore_errors=True))
+    compilation_cache.enable = _enable_for_tests  # the in-process `jaxdl run`s turn it on again
+    compilation_cache.enable()
+
+
+_enable = compilation_cache.enable
+
+
+def _enable_for_tests():
+    """jaxdl's cache, keeping only programs that took a second or more to compile: writing every small
+    one (and the size bound's bookkeeping) cost a test run more than loading them saved (a quarter of
+    the suite's test_models and test_transformations: 160 s against 103 s without a cache)."""
+    folder = _enable()
+    if folder is not None:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+        jax.config.update("jax_compilation_cache_max_size", -1)
+    return folder
+
+
+CACHE_ENV = "JAXDL_COMPILATION_CACHE"  # jaxdl.compilation_cache.ENV: what `jaxdl run` reads
+SHARED_ENV = "JAXDL_TEST_SHARED"  # a folder of the whole test run, shared by pytest-xdist's workers
+
+
+def built_once(name: str, build) -> Path:
+    """The folder ``shared/name`` that ``build(folder)`` fills once for the whole test run: whichever
+    xdist worker asks first builds it, and the others wait for it and reuse it (a module-scoped fixture
+    would run once per worker). A build that raised is tried again by the next to ask."""
+    shared = Path(os.environ[SHARED_ENV])
+    folder = shared / name
+    lock = FileLock(shared / f"{name}.lock")
+    lock.acquire(wait=True)
+    try:
+        if not (folder / ".built").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            build(folder)
+            (folder / ".built").touch()
+    finally:
+        lock.release()
+    return folder
 
 
 @pytest.fixture
@@ -54,3 +115,18 @@ def _image_folder(root, classes, size, mode, per_split):
 def image_folder():
     """``image_folder(root, classes, size, mode, {split: count})``: random images under root/split/class/N.png."""
     return _image_folder
+
+
+def assert_figure(path, size, tolerance=0.3):
+    """``path`` is a PNG that decodes, within ``tolerance`` of ``size`` (width, height) in pixels, and not blank:
+    a tenth of its pixels at least differ from the background (its most common colour)."""
+    with Image.open(path) as image:
+        assert image.format == "PNG", f"{path} is a {image.format}, not a PNG"
+        pixels = np.asarray(image.convert("RGB"))
+    height, width = pixels.shape[:2]
+    for got, want, what in ((width, size[0], "wide"), (height, size[1], "high")):
+        assert abs(got - want) <= tolerance * want, f"{path} is {got} pixels {what}, expected about {want}"
+    colours, counts = np.unique(pixels.reshape(-1, 3), axis=0, return_counts=True)
+    background = colours[np.argmax(counts)]
+    drawn = np.mean(np.any(pixels != background, axis=-1))
+    assert drawn > 0.1 and len(colours) > 16, f"{path} is blank ({drawn:.1%} drawn, {len(colours)} colours)"

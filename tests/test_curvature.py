@@ -17,17 +17,26 @@ def small(x64):
     x = jax.random.normal(jax.random.key(1), (40, 6), jnp.float64)
     y = jax.random.randint(jax.random.key(2), (40,), 0, 3)
 
-    def loss(p):
+    def loss(p, x, y):
         return softmax_cross_entropy(mlp_apply(p, x, activation=jnp.tanh), y)
 
-    return loss, params
+    return loss, params, (x, y)
 
 
-def test_the_four_hvp_orders_agree_with_the_full_hessian(small):
-    loss, params = small
+def _hessian(loss, params, data):
     flat, unravel = ravel_pytree(params)
-    hessian = jax.hessian(lambda q: loss(unravel(q)))(flat)
-    v = unravel(jax.random.normal(jax.random.key(3), flat.shape, flat.dtype))
+    return jax.hessian(lambda q: loss(unravel(q), *data))(flat), unravel
+
+
+@pytest.mark.slow
+def test_the_four_hvp_orders_agree_with_the_full_hessian(small):
+    loss_of, params, data = small
+    hessian, unravel = _hessian(loss_of, params, data)
+    v = unravel(jax.random.normal(jax.random.key(3), (len(hessian),), hessian.dtype))
+
+    def loss(p):
+        return loss_of(p, *data)
+
     expected = unravel(hessian @ ravel_pytree(v)[0])
     for order in curvature.HVP_ORDERS:
         chex.assert_trees_all_close(curvature.hvp(loss, params, v, order), expected, rtol=1e-9, atol=1e-12)
@@ -40,19 +49,17 @@ def test_the_four_hvp_orders_agree_with_the_full_hessian(small):
 
 
 def test_lanczos_top_eigenvalues_equal_the_exact_spectrum(small):
-    loss, params = small
-    flat, unravel = ravel_pytree(params)
-    exact = np.sort(np.linalg.eigvalsh(np.asarray(jax.hessian(lambda q: loss(unravel(q)))(flat))))[::-1]
-    top = curvature.top_eigenvalues(lambda v: curvature.hvp(loss, params, v), params, k=5, key=jax.random.key(4))
+    loss, params, data = small
+    exact = np.sort(np.linalg.eigvalsh(np.asarray(_hessian(loss, params, data)[0])))[::-1]
+    top = curvature.top_eigenvalues(loss, params, *data, k=5, key=jax.random.key(4))
     np.testing.assert_allclose(top, exact[:5], rtol=1e-4)
 
 
 def test_spectral_density_is_a_density_with_the_right_mean(small):
-    loss, params = small
-    flat, unravel = ravel_pytree(params)
-    exact = np.linalg.eigvalsh(np.asarray(jax.hessian(lambda q: loss(unravel(q)))(flat)))
+    loss, params, data = small
+    exact = np.linalg.eigvalsh(np.asarray(_hessian(loss, params, data)[0]))
     grid, density, quadrature = curvature.spectral_density(
-        lambda v: curvature.hvp(loss, params, v), params, key=jax.random.key(5), vectors=8, iterations=30
+        loss, params, *data, key=jax.random.key(5), vectors=8, iterations=30
     )
     assert np.trapezoid(density, grid) == pytest.approx(1.0, abs=1e-3)
     # the quadrature's first moment estimates trace(H) / n (Hutchinson), within its sampling error
@@ -61,14 +68,18 @@ def test_spectral_density_is_a_density_with_the_right_mean(small):
 
 
 def test_filter_normalized_directions_and_slices(small):
-    loss, params = small
+    loss, params, data = small
     d = curvature.filter_normalized_direction(params, jax.random.key(6))
     for p, q in zip(jax.tree.leaves(params), jax.tree.leaves(d), strict=True):
         if p.ndim == 2:  # each unit's incoming weights: the same norm as the parameters'
             np.testing.assert_allclose(np.linalg.norm(q, axis=0), np.linalg.norm(p, axis=0), rtol=1e-10)
         else:
             assert not np.any(q)
-    line = curvature.loss_slice(loss, params, [d], np.linspace(-1, 1, 5))
-    assert line[2] == pytest.approx(float(loss(params)))
-    square = curvature.loss_slice(loss, params, [d, d], np.linspace(-1, 1, 3))
-    assert square.shape == (3, 3) and square[1, 1] == pytest.approx(float(loss(params)))
+    line = curvature.loss_slice(loss, params, [d], np.linspace(-1, 1, 5), *data)
+    assert line[2] == pytest.approx(float(loss(params, *data)))
+    # away from the centre the slice is the loss at the moved parameters, exactly
+    moved = jax.tree.map(lambda p, q: p + 0.5 * q, params, d)
+    assert line[3] == pytest.approx(float(loss(moved, *data)), rel=1e-12)
+    square = curvature.loss_slice(loss, params, [d, d], np.linspace(-1, 1, 3), *data)
+    assert square.shape == (3, 3) and square[1, 1] == pytest.approx(float(loss(params, *data)))
+    assert square[2, 2] == pytest.approx(float(loss(jax.tree.map(lambda p, q: p + 2 * q, params, d), *data)), rel=1e-12)

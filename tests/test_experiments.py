@@ -3,9 +3,16 @@
 Runs are cached for the module: the claims test and the experiment-specific tests read the same run.
 """
 
+import contextlib
+import os
+import sys
+import tempfile
+import types
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import assert_figure, built_once
 
 from jaxdl import experiments, reproduce
 from jaxdl.cli import main
@@ -31,46 +38,116 @@ def cache_in_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv("JAXDL_CACHE_DIR", str(tmp_path / "cache"))
 
 
-@pytest.fixture(scope="module")
-def run_of(tiny_data, tmp_path_factory):
-    """``run_of(experiment, *settings)``: (run directory, metrics) of a run at the experiment's smallest
-    settings plus ``settings``, on tiny data where it reads a data set; each run once per module."""
-    done = {}
+@contextlib.contextmanager
+def stderr_of_process():
+    """What the process writes to file descriptor 2 meanwhile (XLA's C++ warnings too), in ``.text``."""
+    result = types.SimpleNamespace(text="")
+    with tempfile.TemporaryFile() as file:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(file.fileno(), 2)
+        try:
+            yield result
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            file.seek(0)
+            result.text = file.read().decode(errors="replace")
+            sys.stderr.write(result.text)
 
-    def run(name, *settings, data=None):
-        key = (name, settings)
-        if key not in done:
+
+@pytest.fixture(scope="module")
+def run_of(tiny_data):
+    """``run_of(experiment, *settings)``: (run directory, metrics) of a run at the experiment's smallest
+    settings plus ``settings``, on tiny data where it reads a data set; each run once per test run
+    (see ``built_once``), its standard error in ``run_of.stderr(experiment, *settings)``."""
+
+    def folder(name, settings, data):
+        def build(folder):
             experiment = experiments.get(name)
-            out = tmp_path_factory.mktemp(name) / "run"
             data_args = ["--data", str(tiny_data[data])] if data else []
             overrides = [a for s in (*experiment.smallest, *settings) for a in ("--set", s)]
-            assert main(["run", name, "--out", str(out), *data_args, *overrides]) == 0
-            done[key] = out, read_json(out / "metrics.json")
-        return done[key]
+            with stderr_of_process() as stderr:
+                assert main(["run", name, "--out", str(folder / "run"), *data_args, *overrides]) == 0
+            (folder / "stderr.txt").write_text(stderr.text)
 
+        return built_once("-".join(["run", name, *settings]).replace("/", "_"), build)
+
+    def run(name, *settings, data=None):
+        out = folder(name, settings, data) / "run"
+        return out, read_json(out / "metrics.json")
+
+    run.stderr = lambda name, *settings: (folder(name, settings, None) / "stderr.txt").read_text()
     return run
 
 
-@pytest.mark.parametrize("tour_run", reproduce.tour(), ids=lambda t: t.name)
-def test_every_claimed_metric_exists(tour_run, run_of):
+# Claims whose target the smallest settings cannot show, and why; every other judged claim must meet
+# its target at the smallest settings too.
+NOT_JUDGED_AT_SMALLEST = {
+    # the tutorial's exact figures after 1,000 epochs; the smallest run trains 50
+    ("blobs-tutorial-init", "logged_accuracy"): "50 of the tutorial's 1,000 epochs",
+    ("blobs-tutorial-init", "logged_loss"): "50 of the tutorial's 1,000 epochs",
+    # accuracies and losses on CIFAR-10 and MNIST: the smallest runs read 2-3 random images per class
+    ("cifar10-mlp", "test_accuracy"): "20 random training images",
+    ("cifar10-cnn-tutorial", "test_accuracy"): "20 random training images",
+    ("cifar10-cnn", "test_accuracy"): "20 random training images",
+    ("mnist-vae-tutorial", "test_loss"): "30 random images: a loss near 784 log 2",
+    ("mnist-vae", "test_loss"): "30 random images: a loss near 784 log 2",
+    ("universal-approximation", "error_ratio_1d"): "few steps per width (test_universal_approximation checks > 2)",
+    # where the scalar engine's tutorial run diverges: 2 samples end before it does (the metric is None)
+    ("scalar-engine-tutorial", "diverged_at_sample"): "2 of the tutorial's samples",
+}
+
+
+# experiments whose smallest run takes over about 8 s on 2 cores: their tests are marked slow
+SLOW = {"curvature", "forward-gradient", "regularization", "cifar10-cnn", "activations", "minibatch-sgd",
+        "optimizers", "mnist-vae", "universal-approximation", "scalar-engine"}  # fmt: skip
+
+
+def on_worker_of(experiment: str) -> list:
+    """The marks of a test that reads ``experiment``'s runs: ``slow`` where that experiment's run is."""
+    return [pytest.mark.slow] if experiment in SLOW else []
+
+
+def reads(experiment: str):
+    """Decorates a test that reads ``experiment``'s runs with :func:`on_worker_of`'s marks."""
+
+    def mark(test):
+        for m in on_worker_of(experiment):
+            test = m(test)
+        return test
+
+    return mark
+
+
+@pytest.mark.parametrize(
+    "tour_run", [pytest.param(t, id=t.name, marks=on_worker_of(t.experiment)) for t in reproduce.tour()]
+)
+def test_every_claim_is_computed_and_meets_its_target_where_the_smallest_settings_allow(tour_run, run_of):
     _, metrics = run_of(tour_run.experiment, *tour_run.run.settings, data=tour_run.run.data)
     for claim in tour_run.run.claims:
-        if isinstance(claim.metric, str):
+        if (tour_run.name, claim.metric) in NOT_JUDGED_AT_SMALLEST:
             assert claim.metric in metrics, f"{tour_run.name}: no metric {claim.metric!r}"
-        else:
-            assert np.isfinite(claim.value(metrics)), claim.statement
+            continue
+        value = claim.value(metrics)
+        assert np.isfinite(value), f"{tour_run.name}: {claim.metric!r} is {value}"
+        if claim.target is not None:
+            assert claim.target.met_by(value), f"{tour_run.name}: {claim.metric} = {value}, target {claim.target.text}"
 
 
 def _engine_run_files(out, metrics, epochs):
     for key in ("train_seconds", "compile_seconds", "examples_per_second", "epochs_run"):
         assert key in metrics, key
     assert metrics["epochs_run"] == epochs
-    assert (out / "curves.png").exists()
+    assert_figure(out / "curves.png", (1089, 436))
     assert any(p.name.isdigit() for p in (out / "checkpoints").iterdir())  # numbered by optimizer step
 
 
-@pytest.mark.parametrize("name, settings", [("cifar10-mlp", ()), ("cifar10-cnn", ()),
-                                            ("cifar10-cnn", ("recipe=tutorial",))])  # fmt: skip
+@pytest.mark.parametrize("name, settings", [
+    pytest.param(name, settings, marks=on_worker_of(name))
+    for name, settings in (("cifar10-mlp", ()), ("cifar10-cnn", ()), ("cifar10-cnn", ("recipe=tutorial",)))
+])  # fmt: skip
 def test_cifar10_experiments_fit_the_tiny_training_set(name, settings, run_of):
     out, metrics = run_of(name, *settings, data="cifar10")
     _engine_run_files(out, metrics, epochs=3)
@@ -80,6 +157,7 @@ def test_cifar10_experiments_fit_the_tiny_training_set(name, settings, run_of):
     assert metrics["test_accuracy"] in {k / 10 for k in range(11)}  # exactly the 10 test images
 
 
+@reads("mnist-mlp")
 def test_mnist_mlp_validates_on_images_it_does_not_test_on(run_of):
     out, metrics = run_of("mnist-mlp", data="mnist")
     _engine_run_files(out, metrics, epochs=1)
@@ -88,13 +166,15 @@ def test_mnist_mlp_validates_on_images_it_does_not_test_on(run_of):
     assert metrics["test_accuracy"] in {k / 12 for k in range(13)}
 
 
+@reads("mnist-vae")
 def test_mnist_vae_conditional_with_a_2d_latent_space(run_of):
     out, metrics = run_of("mnist-vae", "conditional=true", "latents=2", data="mnist")
     # random pixels: the reconstruction term is near 784 log 2 = 543 nats, the KL small and positive
     assert 400 < metrics["test_reconstruction"] < 700 and 0 <= metrics["test_kl"] < 50
     assert metrics["test_loss"] == pytest.approx(metrics["test_reconstruction"] + metrics["test_kl"], rel=1e-5)
-    for figure in ("samples.png", "reconstructions.png", "latent_space.png"):
-        assert (out / figure).exists(), figure
+    for figure, size in (("samples.png", (1221, 1763)), ("reconstructions.png", (1221, 899)),
+                         ("latent_space.png", (666, 516)), ("curves.png", (582, 436))):  # fmt: skip
+        assert_figure(out / figure, size)
 
 
 @pytest.mark.parametrize("recipe, first_lr", [("tutorial", 1e-3), ("improved", 3e-3 / 25)])
@@ -143,19 +223,22 @@ def test_resume_checks_the_settings(tiny_data, tmp_path, capsys):
     assert "setting lr is 0.5 but the run" in capsys.readouterr().err
 
 
+@reads("autodiff-modes")
 def test_autodiff_modes_small_sweep(run_of):
     out, metrics = run_of("autodiff-modes")
     assert metrics["points"] == 4
     assert metrics["flop_ratio_n_max_m_min"] > 1 > metrics["flop_ratio_n_min_m_max"]  # (F1) vs (R1) FLOPs
     assert metrics["residual_bytes_checkpointed"] < metrics["residual_bytes"]
-    assert (out / "mode_ratios.png").exists()
+    assert_figure(out / "mode_ratios.png", (1308, 516))
 
 
+@reads("scratch-mlp")
 def test_scratch_mlp_curves_coincide(run_of):
     _, metrics = run_of("scratch-mlp")
     assert metrics["max_loss_curve_gap"] < 1e-12 and metrics["max_param_difference"] < 1e-12
 
 
+@reads("scalar-engine")
 def test_scalar_engine_agrees_with_numpy_and_jax_and_reports_divergence(run_of):
     _, learned = run_of("scalar-engine", "init=torch", data="mnist")
     assert learned["max_param_difference_jax"] < 1e-9 and learned["max_param_difference_numpy"] < 1e-9
@@ -177,19 +260,23 @@ def test_autodiff_experiment_settings_are_checked(args, message, capsys, tmp_pat
     assert message in capsys.readouterr().err
 
 
+@reads("universal-approximation")
 def test_universal_approximation_error_falls_with_width(run_of):
     out, metrics = run_of("universal-approximation")
     assert metrics["max_error_1d_n16"] < metrics["max_error_1d_n1"]
-    assert metrics["error_ratio_1d"] > 2 and (out / "fits.png").exists()
+    assert metrics["error_ratio_1d"] > 2
+    assert_figure(out / "fits.png", (1199, 450))
 
 
+@reads("minibatch-sgd")
 def test_minibatch_sgd_gradient_is_unbiased_with_variance_one_over_b(run_of):
     out, metrics = run_of("minibatch-sgd")
     assert metrics["unbiased_max_abs_z"] < 4.5
     assert -1.2 < metrics["variance_slope_small_batches"] < -0.8
-    assert (out / "minibatch.png").exists()
+    assert_figure(out / "minibatch.png", (1638, 450))
 
 
+@reads("monte-carlo")
 def test_monte_carlo_is_unbiased_and_consistent(run_of):
     _, metrics = run_of("monte-carlo")
     assert metrics["expectation_max_abs_z"] < 4
@@ -198,22 +285,27 @@ def test_monte_carlo_is_unbiased_and_consistent(run_of):
     assert abs(metrics["gan_loss_mean_m4096"] - metrics["gan_loss_true"]) < 4 * metrics["gan_loss_std_m4096"]
 
 
+@reads("activations")
 def test_activations_show_vanishing_sigmoid_gradients_and_identical_zero_init_units(run_of):
     out, metrics = run_of("activations")
     assert metrics["sigmoid_first_over_last_at_init"] < 1e-3 < metrics["relu_first_over_last_at_init"]
     assert metrics["zeros_unit_spread_after_training"] == 0.0
-    assert metrics["init_he_x_3_first_over_last"] > 0 and (out / "gradient_norms.png").exists()
+    assert metrics["init_he_x_3_first_over_last"] > 0
+    assert_figure(out / "gradient_norms.png", (1748, 483))
 
 
+@reads("optimizers")
 def test_optimizers_saddle_and_range_test(run_of):
     out, metrics = run_of("optimizers")
     assert metrics["saddle_gd_final"] == pytest.approx(0.0, abs=1e-6)  # exactly on the saddle's ridge
     assert metrics["saddle_noisy_final"] < -0.5
     assert metrics["quadratic_lbfgs_final_value"] < 1e-6
     assert 1e-4 < metrics["range_test_suggested_lr"] < 10
-    assert (out / "trajectories.png").exists() and (out / "lr_range_test.png").exists()
+    assert_figure(out / "trajectories.png", (1419, 538))
+    assert_figure(out / "lr_range_test.png", (628, 434))
 
 
+@reads("regularization")
 def test_regularization_dropout_and_early_stopping_shrink_the_gap(run_of):
     out, metrics = run_of("regularization")
     # Unregularised, the MLP memorises the 20 wrong labels; dropout and early stopping do not,
@@ -223,7 +315,7 @@ def test_regularization_dropout_and_early_stopping_shrink_the_gap(run_of):
         assert metrics[f"{name}_loss_gap"] < metrics["none_loss_gap"] / 2
         assert metrics[f"{name}_val_accuracy"] > metrics["none_val_accuracy"]
     assert metrics["early_stopping_epochs_run"] < 40
-    assert (out / "regularization.png").exists()
+    assert_figure(out / "regularization.png", (2188, 692))
 
 
 def test_noisy_labels_flips_exactly_the_fraction_asked():
@@ -236,6 +328,7 @@ def test_noisy_labels_flips_exactly_the_fraction_asked():
     np.testing.assert_array_equal(noisy_labels(labels, 0.0, seed=3), labels)
 
 
+@reads("forward-gradient")
 def test_forward_gradient_is_unbiased_with_the_predicted_variance_and_slower_per_step_of_progress(run_of):
     out, metrics = run_of("forward-gradient", data="cifar10")
     assert metrics["worst_max_abs_z_over_bound"] < 1.2  # 500 draws here; the tour's 2,000 are held to 1
@@ -243,9 +336,10 @@ def test_forward_gradient_is_unbiased_with_the_predicted_variance_and_slower_per
         assert abs(np.log(metrics[f"{name}_variance"] / metrics[f"{name}_variance_theory"])) < 0.3
     assert metrics["digits_parameters"] == 64 * 32 + 32 + 32 * 10 + 10
     assert metrics["digits_backprop_final_loss"] < metrics["digits_forward_final_loss"]
-    assert (out / "forward_gradient.png").exists()
+    assert_figure(out / "forward_gradient.png", (1638, 813))
 
 
+@reads("curvature")
 def test_curvature_finds_the_exact_top_eigenvalues_and_costs_every_order(run_of):
     out, metrics = run_of("curvature", data="cifar10")
     assert metrics["lanczos_exact_max_relative_error"] < 1e-6
@@ -256,4 +350,7 @@ def test_curvature_finds_the_exact_top_eigenvalues_and_costs_every_order(run_of)
         assert set(costs) == {"fwd-over-rev", "rev-over-fwd", "rev-over-rev", "fwd-over-fwd (v'Hv)",
                               "gradient (reference)"}  # fmt: skip
         assert all(c["ms"] > 0 and c["temp_mb"] >= 0 for c in costs.values())
-    assert (out / "spectrum.png").exists() and (out / "slices.png").exists()
+    assert_figure(out / "spectrum.png", (1638, 450))
+    assert_figure(out / "slices.png", (1639, 450))
+    # the batch is an argument of every program: XLA folded no constant for seconds while compiling
+    assert "Constant folding" not in run_of.stderr("curvature"), run_of.stderr("curvature")

@@ -27,6 +27,7 @@ def test_classifier_shapes_and_parameter_counts(model, shape, params):
     assert jax.jit(model.apply)(variables, jnp.ones(shape)).shape == (3, 10)
 
 
+@pytest.mark.slow
 def test_cnn_batch_norm_statistics_and_dropout():
     model = CNN()
     x = jax.random.normal(jax.random.key(3), (8, 32, 32, 3))
@@ -66,6 +67,7 @@ def test_batch_norm_of_groups_is_batch_norm_of_their_concatenation(x64):
         batch_normalize([groups[0], groups[1][..., :3]], scale, bias)
 
 
+@pytest.mark.slow
 def test_cnn_in_batch_groups_computes_what_it_computes_on_the_whole_batch(x64):
     # 5 images in 2 groups of 3 and 2: values, statistics, both derivative modes, and the evaluation pass
     assert jax.default_backend() == "cpu" and CNN().groups() == 2
@@ -75,12 +77,12 @@ def test_cnn_in_batch_groups_computes_what_it_computes_on_the_whole_batch(x64):
     results = []
     for model in (CNN(batch_groups=1), CNN(batch_groups=2)):
 
-        def train(params, model=model):
-            return model.apply({**variables, "params": params}, x, train=True, rngs={"dropout": jax.random.key(1)},
-                               mutable=["batch_stats"])  # fmt: skip
-
         @jax.jit
-        def everything(params, model=model, train=train):
+        def everything(params, variables, x, tangent, model=model):
+            def train(params):
+                return model.apply({**variables, "params": params}, x, train=True,
+                                   rngs={"dropout": jax.random.key(1)}, mutable=["batch_stats"])  # fmt: skip
+
             loss = lambda p: jnp.sum(jnp.tanh(train(p)[0]))  # noqa: E731
             return (
                 train(params),
@@ -89,10 +91,11 @@ def test_cnn_in_batch_groups_computes_what_it_computes_on_the_whole_batch(x64):
                 model.apply({**variables, "params": params}, x),
             )
 
-        results.append(everything(variables["params"]))
+        results.append(everything(variables["params"], variables, x, tangent))
     chex.assert_trees_all_close(results[1], results[0], rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "impl, stride, size, channels",
     [("im2col", s, size, c) for s in (1, 2, 3, 4) for size in ((9, 9), (8, 5)) for c in (3, 16)]
@@ -116,6 +119,7 @@ def test_convolutions_agree_with_xla_in_values_and_both_derivative_modes(impl, s
     chex.assert_trees_all_close(results[impl], results["xla"], rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", [(6, 4, 3, 5), (7, 3)])
 def test_batch_norm_matches_flax_in_values_statistics_and_every_derivative(shape, x64):
     import flax.linen as nn
@@ -203,6 +207,7 @@ def test_auto_picks_winograd_and_im2col_on_a_cpu_and_unknown_implementations_are
             conv3x3(x, k, bias=jnp.ones(1))
 
 
+@pytest.mark.slow
 def test_cnn_takes_uint8_images_as_they_load():
     # A kernel cast to the input's uint8 would be all zeros: the CNN would train at chance.
     images = jax.random.randint(jax.random.key(0), (4, 32, 32, 3), 0, 256).astype(jnp.uint8)

@@ -1,10 +1,12 @@
 """The tutorial notebooks (experiments/tutorials/*.py) cannot rot: each runs top to bottom at its small
 setting (JAXDL_QUICK=1) in a fresh Jupyter kernel, with no error and a figure in every cell that shows one."""
 
+import os
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import SHARED_ENV
 
 from jaxdl.data.catalog import CIFAR10_CLASSES
 
@@ -30,14 +32,17 @@ def data_dir(tmp_path_factory, image_folder):
 
 
 @pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("notebook-cache")  # decoded data shared by the notebooks
+def cache_dir():
+    # decoded data shared by the notebooks, in every xdist worker: the first to need a data set decodes
+    # it, the others wait for its cache entry (jaxdl.data.cache.one_writer)
+    return Path(os.environ[SHARED_ENV]) / "notebook-cache"
 
 
 def test_there_are_five_notebooks_in_reading_order(build):
     assert [p.name[:3] for p in build.notebooks()] == ["01_", "02_", "03_", "04_", "05_"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [p.stem for p in sorted((ROOT / "experiments" / "tutorials").glob("0*.py"))])
 def test_notebook_runs_at_its_small_setting(name, build, data_dir, cache_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("JAXDL_QUICK", "1")

@@ -8,6 +8,7 @@ import jax
 import numpy as np
 import optax
 import pytest
+from conftest import assert_figure
 from PIL import Image
 
 import jaxdl
@@ -38,6 +39,7 @@ def test_cifar10_on_another_folder_points_to_the_image_classifier(shapes, capsys
     assert len(err.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_image_classifier_trains_on_the_folders_classes_and_size(shapes, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["run", "image-classifier", "--data", str(shapes), "--out", str(out),
@@ -77,7 +79,7 @@ def test_image_classifier_resizes_mixed_sizes_only_when_asked(tmp_path, capsys):
     metrics = read_json(tmp_path / "r2" / "metrics.json")
     assert metrics["image_shape"] == [12, 10, 3]
     assert metrics["intervals"]["test_accuracy"]["n"] == 2 and len(metrics["replicas"]) == 2
-    assert (tmp_path / "r2" / "confusion_matrix.png").exists()
+    assert_figure(tmp_path / "r2" / "confusion_matrix.png", (550, 440))  # 2 classes: a 4 x 4 inch figure
 
 
 @pytest.mark.parametrize(
@@ -122,6 +124,7 @@ def test_predict_gives_every_examples_outputs_in_order():
     assert accuracy == pytest.approx(result.evaluate(test)["accuracy"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_instruments_measure_every_layer_and_write_tensorboard_events(tmp_path, image_folder):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -67,6 +67,7 @@ def one_and_four(tmp_path_factory):
     return _params(out / "one.npz"), _params(out / "four.npz")
 
 
+@pytest.mark.slow
 def test_four_devices_train_like_one(one_and_four):
     one, four = one_and_four
     assert int(one["devices"]) == 1 and int(four["devices"]) == 4
@@ -77,6 +78,7 @@ def test_four_devices_train_like_one(one_and_four):
         assert int(four[f"{name}/traces"]) == 1  # two more epochs, no recompilation
 
 
+@pytest.mark.slow
 def test_replicas_split_over_four_devices_train_like_one_device(tmp_path):
     # 4 seeds as vmapped replicas; with 4 devices each device trains one replica (the seed axis is
     # the mesh's), every device holding the whole data set.
@@ -89,6 +91,7 @@ def test_replicas_split_over_four_devices_train_like_one_device(tmp_path):
     assert int(four["cnn/traces"]) == 1
 
 
+@pytest.mark.slow
 def test_two_processes_agree_with_one(one_and_four, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import optax
 import pytest
+from conftest import assert_figure
 
 from jaxdl import config as config_lib
 from jaxdl import data as D
@@ -32,6 +33,7 @@ def quiet(_):
     pass
 
 
+@pytest.mark.slow
 def test_replica_i_equals_the_single_run_of_seed_i_with_batch_norm_and_dropout(digits):
     # The CNN has batch norm (running statistics in the state) and dropout (per-step keys).
     # SGD with momentum: Adam's g / sqrt(v) turns rounding of a near-zero gradient into a full step.
@@ -104,6 +106,7 @@ def test_early_stopping_stops_each_replica_alone(digits):
     assert frozen[3:] == [frozen[2]] * 3  # a frozen replica keeps its last training figures
 
 
+@pytest.mark.slow
 def test_replicas_resume_bitwise_equal_to_an_uninterrupted_run(digits, tmp_path):
     task = Task(CNN(), classification_loss, unit_pixels)
 
@@ -186,6 +189,7 @@ def test_a_vmapped_grid_times_seeds_writes_the_sweep(tmp_path, image_folder):
     assert metrics["groups"][0]["intervals"]["test_accuracy"]["n"] == 2
     sweep = read_json(out / "sweep.json")
     assert sweep["grid"] == {"lr": ["0.01", "0.1"]} and len(sweep["groups"]) == 2
-    assert (out / "sweep_lr.png").exists() and (out / "curves.png").exists()
+    assert_figure(out / "sweep_lr.png", (715, 495))  # 6.5 x 4.5 inches at 110 dpi
+    assert_figure(out / "curves.png", (1089, 436))
     assert read_json(out / "config.json")["config"]["sweep"] == "lr=0.01,0.1"
     assert len(read_history(out / "history.jsonl")[0]["replicas"]["train_loss"]) == 4

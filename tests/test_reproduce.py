@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import built_once
 
 from jaxdl import reproduce as reproduce_lib
 from jaxdl.cli import main
@@ -17,10 +18,11 @@ QUICK_RUNS = ["blobs-tutorial-init", "scratch-mlp", "optimizers"]
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    out = tmp_path_factory.mktemp("report")
-    assert main(["reproduce", "--quick", "--only", *QUICK_RUNS, "--out", str(out)]) == 0
-    return out
+def report():
+    def build(folder):
+        assert main(["reproduce", "--quick", "--only", *QUICK_RUNS, "--out", str(folder / "report")]) == 0
+
+    return built_once("quick-report", build) / "report"  # one tour for the test run, whichever worker asks
 
 
 def test_report_has_a_row_per_claim_with_figures_and_timings(report):

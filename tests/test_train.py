@@ -102,6 +102,7 @@ def _cnn_fit(digits, run_dir, epochs, resume=False):
                run_dir=run_dir, resume=resume, keep_checkpoints=1, log=lambda s: None)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_resume_ends_bitwise_equal_to_an_uninterrupted_run(digits, tmp_path):
     # A CNN: batch-norm statistics, dropout keys and Adam's state must all resume.
     straight = _cnn_fit(digits, RunDir(tmp_path / "a"), epochs=2)

@@ -40,6 +40,8 @@ def _vae(out, x):
 
 
 def networks():
+    """Each network's (loss(params, inputs), params, inputs), built when first asked for (building the CNN
+    compiles its initialisation): a test of one network pays for that one only."""
     key = jax.random.key(7)
     images = jax.random.uniform(key, (8, 4, 4, 3), jnp.float64)  # batch norm over 8 examples: a smooth loss
     gray = jax.random.uniform(key, (3, 6, 6, 1), jnp.float64)
@@ -47,19 +49,38 @@ def networks():
     flat = jax.random.uniform(key, (3, 12), jnp.float64)
     pytree = mlp_init(jax.random.key(3), [4, 6, 3])
     pytree = jax.tree.map(lambda a: a.astype(jnp.float64), pytree)
-    return {
-        "BlobClassifier": (*_flax(BlobClassifier(), points, _squares), points),
-        "MLP": (*_flax(MLP(hidden=5), images, _squares), images),
-        "SmallMLP": (*_flax(SmallMLP(hidden=4), gray, _squares), gray),
-        "CNN-train": (*_flax(CNN(drop_rate=0.5), images, _squares, train=True), images),
-        "CNN-eval": (*_flax(CNN(), images, _squares), images),
-        "VAE": (*_flax(VAE(latents=2, hidden=5, features=12), flat, _vae), flat),
-        "Conv3x3-stride2": (*_flax(Conv3x3(4, stride=2), images, _squares), images),
-        "mlp_apply": (lambda p, x: _squares(mlp_apply(p, x), x), pytree, flat[:, :4]),
-    }
+    return _Lazy(
+        {
+            "BlobClassifier": lambda: (*_flax(BlobClassifier(), points, _squares), points),
+            "MLP": lambda: (*_flax(MLP(hidden=5), images, _squares), images),
+            "SmallMLP": lambda: (*_flax(SmallMLP(hidden=4), gray, _squares), gray),
+            "CNN-train": lambda: (*_flax(CNN(drop_rate=0.5), images, _squares, train=True), images),
+            # evaluation in one batch group (the training pass above has the CPU's two): the groups only split and
+            # join the batch there, and test_models checks that two groups compute what one does
+            "CNN-eval": lambda: (*_flax(CNN(batch_groups=1), images, _squares), images),
+            "VAE": lambda: (*_flax(VAE(latents=2, hidden=5, features=12), flat, _vae), flat),
+            "Conv3x3-stride2": lambda: (*_flax(Conv3x3(4, stride=2), images, _squares), images),
+            "mlp_apply": lambda: (lambda p, x: _squares(mlp_apply(p, x), x), pytree, flat[:, :4]),
+        }
+    )
 
 
-NAMES = ["BlobClassifier", "MLP", "SmallMLP", "CNN-train", "CNN-eval", "VAE", "Conv3x3-stride2", "mlp_apply"]
+class _Lazy(dict):
+    """A dict of builders whose values are built on first access, in float64."""
+
+    def __getitem__(self, name):
+        value = super().__getitem__(name)
+        if callable(value) and not isinstance(value, tuple):
+            with jax.enable_x64(True):
+                value = value()
+            self[name] = value
+        return value
+
+
+NAMES = [
+    pytest.param(name, marks=[pytest.mark.slow] if name.startswith("CNN") else [])
+    for name in ["BlobClassifier", "MLP", "SmallMLP", "CNN-train", "CNN-eval", "VAE", "Conv3x3-stride2", "mlp_apply"]
+]
 
 
 @pytest.fixture(scope="module")

@@ -135,7 +135,7 @@ EXPERIMENT = Experiment(
     run=run,
     smallest=("depth=8", "steps=5"),
     claims=(
-        Run(name="activations", claims=(
+        Run(name="activations", quick=("steps=50",), claims=(
             Claim(source="seed 002", statement="sigmoid gradients vanish with depth: layer-1 / layer-20 gradient norm "
                   "at init", tutorial="vanishing", metric="sigmoid_first_over_last_at_init", fmt="{:.2g}",
                   target=at_most(1e-3, "<= 1e-3")),

@@ -194,7 +194,7 @@ EXPERIMENT = Experiment(
     run=run,
     smallest=("sizes=1,30", "hidden=8", "repeats=1", "loss_sizes=4,8,1", "remat_depth=2"),
     claims=(
-        Run(name="autodiff-modes", claims=(
+        Run(name="autodiff-modes", quick=("sizes=1,1000", "repeats=3"), claims=(
             Claim(source="seed 000", statement="forward mode costs one pass per input, reverse one per output: "
                   "jacfwd / jacrev time for f: R^1000 -> R^1", tutorial="forward slower",
                   metric="time_ratio_n_max_m_min", fmt="{:.3g}x", target=at_least(1.0, "> 1")),

@@ -59,10 +59,12 @@ def _problem(name: str, config: Config, key: jax.Array):
 
 
 def _train(loss, params, x, y, batch, steps, lr, key, estimator: str):
-    """SGD for ``steps`` steps with backprop's gradient or the forward gradient; compiled once, timed blocked."""
+    """SGD for ``steps`` steps with backprop's gradient or the forward gradient; compiled once, timed blocked.
+
+    The data are arguments of the compiled program, not constants in it (XLA would fold them)."""
     tx = optax.sgd(lr)
 
-    def step(carry, k):
+    def step(carry, k, x, y):
         p, s = carry
         # uniform rows with replacement: a permutation of 50,000 rows per step would cost more than the step
         rows = (
@@ -76,17 +78,18 @@ def _train(loss, params, x, y, batch, steps, lr, key, estimator: str):
         u, s = tx.update(g, s, p)
         return (optax.apply_updates(p, u), s), value
 
-    def run(p, keys):
-        (p, _), losses = jax.lax.scan(step, (p, tx.init(p)), keys)
+    def run(p, keys, x, y):
+        (p, _), losses = jax.lax.scan(lambda c, k: step(c, k, x, y), (p, tx.init(p)), keys)
         return p, losses
 
     keys = jax.random.split(key, steps)
+    x, y = jnp.asarray(x), jnp.asarray(y)
     start = time.perf_counter()
-    compiled = jax.jit(run).lower(params, keys).compile()
+    compiled = jax.jit(run).lower(params, keys, x, y).compile()
     compile_seconds = time.perf_counter() - start
-    one_step = jax.jit(run).lower(params, keys[:1]).compile()  # one step's program, for its memory
+    one_step = jax.jit(run).lower(params, keys[:1], x, y).compile()  # one step's program, for its memory
     start = time.perf_counter()
-    _, losses = jax.block_until_ready(compiled(params, keys))
+    _, losses = jax.block_until_ready(compiled(params, keys, x, y))
     seconds = time.perf_counter() - start
     memory = one_step.memory_analysis()
     return {
@@ -115,20 +118,20 @@ def _first_step_at_or_below(curve: np.ndarray, level: float, window: int) -> int
 
 def _unbiasedness(loss, params, x, y, draws: int, key: jax.Array) -> dict[str, float]:
     """z of the mean of ``draws`` forward gradients against the true gradient, and the estimator's variance."""
-    f = lambda p: loss(p, x, y)  # noqa: E731  (the full data: the only noise is the direction's)
-    true, _ = ravel_pytree(jax.grad(f)(params))
+    # the full data: the only noise is the direction's; data and parameters are the program's arguments
+    true, _ = ravel_pytree(jax.grad(loss)(params, x, y))
 
     @jax.jit
-    def moments(keys):  # sums of the estimates and of their squares, 50 draws at a time: memory O(n)
+    def moments(keys, params, true, x, y):  # sums of the estimates and of their squares, 50 draws at a time
         def chunk(carry, ks):
-            g = jax.vmap(lambda k: ravel_pytree(forward_gradient(f, params, k)[1])[0] - true)(ks)
+            g = jax.vmap(lambda k: ravel_pytree(forward_gradient(lambda p: loss(p, x, y), params, k)[1])[0] - true)(ks)
             return (carry[0] + g.sum(0), carry[1] + (g * g).sum(0)), None
 
         zero = jnp.zeros_like(true)
         return jax.lax.scan(chunk, (zero, zero), keys.reshape(-1, 50))[0]
 
     draws = 50 * max(draws // 50, 1)
-    total, squares = moments(jax.random.split(key, draws))
+    total, squares = moments(jax.random.split(key, draws), params, true, jnp.asarray(x), jnp.asarray(y))
     # deviations from the true gradient: their mean is the bias, their spread the estimator's
     bias = total / draws
     variances = (squares - draws * bias**2) / (draws - 1)
@@ -216,7 +219,7 @@ EXPERIMENT = Experiment(
     run=run,
     smallest=("steps=200", "draws=500"),
     claims=(
-        Run(name="forward-gradient", data="cifar10", quick=("steps=500",), claims=(
+        Run(name="forward-gradient", data="cifar10", quick=("steps=500", "draws=500"), claims=(
             Claim(source="Baydin et al. 2022", statement="the forward gradient (grad f . v) v is unbiased: the largest "
                   "|z| of the mean of 2,000 draws over the n parameters, over the bound n normals pass with "
                   "probability 1%", tutorial="unbiased", metric="worst_max_abs_z_over_bound", fmt="{:.2f}",

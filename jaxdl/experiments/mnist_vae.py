@@ -105,7 +105,8 @@ def _figures(config: Config, run_dir: RunDir, task: Task, params, test: data_lib
     if config.latents == 2:
         batch = task.preprocess(test.arrays(), key, False)
         all_labels = batch["labels"] if config.conditional else None
-        mean, _ = jax.jit(lambda x, y: model.apply(variables, x, y, method=VAE.encode))(batch["inputs"], all_labels)
+        encode = jax.jit(lambda v, x, y: model.apply(v, x, y, method=VAE.encode))  # parameters as an argument
+        mean, _ = encode(variables, batch["inputs"], all_labels)
         run_dir.save_figure(
             plots.scatter_classes(
                 np.asarray(mean),

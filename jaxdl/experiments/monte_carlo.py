@@ -128,7 +128,7 @@ EXPERIMENT = Experiment(
     run=run,
     smallest=("max_samples=1000", "repeats=200"),
     claims=(
-        Run(name="monte-carlo", claims=(
+        Run(name="monte-carlo", quick=("repeats=200",), claims=(
             Claim(source="seed 000", statement="the Monte Carlo estimate is unbiased: worst |z| of the mean of 1,000 "
                   "estimators", tutorial="unbiased", metric="expectation_max_abs_z", fmt="{:.2f}",
                   target=at_most(3.0, "<= 3")),

@@ -126,7 +126,7 @@ EXPERIMENT = Experiment(
     run=run,
     smallest=("n_train=100", "n_val=200", "epochs=40", "batch_size=25", "patience=3"),
     claims=(
-        Run(name="regularization", quick=("epochs=40",), seeds=4, quick_seeds=2, claims=(
+        Run(name="regularization", quick=("epochs=20",), seeds=4, quick_seeds=2, claims=(
             Claim(source="seed 002", statement="regularisation narrows the generalisation gap: validation accuracy, "
                   "none -> dropout", tutorial="", metric="dropout_gain", fmt="{:+.2%}", target=at_least(0.0, "> 0")),
             Claim(source="seed 002", statement="... none -> early stopping", tutorial="",

@@ -219,12 +219,13 @@ EXPERIMENT = Experiment(
     run=run,
     smallest=("n_train=2", "n_test=5"),
     claims=(
-        Run(name="scalar-engine-tutorial", quick=("n_train=6",), data="mnist", claims=(
+        Run(name="scalar-engine-tutorial", quick=("n_train=6", "n_test=100"), data="mnist", claims=(
             Claim(source="seed 004", statement="the scalar engine's MLP(784, [64, 32, 10]) with the tutorial's init "
                   "and lr 0.05: sample at which the loss stops being finite", tutorial="(run never finished)",
                   metric="diverged_at_sample", fmt="{:.0f}"),
         )),
-        Run(name="scalar-engine-torch", settings=("init=torch",), quick=("n_train=6",), data="mnist", claims=(
+        Run(name="scalar-engine-torch", settings=("init=torch",), quick=("n_train=6", "n_test=100"), data="mnist",
+            claims=(
             Claim(source="seed 004", statement="scalar engine, NumPy and jax.jit from PyTorch's init: largest "
                   "parameter difference", tutorial="(same maths)", metric="max_param_difference_jax", fmt="{:.2g}",
                   target=at_most(1e-6, "<= 1e-6")),

@@ -271,6 +271,7 @@ class MNISTMLPConfig(EngineSettings):
 @dataclasses.dataclass(frozen=True)
 class MLPConfig(EngineSettings):
     data: str = setting("", "local copy of CIFAR-10 (folder, .tar.gz); empty: $JAXDL_DATA_DIR or TFDS")
+    train_size: int = setting(0, "train on a random sample of this many training images (0: all of them)", ge=0)
     hidden: int = setting(100, "hidden units (the tutorial's code 100; its text mentions 200)", ge=1)
     epochs: int = setting(5, "training epochs", ge=1)
     batch_size: int = setting(100, "examples per step", ge=1)
@@ -280,6 +281,7 @@ class MLPConfig(EngineSettings):
 @dataclasses.dataclass(frozen=True)
 class CNNConfig(EngineSettings):
     data: str = setting("", "local copy of CIFAR-10 (folder, .tar.gz); empty: $JAXDL_DATA_DIR or TFDS")
+    train_size: int = setting(0, "train on a random sample of this many training images (0: all of them)", ge=0)
     recipe: Literal["improved", "tutorial"] = setting(
         "improved",
         "improved: crops and flips, AdamW with a one-cycle schedule, label smoothing; "
@@ -346,6 +348,7 @@ def parse_size(text: str) -> tuple[int, int] | None:
 class CurvatureConfig:
     networks: str = setting("mlp,cnn", "comma-separated: mlp (no batch norm), cnn (batch norm)")
     data: str = setting("", "local copy of CIFAR-10 (folder, .tar.gz); empty: $JAXDL_DATA_DIR or TFDS")
+    train_size: int = setting(0, "train on a random sample of this many training images (0: all of them)", ge=0)
     epochs: int = setting(3, "training epochs of a network not restored from a run", ge=0)
     batch_size: int = setting(100, "training batch size", ge=1)
     from_run_mlp: str = setting("", "run directory of `jaxdl run cifar10-mlp` to restore instead of training")

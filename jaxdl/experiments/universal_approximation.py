@@ -105,7 +105,7 @@ EXPERIMENT = Experiment(
     run=run,
     smallest=("widths=1,16", "steps=1500", "points=40"),
     claims=(
-        Run(name="universal-approximation", quick=("steps=3000",), claims=(
+        Run(name="universal-approximation", quick=("steps=1000",), claims=(
             Claim(source="seed 000", statement="one hidden layer of N sigmoids approximates a continuous function: "
                   "max error at N = 1 over N = 64 (1-D)", tutorial="error -> 0 as N grows", metric="error_ratio_1d",
                   fmt="{:.3g}x", target=at_least(10.0, ">= 10x")),
