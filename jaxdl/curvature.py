@@ -168,6 +168,7 @@ def spectral_density(
     return grid, density, {"nodes": nodes, "weights": weights}
 
 
+@jax.jit  # one program, not a few small ones per parameter leaf
 def filter_normalized_direction(params: Any, key: jax.Array) -> Any:
     """A random direction scaled filter by filter to the parameters' norms (Li et al., 2018).
 

@@ -46,8 +46,8 @@ _enable = compilation_cache.enable
 
 def _enable_for_tests():
     """jaxdl's cache, keeping only programs that took a second or more to compile: writing every small
-    one (and the size bound's bookkeeping) cost a test run more than loading them saved (a quarter of
-    the suite's test_models and test_transformations: 160 s against 103 s without a cache)."""
+    one (and the size bound's bookkeeping) cost a test run more than loading them saved (measured: see
+    docs/performance.md)."""
     folder = _enable()
     if folder is not None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)

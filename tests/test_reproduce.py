@@ -33,7 +33,12 @@ def test_report_has_a_row_per_claim_with_figures_and_timings(report):
     blobs = by_claim[expected[0]]
     assert blobs["jaxdl"] == "92.90%" and blobs["status"] == "meets"  # no quick settings: judged
     assert blobs["seconds"] > 0 and blobs["examples_per_second"] > 0
-    assert all(row["status"] in ("meets", "measured") for row in results["rows"])
+    # runs with quick settings (optimizers) are measured, not judged; the others are judged or measured
+    for row in results["rows"]:
+        shrunk = reproduce_lib.select([row["run"]])[0].run.quick
+        assert row["status"] in (("quick", "measured") if shrunk else ("meets", "measured")), row
+    assert any(row["status"] == "quick" for row in results["rows"])
+    assert "quick: measured, not judged" in (report / "RESULTS.md").read_text()
     assert results["quick"] and results["environment"]["versions"]["jax"]
     markdown = (report / "RESULTS.md").read_text()
     assert markdown.count("\n| ") == len(expected) + 2  # header, rule and one line per claim
@@ -236,7 +241,7 @@ def test_training_claims_are_judged_on_the_mean_and_shown_with_their_interval(tm
         return kwargs["out"], {**metrics, "intervals": {k: stats.interval(v) for k, v in gains.items()}}
 
     reproduce_lib.reproduce(tmp_path / "r", quick=True, only=["regularization"], runner=stand_in, log=lambda s: None)
-    assert calls == [["epochs=40", "seeds=2"]]  # the run's quick seeds
+    assert calls == [["epochs=20", "seeds=2"]]  # the run's quick settings and seeds
     rows = reproduce_lib.read_results(tmp_path / "r")["rows"]
     assert rows[0]["value"] == pytest.approx(0.06) and rows[0]["n"] == 2
     assert rows[0]["jaxdl"] == "+6.00% +- 12.71% (N=2)"  # t(0.975, 1) = 12.71, s = 1.41%

@@ -219,7 +219,7 @@ EXPERIMENT = Experiment(
     run=run,
     smallest=("steps=200", "draws=500"),
     claims=(
-        Run(name="forward-gradient", data="cifar10", quick=("steps=500", "draws=500"), claims=(
+        Run(name="forward-gradient", data="cifar10", quick=("steps=500", "draws=250"), claims=(
             Claim(source="Baydin et al. 2022", statement="the forward gradient (grad f . v) v is unbiased: the largest "
                   "|z| of the mean of 2,000 draws over the n parameters, over the bound n normals pass with "
                   "probability 1%", tutorial="unbiased", metric="worst_max_abs_z_over_bound", fmt="{:.2f}",
