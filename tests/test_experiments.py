@@ -95,6 +95,11 @@ NOT_JUDGED_AT_SMALLEST = {
     ("mnist-vae-tutorial", "test_loss"): "30 random images: a loss near 784 log 2",
     ("mnist-vae", "test_loss"): "30 random images: a loss near 784 log 2",
     ("universal-approximation", "error_ratio_1d"): "few steps per width (test_universal_approximation checks > 2)",
+    # timings of functions 30 wide, as noisy as the machine: test_autodiff_modes_small_sweep checks what they
+    # count (the passes each mode makes), and the tour judges the timings at the tutorial's sizes
+    ("autodiff-modes", "time_ratio_n_max_m_min"): "timings of 30-wide functions",
+    ("autodiff-modes", "time_ratio_n_min_m_max"): "timings of 30-wide functions",
+    ("autodiff-modes", "grad_jvp_over_vjp"): "timings of a 4-8-1 network",
     # where the scalar engine's tutorial run diverges: 2 samples end before it does (the metric is None)
     ("scalar-engine-tutorial", "diverged_at_sample"): "2 of the tutorial's samples",
 }
