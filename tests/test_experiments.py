@@ -110,16 +110,16 @@ SLOW = {"curvature", "forward-gradient", "regularization", "cifar10-cnn", "activ
         "optimizers", "mnist-vae", "universal-approximation", "scalar-engine"}  # fmt: skip
 
 
-def on_worker_of(experiment: str) -> list:
+def marks_of(experiment: str) -> list:
     """The marks of a test that reads ``experiment``'s runs: ``slow`` where that experiment's run is."""
     return [pytest.mark.slow] if experiment in SLOW else []
 
 
 def reads(experiment: str):
-    """Decorates a test that reads ``experiment``'s runs with :func:`on_worker_of`'s marks."""
+    """Decorates a test that reads ``experiment``'s runs with :func:`marks_of`'s marks."""
 
     def mark(test):
-        for m in on_worker_of(experiment):
+        for m in marks_of(experiment):
             test = m(test)
         return test
 
@@ -127,7 +127,7 @@ def reads(experiment: str):
 
 
 @pytest.mark.parametrize(
-    "tour_run", [pytest.param(t, id=t.name, marks=on_worker_of(t.experiment)) for t in reproduce.tour()]
+    "tour_run", [pytest.param(t, id=t.name, marks=marks_of(t.experiment)) for t in reproduce.tour()]
 )
 def test_every_claim_is_computed_and_meets_its_target_where_the_smallest_settings_allow(tour_run, run_of):
     _, metrics = run_of(tour_run.experiment, *tour_run.run.settings, data=tour_run.run.data)
@@ -150,7 +150,7 @@ def _engine_run_files(out, metrics, epochs):
 
 
 @pytest.mark.parametrize("name, settings", [
-    pytest.param(name, settings, marks=on_worker_of(name))
+    pytest.param(name, settings, marks=marks_of(name))
     for name, settings in (("cifar10-mlp", ()), ("cifar10-cnn", ()), ("cifar10-cnn", ("recipe=tutorial",)))
 ])  # fmt: skip
 def test_cifar10_experiments_fit_the_tiny_training_set(name, settings, run_of):
