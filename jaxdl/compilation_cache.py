@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import os
+import warnings
 from pathlib import Path
 
 ENV = "JAXDL_COMPILATION_CACHE"
@@ -48,6 +49,9 @@ def enable() -> Path | None:
     from jax.experimental.compilation_cache import compilation_cache
 
     compilation_cache.reset_cache()
+    # A program that cannot be kept (a full disk, a read-only folder) costs only the next run's compiling;
+    # the run goes on, and a failure of its own files is reported in one line where it happens.
+    warnings.filterwarnings("ignore", message="Error writing persistent compilation cache entry", category=UserWarning)
     return path
 
 

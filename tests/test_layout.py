@@ -1,7 +1,10 @@
-"""The package's shape: no import cycle among jaxdl's modules, and the README's Python example runs."""
+"""The package's shape: no import cycle among jaxdl's modules, no import-time side effects, and the README's
+Python example runs."""
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,3 +91,63 @@ def test_code_names_use_one_spelling(name):
     sources = [p for p in PACKAGE.rglob("*.py") if re.search(rf"\b{name}\w*\(|\bimport {name}\b|\.{name}\b",
                                                                p.read_text())]  # fmt: skip
     assert not sources, f"{name} in {sources}"
+
+
+_PROCESS_STATE = """
+import logging, sys, warnings
+def state():
+    # every logger's level, filters and handlers; a logger created later with none of them is the default
+    default = (logging.NOTSET, [], [])
+    loggers = {name: (logger.level, list(logger.filters), list(logger.handlers))
+               for name, logger in logging.root.manager.loggerDict.items() if isinstance(logger, logging.Logger)}
+    loggers = {name: value for name, value in loggers.items() if value != default}
+    root = (logging.root.level, list(logging.root.filters), list(logging.root.handlers))
+    return sys.unraisablehook, root, loggers, list(warnings.filters)
+"""
+
+
+def test_importing_jaxdl_changes_no_hook_logger_or_warning_filter():
+    # Third-party libraries configure themselves when imported; what jaxdl's own modules add is checked. A
+    # failed checkpoint write installs its hooks when it happens (the next test).
+    script = (
+        _PROCESS_STATE
+        + """
+import importlib, pkgutil
+import jax, flax, optax, orbax.checkpoint, matplotlib, PIL.Image, tensorflow_datasets  # what jaxdl imports
+before = state()
+import jaxdl
+names = [m.name for m in pkgutil.walk_packages(jaxdl.__path__, "jaxdl.")]
+for name in names:
+    importlib.import_module(name)
+after = state()
+names_of = ("sys.unraisablehook", "the root logger", "loggers", "warnings filters")
+print(len(names), [f"{what}: {b} -> {a}" for what, b, a in zip(names_of, before, after) if b != a])
+"""
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    count, changed = out.split(" ", 1)
+    assert int(count) > 40 and changed.strip() == "[]", out
+
+
+def test_a_failed_checkpoint_write_quiets_its_echoes_and_a_successful_one_leaves_nothing():
+    script = (
+        _PROCESS_STATE
+        + """
+import contextlib
+from jaxdl.train.checkpoint import _echoes_of_a_failure_quiet as around_a_write
+before = state()
+with around_a_write():
+    during = state()
+succeeded = state()
+for _ in range(2):
+    with contextlib.suppress(OSError), around_a_write():
+        raise OSError("disk full")
+    failed = state()
+filters = lambda s: len(s[2].get("asyncio", (0, [], []))[1])
+print(during[0] is not before[0], filters(during) - filters(before), succeeded == before,
+      failed[0] is not before[0], filters(failed) - filters(before))
+"""
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    # installed while writing, removed after a success, kept (once, after two failures) after a failure
+    assert out.split() == ["True", "1", "True", "True", "1"], out

@@ -33,30 +33,51 @@ from jaxdl.errors import JaxdlError
 from jaxdl.rundir import atomic_write_text
 from jaxdl.train.state import TrainState
 
-logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax logs every save at INFO
 
+@contextlib.contextmanager
+def _echoes_of_a_failure_quiet():
+    """Silences, during an Orbax operation and after it if it fails, the echoes of a failed write or read.
 
-def _ignore_late_tensorstore_callbacks(previous=sys.unraisablehook):
-    """When a save or restore fails part-way, TensorStore futures still pending finish later and
-    call back into Orbax's closed asyncio loop; Python reports each as an unraisable
-    ``RuntimeError('Event loop is closed')``. Nothing is lost then: the error was already
-    raised and reported in one line. Every other unraisable exception is reported as before."""
+    When a save or restore fails part-way, TensorStore futures still pending finish later, some before
+    Orbax raises and some after, at exit too: they call back into Orbax's closed asyncio loop (Python
+    reports each as an unraisable ``RuntimeError('Event loop is closed')``) and asyncio logs the other
+    failed writes as "exception was never retrieved". The failure itself is reported in one line. The hooks
+    come off again when the operation succeeds and stay (once) when it failed; importing jaxdl installs
+    nothing. Every other unraisable exception and log record is reported as before.
+    """
+    if _quiet_for_good:
+        yield
+        return
+    previous, late_writes = sys.unraisablehook, _LateWriteFailures()
 
     def hook(unraisable):
         if not (isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed"):
             previous(unraisable)
 
     sys.unraisablehook = hook
+    logging.getLogger("asyncio").addFilter(late_writes)
+    try:
+        yield
+    except BaseException:
+        _keep_quiet()
+        raise
+    if sys.unraisablehook is hook:  # not replaced by someone else meanwhile
+        sys.unraisablehook = previous
+    logging.getLogger("asyncio").removeFilter(late_writes)
 
 
-_ignore_late_tensorstore_callbacks()
+def _keep_quiet() -> None:
+    global _quiet_for_good
+    _quiet_for_good = True
+
+
+_quiet_for_good = False
 
 
 class _LateWriteFailures(logging.Filter):
     """Drops asyncio's "<Future, Task or _GatheringFuture> exception was never retrieved" for a failed
-    write (an OSError, or TensorStore's wrapping of one): the other writes of an Orbax save that already
-    failed and was reported in one line. Which of them asyncio reports depends on the order the writes
-    fail in, so the check is on the message's ending, not on the future's class."""
+    write (an OSError, or TensorStore's wrapping of one). Which of the writes asyncio reports depends on the
+    order they fail in, so the check is on the message's ending, not on the future's class."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
@@ -67,12 +88,10 @@ class _LateWriteFailures(logging.Filter):
         return not (unretrieved and failed_write)
 
 
-logging.getLogger("asyncio").addFilter(_LateWriteFailures())
-
-
 @contextlib.contextmanager
 def _orbax_quiet():
-    """Orbax logs a damaged file as an ERROR before raising; the caller reports it in one line."""
+    """Orbax logs every save at INFO and a damaged file as an ERROR before raising; the caller reports a
+    failure in one line. Absl's level is restored afterwards."""
     logger = logging.getLogger("absl")
     level = logger.level
     logger.setLevel(logging.CRITICAL)
@@ -133,7 +152,7 @@ class Checkpoints:
         arrays = flax.serialization.to_state_dict(state)
         record = {**record, "state_sha256": state_digest(state)}
         try:
-            with _orbax_quiet():
+            with _orbax_quiet(), _echoes_of_a_failure_quiet():
                 self._manager.save(
                     step,
                     args=ocp.args.Composite(state=ocp.args.StandardSave(arrays), record=ocp.args.JsonSave(record)),
@@ -166,7 +185,7 @@ class Checkpoints:
         target = flax.serialization.to_state_dict(like)
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         try:
-            with _orbax_quiet():
+            with _orbax_quiet(), _echoes_of_a_failure_quiet():
                 restored = self._manager.restore(
                     step,
                     args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), record=ocp.args.JsonRestore()),
@@ -209,12 +228,13 @@ class Checkpoints:
             n += 1
             target = aside / f"{step}-{n}"
         shutil.move(str(self.directory / str(step)), target)
-        self._manager.close()
+        self.close()
         self._manager = self._open()
         return target
 
     def close(self) -> None:
-        self._manager.close()
+        with _orbax_quiet():
+            self._manager.close()
 
 
 def _file_digests(directory: Path) -> dict[str, str]:
