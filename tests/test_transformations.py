@@ -54,7 +54,7 @@ def networks():
             "BlobClassifier": lambda: (*_flax(BlobClassifier(), points, _squares), points),
             "MLP": lambda: (*_flax(MLP(hidden=5), images, _squares), images),
             "SmallMLP": lambda: (*_flax(SmallMLP(hidden=4), gray, _squares), gray),
-            "CNN-train": lambda: (*_flax(CNN(drop_rate=0.5), images, _squares, train=True), images),
+            "CNN-train": lambda: (*_flax(CNN(drop_rate=0.5, batch_groups=1), images, _squares, train=True), images),
             # evaluation in one batch group (the training pass above has the CPU's two): the groups only split and
             # join the batch there, and test_models checks that two groups compute what one does
             "CNN-eval": lambda: (*_flax(CNN(batch_groups=1), images, _squares), images),
