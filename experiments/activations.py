@@ -1,4 +1,4 @@
-"""Seed 002: per-layer gradient norms of a 20-layer MLP for six activations, initialisations and batch norm.
+"""Tutorial 2: per-layer gradient norms of a 20-layer MLP for six activations, initialisations and batch norm.
 
     python experiments/activations.py [--set key=value ...] [--seed N] [--out DIR]
 

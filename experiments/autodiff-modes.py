@@ -1,4 +1,4 @@
-"""Seed 000: jacfwd vs jacrev over n, m = 1..1000 (time, FLOPs, memory); gradient by jvp vs vjp.
+"""Tutorial 0: jacfwd vs jacrev over n, m = 1..1000 (time, FLOPs, memory); gradient by jvp vs vjp.
 
     python experiments/autodiff-modes.py [--set key=value ...] [--seed N] [--out DIR]
 

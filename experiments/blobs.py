@@ -1,4 +1,4 @@
-"""Seed 000: 2-D blob classifier, full-batch SGD as one lax.scan, 64 seeds via vmap.
+"""Tutorial 0: 2-D blob classifier, full-batch SGD as one lax.scan, 64 seeds via vmap.
 
     python experiments/blobs.py [--set key=value ...] [--seed N] [--out DIR]
 

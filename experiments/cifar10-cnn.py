@@ -1,4 +1,4 @@
-"""Seed 001: CIFAR-10 CNN (4 conv + BN), 10 epochs; recipe=tutorial|improved.
+"""Tutorial 1: CIFAR-10 CNN (4 conv + BN), 10 epochs; recipe=tutorial|improved.
 
     python experiments/cifar10-cnn.py [--set key=value ...] [--seed N] [--out DIR]
 

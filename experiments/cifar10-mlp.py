@@ -1,4 +1,4 @@
-"""Seed 001: CIFAR-10 MLP 3072-100-10, Adam 1e-3, 5 epochs.
+"""Tutorial 1: CIFAR-10 MLP 3072-100-10, Adam 1e-3, 5 epochs.
 
     python experiments/cifar10-mlp.py [--set key=value ...] [--seed N] [--out DIR]
 

@@ -1,4 +1,4 @@
-"""Seed 001's MLP or CNN on your own split/class/image folder: classes and size from the data.
+"""Tutorial 1's MLP or CNN on your own split/class/image folder: classes and size from the data.
 
     python experiments/image-classifier.py --data DIR [--set model=mlp] [--set image_size=32x32] [--out DIR]
 

@@ -1,4 +1,4 @@
-"""Seed 000: minibatch gradients are unbiased, their variance falls like 1/B; SGD by batch size.
+"""Tutorial 0: minibatch gradients are unbiased, their variance falls like 1/B; SGD by batch size.
 
     python experiments/minibatch-sgd.py [--set key=value ...] [--seed N] [--out DIR]
 

@@ -1,4 +1,4 @@
-"""Seed 004: MNIST 784-128-10, SGD 1e-2, 3 epochs on 4,096 images, early stopping.
+"""Tutorial 4: MNIST 784-128-10, SGD 1e-2, 3 epochs on 4,096 images, early stopping.
 
     python experiments/mnist-mlp.py [--set key=value ...] [--seed N] [--out DIR]
 

@@ -1,4 +1,4 @@
-"""Seed 002: MNIST VAE 784-400-20, Adam 1e-3, batch 32, 10 epochs; conditional option.
+"""Tutorial 2: MNIST VAE 784-400-20, Adam 1e-3, batch 32, 10 epochs; conditional option.
 
     python experiments/mnist-vae.py [--set key=value ...] [--seed N] [--out DIR]
 

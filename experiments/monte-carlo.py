@@ -1,4 +1,4 @@
-"""Seed 000: Monte Carlo unbiasedness and 1/sqrt(S) consistency, GAN loss, score vs pathwise gradients.
+"""Tutorial 0: Monte Carlo unbiasedness and 1/sqrt(S) consistency, GAN loss, score vs pathwise gradients.
 
     python experiments/monte-carlo.py [--set key=value ...] [--seed N] [--out DIR]
 

@@ -1,4 +1,4 @@
-"""Seed 002: SGD, momentum, Nesterov, Adagrad, RMSProp, Adam, L-BFGS on a quadratic, Rosenbrock, a saddle; LR finder.
+"""Tutorial 2: SGD, momentum, Nesterov, Adagrad, RMSProp, Adam, L-BFGS on a quadratic, Rosenbrock, a saddle; LR finder.
 
     python experiments/optimizers.py [--set key=value ...] [--seed N] [--out DIR]
 

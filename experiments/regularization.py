@@ -1,4 +1,4 @@
-"""Seed 002: dropout, weight decay, early stopping, clipping on an over-fitting MLP; generalisation gaps.
+"""Tutorial 2: dropout, weight decay, early stopping, clipping on an over-fitting MLP; generalisation gaps.
 
     python experiments/regularization.py [--set key=value ...] [--seed N] [--out DIR]
 

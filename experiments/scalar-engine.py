@@ -1,4 +1,4 @@
-"""Seed 004: MLP(784,[64,32,10]) in the scalar engine vs NumPy vs jax.jit, same updates; divergence reported.
+"""Tutorial 4: MLP(784,[64,32,10]) in the scalar engine vs NumPy vs jax.jit, same updates; divergence reported.
 
     python experiments/scalar-engine.py [--set key=value ...] [--seed N] [--out DIR]
 

@@ -1,4 +1,4 @@
-"""Seed 003: NumPy MLP with hand-written backprop vs the same in JAX, same init and batches.
+"""Tutorial 3: NumPy MLP with hand-written backprop vs the same in JAX, same init and batches.
 
     python experiments/scratch-mlp.py [--set key=value ...] [--seed N] [--out DIR]
 

@@ -1,4 +1,4 @@
-"""Seed 000: one hidden layer of N sigmoids fitting 1-D and 2-D functions; max error against N.
+"""Tutorial 0: one hidden layer of N sigmoids fitting 1-D and 2-D functions; max error against N.
 
     python experiments/universal-approximation.py [--set key=value ...] [--seed N] [--out DIR]
 

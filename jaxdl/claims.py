@@ -8,7 +8,7 @@ runs every experiment at its smallest settings and reads every claim, so a
 renamed metric fails there, not in a report.
 
 Example:
-    >>> Claim(source="seed 001", statement="MLP, 5 epochs: test accuracy", tutorial="49.96%",
+    >>> Claim(source="tutorial 1", statement="MLP, 5 epochs: test accuracy", tutorial="49.96%",
     ...       metric="test_accuracy", fmt=PERCENT, target=at_least(0.50, ">= 50%"))
 """
 
@@ -55,7 +55,7 @@ class Claim:
     whether it meets what was asked.
     """
 
-    source: str  # "seed 001"
+    source: str  # "tutorial 1"
     statement: str
     tutorial: str  # the tutorial's figure, as text
     metric: str | Callable[[dict[str, Any]], float]

@@ -1,4 +1,4 @@
-"""Monte Carlo estimators and gradient estimators (seed 000), as pure functions of a PRNG key.
+"""Monte Carlo estimators and gradient estimators (tutorial 0), as pure functions of a PRNG key.
 
 An expectation E_{x ~ p}[f(x)] is estimated by the mean of f over S samples:
 unbiased for every S, and consistent (its error falls like 1/sqrt(S)). For
@@ -52,7 +52,7 @@ def pathwise_gradient(key: jax.Array, f: Fn, theta: jax.Array, sigma: float, num
 def gan_discriminator_loss(
     key: jax.Array, discriminator: Fn, generator: Fn, data_sampler, latent_dim: int, batch: int
 ) -> jax.Array:
-    """Seed 000's GAN loss by Monte Carlo: -mean log D(x) - mean log(1 - D(G(z))), z ~ N(0, I)."""
+    """Tutorial 0's GAN loss by Monte Carlo: -mean log D(x) - mean log(1 - D(G(z))), z ~ N(0, I)."""
     data_key, noise_key = jax.random.split(key)
     x = data_sampler(data_key, batch)
     z = jax.random.normal(noise_key, (batch, latent_dim))

@@ -2,7 +2,7 @@
 
     python scripts/bench_seeds.py [--replicas 8] [--steps 10] [--repeats 3] [--only MODEL ...] [--json F]
 
-For each tutorial network (the workloads of scripts/bench.py, plus seed 000's
+For each tutorial network (the workloads of scripts/bench.py, plus tutorial 0's
 blob classifier with full-batch SGD), the training engine's compiled chunk of
 --steps steps is timed three ways in one invocation, each blocked until done,
 compilation excluded (reported apart): one run; N runs one after another (the
@@ -46,7 +46,7 @@ _spec.loader.exec_module(bench)
 
 
 class BlobNet(nn.Module):
-    """Seed 000's network as the engine calls a model (with ``train``)."""
+    """Tutorial 0's network as the engine calls a model (with ``train``)."""
 
     @nn.compact
     def __call__(self, x, train: bool = False):

@@ -31,7 +31,7 @@ def main(source: Path = SOURCE) -> None:
     p = ref["params"]
     out = {
         "about": (
-            "Initial parameters of seed 000's blob classifier as its PyTorch code draws them "
+            "Initial parameters of tutorial 0's blob classifier as its PyTorch code draws them "
             "(torch.manual_seed(2024), nn.Sequential(nn.Linear(2,5), nn.Linear(5,1), "
             "nn.Sigmoid())), converted to jaxdl.models.BlobClassifier's Flax layout by "
             "scripts/convert_blobs_reference.py: kernels are PyTorch weights transposed. "

@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-class MLP(nn.Module):  # seed 001
+class MLP(nn.Module):  # tutorial 1
     def __init__(self):
         super().__init__()
         self.fc1, self.fc2 = nn.Linear(3072, 100), nn.Linear(100, 10)
@@ -26,7 +26,7 @@ class MLP(nn.Module):  # seed 001
         return self.fc2(F.relu(self.fc1(x.reshape(-1, 3072))))
 
 
-class CNN(nn.Module):  # seed 001, verbatim structure
+class CNN(nn.Module):  # tutorial 1, verbatim structure
     def __init__(self):
         super().__init__()
         layers = []
@@ -41,7 +41,7 @@ class CNN(nn.Module):  # seed 001, verbatim structure
         return self.head(self.features(x))
 
 
-class VAE(nn.Module):  # seed 002
+class VAE(nn.Module):  # tutorial 2
     def __init__(self):
         super().__init__()
         self.fc1, self.fc21, self.fc22 = nn.Linear(784, 400), nn.Linear(400, 20), nn.Linear(400, 20)
@@ -60,7 +60,7 @@ def vae_loss(out, x):
     return bce - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
 
 
-class SmallMLP(nn.Module):  # seed 004
+class SmallMLP(nn.Module):  # tutorial 4
     def __init__(self):
         super().__init__()
         self.net = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))

@@ -1,4 +1,4 @@
-"""The blob tutorial's PyTorch training loop (seed 000), timed, for side-by-side comparison.
+"""The blob tutorial's PyTorch training loop (tutorial 0), timed, for side-by-side comparison.
 
 Runs in a separate environment that has torch and scikit-learn (jaxdl's own
 environment has no PyTorch):  PYTHON_WITH_TORCH scripts/torch_blobs_baseline.py

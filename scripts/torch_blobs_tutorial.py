@@ -1,4 +1,4 @@
-"""The blob tutorial's PyTorch code (seed 000) as one script, for timing it end to end.
+"""The blob tutorial's PyTorch code (tutorial 0) as one script, for timing it end to end.
 
 Runs in an environment that has torch, scikit-learn and matplotlib (jaxdl's
 own has no PyTorch):  PYTHON_WITH_TORCH scripts/torch_blobs_tutorial.py OUT_DIR

@@ -1,4 +1,4 @@
-"""The VAE tutorial's PyTorch code (seed 002), trained for real on the shared MNIST copy.
+"""The VAE tutorial's PyTorch code (tutorial 2), trained for real on the shared MNIST copy.
 
 Gives the reference figure ``mnist-vae`` is compared with: the tutorial's own
 network, loss (BCE summed + analytic KL), Adam 1e-3, batch 32, shuffled, 10

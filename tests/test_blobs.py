@@ -1,4 +1,4 @@
-"""Seed 000's blob classifier: the tutorial's log, the default run, the model."""
+"""Tutorial 0's blob classifier: the tutorial's log, the default run, the model."""
 
 import jax
 import jax.numpy as jnp

@@ -28,7 +28,7 @@ def test_list_shows_every_experiment(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("blobs ")
-    assert "seed 000" in out
+    assert "tutorial 0" in out
 
 
 def test_run_writes_the_run_directory(tmp_path, capsys):

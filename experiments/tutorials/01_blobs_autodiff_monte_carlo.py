@@ -13,7 +13,7 @@
 # %% [markdown]
 # # Deep-learning basics in JAX: a blob classifier, Monte Carlo estimation, autodiff, minibatch SGD
 #
-# This notebook follows seed 000 ("Deep Learning Basics") step by step, in JAX:
+# This notebook follows tutorial 0 ("Deep Learning Basics") step by step, in JAX:
 # the data, a two-layer network, the loss as a Monte Carlo estimate, forward and
 # reverse automatic differentiation, and the training loop. Where the tutorial
 # prints or draws a result, the tutorial's figure is shown beside jaxdl's.

@@ -13,7 +13,7 @@
 # %% [markdown]
 # # An MLP and a CNN on CIFAR-10, in JAX
 #
-# This notebook follows seed 001 ("Deep Learning Basics"): an MLP on CIFAR-10
+# This notebook follows tutorial 1 ("Deep Learning Basics"): an MLP on CIFAR-10
 # (the tutorial: 49.96% test accuracy after 5 epochs), then a CNN with batch
 # norm and dropout (75.52%), and then the same networks on a folder of your
 # own images. It uses jaxdl's engine: a `Task` ties a Flax module to its loss

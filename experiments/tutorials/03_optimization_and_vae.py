@@ -13,7 +13,7 @@
 # %% [markdown]
 # # Optimisation in deep learning, ending in a VAE on MNIST
 #
-# This notebook follows seed 002 ("Introduction to deep learning, from an
+# This notebook follows tutorial 2 ("Introduction to deep learning, from an
 # implementation view"): gradient descent as minimising a local surrogate,
 # backpropagation as a vector-Jacobian product, what makes networks hard to
 # optimise (ill-conditioning, saddle points, vanishing gradients) and the

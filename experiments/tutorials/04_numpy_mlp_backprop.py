@@ -13,7 +13,7 @@
 # %% [markdown]
 # # A multilayer perceptron from scratch: hand-written backprop in NumPy, checked by JAX
 #
-# This notebook follows seed 003 ("Deep learning fundamentals"): the model as
+# This notebook follows tutorial 3 ("Deep learning fundamentals"): the model as
 # matrices with examples in columns, He initialisation, forward propagation
 # with caches, binary cross-entropy, backpropagation layer by layer, SGD on
 # mini-batches. The tutorial's functions are in `jaxdl.functional.scratch`,

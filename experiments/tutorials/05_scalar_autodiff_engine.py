@@ -13,7 +13,7 @@
 # %% [markdown]
 # # A scalar autodiff engine, and the same network in JAX
 #
-# This notebook follows seed 004 ("Deep Learning: handwriting recognition"):
+# This notebook follows tutorial 4 ("Deep Learning: handwriting recognition"):
 # a `Scalar` class that remembers how it was computed, operations as
 # `Function`s with a forward and a backward rule, reverse-mode `backward()`
 # over a topological order, a `Neuron`/`Layer`/`MLP` built from scalars, and

@@ -1,4 +1,4 @@
-"""Finite differences, used only to test gradients (seed 000: "we only use finite differences for testing").
+"""Finite differences, used only to test gradients (tutorial 0: "we only use finite differences for testing").
 
 :func:`check_gradients` compares a claimed gradient of a scalar function of
 a parameter pytree with central differences, leaf by leaf, in float64, and

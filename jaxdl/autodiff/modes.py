@@ -1,4 +1,4 @@
-"""Forward versus reverse mode, written out (seed 000's (F1) and (R1)).
+"""Forward versus reverse mode, written out (tutorial 0's (F1) and (R1)).
 
 For f = f_u o ... o f_1 the Jacobian is the product J_u ... J_1. Forward mode
 (F1) multiplies from the input side, J_u (... (J_2 J_1)): every partial

@@ -1,4 +1,4 @@
-"""Seed 004's scalar autodiff engine, in the tutorial's shape, plus forward mode with dual numbers.
+"""Tutorial 4's scalar autodiff engine, in the tutorial's shape, plus forward mode with dual numbers.
 
 Reverse mode: every ``Scalar`` remembers the inputs it came from and a
 closure that, given its own gradient, adds its contribution to theirs.

@@ -1,7 +1,7 @@
 """Named data sets as in-memory arrays, and batching on device.
 
 >>> train = jaxdl.data.load("cifar10", "train", data="../shared/datasets/cifar10-jpg.tar.gz")
->>> x = jaxdl.data.normalize(train.inputs, "symmetric")   # [-1, 1], as seed 001
+>>> x = jaxdl.data.normalize(train.inputs, "symmetric")   # [-1, 1], as tutorial 1
 
 Names are imported on first use, so reading a data set imports no JAX.
 """

@@ -65,9 +65,9 @@ def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
 
 
 def normalize(images: jax.Array | np.ndarray, scheme: str) -> jax.Array:
-    """uint8 pixels to float32: "unit" -> [0, 1] (``ToTensor``, seed 002), "symmetric" -> [-1, 1].
+    """uint8 pixels to float32: "unit" -> [0, 1] (``ToTensor``, tutorial 2), "symmetric" -> [-1, 1].
 
-    "symmetric" is seed 001's ``Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))``
+    "symmetric" is tutorial 1's ``Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))``
     after ``ToTensor``: (x / 255 - 0.5) / 0.5 on every channel.
     """
     x = jnp.asarray(images, jnp.float32) / 255.0
@@ -100,7 +100,7 @@ def train_val_split(dataset: Dataset, val_size: int | float, seed: int = 0) -> t
 def generate_mini_batches(
     X: np.ndarray, Y: np.ndarray, batch_size: int = 64, seed: int = 0, drop_remainder: bool = True
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Seed 003's NumPy mini-batches: examples are *columns*, X (features, m), Y (1, m).
+    """Tutorial 3's NumPy mini-batches: examples are *columns*, X (features, m), Y (1, m).
 
     Shuffles with the permutation ``np.random.seed(seed); np.random.permutation(m)``
     draws (through a local ``RandomState``, leaving the global RNG alone) and

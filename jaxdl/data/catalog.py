@@ -46,7 +46,7 @@ DATASETS: dict[str, DatasetSpec] = {
             ("train", "test"), DIGIT_CLASSES, (8, 8, 1),
         ),
         DatasetSpec(
-            "blobs", "seed 000's two Gaussian blobs in 2-D, 1,000 points (embedded)",
+            "blobs", "tutorial 0's two Gaussian blobs in 2-D, 1,000 points (embedded)",
             ("train",), ("0", "1"), None,
         ),
         DatasetSpec(

@@ -10,7 +10,7 @@ DIGITS_TRAIN_SIZE = 1437  # the first 80% of scikit-learn's 1,797 digits; the re
 def make_blobs_dataset(
     n_samples: int = 1000, cluster_std: float = 3.0, random_state: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Seed 000's two Gaussian blobs in 2-D.
+    """Tutorial 0's two Gaussian blobs in 2-D.
 
     The points ``sklearn.datasets.make_blobs(n_samples, n_features=2, centers=2,
     cluster_std, random_state)`` draws (scikit-learn 1.x's algorithm, tested equal

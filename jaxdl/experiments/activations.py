@@ -1,10 +1,10 @@
-"""Seed 002's vanishing and exploding gradients, measured in a deep MLP on real digits.
+"""Tutorial 2's vanishing and exploding gradients, measured in a deep MLP on real digits.
 
 A ``depth``-layer MLP (width 64) on scikit-learn's 8x8 digits: the norm of the loss gradient with
 respect to each layer's weights, at initialisation and after ``steps`` SGD steps, for sigmoid, tanh,
 ReLU, leaky ReLU, ELU and maxout; then, for ReLU, the initialisation (zeros, Glorot, He, He x 3)
 and batch normalisation (each pre-activation standardised over the batch). Zero initialisation
-keeps every unit of a layer identical, as seed 003 warns: the spread across units is reported.
+keeps every unit of a layer identical, as tutorial 3 warns: the spread across units is reported.
 """
 
 from __future__ import annotations
@@ -129,17 +129,17 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
 
 EXPERIMENT = Experiment(
     name="activations",
-    description="seed 002: per-layer gradient norms of a 20-layer MLP for six activations, initialisations and "
+    description="tutorial 2: per-layer gradient norms of a 20-layer MLP for six activations, initialisations and "
     "batch norm",
     config=Config,
     run=run,
     smallest=("depth=8", "steps=5"),
     claims=(
         Run(name="activations", quick=("steps=50",), claims=(
-            Claim(source="seed 002", statement="sigmoid gradients vanish with depth: layer-1 / layer-20 gradient norm "
+            Claim(source="tutorial 2", statement="sigmoid gradients vanish with depth: layer-1 / layer-20 gradient norm "
                   "at init", tutorial="vanishing", metric="sigmoid_first_over_last_at_init", fmt="{:.2g}",
                   target=at_most(1e-3, "<= 1e-3")),
-            Claim(source="seed 002", statement="... and ReLU's do not", tutorial="",
+            Claim(source="tutorial 2", statement="... and ReLU's do not", tutorial="",
                   metric="relu_first_over_last_at_init", fmt="{:.2g}", target=at_least(1e-2, ">= 1e-2")),
         )),
     ),

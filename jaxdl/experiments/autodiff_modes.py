@@ -1,4 +1,4 @@
-"""Seed 000's claim measured: forward mode (F1) costs grow with inputs n, reverse mode (R1) with outputs m.
+"""Tutorial 0's claim measured: forward mode (F1) costs grow with inputs n, reverse mode (R1) with outputs m.
 
 For f: R^n -> R^m (an MLP n -> h -> h -> m with tanh), the sweep times
 ``jax.jacfwd`` and ``jax.jacrev`` over n and m from 1 to 1000 (compile time
@@ -189,18 +189,18 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
 
 EXPERIMENT = Experiment(
     name="autodiff-modes",
-    description="seed 000: jacfwd vs jacrev over n, m = 1..1000 (time, FLOPs, memory); gradient by jvp vs vjp",
+    description="tutorial 0: jacfwd vs jacrev over n, m = 1..1000 (time, FLOPs, memory); gradient by jvp vs vjp",
     config=Config,
     run=run,
     smallest=("sizes=1,30", "hidden=8", "repeats=1", "loss_sizes=4,8,1", "remat_depth=2"),
     claims=(
         Run(name="autodiff-modes", quick=("sizes=1,1000", "repeats=3"), claims=(
-            Claim(source="seed 000", statement="forward mode costs one pass per input, reverse one per output: "
+            Claim(source="tutorial 0", statement="forward mode costs one pass per input, reverse one per output: "
                   "jacfwd / jacrev time for f: R^1000 -> R^1", tutorial="forward slower",
                   metric="time_ratio_n_max_m_min", fmt="{:.3g}x", target=at_least(1.0, "> 1")),
-            Claim(source="seed 000", statement="... and for f: R^1 -> R^1000", tutorial="forward faster",
+            Claim(source="tutorial 0", statement="... and for f: R^1 -> R^1000", tutorial="forward faster",
                   metric="time_ratio_n_min_m_max", fmt="{:.3g}x", target=at_most(1.0, "< 1")),
-            Claim(source="seed 000", statement="a loss gradient: n jvps against one vjp (time ratio)",
+            Claim(source="tutorial 0", statement="a loss gradient: n jvps against one vjp (time ratio)",
                   tutorial="reverse mode wins", metric="grad_jvp_over_vjp", fmt="{:.3g}x",
                   target=at_least(1.0, "> 1")),
         )),

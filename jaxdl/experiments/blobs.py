@@ -1,4 +1,4 @@
-"""Seed 000: the blob classifier, trained by full-batch SGD as one compiled scan.
+"""Tutorial 0: the blob classifier, trained by full-batch SGD as one compiled scan.
 
 Tutorial: ``make_blobs(1000, 2 features, 2 centers, std 3, random_state=1)``,
 ``Linear(2,5) -> Linear(5,1) -> Sigmoid``, ``nn.BCELoss``, SGD lr 5e-4, 1000
@@ -230,20 +230,20 @@ def _seed_figure(config, model, metrics):
 
 EXPERIMENT = Experiment(
     name="blobs",
-    description="seed 000: 2-D blob classifier, full-batch SGD as one lax.scan, 64 seeds via vmap",
+    description="tutorial 0: 2-D blob classifier, full-batch SGD as one lax.scan, 64 seeds via vmap",
     config=Config,
     run=run,
     smallest=("epochs=50", "num_seeds=3", "log_every=25"),
     claims=(
         Run(name="blobs-tutorial-init", settings=("init=tutorial",), claims=(
-            Claim(source="seed 000", statement="Linear(2,5)-Linear(5,1)-sigmoid, SGD lr 5e-4, 1000 full-batch epochs "
+            Claim(source="tutorial 0", statement="Linear(2,5)-Linear(5,1)-sigmoid, SGD lr 5e-4, 1000 full-batch epochs "
                   "on make_blobs, from the tutorial's initial weights: last logged accuracy", tutorial="92.90%",
                   metric="logged_accuracy", fmt=PERCENT, target=between(0.9285, 0.9295, "= 92.90%")),
-            Claim(source="seed 000", statement="... and its last logged loss", tutorial="0.2125", metric="logged_loss",
+            Claim(source="tutorial 0", statement="... and its last logged loss", tutorial="0.2125", metric="logged_loss",
                   fmt="{:.4f}", target=between(0.21245, 0.21255, "= 0.2125")),
         )),
         Run(name="blobs", claims=(
-            Claim(source="seed 000", statement="the same network from 64 random initialisations (vmap): mean train "
+            Claim(source="tutorial 0", statement="the same network from 64 random initialisations (vmap): mean train "
                   "accuracy", tutorial="92.90% (one initialisation)", metric="seed_accuracy_mean", fmt=PERCENT),
         )),
     ),

@@ -1,4 +1,4 @@
-"""Seed 001 on CIFAR-10: the MLP (``cifar10-mlp``) and the CNN (``cifar10-cnn``).
+"""Tutorial 1 on CIFAR-10: the MLP (``cifar10-mlp``) and the CNN (``cifar10-cnn``).
 
 Tutorial figures: MLP 49.96% test accuracy after 5 epochs (its PyTorch code
 reaches 50.37% on the shared JPEG copy); CNN 75.52% (74.39% on the shared
@@ -29,7 +29,7 @@ TUTORIAL_CNN_ACCURACY = 0.7552
 
 
 def normalize_batch(batch, key, train):
-    """uint8 images -> [-1, 1], seed 001's ``Normalize((0.5,) * 3, (0.5,) * 3)``."""
+    """uint8 images -> [-1, 1], tutorial 1's ``Normalize((0.5,) * 3, (0.5,) * 3)``."""
     return {**batch, "inputs": data_lib.normalize(batch["inputs"], "symmetric")}
 
 
@@ -124,7 +124,7 @@ def run_cnn(config: CNNConfig, run_dir: RunDir) -> dict:
 
 MLP_EXPERIMENT = Experiment(
     name="cifar10-mlp",
-    description="seed 001: CIFAR-10 MLP 3072-100-10, Adam 1e-3, 5 epochs",
+    description="tutorial 1: CIFAR-10 MLP 3072-100-10, Adam 1e-3, 5 epochs",
     config=MLPConfig,
     run=run_mlp,
     resumable=True,
@@ -132,14 +132,14 @@ MLP_EXPERIMENT = Experiment(
     vmapped=("lr",),
     claims=(
         Run(name="cifar10-mlp", quick=("epochs=1", "train_size=10000"), data="cifar10", seeds=8, quick_seeds=2, claims=(
-            Claim(source="seed 001", statement="MLP 3072-100-10, Adam 1e-3, batch 100, 5 epochs: test accuracy",
+            Claim(source="tutorial 1", statement="MLP 3072-100-10, Adam 1e-3, batch 100, 5 epochs: test accuracy",
                   tutorial="49.96%", metric="test_accuracy", fmt=PERCENT, target=at_least(0.50, ">= 50%")),
         )),
     ),
 )  # fmt: skip
 CNN_EXPERIMENT = Experiment(
     name="cifar10-cnn",
-    description="seed 001: CIFAR-10 CNN (4 conv + BN), 10 epochs; recipe=tutorial|improved",
+    description="tutorial 1: CIFAR-10 CNN (4 conv + BN), 10 epochs; recipe=tutorial|improved",
     config=CNNConfig,
     run=run_cnn,
     resumable=True,
@@ -148,12 +148,12 @@ CNN_EXPERIMENT = Experiment(
     claims=(
         Run(name="cifar10-cnn-tutorial", settings=("recipe=tutorial",), quick=("epochs=1", "train_size=5000"),
             data="cifar10", claims=(
-            Claim(source="seed 001", statement="the tutorial's CNN with the MLP's recipe, 10 epochs: test accuracy",
+            Claim(source="tutorial 1", statement="the tutorial's CNN with the MLP's recipe, 10 epochs: test accuracy",
                   tutorial="75.52% (its code: 74.39% here)", metric="test_accuracy", fmt=PERCENT,
                   target=between(0.7339, 0.7652, "74-75% +- 1")),
         )),
         Run(name="cifar10-cnn", quick=("epochs=1", "train_size=5000"), data="cifar10", claims=(
-            Claim(source="seed 001", statement="the same CNN, crops and flips, AdamW one-cycle, 10 epochs: "
+            Claim(source="tutorial 1", statement="the same CNN, crops and flips, AdamW one-cycle, 10 epochs: "
                   "test accuracy", tutorial="75.52%", metric="test_accuracy", fmt=PERCENT,
                   target=at_least(0.78, ">= 78%")),
         )),

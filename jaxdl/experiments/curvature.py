@@ -1,4 +1,4 @@
-"""The training loss's curvature on seed 001's CIFAR-10 MLP and CNN, from Hessian-vector products.
+"""The training loss's curvature on tutorial 1's CIFAR-10 MLP and CNN, from Hessian-vector products.
 
 For each network (trained here for ``epochs``, or restored from the newest
 checkpoint of an earlier ``jaxdl run cifar10-mlp`` / ``cifar10-cnn`` with
@@ -222,9 +222,9 @@ EXPERIMENT = Experiment(
                   "the exact Hessian (610 parameters): largest relative error of the top 5 eigenvalues",
                   tutorial="", metric="lanczos_exact_max_relative_error", fmt="{:.2g}",
                   target=at_most(1e-4, "<= 1e-4")),
-            Claim(source="seed 001", statement="trained CIFAR-10 MLP: the Hessian's largest eigenvalue", tutorial="",
+            Claim(source="tutorial 1", statement="trained CIFAR-10 MLP: the Hessian's largest eigenvalue", tutorial="",
                   metric="mlp_top_eigenvalue", fmt="{:.4g}"),
-            Claim(source="seed 001", statement="trained CIFAR-10 CNN: the Hessian's largest eigenvalue", tutorial="",
+            Claim(source="tutorial 1", statement="trained CIFAR-10 CNN: the Hessian's largest eigenvalue", tutorial="",
                   metric="cnn_top_eigenvalue", fmt="{:.4g}"),
         )),
     ),

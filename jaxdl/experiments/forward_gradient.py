@@ -4,7 +4,7 @@ Each step of the forward gradient runs one ``jax.jvp`` along a fresh random
 direction v ~ N(0, I) and steps along (grad f . v) v, an unbiased estimate of
 the gradient whose variance grows with the parameter count n: it is
 (n + 1) |grad f|^2. On the blob classifier (21 parameters, full batch), an MLP
-on the 8x8 digits and, where CIFAR-10 is available, seed 001's CIFAR-10 MLP
+on the 8x8 digits and, where CIFAR-10 is available, tutorial 1's CIFAR-10 MLP
 (308,310 parameters), both estimators train the same network from the same
 start with SGD for the same number of steps. Reported per network: the loss
 against steps and against seconds, the compiled step's time and temporary

@@ -1,4 +1,4 @@
-"""Seed 001's MLP or CNN on your own images: any ``split/class/image`` folder or ``.tar.gz`` of one.
+"""Tutorial 1's MLP or CNN on your own images: any ``split/class/image`` folder or ``.tar.gz`` of one.
 
 The classes and the image size come from the data (``image_size`` resizes
 images that differ), the normalisation is computed from the training split,
@@ -93,7 +93,7 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
 
 EXPERIMENT = Experiment(
     name="image-classifier",
-    description="seed 001's MLP or CNN on your own split/class/image folder (--data DIR)",
+    description="tutorial 1's MLP or CNN on your own split/class/image folder (--data DIR)",
     config=Config,
     run=run,
     resumable=True,

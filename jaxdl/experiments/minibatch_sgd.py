@@ -1,10 +1,10 @@
-"""Seed 000's minibatch SGD claims on the blob classifier: an unbiased gradient whose variance falls like 1/B.
+"""Tutorial 0's minibatch SGD claims on the blob classifier: an unbiased gradient whose variance falls like 1/B.
 
 1. The mean of many minibatch gradients (batches of B drawn uniformly without replacement) equals the
    full-batch gradient: a z-test per parameter leaf.
 2. The variance of the minibatch gradient (its trace) against B: for sampling without replacement it is
    (n - B) / (n - 1) * sigma^2 / B, so the log-log slope is -1 for B << n and steeper towards B = n;
-   seed 002's "less than linear returns" are in the time axis: a batch of B costs less than B batches of 1.
+   tutorial 2's "less than linear returns" are in the time axis: a batch of B costs less than B batches of 1.
 3. SGD with several batch sizes, from the same start, for the same number of epochs: loss against epochs
    and against wall time.
 """
@@ -115,16 +115,16 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
 
 EXPERIMENT = Experiment(
     name="minibatch-sgd",
-    description="seed 000: minibatch gradients are unbiased, their variance falls like 1/B; SGD by batch size",
+    description="tutorial 0: minibatch gradients are unbiased, their variance falls like 1/B; SGD by batch size",
     config=Config,
     run=run,
     smallest=("draws=500", "epochs=2", "sgd_batches=100,1000"),
     claims=(
         Run(name="minibatch-sgd", quick=("draws=1000", "epochs=10"), claims=(
-            Claim(source="seed 002", statement="a minibatch gradient is an unbiased estimate of the full gradient: "
+            Claim(source="tutorial 2", statement="a minibatch gradient is an unbiased estimate of the full gradient: "
                   "worst |z| over leaves", tutorial="unbiased", metric="unbiased_max_abs_z", fmt="{:.2f}",
                   target=at_most(3.5, "<= 3.5")),
-            Claim(source="seed 002", statement="its variance falls like 1/B: fitted slope for B <= 32", tutorial="-1",
+            Claim(source="tutorial 2", statement="its variance falls like 1/B: fitted slope for B <= 32", tutorial="-1",
                   metric="variance_slope_small_batches", fmt="{:.3f}", target=between(-1.15, -0.85, "-1 +- 0.15")),
         )),
     ),

@@ -1,4 +1,4 @@
-"""Seed 004's comparison network: a small MNIST MLP trained with early stopping.
+"""Tutorial 4's comparison network: a small MNIST MLP trained with early stopping.
 
 784-128-10 with ReLU, SGD lr 1e-2, batch 64, at most 3 epochs on the first
 4,096 training images, validated on the first 1,024 test images, stopping
@@ -41,7 +41,7 @@ def run(config: Config, run_dir: RunDir) -> dict:
 
 EXPERIMENT = Experiment(
     name="mnist-mlp",
-    description="seed 004: MNIST 784-128-10, SGD 1e-2, 3 epochs on 4,096 images, early stopping",
+    description="tutorial 4: MNIST 784-128-10, SGD 1e-2, 3 epochs on 4,096 images, early stopping",
     config=Config,
     run=run,
     resumable=True,
@@ -49,7 +49,7 @@ EXPERIMENT = Experiment(
     vmapped=("lr",),
     claims=(
         Run(name="mnist-mlp", data="mnist", seeds=8, quick_seeds=8, claims=(
-            Claim(source="seed 004", statement="784-128-10, SGD 1e-2, batch 64, 4,096 images, early stopping: "
+            Claim(source="tutorial 4", statement="784-128-10, SGD 1e-2, batch 64, 4,096 images, early stopping: "
                   "test accuracy", tutorial="", metric="test_accuracy", fmt=PERCENT),
         )),
     ),

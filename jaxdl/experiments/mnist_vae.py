@@ -1,4 +1,4 @@
-"""Seed 002's VAE on MNIST: 784-400-20, BCE (sum) + KL, Adam, batch 32, 10 epochs.
+"""Tutorial 2's VAE on MNIST: 784-400-20, BCE (sum) + KL, Adam, batch 32, 10 epochs.
 
 ``recipe=tutorial`` trains it as the tutorial does, Adam at a constant 1e-3.
 The default recipe changes the learning rate only: a one-cycle schedule
@@ -122,7 +122,7 @@ def _figures(config: Config, run_dir: RunDir, task: Task, params, test: data_lib
 
 EXPERIMENT = Experiment(
     name="mnist-vae",
-    description="seed 002: MNIST VAE 784-400-20, Adam, batch 32, 10 epochs; recipe=improved|tutorial; "
+    description="tutorial 2: MNIST VAE 784-400-20, Adam, batch 32, 10 epochs; recipe=improved|tutorial; "
     "conditional option",
     config=Config,
     run=run,
@@ -132,12 +132,12 @@ EXPERIMENT = Experiment(
     claims=(
         Run(name="mnist-vae-tutorial", settings=("recipe=tutorial",), quick=("epochs=1",), data="mnist", seeds=4,
             quick_seeds=2, claims=(
-            Claim(source="seed 002", statement="VAE 784-400-20, Adam 1e-3, batch 32, 10 epochs: test loss per image "
+            Claim(source="tutorial 2", statement="VAE 784-400-20, Adam 1e-3, batch 32, 10 epochs: test loss per image "
                   "(nats)", tutorial="104.73-105.22 (its code here)", metric="test_loss", fmt="{:.2f}",
                   target=between(103.73, 106.22, "104.7-105.2 +- 1")),
         )),
         Run(name="mnist-vae", quick=("epochs=1",), data="mnist", seeds=4, quick_seeds=2, claims=(
-            Claim(source="seed 002", statement="the same VAE, Adam with a one-cycle schedule, 10 epochs: test loss "
+            Claim(source="tutorial 2", statement="the same VAE, Adam with a one-cycle schedule, 10 epochs: test loss "
                   "per image (nats)", tutorial="104.73-105.22 (its code here)", metric="test_loss", fmt="{:.2f}",
                   target=at_most(104.0, "<= 104")),
         )),

@@ -1,4 +1,4 @@
-"""Seed 000's Monte Carlo claims, measured with many independent estimators at once (vmap over keys).
+"""Tutorial 0's Monte Carlo claims, measured with many independent estimators at once (vmap over keys).
 
 1. Unbiased and consistent: E[cos x] for x ~ N(mu, sigma^2) is cos(mu) exp(-sigma^2 / 2). For each
    sample size S, ``repeats`` independent estimators; their mean must sit within its confidence
@@ -122,17 +122,17 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
 
 EXPERIMENT = Experiment(
     name="monte-carlo",
-    description="seed 000: Monte Carlo unbiasedness and 1/sqrt(S) consistency, GAN loss, score vs pathwise "
+    description="tutorial 0: Monte Carlo unbiasedness and 1/sqrt(S) consistency, GAN loss, score vs pathwise "
     "gradients",
     config=Config,
     run=run,
     smallest=("max_samples=1000", "repeats=200"),
     claims=(
         Run(name="monte-carlo", quick=("repeats=200",), claims=(
-            Claim(source="seed 000", statement="the Monte Carlo estimate is unbiased: worst |z| of the mean of 1,000 "
+            Claim(source="tutorial 0", statement="the Monte Carlo estimate is unbiased: worst |z| of the mean of 1,000 "
                   "estimators", tutorial="unbiased", metric="expectation_max_abs_z", fmt="{:.2f}",
                   target=at_most(3.0, "<= 3")),
-            Claim(source="seed 000", statement="its error falls like 1/sqrt(S): fitted log-log slope", tutorial="-0.5",
+            Claim(source="tutorial 0", statement="its error falls like 1/sqrt(S): fitted log-log slope", tutorial="-0.5",
                   metric="rmse_slope", fmt="{:.3f}", target=between(-0.55, -0.45, "-0.5 +- 0.05")),
         )),
     ),

@@ -1,9 +1,9 @@
-"""Seed 002's optimizers compared: SGD, momentum, Nesterov, Adagrad, RMSProp, Adam and L-BFGS (optax),
+"""Tutorial 2's optimizers compared: SGD, momentum, Nesterov, Adagrad, RMSProp, Adam and L-BFGS (optax),
 plus SGD and momentum as pure pytree updates (jaxdl.functional.optim, tested equal to optax).
 
 On an ill-conditioned quadratic and on the Rosenbrock function each optimizer's trajectory is drawn on
 the contours; at the saddle of x^2 - y^2 + y^4 / 4 plain gradient descent stays put while a little
-gradient noise escapes; and a learning-rate range test (seed 003's "learning rate finder") sweeps the
+gradient noise escapes; and a learning-rate range test (tutorial 3's "learning rate finder") sweeps the
 rate over a few hundred steps of a real network (an MLP on the digits) and suggests one.
 """
 
@@ -177,20 +177,20 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
 
 EXPERIMENT = Experiment(
     name="optimizers",
-    description="seed 002: SGD, momentum, Nesterov, Adagrad, RMSProp, Adam, L-BFGS on a quadratic, Rosenbrock, "
+    description="tutorial 2: SGD, momentum, Nesterov, Adagrad, RMSProp, Adam, L-BFGS on a quadratic, Rosenbrock, "
     "a saddle; LR finder",
     config=Config,
     run=run,
     smallest=("steps=100", "range_steps=60"),
     claims=(
         Run(name="optimizers", quick=("steps=100", "range_steps=100"), claims=(
-            Claim(source="seed 002", statement="Rosenbrock after 300 steps: L-BFGS's f (the others stall in the "
+            Claim(source="tutorial 2", statement="Rosenbrock after 300 steps: L-BFGS's f (the others stall in the "
                   "valley)", tutorial="", metric="rosenbrock_lbfgs_final_value", fmt="{:.2g}",
                   target=at_most(1e-6, "<= 1e-6")),
-            Claim(source="seed 002", statement="at a saddle, gradient descent stalls (f stays 0) and noise escapes to "
+            Claim(source="tutorial 2", statement="at a saddle, gradient descent stalls (f stays 0) and noise escapes to "
                   "the minimum -1: f with noise", tutorial="escapes", metric="saddle_noisy_final", fmt="{:.3f}",
                   target=at_most(-0.9, "<= -0.9")),
-            Claim(source="seed 003", statement="the learning-rate finder's suggestion for a digits MLP",
+            Claim(source="tutorial 3", statement="the learning-rate finder's suggestion for a digits MLP",
                   tutorial="(future work)", metric="range_test_suggested_lr", fmt="{:.3g}"),
         )),
     ),

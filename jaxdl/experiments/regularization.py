@@ -1,4 +1,4 @@
-"""Seed 002's regularisers on an over-fitting setting: dropout, L2 weight decay, early stopping, clipping.
+"""Tutorial 2's regularisers on an over-fitting setting: dropout, L2 weight decay, early stopping, clipping.
 
 A wide MLP (784 or 64 inputs -> 512 -> 512 -> 10) trained with Adam on a few hundred images, a fifth
 of whose labels are replaced by wrong ones, over-fits: it memorises the wrong labels, so training loss
@@ -120,16 +120,16 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
 
 EXPERIMENT = Experiment(
     name="regularization",
-    description="seed 002: dropout, weight decay, early stopping, clipping on an over-fitting MLP; generalisation "
+    description="tutorial 2: dropout, weight decay, early stopping, clipping on an over-fitting MLP; generalisation "
     "gaps",
     config=Config,
     run=run,
     smallest=("n_train=100", "n_val=200", "epochs=40", "batch_size=25", "patience=3"),
     claims=(
         Run(name="regularization", quick=("epochs=20",), seeds=4, quick_seeds=2, claims=(
-            Claim(source="seed 002", statement="regularisation narrows the generalisation gap: validation accuracy, "
+            Claim(source="tutorial 2", statement="regularisation narrows the generalisation gap: validation accuracy, "
                   "none -> dropout", tutorial="", metric="dropout_gain", fmt="{:+.2%}", target=at_least(0.0, "> 0")),
-            Claim(source="seed 002", statement="... none -> early stopping", tutorial="",
+            Claim(source="tutorial 2", statement="... none -> early stopping", tutorial="",
                   metric="early_stopping_gain", fmt="{:+.2%}", target=at_least(0.0, "> 0")),
         )),
     ),

@@ -1,4 +1,4 @@
-"""Seed 004's scalar-engine run, which never finished, finished, and the speed ladder to jax.jit.
+"""Tutorial 4's scalar-engine run, which never finished, finished, and the speed ladder to jax.jit.
 
 The tutorial trains MLP(784, [64, 32, 10]) built from ``Scalar`` objects with
 MSE against one-hot targets and per-sample SGD (lr 0.05) on MNIST: about 1.1 s
@@ -213,23 +213,23 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
 
 EXPERIMENT = Experiment(
     name="scalar-engine",
-    description="seed 004: MLP(784,[64,32,10]) in the scalar engine vs NumPy vs jax.jit, same updates; "
+    description="tutorial 4: MLP(784,[64,32,10]) in the scalar engine vs NumPy vs jax.jit, same updates; "
     "divergence reported",
     config=Config,
     run=run,
     smallest=("n_train=2", "n_test=5"),
     claims=(
         Run(name="scalar-engine-tutorial", quick=("n_train=6", "n_test=100"), data="mnist", claims=(
-            Claim(source="seed 004", statement="the scalar engine's MLP(784, [64, 32, 10]) with the tutorial's init "
+            Claim(source="tutorial 4", statement="the scalar engine's MLP(784, [64, 32, 10]) with the tutorial's init "
                   "and lr 0.05: sample at which the loss stops being finite", tutorial="(run never finished)",
                   metric="diverged_at_sample", fmt="{:.0f}"),
         )),
         Run(name="scalar-engine-torch", settings=("init=torch",), quick=("n_train=6", "n_test=100"), data="mnist",
             claims=(
-            Claim(source="seed 004", statement="scalar engine, NumPy and jax.jit from PyTorch's init: largest "
+            Claim(source="tutorial 4", statement="scalar engine, NumPy and jax.jit from PyTorch's init: largest "
                   "parameter difference", tutorial="(same maths)", metric="max_param_difference_jax", fmt="{:.2g}",
                   target=at_most(1e-6, "<= 1e-6")),
-            Claim(source="seed 004", statement="seconds per sample: scalar engine over jax.jit", tutorial="",
+            Claim(source="tutorial 4", statement="seconds per sample: scalar engine over jax.jit", tutorial="",
                   metric="jax_speedup_over_scalar", fmt="{:,.0f}x", target=at_least(100.0, ">= 100x")),
         )),
     ),

@@ -1,4 +1,4 @@
-"""Seed 003's from-scratch MLP, trained twice: the NumPy reference and the same backward pass in JAX.
+"""Tutorial 3's from-scratch MLP, trained twice: the NumPy reference and the same backward pass in JAX.
 
 Both start from the same He-initialised parameters and see the same shuffled
 mini-batches (the tutorial's ``generate_mini_batches``), in float64; their
@@ -102,13 +102,13 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
 
 EXPERIMENT = Experiment(
     name="scratch-mlp",
-    description="seed 003: NumPy MLP with hand-written backprop vs the same in JAX, same init and batches",
+    description="tutorial 3: NumPy MLP with hand-written backprop vs the same in JAX, same init and batches",
     config=Config,
     run=run,
     smallest=("epochs=3",),
     claims=(
         Run(name="scratch-mlp", claims=(
-            Claim(source="seed 003", statement="hand-written backprop in NumPy against the same network in JAX: "
+            Claim(source="tutorial 3", statement="hand-written backprop in NumPy against the same network in JAX: "
                   "largest loss-curve gap", tutorial="(same maths)", metric="max_loss_curve_gap", fmt="{:.2g}",
                   target=at_most(1e-6, "<= 1e-6")),
         )),

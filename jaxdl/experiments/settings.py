@@ -309,7 +309,7 @@ class CNNConfig(EngineSettings):
 @dataclasses.dataclass(frozen=True)
 class ImageClassifierConfig(EngineSettings):
     data: str = setting("", "your split/class/image folder or a .tar.gz of one (required)")
-    model: Literal["cnn", "mlp"] = setting("cnn", "seed 001's CNN (4 conv + batch norm) or its MLP")
+    model: Literal["cnn", "mlp"] = setting("cnn", "tutorial 1's CNN (4 conv + batch norm) or its MLP")
     image_size: str = setting("", "HxW every image is resized to, e.g. 32x32; empty: the images' own (all alike)")
     hidden: int = setting(100, "hidden units of the MLP", ge=1, applies_if=("model", "mlp"))
     drop_rate: float = setting(0.5, "dropout of the CNN's dense layer", ge=0, lt=1, applies_if=("model", "cnn"))

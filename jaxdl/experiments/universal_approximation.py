@@ -1,4 +1,4 @@
-"""Seed 000's universal approximation theorem, measured: one hidden layer of N sigmoids fits a continuous function.
+"""Tutorial 0's universal approximation theorem, measured: one hidden layer of N sigmoids fits a continuous function.
 
 G^N(x) = sum_j alpha_j sigmoid(w_j . x + theta_j) (+ a bias) is fitted by full-batch Adam (one compiled
 ``lax.scan`` per width) to f(x) = sin(2 pi x) + 0.5 cos(5 pi x) on [0, 1] and to
@@ -100,13 +100,13 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
 
 EXPERIMENT = Experiment(
     name="universal-approximation",
-    description="seed 000: one hidden layer of N sigmoids fitting 1-D and 2-D functions; max error against N",
+    description="tutorial 0: one hidden layer of N sigmoids fitting 1-D and 2-D functions; max error against N",
     config=Config,
     run=run,
     smallest=("widths=1,16", "steps=1500", "points=40"),
     claims=(
         Run(name="universal-approximation", quick=("steps=1000",), claims=(
-            Claim(source="seed 000", statement="one hidden layer of N sigmoids approximates a continuous function: "
+            Claim(source="tutorial 0", statement="one hidden layer of N sigmoids approximates a continuous function: "
                   "max error at N = 1 over N = 64 (1-D)", tutorial="error -> 0 as N grows", metric="error_ratio_1d",
                   fmt="{:.3g}x", target=at_least(10.0, ">= 10x")),
         )),

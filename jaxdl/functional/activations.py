@@ -1,4 +1,4 @@
-"""Activation functions (seed 002's list), written out so the maths is visible.
+"""Activation functions (tutorial 2's list), written out so the maths is visible.
 
 Each is elementwise except :func:`maxout`, which takes the maximum over groups
 of features. Branches are arranged so that no unselected branch overflows,

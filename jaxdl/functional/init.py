@@ -1,7 +1,7 @@
 """Weight initialisers with the ``(key, shape, dtype) -> array`` signature of
 ``jax.nn.initializers``, for dense kernels laid out ``(fan_in, fan_out)``.
 
-``he_normal`` is the NumPy tutorial's (seed 003) plain Gaussian with variance
+``he_normal`` is the NumPy tutorial's (tutorial 3) plain Gaussian with variance
 2 / fan_in (``jax.nn.initializers.he_normal`` truncates, this does not);
 ``torch_linear_kernel`` / ``torch_linear_bias`` draw what PyTorch's
 ``nn.Linear`` draws by default, so runs can be compared with the tutorials.
@@ -70,7 +70,7 @@ def torch_linear_bias(fan_in: int) -> Initializer:
 
 
 def zeros(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
-    """All zeros (the key is unused): the symmetric start seed 003 warns against for weights."""
+    """All zeros (the key is unused): the symmetric start tutorial 3 warns against for weights."""
     del key
     return jnp.zeros(shape, dtype)
 

@@ -1,4 +1,4 @@
-"""Plain SGD and momentum written as pure pytree updates (seed 003's ``update_parameters``).
+"""Plain SGD and momentum written as pure pytree updates (tutorial 3's ``update_parameters``).
 
 Each optimizer is an ``(init, update)`` pair with optax's signature,
 ``update(grads, state, params) -> (updates, state)``, its state a NamedTuple,
@@ -19,7 +19,7 @@ class SGDState(NamedTuple):
 
 
 def sgd(learning_rate: float) -> optax.GradientTransformation:
-    """Seed 003's ``update_parameters`` for any pytree: p <- p - lr * dp."""
+    """Tutorial 3's ``update_parameters`` for any pytree: p <- p - lr * dp."""
 
     def init(params):
         del params

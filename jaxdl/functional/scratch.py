@@ -1,4 +1,4 @@
-"""Seed 003's multilayer perceptron from scratch, in NumPy and again in JAX, both with hand-written backprop.
+"""Tutorial 3's multilayer perceptron from scratch, in NumPy and again in JAX, both with hand-written backprop.
 
 Layout as in the tutorial: examples are *columns*, X (n_0, m), Y (1, m);
 layer l has W{l} (n_l, n_{l-1}) and b{l} (n_l, 1); hidden layers use ReLU,

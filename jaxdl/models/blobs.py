@@ -1,4 +1,4 @@
-"""Seed 000's blob classifier: ``Linear(2, 5) -> Linear(5, 1) -> Sigmoid``.
+"""Tutorial 0's blob classifier: ``Linear(2, 5) -> Linear(5, 1) -> Sigmoid``.
 
 There is no nonlinearity between the two linear layers, so the network is a
 logistic regression in disguise: its decision boundary is a straight line.

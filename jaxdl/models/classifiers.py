@@ -1,4 +1,4 @@
-"""Seed 001's CIFAR-10 MLP and CNN, and seed 004's small MNIST MLP, as Flax modules.
+"""Tutorial 1's CIFAR-10 MLP and CNN, and tutorial 4's small MNIST MLP, as Flax modules.
 
 Every dense and convolution layer is initialised as PyTorch initialises it by
 default (``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for weights and biases), and
@@ -64,7 +64,7 @@ def _flatten(x: jax.Array) -> jax.Array:
 
 
 class MLP(nn.Module):
-    """Seed 001's CIFAR-10 MLP: flatten -> Linear(3072, hidden) -> ReLU -> Linear(hidden, 10)."""
+    """Tutorial 1's CIFAR-10 MLP: flatten -> Linear(3072, hidden) -> ReLU -> Linear(hidden, 10)."""
 
     hidden: int = 100
     num_classes: int = 10
@@ -77,7 +77,7 @@ class MLP(nn.Module):
 
 
 class SmallMLP(MLP):
-    """Seed 004's comparison network: flatten -> Linear(784, 128) -> ReLU -> Linear(128, 10)."""
+    """Tutorial 4's comparison network: flatten -> Linear(784, 128) -> ReLU -> Linear(128, 10)."""
 
     hidden: int = 128
 
@@ -319,7 +319,7 @@ class Conv3x3(nn.Module):
 
 
 class CNN(nn.Module):
-    """Seed 001's CIFAR-10 CNN (591,914 parameters, as PyTorch counts them).
+    """Tutorial 1's CIFAR-10 CNN (591,914 parameters, as PyTorch counts them).
 
     Four 3x3 convolutions (3->32 s1, 32->32 s2, 32->64 s1, 64->64 s2), each
     followed by batch norm and leaky ReLU; flatten; Linear(4096, 128), batch

@@ -1,4 +1,4 @@
-"""Seed 002's variational autoencoder on MNIST, its reparameterisation and its loss, in one place.
+"""Tutorial 2's variational autoencoder on MNIST, its reparameterisation and its loss, in one place.
 
 Encoder 784 -> 400 (ReLU) -> (mean, log-variance) of a 20-D Gaussian;
 decoder 20 -> 400 (ReLU) -> 784 Bernoulli logits. The loss per image is the

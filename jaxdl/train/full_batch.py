@@ -1,6 +1,6 @@
 """Full-batch gradient descent with the whole run compiled as one ``lax.scan``.
 
-For data that fits in one batch (seed 000's 1,000 blobs), an epoch is one
+For data that fits in one batch (tutorial 0's 1,000 blobs), an epoch is one
 step, so the epoch loop itself can live inside XLA: no Python and no dispatch
 between epochs.
 """
