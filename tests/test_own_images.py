@@ -161,7 +161,7 @@ def test_instruments_as_a_fit_callback_from_python(tmp_path):
     task = jaxdl.Task(jaxdl.SmallMLP(), jaxdl.classification_loss, unit_pixels)
     state, key = jaxdl.init_state(task, optax.sgd(0.1), train, jax.random.key(0))
     instruments = Instruments(task, train.arrays(32), every=2)
-    result = jaxdl.fit(task, state, train, epochs=4, batch_size=32, key=key, callbacks=[instruments],
+    result = jaxdl.fit(task, state, train, epochs=4, batch_size=32, key=key, hooks=[instruments],
                        log=lambda line: None)  # fmt: skip
     assert ["diagnostics" in r for r in result.history] == [False, True, False, True]
     assert set(result.history[1]["diagnostics"]["parameters"]) == {"fc1", "fc2"}

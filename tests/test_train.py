@@ -13,7 +13,7 @@ from jaxdl.experiments import mnist_vae
 from jaxdl.experiments.common import unit_pixels
 from jaxdl.models import CNN, VAE, SmallMLP, vae_loss
 from jaxdl.rundir import RunDir, read_history
-from jaxdl.train.fit import fit
+from jaxdl.train.fit import EarlyStopper, EarlyStopping, Hook, _Run, fit
 from jaxdl.train.state import TrainState, init_state
 from jaxdl.train.steps import averages, make_epoch_fns, make_train_step
 from jaxdl.train.task import Task, classification_loss
@@ -155,3 +155,55 @@ def test_fit_takes_a_dataset_and_evaluates_one(digits):
     result = fit(task, state, train, epochs=2, batch_size=64, key=shuffle_key, log=lambda s: None)
     scores = result.evaluate(test)
     assert set(scores) == {"loss", "accuracy"} and scores["accuracy"] > 0.7
+
+
+class _CountEpochs(Hook):
+    """A hook of one's own: counts the epochs into their records, stops after ``stop_after``, and keeps its
+    count in the checkpoints."""
+
+    name = "counted"
+
+    def __init__(self, stop_after=None):
+        self.count, self.stop_after = 0, stop_after
+
+    def after_epoch(self, end):
+        self.count += 1
+        end.record["counted"] = self.count
+        if self.count == self.stop_after:
+            end.active[:] = False
+
+    def saved(self):
+        return self.count
+
+    def restore(self, saved):
+        self.count = saved
+
+
+def test_a_hook_of_ones_own_adds_to_the_record_stops_training_and_resumes_with_its_state(digits, tmp_path):
+    task = Task(SmallMLP(), classification_loss, unit_pixels)
+    state = make_state(task, digits, optax.sgd(0.1))
+    run = dict(batch_size=32, key=jax.random.PRNGKey(0), log=lambda s: None)  # noqa: C408
+    stopped = fit(task, state, digits, epochs=5, hooks=[_CountEpochs(stop_after=2)], **run)
+    assert stopped.stopped_early and stopped.epochs_run == 2
+    assert [r["counted"] for r in stopped.history] == [1, 2]
+    fit(task, state, digits, epochs=2, hooks=[_CountEpochs()], run_dir=RunDir(tmp_path), **run)
+    (tmp_path / "config.json").write_text("{}")  # what marks a run directory (written by the runner)
+    resumed = fit(task, state, digits, epochs=4, hooks=[_CountEpochs()], run_dir=RunDir(tmp_path, resume=True),
+                  resume=True, **run)  # fmt: skip
+    assert [r["counted"] for r in resumed.history] == [1, 2, 3, 4]  # the count came back from the checkpoint
+    assert [r["counted"] for r in read_history(tmp_path / "history.jsonl")] == [1, 2, 3, 4]
+
+
+def test_checkpoint_records_of_the_format_before_resume_and_a_newer_format_is_refused():
+    hooks = [EarlyStopper(patience=3, replicas=1, log=print, numbered=False)]
+    run = _Run(1)
+    before = {"epoch": 2, "steps_done": 8, "history": [{"epoch": 1}, {"epoch": 2}],  # one run's record, before 2026-12
+              "early_stopping": {"patience": 3, "best_loss": 0.5, "best_epoch": 1, "bad_epochs": 1}}  # fmt: skip
+    run.restore(before, steps_per_epoch=8, hooks=hooks)
+    assert (run.epoch, run.steps_done, run.active.tolist(), run.diverged.tolist()) == (3, 0, [True], [False])
+    assert hooks[0].stoppers == [EarlyStopping(patience=3, best_loss=0.5, best_epoch=1, bad_epochs=1)]
+    again = _Run(1)
+    again.restore(run.record(2, 8, None, hooks), steps_per_epoch=8, hooks=hooks)  # this format round-trips
+    assert (again.epoch, again.history, hooks[0].stoppers[0].best_loss) == (3, before["history"], 0.5)
+    with pytest.raises(JaxdlError, match="^a checkpoint record of format 3; this jaxdl reads formats 1 and 2$"):
+        _Run(1).restore({**before, "format": 3}, steps_per_epoch=8, hooks=hooks)

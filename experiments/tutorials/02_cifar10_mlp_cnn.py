@@ -133,7 +133,7 @@ cnn_task = jaxdl.Task(jaxdl.CNN(), jaxdl.classification_loss, symmetric)
 state, shuffle_key = jaxdl.init_state(cnn_task, optax.adam(1e-3), train, jax.random.key(0))
 instruments = Instruments(cnn_task, {k: v[:100] for k, v in train.items()})
 cnn_result = jaxdl.fit(cnn_task, state, train, epochs=CNN_EPOCHS, batch_size=100, key=shuffle_key,
-                       callbacks=[instruments], log=quiet)  # fmt: skip
+                       hooks=[instruments], log=quiet)  # fmt: skip
 cnn_accuracy = cnn_result.evaluate(test)["accuracy"]
 print(
     f"CNN test accuracy {100 * cnn_accuracy:.2f}% (tutorial 75.52%); {cnn_result.examples_per_second:,.0f} examples/s"

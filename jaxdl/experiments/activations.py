@@ -136,8 +136,8 @@ EXPERIMENT = Experiment(
     smallest=("depth=8", "steps=5"),
     claims=(
         Run(name="activations", quick=("steps=50",), claims=(
-            Claim(source="tutorial 2", statement="sigmoid gradients vanish with depth: layer-1 / layer-20 gradient norm "
-                  "at init", tutorial="vanishing", metric="sigmoid_first_over_last_at_init", fmt="{:.2g}",
+            Claim(source="tutorial 2", statement="sigmoid gradients vanish with depth: layer-1 / layer-20 "
+                  "gradient norm at init", tutorial="vanishing", metric="sigmoid_first_over_last_at_init", fmt="{:.2g}",
                   target=at_most(1e-3, "<= 1e-3")),
             Claim(source="tutorial 2", statement="... and ReLU's do not", tutorial="",
                   metric="relu_first_over_last_at_init", fmt="{:.2g}", target=at_least(1e-2, ">= 1e-2")),

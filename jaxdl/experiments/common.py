@@ -115,7 +115,7 @@ def train_and_test(
             resume=run_dir.resume,
             mesh=parallel.data_mesh(config.devices),
             chunk_seconds=config.chunk_seconds,
-            callbacks=[instruments] if instruments else (),
+            hooks=[instruments] if instruments else (),
         )
         test_metrics = result.evaluate(test)
         if instruments:

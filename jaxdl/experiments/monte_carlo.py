@@ -132,8 +132,8 @@ EXPERIMENT = Experiment(
             Claim(source="tutorial 0", statement="the Monte Carlo estimate is unbiased: worst |z| of the mean of 1,000 "
                   "estimators", tutorial="unbiased", metric="expectation_max_abs_z", fmt="{:.2f}",
                   target=at_most(3.0, "<= 3")),
-            Claim(source="tutorial 0", statement="its error falls like 1/sqrt(S): fitted log-log slope", tutorial="-0.5",
-                  metric="rmse_slope", fmt="{:.3f}", target=between(-0.55, -0.45, "-0.5 +- 0.05")),
+            Claim(source="tutorial 0", statement="its error falls like 1/sqrt(S): fitted log-log slope",
+                  tutorial="-0.5", metric="rmse_slope", fmt="{:.3f}", target=between(-0.55, -0.45, "-0.5 +- 0.05")),
         )),
     ),
 )  # fmt: skip

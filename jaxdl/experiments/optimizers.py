@@ -187,9 +187,9 @@ EXPERIMENT = Experiment(
             Claim(source="tutorial 2", statement="Rosenbrock after 300 steps: L-BFGS's f (the others stall in the "
                   "valley)", tutorial="", metric="rosenbrock_lbfgs_final_value", fmt="{:.2g}",
                   target=at_most(1e-6, "<= 1e-6")),
-            Claim(source="tutorial 2", statement="at a saddle, gradient descent stalls (f stays 0) and noise escapes to "
-                  "the minimum -1: f with noise", tutorial="escapes", metric="saddle_noisy_final", fmt="{:.3f}",
-                  target=at_most(-0.9, "<= -0.9")),
+            Claim(source="tutorial 2", statement="at a saddle, gradient descent stalls (f stays 0) and noise "
+                  "escapes to the minimum -1: f with noise", tutorial="escapes", metric="saddle_noisy_final",
+                  fmt="{:.3f}", target=at_most(-0.9, "<= -0.9")),
             Claim(source="tutorial 3", statement="the learning-rate finder's suggestion for a digits MLP",
                   tutorial="(future work)", metric="range_test_suggested_lr", fmt="{:.3g}"),
         )),

@@ -1,7 +1,7 @@
 """The training engine: state, tasks, compiled steps and epochs, the fit loop, timing."""
 
 from jaxdl.train.checkpoint import Checkpoints
-from jaxdl.train.fit import EarlyStopping, FitResult, fit
+from jaxdl.train.fit import EarlyStopping, EpochEnd, FitResult, Hook, fit
 from jaxdl.train.full_batch import full_batch_scan
 from jaxdl.train.replicas import init_replicas, injected, replica
 from jaxdl.train.state import TrainState, init_state, raw_key
@@ -12,7 +12,9 @@ from jaxdl.train.timing import compile_ahead, median_seconds, timed_call
 __all__ = [
     "Checkpoints",
     "EarlyStopping",
+    "EpochEnd",
     "FitResult",
+    "Hook",
     "Task",
     "TrainState",
     "averages",

@@ -173,23 +173,154 @@ def train_in_chunks(
 
 
 @dataclasses.dataclass
-class _Position:
-    """Where a run resumes: the epoch, steps of it already done, and their per-step sums."""
+class EpochEnd:
+    """A finished epoch as :func:`fit`'s hooks see it; they run in order and may change it.
 
-    epoch: int = 1
-    steps_done: int = 0
-    step_sums: dict[str, np.ndarray] | None = None
+    Attributes:
+      epoch: its number (1-based, counting the epochs of a resumed run).
+      state: the TrainState after it (stacked with replicas).
+      record: its history record: ``train_*``, ``val_*`` (and ``replicas`` with replicas); a hook
+        adds its own entries here.
+      active: which replicas go on training (``(R,)``; R = 1 for one run); a hook clears one to stop it.
+    """
+
+    epoch: int
+    state: TrainState
+    record: dict[str, Any]
+    active: np.ndarray
 
 
-def _resume(
-    checkpoints: Checkpoints | None,
-    state: TrainState,
-    run_dir: RunDir | None,
-    stopping: list[EarlyStopping],
-    steps_per_epoch: int,
-    log: Callable[[str], None],
-) -> tuple[TrainState, list[dict[str, Any]], list[EarlyStopping], _Position, dict[str, Any]]:
-    """The newest good checkpoint's state, history, early-stopping record and position.
+class Hook:
+    """One concern of the epoch loop: called by :func:`fit` after every epoch, in the order given.
+
+    Override :meth:`after_epoch`, and, for what a resumed run must find again, :meth:`saved` and
+    :meth:`restore` (their value goes into each checkpoint's record under the hook's ``name``).
+    For example, a hook that ends training once the training loss is below a level::
+
+        class StopBelow(Hook):
+            def __init__(self, level):
+                self.level = level
+
+            def after_epoch(self, end):
+                if end.record["train_loss"] < self.level:
+                    end.active[:] = False
+
+        fit(task, state, train, epochs=50, batch_size=100, key=key, hooks=[StopBelow(0.05)])
+    """
+
+    name: str = ""  # its entry in a checkpoint's record; "" saves nothing
+
+    def after_epoch(self, end: EpochEnd) -> None:
+        """Reads the finished epoch; may add entries to ``end.record`` or clear ``end.active``."""
+
+    def saved(self) -> Any:
+        """What a checkpoint keeps of this hook (JSON)."""
+
+    def restore(self, saved: Any) -> None:
+        """Takes back what :meth:`saved` returned, when a run resumes."""
+
+
+class EarlyStopper(Hook):
+    """Early stopping on the validation loss, one :class:`EarlyStopping` per replica."""
+
+    name = "early_stopping"
+
+    def __init__(self, patience: int | None, replicas: int, log: Callable[[str], None], numbered: bool):
+        self.patience, self.log, self.numbered = patience, log, numbered
+        self.stoppers = [EarlyStopping(patience) for _ in range(replicas)]
+
+    def after_epoch(self, end: EpochEnd) -> None:
+        losses = end.record["replicas"]["val_loss"] if "replicas" in end.record else [end.record["val_loss"]]
+        for i, (stopper, loss) in enumerate(zip(self.stoppers, losses, strict=True)):
+            if end.active[i] and stopper.update(end.epoch, math.inf if loss is None else loss):
+                end.active[i] = False
+                which = f" replica {i}" if self.numbered else ""
+                self.log(
+                    f"early stopping{which}: validation loss has not improved for {self.patience} epochs "
+                    f"(best {stopper.best_loss:.4f} at epoch {stopper.best_epoch})"
+                )
+
+    def saved(self) -> list[dict[str, Any]]:
+        return [dataclasses.asdict(s) for s in self.stoppers]
+
+    def restore(self, saved: Any) -> None:
+        saved = saved if isinstance(saved, list) else [saved]  # a single run's record before 2026-12 is one dict
+        self.stoppers = [
+            dataclasses.replace(s, **{k: v for k, v in r.items() if k != "patience"})
+            for s, r in zip(self.stoppers, saved, strict=True)
+        ]
+
+
+class _History(Hook):
+    """Appends each epoch's record to the run's history (and its history.jsonl) and logs its line."""
+
+    def __init__(self, run: _Run, run_dir: RunDir | None, epochs: int, log: Callable[[str], None]):
+        self.run, self.run_dir, self.epochs, self.log = run, run_dir, epochs, log
+
+    def after_epoch(self, end: EpochEnd) -> None:
+        self.run.history.append(end.record)
+        if self.run_dir:
+            self.run_dir.append_history([end.record])
+        self.log(_epoch_line(end.record, self.epochs))
+
+
+class _Callback(Hook):
+    """An :data:`EpochCallback` as a hook: its returned entries are added to the epoch's record."""
+
+    def __init__(self, callback: EpochCallback):
+        self.callback = callback
+
+    def after_epoch(self, end: EpochEnd) -> None:
+        end.record.update(self.callback(end.epoch, end.state, dict(end.record)) or {})
+
+
+@dataclasses.dataclass
+class _Run:
+    """What a checkpoint keeps besides the TrainState: where the run is, its history, which replicas go
+    on (``active``) and which diverged, and the hooks' records. One run is one replica (R = 1)."""
+
+    replicas: int
+    epoch: int = 1  # the epoch to run next
+    steps_done: int = 0  # of that epoch, when a stop cut it
+    step_sums: dict[str, np.ndarray] | None = None  # those steps' sums
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    active: np.ndarray = None  # type: ignore[assignment]
+    diverged: np.ndarray = None  # type: ignore[assignment]
+
+    def __post_init__(self):
+        self.active, self.diverged = np.ones(self.replicas, bool), np.zeros(self.replicas, bool)
+
+    def record(
+        self, epoch: int, done: int, step_sums: dict[str, np.ndarray] | None, hooks: Sequence[Hook]
+    ) -> dict[str, Any]:
+        record = {"format": 2, "epoch": epoch, "steps_done": done, "history": self.history,
+                  "active": self.active.tolist(), "diverged": self.diverged.tolist()}  # fmt: skip
+        record.update({hook.name: hook.saved() for hook in hooks if hook.name})
+        if step_sums is not None:  # float32 values are exact in JSON's doubles
+            record["step_sums"] = {k: [v.tolist(), v.dtype.str] for k, v in step_sums.items()}
+        return record
+
+    def restore(self, record: dict[str, Any], steps_per_epoch: int, hooks: Sequence[Hook]) -> None:
+        """Takes back a checkpoint's record (format 2, or the one before it, which had no ``format``)."""
+        if record.get("format", 1) not in (1, 2):
+            raise JaxdlError(f"a checkpoint record of format {record['format']}; this jaxdl reads formats 1 and 2")
+        self.history = record["history"]
+        self.active = np.asarray(record.get("active", self.active), bool)
+        self.diverged = np.asarray(record.get("diverged", self.diverged), bool)
+        for hook in hooks:
+            if hook.name in record:
+                hook.restore(record[hook.name])
+        done = record.get("steps_done", steps_per_epoch)
+        if done >= steps_per_epoch:
+            self.epoch, self.steps_done, self.step_sums = record["epoch"] + 1, 0, None
+        else:  # saved mid-epoch: finish that epoch from its next step
+            self.epoch, self.steps_done = record["epoch"], done
+            self.step_sums = {k: np.asarray(v[0], dtype=v[1]) for k, v in record["step_sums"].items()}
+
+
+def _restore_newest(checkpoints: Checkpoints | None, state: TrainState, run_dir: RunDir | None,
+                    log: Callable[[str], None]) -> tuple[TrainState, dict[str, Any], int]:  # fmt: skip
+    """The newest good checkpoint's state, record and step.
 
     A damaged checkpoint is reported and moved aside (to ``checkpoints-damaged/``)
     once an older good one is found; if none is good, nothing is moved.
@@ -208,28 +339,11 @@ def _resume(
             continue
         for bad in damaged:
             log(f"moved the damaged checkpoint {bad} to {checkpoints.set_aside(bad)}; resuming from checkpoint {step}")
-        break
-    else:
-        raise JaxdlError(
-            f"{{resume}}: every checkpoint in {checkpoints.directory} is damaged "
-            f"(steps {', '.join(map(str, steps))}); start again with {{overwrite}}"
-        )
-    saved = record["early_stopping"]
-    saved = saved if isinstance(saved, list) else [saved]  # one run's record is one dict
-    stopping = [
-        dataclasses.replace(s, **{k: v for k, v in r.items() if k != "patience"})
-        for s, r in zip(stopping, saved, strict=True)
-    ]
-    # history.jsonl may hold an epoch that ran after this checkpoint: rewrite it.
-    run_dir.write_history(record["history"])
-    done = record.get("steps_done", steps_per_epoch)
-    if done >= steps_per_epoch:
-        position = _Position(record["epoch"] + 1)
-    else:  # saved mid-epoch: finish that epoch from its next step
-        sums = {k: np.asarray(v[0], dtype=v[1]) for k, v in record["step_sums"].items()}
-        position = _Position(record["epoch"], done, sums)
-    log(f"resumed from checkpoint {step} ({_where(record['epoch'], done, steps_per_epoch)}) in {checkpoints.directory}")
-    return state, record["history"], stopping, position, record
+        return state, record, step
+    raise JaxdlError(
+        f"{{resume}}: every checkpoint in {checkpoints.directory} is damaged "
+        f"(steps {', '.join(map(str, steps))}); start again with {{overwrite}}"
+    )
 
 
 def _where(epoch: int, done: int, steps_per_epoch: int) -> str:
@@ -251,13 +365,15 @@ def fit(
     resume: bool = False,
     mesh: Mesh | None = None,
     chunk_seconds: float = 10.0,
-    callbacks: Sequence[EpochCallback] = (),
+    hooks: Sequence[Hook | EpochCallback] = (),
     log: Callable[[str], None] = print,
 ) -> FitResult:
     """Trains ``state`` for ``epochs`` epochs, in compiled chunks of steps.
 
     Each epoch runs as compiled chunks of about ``chunk_seconds`` (a whole epoch
     when it is shorter); the result is bitwise the same however it is chunked.
+    After each epoch: the non-finite-loss guard, the epoch's record, the ``hooks``,
+    early stopping, the history and a checkpoint, in that order.
     With a ``run_dir``, SIGTERM or Ctrl-C stops the run at the end of the chunk
     under way: it saves a checkpoint of that step (with the epoch's partial
     metrics), and raises :class:`jaxdl.errors.Stopped`; ``resume=True`` then
@@ -273,7 +389,7 @@ def fit(
       key: PRNG key for shuffling (typed or raw); epoch e shuffles with ``fold_in(key, e)``.
         One key per replica (``(R, 2)`` raw, or ``(R,)`` typed) trains a stacked state of R
         replicas (:func:`jaxdl.train.init_replicas`) in one vmapped program: early stopping
-        and the NaN guard then act per replica, and callbacks receive the stacked state.
+        and the guard then act per replica, and hooks receive the stacked state.
       val_data: evaluated after every epoch; early stopping watches its loss.
       run_dir: where history.jsonl and checkpoints/ go (None: neither, and
         signals keep their usual effect).
@@ -283,9 +399,9 @@ def fit(
       mesh: the devices each batch is split over (default: every device JAX sees);
         ``batch_size`` must divide over it.
       chunk_seconds: the longest a stop request waits for the steps under way.
-      callbacks: each is called after every epoch as ``callback(epoch, state, record)``
-        and may return entries to add to the epoch's history record
-        (:class:`jaxdl.train.instruments.Instruments` adds layer statistics).
+      hooks: :class:`Hook` objects (:class:`jaxdl.train.instruments.Instruments` adds layer
+        statistics), or functions ``callback(epoch, state, record)`` returning entries to add to
+        the epoch's record.
       log: where the per-epoch line goes.
 
     Returns:
@@ -296,10 +412,110 @@ def fit(
         and step; earlier checkpoints are kept), or there is nothing to resume.
       Stopped: a signal stopped the run after its checkpoint was saved.
     """
-    train_data = as_arrays(train_data)
-    val_data = as_arrays(val_data)
-    key = raw_key(key)
+    train_data, val_data, key = as_arrays(train_data), as_arrays(val_data), raw_key(key)
     replicas = None if key.ndim == 1 else key.shape[0]
+    _check_arguments(state, train_data, val_data, batch_size, patience, replicas)
+    fns = make_epoch_fns(task, batch_size, len(next(iter(train_data.values()))), mesh=mesh, replicas=replicas)
+    data, val = fns.place_train(train_data), (fns.place(val_data) if val_data is not None else None)
+    run = _Run(replicas or 1)
+    hooks = [
+        *(h if isinstance(h, Hook) else _Callback(h) for h in hooks),
+        _History(run, run_dir, epochs, log),
+        *([EarlyStopper(patience, run.replicas, log, numbered=replicas is not None)] if val is not None else []),
+    ]
+    checkpoints = Checkpoints(run_dir.path / "checkpoints", keep_checkpoints) if run_dir else None
+    if resume:
+        state = _resume(checkpoints, state, run, hooks, run_dir, fns.steps_per_epoch, log)
+    state = fns.place_state(state)
+
+    def save(epoch: int, done: int, step_sums: dict[str, np.ndarray] | None = None) -> int:
+        step = (epoch - 1) * fns.steps_per_epoch + done
+        checkpoints.save(step, state, run.record(epoch, done, step_sums, hooks))
+        return step
+
+    train_steps, evaluate, zero_sums, compile_seconds = _compile(fns, state, data, val, key)
+
+    chunks = ChunkSizer(chunk_seconds, fns.steps_per_epoch)
+    agree = agree_across_processes if jax.process_count() > 1 else _same
+    train_seconds, stopped_early, examples_run, step_losses = 0.0, False, 0, []
+    with (
+        progress_bar(epochs - run.epoch + 1, "training", unit="epoch") as bar,
+        StopRequests(enabled=checkpoints is not None) as stop_requests,
+    ):
+        for epoch in range(run.epoch, epochs + 1):
+            first = run.steps_done if epoch == run.epoch else 0
+            trained = run.active.copy()  # the replicas this epoch trains (the others are frozen)
+            sums = fns.place(run.step_sums if first else zero_sums)
+            state, sums, done, epoch_seconds = train_in_chunks(
+                train_steps, state, data, fns.epoch_batches(key, epoch, run.active), sums, first, chunks,
+                lambda: stop_requests.requested, agree,
+            )  # fmt: skip
+            step_sums = jax.device_get(sums)
+            if done < fns.steps_per_epoch:  # stopped by a signal
+                _guard({k: v[:done] for k, v in step_sums.items()}, epoch, trained, run, replicas, checkpoints, log)
+                step = save(epoch, done, step_sums)
+                run_dir.write_history(run.history)  # the finished epochs, even if none
+                raise _stopped(stop_requests, step, _where(epoch, done, fns.steps_per_epoch), checkpoints)
+            step_losses.append(_guard(step_sums, epoch, trained, run, replicas, checkpoints, log))
+            examples = (done - first) * run.replicas * batch_size
+            train_seconds, examples_run = train_seconds + epoch_seconds, examples_run + examples
+            val_sums = evaluate(state, val) if evaluate is not None else None
+            record = _record(epoch, step_sums, val_sums, run, trained, replicas)
+            record.update(seconds=epoch_seconds, examples_per_second=examples / max(epoch_seconds, 1e-12))
+            bar.clear()  # before the hooks' lines
+            end = EpochEnd(epoch, state, record, run.active)
+            for hook in hooks:  # the caller's, then the history and early stopping
+                hook.after_epoch(end)
+            if checkpoints:
+                step = save(epoch, fns.steps_per_epoch)
+            bar.update()
+            if not run.active.any():
+                stopped_early = True
+                break
+            if agree(chunks.size, stop_requests.requested)[1] and epoch < epochs:
+                raise _stopped(stop_requests, step, _where(epoch, done, fns.steps_per_epoch), checkpoints)
+    if checkpoints:
+        checkpoints.close()
+    losses = np.concatenate(step_losses) if step_losses else np.zeros((0, run.replicas))
+    return FitResult(
+        state=state,
+        history=run.history,
+        epochs_run=len(step_losses),
+        stopped_early=stopped_early,
+        compile_seconds=compile_seconds,
+        train_seconds=train_seconds,
+        examples_per_second=examples_run / max(train_seconds, 1e-12),
+        fns=fns,
+        step_losses=losses if replicas else losses[:, 0],
+        diverged=run.diverged if replicas else None,
+    )
+
+
+def _resume(checkpoints: Checkpoints | None, state: TrainState, run: _Run, hooks: Sequence[Hook],
+            run_dir: RunDir | None, steps_per_epoch: int, log: Callable[[str], None]) -> TrainState:  # fmt: skip
+    """The newest good checkpoint's state; ``run`` and the hooks take back its record."""
+    state, record, step = _restore_newest(checkpoints, state, run_dir, log)
+    run.restore(record, steps_per_epoch, hooks)
+    run_dir.write_history(run.history)  # history.jsonl may hold an epoch run after this checkpoint
+    where = _where(record["epoch"], run.steps_done or steps_per_epoch, steps_per_epoch)
+    log(f"resumed from checkpoint {step} ({where}) in {checkpoints.directory}")
+    return state
+
+
+def _compile(fns: EpochFns, state: TrainState, data: dict, val: dict | None, key: jax.Array):
+    """(train_steps, evaluate, an epoch's zero sums on the host, seconds): compiled ahead of training."""
+    start = time.perf_counter()
+    zero_sums = fns.zero_sums(state, data)  # placed afresh for each epoch (the loop donates them)
+    first = (fns.epoch_batches(key, 1), fns.place(zero_sums), np.int32(0), np.int32(1))
+    train_steps = fns.train_steps.lower(state, data, *first).compile()
+    if fns.replicas:  # before training: XLA knows what the program needs
+        check_memory(_compiled_bytes(train_steps), f"{fns.replicas} replicas")
+    evaluate = fns.evaluate.lower(state, val).compile() if val is not None else None
+    return train_steps, evaluate, zero_sums, time.perf_counter() - start
+
+
+def _check_arguments(state: TrainState, train_data: dict, val_data: dict | None, batch_size: int,
+                     patience: int | None, replicas: int | None) -> None:  # fmt: skip
     if replicas is not None and np.shape(state.step) != (replicas,):
         raise JaxdlError(f"{replicas} shuffling keys for a state of {np.shape(state.step)} replicas (init_replicas)")
     chex.assert_equal_shape_prefix(list(train_data.values()), 1)  # one example per row in every array
@@ -308,132 +524,6 @@ def fit(
         raise JaxdlError(f"batch_size {batch_size} is larger than the {n_train} training examples")
     if patience is not None and val_data is None:
         raise JaxdlError("early stopping (patience) needs val_data to watch")
-    fns = make_epoch_fns(task, batch_size, n_train, mesh=mesh, replicas=replicas)
-    steps_per_epoch = fns.steps_per_epoch
-    data = fns.place_train(train_data)
-    val = fns.place(val_data) if val_data is not None else None
-
-    checkpoints = Checkpoints(run_dir.path / "checkpoints", keep_checkpoints) if run_dir else None
-    history: list[dict[str, Any]] = []
-    stopping = [EarlyStopping(patience) for _ in range(replicas or 1)]
-    # Replicas only: which still train (not stopped early, not diverged), and which diverged.
-    active, diverged = np.ones(replicas or 1, bool), np.zeros(replicas or 1, bool)
-    position = _Position()
-    if resume:
-        state, history, stopping, position, saved = _resume(checkpoints, state, run_dir, stopping, steps_per_epoch, log)
-        active = np.asarray(saved.get("active", active), bool)
-        diverged = np.asarray(saved.get("diverged", diverged), bool)
-    state = fns.place_state(state)
-
-    def epoch_batches(epoch: int) -> tuple[jax.Array, ...]:
-        if replicas is None:
-            return fns.batches(jax.random.fold_in(key, epoch))
-        return fns.batches(jax.vmap(jax.random.fold_in, (0, None))(key, epoch), active)
-
-    def save(epoch: int, done: int, step_sums: dict[str, np.ndarray] | None = None) -> int:
-        step = (epoch - 1) * steps_per_epoch + done
-        early = [dataclasses.asdict(s) for s in stopping]
-        record = {"epoch": epoch, "steps_done": done, "history": history,
-                  "early_stopping": early if replicas else early[0]}  # fmt: skip
-        if replicas:
-            record.update(active=active.tolist(), diverged=diverged.tolist())
-        if step_sums is not None:  # float32 values are exact in JSON's doubles
-            record["step_sums"] = {k: [v.tolist(), v.dtype.str] for k, v in step_sums.items()}
-        checkpoints.save(step, state, record)
-        return step
-
-    start_compile = time.perf_counter()
-    zero_sums = fns.zero_sums(state, data)  # on the host: placed afresh for each epoch (the loop donates them)
-    train_steps = fns.train_steps.lower(state, data, epoch_batches(1), fns.place(zero_sums), np.int32(0), np.int32(1))
-    train_steps = train_steps.compile()
-    if replicas:  # before training: XLA knows what the program needs
-        check_memory(_compiled_bytes(train_steps), f"{replicas} replicas")
-    evaluate = fns.evaluate.lower(state, val).compile() if val is not None else None
-    compile_seconds = time.perf_counter() - start_compile
-
-    def finite_losses(step_sums: dict[str, np.ndarray], epoch: int, trained: np.ndarray) -> np.ndarray:
-        if replicas is None:
-            return _check_finite(step_sums, epoch, checkpoints)
-        return _check_replicas(step_sums, epoch, checkpoints, trained, active, diverged, log)
-
-    chunks = ChunkSizer(chunk_seconds, steps_per_epoch)
-    agree = agree_across_processes if jax.process_count() > 1 else _same
-    train_seconds, stopped_early, epochs_run, steps_run, step_losses = 0.0, False, 0, 0, []
-    with (
-        progress_bar(epochs - position.epoch + 1, "training", unit="epoch") as bar,
-        StopRequests(enabled=checkpoints is not None) as stop_requests,
-    ):
-        for epoch in range(position.epoch, epochs + 1):
-            done = position.steps_done if epoch == position.epoch else 0
-            trained = active.copy()  # the replicas this epoch trains (the others are frozen)
-            sums = fns.place(position.step_sums if done else zero_sums)
-            first = done
-            state, sums, done, epoch_seconds = train_in_chunks(
-                train_steps, state, data, epoch_batches(epoch), sums, done, chunks,
-                lambda: stop_requests.requested, agree,
-            )  # fmt: skip
-            epoch_steps = done - first
-            if done < steps_per_epoch:  # stopped by a signal
-                partial = {k: v[:done] for k, v in jax.device_get(sums).items()}
-                finite_losses(partial, epoch, trained)
-                step = save(epoch, done, jax.device_get(sums))
-                run_dir.write_history(history)  # the finished epochs, even if none
-                raise _stopped(stop_requests, step, _where(epoch, done, steps_per_epoch), checkpoints)
-            step_sums = jax.device_get(sums)
-            step_losses.append(finite_losses(step_sums, epoch, trained))
-            train_seconds += epoch_seconds
-            steps_run += epoch_steps * (replicas or 1)
-            epochs_run += 1
-            val_sums = evaluate(state, val) if evaluate is not None else None
-            if replicas is None:
-                record = {"epoch": epoch, **{f"train_{k}": v for k, v in averages(step_sums).items()}}
-                if val_sums is not None:
-                    record.update({f"val_{k}": v for k, v in averages(val_sums).items()})
-            else:
-                previous = history[-1] if history else None
-                record = _replica_record(epoch, step_sums, val_sums, ~diverged, trained, previous)
-            record.update(
-                seconds=epoch_seconds,
-                examples_per_second=epoch_steps * (replicas or 1) * batch_size / max(epoch_seconds, 1e-12),
-            )
-            for callback in callbacks:
-                record.update(callback(epoch, state, dict(record)) or {})
-            history.append(record)
-            if run_dir:
-                run_dir.append_history([record])
-            bar.clear()
-            log(_epoch_line(record, epochs))
-            if val is not None:
-                val_losses = record["replicas"]["val_loss"] if replicas else [record["val_loss"]]
-                for i, (stop, loss) in enumerate(zip(stopping, val_losses, strict=True)):
-                    if active[i] and stop.update(epoch, math.inf if loss is None else loss):
-                        active[i] = False
-                        log(
-                            f"early stopping{f' replica {i}' if replicas else ''}: validation loss has not "
-                            f"improved for {patience} epochs (best {stop.best_loss:.4f} at epoch {stop.best_epoch})"
-                        )
-            if checkpoints:
-                step = save(epoch, steps_per_epoch)
-            bar.update()
-            if not active.any():
-                stopped_early = True
-                break
-            if agree(chunks.size, stop_requests.requested)[1] and epoch < epochs:
-                raise _stopped(stop_requests, step, _where(epoch, steps_per_epoch, steps_per_epoch), checkpoints)
-    if checkpoints:
-        checkpoints.close()
-    return FitResult(
-        state=state,
-        history=history,
-        epochs_run=epochs_run,
-        stopped_early=stopped_early,
-        compile_seconds=compile_seconds,
-        train_seconds=train_seconds,
-        examples_per_second=steps_run * batch_size / max(train_seconds, 1e-12),
-        fns=fns,
-        step_losses=np.concatenate(step_losses) if step_losses else np.zeros((0, *((replicas,) if replicas else ()))),
-        diverged=diverged if replicas else None,
-    )
 
 
 def _compiled_bytes(compiled: Any) -> int:
@@ -474,33 +564,53 @@ def _replica_record(
     return record
 
 
-def _check_replicas(
+def _record(
+    epoch: int, step_sums: dict[str, np.ndarray], val_sums: Any, run: _Run, trained: np.ndarray, replicas: int | None
+) -> dict[str, Any]:
+    """An epoch's history record: the averages of one run, or the replicas' means and values."""
+    if replicas is not None:
+        previous = run.history[-1] if run.history else None
+        return _replica_record(epoch, step_sums, val_sums, ~run.diverged, trained, previous)
+    record = {"epoch": epoch, **{f"train_{k}": v for k, v in averages(step_sums).items()}}
+    if val_sums is not None:
+        record.update({f"val_{k}": v for k, v in averages(val_sums).items()})
+    return record
+
+
+def _guard(
     step_sums: dict[str, np.ndarray],
     epoch: int,
-    checkpoints: Checkpoints | None,
     trained: np.ndarray,
-    active: np.ndarray,
-    diverged: np.ndarray,
+    run: _Run,
+    replicas: int | None,
+    checkpoints: Checkpoints | None,
     log: Callable[[str], None],
 ) -> np.ndarray:
-    """The epoch's per-step mean losses ``(steps, R)``. A replica trained this epoch whose loss
-    stops being finite is reported, marked diverged and frozen (``active``, ``diverged`` are
-    updated in place); the others go on. JaxdlError when no replica is left."""
+    """The non-finite-loss guard: the epoch's per-step mean losses ``(steps, R)``.
+
+    A replica trained this epoch whose loss stops being finite is marked diverged and frozen
+    (``run.active``, ``run.diverged``) and the others go on; when none is left (one run: at once), a
+    JaxdlError names where."""
     losses = np.asarray(step_sums["loss"]) / np.maximum(np.asarray(step_sums["count"]), 1)
-    for i in np.flatnonzero(~np.isfinite(losses).all(axis=0) & trained & ~diverged):
-        step = int(np.flatnonzero(~np.isfinite(losses[:, i]))[0])
-        diverged[i], active[i] = True, False
-        log(
-            f"replica {i} diverged: its loss became {losses[step, i]} at epoch {epoch}, step {step + 1}; "
-            "it is frozen and left out of the means"
-        )
-    if diverged.all():
+    losses = losses.reshape(len(losses), run.replicas)
+    first_bad = {}
+    for i in np.flatnonzero(~np.isfinite(losses).all(axis=0) & trained & ~run.diverged):
+        first_bad[i] = step = int(np.flatnonzero(~np.isfinite(losses[:, i]))[0])
+        run.diverged[i], run.active[i] = True, False
+        if replicas is not None:
+            log(
+                f"replica {i} diverged: its loss became {losses[step, i]} at epoch {epoch}, step {step + 1}; "
+                "it is frozen and left out of the means"
+            )
+    if run.diverged.all():
         kept = checkpoints.latest() if checkpoints else None
         where = f"the last good checkpoint is step {kept}" if kept else "no checkpoint was written yet"
-        raise JaxdlError(
-            f"the loss of every replica became non-finite by epoch {epoch}; {where}; "
-            "lower the learning rate or clip gradients"
+        what = (
+            f"the loss of every replica became non-finite by epoch {epoch}"
+            if replicas is not None
+            else f"the loss became {losses[first_bad[0], 0]} at epoch {epoch}, step {first_bad[0] + 1}"
         )
+        raise JaxdlError(f"{what}; {where}; lower the learning rate or clip gradients")
     return losses
 
 
@@ -512,17 +622,3 @@ def _stopped(requests: StopRequests, step: int, where: str, checkpoints: Checkpo
         requests.signal_number,
         str(checkpoints.directory.parent),
     )
-
-
-def _check_finite(step_sums: dict[str, np.ndarray], epoch: int, checkpoints: Checkpoints | None) -> np.ndarray:
-    """The epoch's per-step mean losses; JaxdlError naming the first step whose loss is not finite."""
-    losses = np.asarray(step_sums["loss"]) / np.maximum(np.asarray(step_sums["count"]), 1)
-    bad = np.flatnonzero(~np.isfinite(losses))
-    if bad.size:
-        kept = checkpoints.latest() if checkpoints else None
-        where = f"the last good checkpoint is step {kept}" if kept else "no checkpoint was written yet"
-        raise JaxdlError(
-            f"the loss became {losses[bad[0]]} at epoch {epoch}, step {bad[0] + 1}; {where}; "
-            "lower the learning rate or clip gradients"
-        )
-    return losses

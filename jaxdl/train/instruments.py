@@ -32,6 +32,7 @@ import optax
 from flax import traverse_util
 
 from jaxdl.data.batching import masked_mean
+from jaxdl.train.fit import EpochEnd, Hook
 from jaxdl.train.state import TrainState
 from jaxdl.train.task import Batch, Task
 
@@ -118,8 +119,8 @@ def layer_statistics(task: Task, state: TrainState, batch: Batch, histograms: bo
     return statistics, {k: v for k, v in histograms.items() if v is not None}
 
 
-class Instruments:
-    """A :func:`jaxdl.train.fit` callback: layer statistics after every ``every``-th epoch, and TensorBoard.
+class Instruments(Hook):
+    """A :func:`jaxdl.train.fit` hook: layer statistics after every ``every``-th epoch, and TensorBoard.
 
     Args:
       task: the task being trained.
@@ -131,7 +132,7 @@ class Instruments:
 
     Example:
       >>> instruments = Instruments(task, train.arrays(100), tensorboard_dir="runs/x/tensorboard")
-      >>> result = fit(task, state, train, epochs=5, batch_size=100, key=key, callbacks=[instruments])
+      >>> result = fit(task, state, train, epochs=5, batch_size=100, key=key, hooks=[instruments])
       >>> instruments.close()
       >>> jaxdl.plots.diagnostics(result.history)
     """
@@ -149,10 +150,10 @@ class Instruments:
             Path(tensorboard_dir).mkdir(parents=True, exist_ok=True)
             self.writer = SummaryWriter(str(tensorboard_dir))
 
-    def __call__(self, epoch: int, state: TrainState, record: dict[str, Any]) -> dict[str, Any]:
-        extra = {}
+    def after_epoch(self, end: EpochEnd) -> None:
+        epoch, extra = end.epoch, {}
         if self.every and epoch % self.every == 0:
-            statistics, histograms = jax.device_get(self._statistics(state, self.probe))
+            statistics, histograms = jax.device_get(self._statistics(end.state, self.probe))
             extra["diagnostics"] = jax.tree.map(float, statistics)
             if self.writer is not None:
                 for tag, h in histograms.items():
@@ -160,8 +161,8 @@ class Instruments:
                         tag, float(h["min"]), float(h["max"]), int(h["num"]), float(h["sum"]),
                         float(h["sum_squares"]), h["bucket_limits"].tolist(), h["bucket_counts"].tolist(), epoch,
                     )  # fmt: skip
-        self.write_scalars({**record, **extra}, epoch)
-        return extra
+        end.record.update(extra)
+        self.write_scalars(end.record, epoch)
 
     def write_scalars(self, record: Mapping[str, Any], step: int) -> None:
         """Every number in ``record`` (nested dicts as ``a/b/c`` tags) as a TensorBoard scalar at ``step``."""

@@ -127,6 +127,12 @@ class EpochFns:
         active = np.ones(self.replicas, bool) if active is None else np.asarray(active, bool)
         return self.place((*jax.vmap(draw)(key), active))
 
+    def epoch_batches(self, key: jax.Array, epoch: int, active: Any = None) -> tuple[jax.Array, ...]:
+        """Epoch ``epoch``'s :meth:`batches`, shuffled by ``fold_in(key, epoch)`` (each replica's key)."""
+        if self.replicas is None:
+            return self.batches(jax.random.fold_in(key, epoch))
+        return self.batches(jax.vmap(jax.random.fold_in, (0, None))(key, epoch), active)
+
     _sums_shapes: dict = dataclasses.field(default_factory=dict, repr=False)  # traced once
 
     def zero_sums(self, state: TrainState, data: dict[str, Any]) -> dict[str, np.ndarray]:
