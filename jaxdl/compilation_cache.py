@@ -4,12 +4,11 @@
 ``$JAXDL_COMPILATION_CACHE`` (default: ``xla/`` in jaxdl's cache folder, see
 :func:`jaxdl.data.cache.cache_dir`), at most 1 GiB, oldest evicted first. Every
 program is kept, the eager operations' small ones too: they are most of a
-short run's compiling (``jaxdl run blobs``: 9.7 s -> 5.1 s end to end on the
-second run here). Programs compiled under other XLA flags (``--xla_cpu_max_isa=AVX2``)
-get entries of their own (checked here), and XLA:CPU's loader refuses a cached
-program built for CPU features the loading machine lacks (jax-ml/jax#38445
-shows that check at work), so a cache folder shared by different CPUs does not
-crash them. A
+short run's compiling (``docs/performance.md``). Programs compiled under other
+XLA flags (``--xla_cpu_max_isa=AVX2``) get entries of their own (checked here),
+and XLA:CPU's loader refuses a cached program built for CPU features the
+loading machine lacks (jax-ml/jax#38445 shows that check at work), so a cache
+folder shared by different CPUs does not crash them. A
 ``JAX_COMPILATION_CACHE_DIR`` of the user's own stands; ``JAXDL_COMPILATION_CACHE=off``
 turns the cache off. The library itself never turns it on: that is the caller's choice.
 

@@ -71,9 +71,9 @@ def initial_params(config: Config, model: BlobClassifier, x: jax.Array, num_seed
     The run starts from ``key(seed)`` (or the tutorial's weights); the others from
     ``fold_in(key(seed), 1)`` split ``num_seeds`` ways, which keeps them apart.
     One compiled program draws them all, a loop over the keys: run op by op,
-    each random operation would compile a program of its own (2.5 s here), and
-    vmapped over the keys, XLA took 1.7 s to compile the 64 seeds' draw, the
-    run's own 0.6 s more.
+    each random operation would compile a program of its own, and vmapped over
+    the keys, XLA compiles the 64 seeds' draw for longer than the loop
+    (``docs/performance.md``).
     """
     own = config.init != "tutorial"
 

@@ -1,8 +1,9 @@
 """Tutorial 4's scalar-engine run, which never finished, finished, and the speed ladder to jax.jit.
 
 The tutorial trains MLP(784, [64, 32, 10]) built from ``Scalar`` objects with
-MSE against one-hot targets and per-sample SGD (lr 0.05) on MNIST: about 1.1 s
-per sample here, so its 5 epochs x 512 images would take about 50 minutes.
+MSE against one-hot targets and per-sample SGD (lr 0.05) on MNIST: at about a
+second per sample in pure Python (the run reports its own figure), its 5 epochs
+x 512 images take most of an hour.
 This runs the same model and the same updates three ways, from the same
 initial weights on the same samples: the scalar engine (pure Python), NumPy
 (a hand-written backward pass), and JAX (one ``lax.scan`` over the samples

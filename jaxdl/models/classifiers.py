@@ -169,18 +169,9 @@ def winograd_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
     result differs from the direct sum by float32 rounding only (tested
     against ``lax.conv`` in float64).
 
-    Measured on a 2-core Intel Xeon (jax 0.10.2) with ``scripts/bench_conv.py``
-    (paired medians of 7 rounds, each layer timed inside ``lax.scan``), against
-    :func:`im2col_conv3x3`: the CNN's 32->64 layer (batch 100, 16x16, forward
-    pass and both gradients) 1.28x faster with AVX-512 and 1.31x with
-    ``--xla_cpu_max_isa=AVX2``; its whole training epoch 1.09x and 1.12x.
-    A Winograd F(4x4, 3x3), with 4x fewer multiplications, was 0.95x of this
-    one on that layer: its 36 products are too small. Not used for the first
-    layer: with 3 input channels its products are too thin, and it ran at
-    0.2x of im2col there.
-    The 16 products as one batched ``einsum`` were 0.7x of im2col: XLA's CPU
-    backend runs a batched product as one call of a kernel suited to none of
-    them.
+    Faster than :func:`im2col_conv3x3` on XLA's CPU backend for the CNN's wider layers; F(4x4, 3x3), the
+    first layer's 3 channels and one batched ``einsum`` were slower (the measurements, with
+    ``scripts/bench_conv.py``, are in ``docs/performance.md``).
     """
     b, h, w, c = x.shape
     th, tw = (h + 1) // 2, (w + 1) // 2  # tiles; an odd size gets a padded last tile, cut off at the end
@@ -216,59 +207,30 @@ def im2col_conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 1, bias: jax.A
     would transpose to an interior pad, which XLA's CPU backend fused into
     batch norm's backward pass at a fifth of memory speed). No custom
     derivative rule: forward mode and derivatives of any order come with it.
-    Against the custom-VJP version it replaced (strided views, a hand-written
-    input gradient that padded dL/dy before its product), the CNN's compiled
-    training epoch, paired in one process: 0.98-1.00x (medians of three runs of
-    5-10 rounds) on an AVX-512 EPYC, 0.92x (10 rounds, 0.83-0.97) with
-    ``--xla_cpu_max_isa=AVX2``; 5% less temporary memory. The same convolution
-    defined as the transpose of that hand-written gradient (so autodiff would
-    return it) computes on a padded output grid: 0.63x.
+    It replaced a custom-VJP version (strided views, a hand-written input gradient) at the same speed
+    and 5% less temporary memory (``docs/performance.md``).
 
     The two-level stack replaced one concatenate of the nine views on the
     channel axis, which XLA's CPU backend does not fuse (a concatenate on the
     minor axis, or of more than 8 operands, is left to memcpy): it copied each
     view out, then concatenated the copies. Now one loop writes the patches.
-    In the CNN's training step (XLA's profiler, 2-core Xeon) the second layer's
-    patches took 6.8 ms instead of 9.1; the four layers' forward and gradients
-    alone, 4.2 instead of 5.4 ms (first) and 45 instead of 49 ms (second); the
-    whole epoch's change was within this machine's noise (paired medians
-    0.98x-1.10x over three runs of 7-25 rounds).
+    That made the patches and the layers' passes faster in XLA's profile (``docs/performance.md``).
 
     A ``bias`` is folded into the product when the input has fewer than
     ``FOLD_BIAS_MAX_CHANNELS`` channels: the patches get a column of ones and
     the kernel the bias as one more row, so no pass over the output adds it and
     its gradient is one more row of the kernel gradient's product, not a
     reduction. The first layer's 3 -> 32 output is the CNN's largest (13 MB at
-    batch 100), and its 27-wide patches are cheap to widen by one. Forward pass
-    and kernel gradient of that layer inside ``lax.scan``, two groups of 50
-    (2-core Xeon, AVX-512, paired medians of 7 rounds): 4.4 instead of 7.4 ms
-    per iteration; in XLA's profile of the CNN's step its thread time went from
-    about 17 to 12 ms. For the 32 -> 32 stride-2 layer a 289-wide product was
-    slower (0.76x), so wider inputs get the bias added afterwards.
+    batch 100), and its 27-wide patches are cheap to widen by one; for wider
+    patches the extra column cost more than it saved, so they get the bias
+    added afterwards (``docs/performance.md``).
 
     On XLA's CPU backend this is faster than ``lax.conv_general_dilated``, above
     all inside ``lax.scan``, where XLA's own convolution runs tens of times
     slower (jax-ml/jax#12868).
 
-    Measured earlier on a 2-core CPU (jax 0.10.2) and not kept, as the four
-    layers' forward and backward passes inside ``lax.scan`` against the plain
-    (autodiff) im2col version with strided views, or (marked *) as the CNN's
-    compiled training epoch against the custom-VJP version:
-
-    - other ways to build the patches (padding materialised first, two-stage
-      concatenation, a sum of channel-padded views, row-offset views
-      of the flattened image): within noise or slower; a gather: +50%;
-      ``lax.conv_general_dilated_patches``: +190%;
-    - patches along the width only, one product for the three row taps,
-      rows summed afterwards: +33% on the 32->64 layer;
-    - YNNPACK's convolution for the forward pass and input gradient: +45%;
-    - patches as a chain of selects on the tap index*: 0.73x; stacked*: 0.94x;
-    - the input gradient in batch chunks of 2-8 MB with ``lax.map``, to keep
-      the nine taps in cache*: 0.88-0.92x;
-    - the batch split into 2-10 chunks with ``lax.map``; XLA CPU flags
-      (fusion emitters off, XNN graph fusion, 512-bit vectors, the
-      concurrency-optimised scheduler*, YNNPACK fusion types dot, eltwise and
-      reduce*): no gain, or slower.
+    Other ways to build the patches, other splits of the work and XLA's CPU flags were measured and
+    not kept (``docs/performance.md``).
     """
     b, h, w, c = x.shape
     s = stride
@@ -338,11 +300,8 @@ class CNN(nn.Module):
         concurrently, so both cores of a small machine stay busy; batch norm still normalises by the
         statistics of the whole batch, so the network computes the same function (up to the float
         rounding of the statistics' sums). Why: XLA's profiler showed one of the two threads idle for
-        most of the one-group training step, YNNPACK's products running inside it at one core's speed.
-        On a 2-core Xeon (jax 0.10.2), one convolution's forward pass and gradients inside ``lax.scan``
-        ran 1.1-1.35x faster in two groups than as one batch, and the CNN's training epoch 1.11x
-        (paired medians of 5 rounds; 4 groups: 1.08x). On a GPU or TPU one operation already fills the
-        device.
+        most of the one-group training step (the measurements: ``docs/performance.md``). On a GPU or TPU
+        one operation already fills the device.
         """
         if self.batch_groups < 0:
             raise ValueError(f"batch_groups must be at least 1 (or 0 for auto), got {self.batch_groups}")

@@ -83,6 +83,6 @@ def init_state(
     data = as_arrays(data)
     sample = {name: np.asarray(array[:batch_size]) for name, array in data.items()}
     sample["mask"] = np.ones(len(next(iter(sample.values()))), bool)
-    # Compiled: run op by op, initialising the CNN took 12 s here (every im2col convolution dispatched alone).
+    # Compiled: run op by op, every im2col convolution of the CNN's initialisation would be dispatched alone.
     variables = jax.jit(task.init)(init_key, sample)
     return TrainState.create(variables, tx, step_key), raw_key(shuffle_key)
