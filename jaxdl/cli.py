@@ -172,30 +172,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
             print(f"settings of {args.name} (--set KEY=VALUE):")
             print("\n".join(config_lib.help_lines(experiments.settings_of(args.name))))
             return 0
-        if not args.distributed and (args.coordinator or args.num_processes is not None or args.process_id is not None):
-            raise JaxdlError("--coordinator, --num-processes and --process-id need --distributed")
-        from jaxdl import compilation_cache, experiments
-
-        experiments.settings_of(args.name)  # an unknown name is refused before JAX is imported
-        compilation_cache.enable()
-        from jaxdl.runner import run_experiment  # imports JAX: only for a run
-
-        path, metrics = run_experiment(
-            args.name,
-            args.overrides,
-            seed=args.seed,
-            seeds=args.seeds,
-            data=args.data,
-            out=args.out,
-            overwrite=args.overwrite,
-            resume=args.resume,
-            tensorboard=args.tensorboard,
-            distributed=(
-                {"coordinator": args.coordinator, "num_processes": args.num_processes, "process_id": args.process_id}
-                if args.distributed
-                else None
-            ),
-        )
+        path, metrics = _run(args)
     except Stopped as e:
         print(f"{prog}: {_stopped_line(e, args, prog)}", file=sys.stderr)
         return e.exit_status
@@ -218,6 +195,31 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
             signal.signal(signal.SIGTERM, previous_sigterm)
     print(f"wrote {printable(str(path))}\n{_summary(metrics)}")
     return 0
+
+
+def _run(args: argparse.Namespace) -> tuple[str, dict]:
+    """``jaxdl run NAME``: the run directory's path and the metrics."""
+    if not args.distributed and (args.coordinator or args.num_processes is not None or args.process_id is not None):
+        raise JaxdlError("--coordinator, --num-processes and --process-id need --distributed")
+    from jaxdl import compilation_cache, experiments
+
+    experiments.settings_of(args.name)  # an unknown name is refused before JAX is imported
+    compilation_cache.enable()
+    from jaxdl.runner import run_experiment  # imports JAX: only for a run
+
+    distributed = {"coordinator": args.coordinator, "num_processes": args.num_processes, "process_id": args.process_id}
+    return run_experiment(
+        args.name,
+        args.overrides,
+        seed=args.seed,
+        seeds=args.seeds,
+        data=args.data,
+        out=args.out,
+        overwrite=args.overwrite,
+        resume=args.resume,
+        tensorboard=args.tensorboard,
+        distributed=distributed if args.distributed else None,
+    )
 
 
 def _reproduce(args: argparse.Namespace) -> int:
