@@ -61,6 +61,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser(prog: str = "jaxdl") -> argparse.ArgumentParser:
     parser = _Parser(prog=prog, description="Deep-learning basics in functional JAX.")
+    from jaxdl import __version__  # jaxdl/__init__.py imports no JAX
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("list", help="list the experiments")
     run = sub.add_parser("run", help="run an experiment")

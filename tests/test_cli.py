@@ -263,3 +263,15 @@ def test_commands_that_need_no_jax_import_none(args):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split(" ", 1)[1].strip() == "[]", done.stdout
+
+
+def test_version_license_and_type_marker(capsys):
+    from importlib import metadata
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"jaxdl {metadata.version('jaxdl')}\n"
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    assert (ROOT / "jaxdl" / "py.typed").is_file()
+    assert '"jaxdl" = ["py.typed"]' in (ROOT / "pyproject.toml").read_text()  # shipped with the package
