@@ -187,7 +187,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
         return 0
     except KeyboardInterrupt as e:
         name, number = ("SIGTERM", signal.SIGTERM) if isinstance(e, _Terminated) else ("Ctrl-C", signal.SIGINT)
-        print(f"{prog}: stopped by {name}; files already written are kept", file=sys.stderr)
+        discarded = getattr(e, "discarded_run", None)
+        kept = (
+            f"before the run started; its folder {discarded} was removed"
+            if discarded
+            else "files already written are kept"
+        )
+        print(f"{prog}: stopped by {name}; {kept}", file=sys.stderr)
         return 128 + number
     except OSError as e:  # a full disk, a read-only or vanished folder: what the machine refused
         where = f"{e.filename}: " if e.filename else ""

@@ -178,7 +178,7 @@ class RunDir:
         self.path = Path(path)
         self.resume = resume
         self.writer = writer
-        self._created = False
+        self._created: list[Path] = []
         self._lock = FileLock(self.path / LOCK_FILE)
         if not writer:
             return
@@ -189,7 +189,9 @@ class RunDir:
             return
         if self.path.exists() and not self.path.is_dir():
             raise JaxdlError(f"{{out}} {self.path} is a file, not a directory; choose another")
-        self._created = not self.path.exists()
+        # the folders this creates, innermost first (runs/NAME/ too for the default path): a run that fails
+        # before it starts removes them again
+        self._created = [p for p in (self.path, *self.path.parents) if not p.exists()]
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -251,20 +253,23 @@ class RunDir:
         """Replaces history.jsonl by these records (atomically)."""
         self.write_text("history.jsonl", _json_lines(records))
 
-    def discard_if_not_started(self) -> None:
-        """Removes the config.json of a run that failed before writing anything else.
+    def discard_if_not_started(self) -> bool:
+        """Removes the config.json of a run that failed before writing anything else (and the folders
+        that its creation made); True if it did.
 
         A directory holding only that file is no run yet: the corrected command
         can use it again without ``overwrite``. A resumed run is never touched.
         """
         if not self.writer or self.resume or not self.path.is_dir():
-            return
+            return False
         if {p.name for p in self.path.iterdir()} - {LOCK_FILE} != {"config.json"}:
-            return
+            return False
         (self.path / "config.json").unlink()
         self.close()
-        if self._created:
-            self.path.rmdir()
+        for folder in self._created:
+            with contextlib.suppress(OSError):  # another run may have started in a parent meanwhile
+                folder.rmdir()
+        return True
 
     def save_figure(self, fig: Any, name: str) -> Path:
         if not self.writer:

@@ -118,8 +118,9 @@ def run_experiment(
                     metrics["sweep_table"] = sweep_outputs(run_dir, metrics["groups"], grid.given)
         metrics["compile"] = clock.read()  # JAX's own compiling in this run: see CompileClock
         run_dir.write_json("metrics.json", metrics)
-    except BaseException:
-        run_dir.discard_if_not_started()  # a retry of the corrected command must not be refused
+    except BaseException as e:
+        if run_dir.discard_if_not_started():  # a retry of the corrected command must not be refused
+            e.discarded_run = str(run_dir.path)  # type: ignore[attr-defined]  # what the CLI's last line says
         raise
     finally:
         run_dir.close()

@@ -1,5 +1,6 @@
 """The `jaxdl` command: listing, runs and their directories, and one-line errors."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -275,3 +276,23 @@ def test_version_license_and_type_marker(capsys):
     assert (ROOT / "LICENSE").read_text().startswith("MIT License")
     assert (ROOT / "jaxdl" / "py.typed").is_file()
     assert '"jaxdl" = ["py.typed"]' in (ROOT / "pyproject.toml").read_text()  # shipped with the package
+
+
+def test_a_run_that_fails_or_is_stopped_before_it_starts_leaves_no_folder_and_says_so(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the default run path: runs/NAME/TIMESTAMP
+    assert main(["run", "cifar10-mlp", "--data", str(tmp_path / "nowhere")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # not even runs/cifar10-mlp/
+
+    import jaxdl.runner
+    from jaxdl import experiments
+
+    def interrupted(config, run_dir):
+        raise KeyboardInterrupt  # Ctrl-C while the data are read, before any file of the run
+
+    blobs = experiments.get("blobs")
+    monkeypatch.setattr(jaxdl.runner.experiments, "get", lambda name: dataclasses.replace(blobs, run=interrupted))
+    assert main(["run", "blobs", "--out", str(tmp_path / "r")]) == 128 + 2
+    err = capsys.readouterr().err
+    assert err == f"jaxdl: stopped by Ctrl-C; before the run started; its folder {tmp_path / 'r'} was removed\n"
+    assert list(tmp_path.iterdir()) == []

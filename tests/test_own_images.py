@@ -93,6 +93,33 @@ def test_image_classifier_refuses_bad_settings_in_one_line(settings, message, ca
     assert message in err and len(err.splitlines()) == 1
 
 
+def test_one_class_or_an_empty_class_folder_is_refused_in_one_line_naming_the_folder(tmp_path, image_folder, capsys):
+    image_folder(tmp_path / "one", ["cat"], 8, "L", {"train": 10})
+    image_folder(tmp_path / "empty", ["cat", "dog"], 8, "L", {"train": 10})
+    (tmp_path / "empty" / "train" / "bird").mkdir()
+    for folder, message in (
+        ("one", "train holds one class folder (cat); a classifier needs at least two, each a folder of its images"),
+        ("empty", "class folder train/bird is missing or holds no images"),
+    ):
+        args = ["run", "image-classifier", "--data", str(tmp_path / folder), "--out", str(tmp_path / f"r-{folder}")]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err == f"jaxdl: error: {tmp_path / folder}: {message}\n"
+        assert not (tmp_path / f"r-{folder}").exists()  # nothing left behind
+
+
+def test_a_class_the_training_split_lacks_is_left_out_with_a_warning(tmp_path, image_folder, capsys):
+    image_folder(tmp_path / "f", ["cat", "dog"], 8, "L", {"train": 10, "test": 3})
+    image_folder(tmp_path / "f", ["bird"], 8, "L", {"test": 4})  # test only
+    image_folder(tmp_path / "f", ["dog"], 8, "L", {"val": 2})  # val lacks cat: fine, no warning
+    splits = jaxdl.data.load_image_folder(tmp_path / "f")
+    assert capsys.readouterr().err == (
+        f"jaxdl: warning: {tmp_path / 'f'}: test/bird (4 images): a class train lacks; left out\n"
+    )
+    assert splits["test"].class_names == splits["val"].class_names == ("cat", "dog")
+    assert splits["test"].class_counts() == {"cat": 3, "dog": 3} and splits["val"].class_counts() == {"cat": 0, "dog": 2}
+
+
 def test_load_image_folder_carves_the_missing_splits(tmp_path, image_folder):
     image_folder(tmp_path / "f", ["x", "y"], 8, "L", {"train": 20})
     splits = jaxdl.data.load_image_folder(tmp_path / "f", val_fraction=0.25, test_fraction=0.2)

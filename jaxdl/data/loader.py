@@ -259,6 +259,11 @@ def load_image_folder(
         raise JaxdlError(f"{path}: no train/<class>/<image> files (the training split){held}")
     splits = {"train": load("imagefolder", "train", data=path, image_size=image_size)}
     names = splits["train"].class_names
+    if len(names) < 2:
+        raise JaxdlError(
+            f"{path}: train holds one class folder ({names[0]}); a classifier needs at least two, "
+            "each a folder of its images"
+        )
     rng = np.random.default_rng(seed)
     for split, aliases, fraction in (
         ("test", ("test",), test_fraction),
@@ -266,11 +271,7 @@ def load_image_folder(
     ):
         folder = next((a for a in aliases if a in found), None)
         if folder is not None:
-            ds = load("imagefolder", folder, data=path, image_size=image_size)
-            if ds.class_names != names:
-                raise JaxdlError(
-                    f"{path}: {folder} has classes {', '.join(ds.class_names)}; train has {', '.join(names)}"
-                )
+            ds = _labelled_as(load("imagefolder", folder, data=path, image_size=image_size), names, path)
             splits[split] = dataclasses.replace(ds, split=split)
             continue
         train = splits["train"]
@@ -282,3 +283,23 @@ def load_image_folder(
         splits[split] = dataclasses.replace(carved, source=f"{train.source} ({split}: {size} images carved from train)")
         splits["train"] = train.subset(np.sort(order[size:]))
     return {k: splits[k] for k in ("train", "val", "test")}
+
+
+def _labelled_as(ds: Dataset, names: tuple[str, ...], path: Path) -> Dataset:
+    """``ds`` with the training split's labels. Images of a class the training split lacks are left out,
+    with a warning: no model trained on it can predict that class."""
+    if ds.class_names == names:
+        return ds
+    unknown = [c for c in ds.class_names if c not in names]
+    label_of = np.array([names.index(c) if c in names else -1 for c in ds.class_names], np.int32)
+    labels = label_of[ds.labels]
+    kept = labels >= 0
+    if unknown:
+        counts = ds.class_counts()
+        which = ", ".join(f"{ds.split}/{c} ({counts[c]} images)" for c in unknown)
+        if not kept.any():
+            raise JaxdlError(
+                f"{path}: no class of {ds.split} is one of train's ({', '.join(names)}); check the folders"
+            )
+        print(f"jaxdl: warning: {path}: {which}: a class train lacks; left out", file=sys.stderr)
+    return dataclasses.replace(ds, inputs=ds.inputs[kept], labels=labels[kept], class_names=names)
