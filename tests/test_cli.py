@@ -296,3 +296,13 @@ def test_a_run_that_fails_or_is_stopped_before_it_starts_leaves_no_folder_and_sa
     err = capsys.readouterr().err
     assert err == f"jaxdl: stopped by Ctrl-C; before the run started; its folder {tmp_path / 'r'} was removed\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_short_cifar10_run_says_how_it_differs_from_the_tutorials():
+    from jaxdl.experiments.cifar10 import _against_the_tutorial
+    from jaxdl.experiments.settings import CNNConfig
+
+    short = _against_the_tutorial(0.6105, CNNConfig(epochs=1, train_size=5000), 0.7552, tutorial_epochs=10)
+    assert short == "test accuracy 61.05% after 1 epoch on 5,000 images (the tutorial: 75.52% after 10 epochs on 50,000)"
+    same = _against_the_tutorial(0.7489, CNNConfig(epochs=10), 0.7552, tutorial_epochs=10)
+    assert same == "test accuracy 74.89% (tutorial 75.52%)"
