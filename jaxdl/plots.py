@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import matplotlib
 
@@ -15,6 +16,33 @@ import jax.numpy as jnp  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+_FILE_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
+
+
+def save_shown_figures(script: str | None) -> None:
+    """Makes ``plt.show()`` save its figures beside ``script`` when the backend draws to files only.
+
+    A tutorial notebook run as ``python NOTEBOOK.py`` has no window to draw in, and ``plt.show()``
+    would drop its figures; after this call each shown figure goes to ``NOTEBOOK_figures/NN.png``
+    and a line says where. In a Jupyter kernel (``script`` None: there is no ``__file__``) or with
+    an interactive backend, nothing changes. A notebook calls it as
+    ``plots.save_shown_figures(globals().get("__file__"))``.
+    """
+    if script is None or plt.get_backend().lower() not in _FILE_BACKENDS:
+        return
+    folder = Path(script).with_name(Path(script).stem + "_figures")
+    shown = iter(range(1, 10**6))
+
+    def show(*args, **kwargs) -> None:
+        for number in plt.get_fignums():
+            folder.mkdir(exist_ok=True)
+            path = folder / f"{next(shown):02d}.png"
+            plt.figure(number).savefig(path, dpi=100)
+            plt.close(number)
+            print(f"figure saved to {path}")
+
+    plt.show = show
 
 
 def decision_boundary(

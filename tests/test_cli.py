@@ -303,6 +303,8 @@ def test_a_short_cifar10_run_says_how_it_differs_from_the_tutorials():
     from jaxdl.experiments.settings import CNNConfig
 
     short = _against_the_tutorial(0.6105, CNNConfig(epochs=1, train_size=5000), 0.7552, tutorial_epochs=10)
-    assert short == "test accuracy 61.05% after 1 epoch on 5,000 images (the tutorial: 75.52% after 10 epochs on 50,000)"
+    assert short == (
+        "test accuracy 61.05% after 1 epoch on 5,000 images (the tutorial: 75.52% after 10 epochs on 50,000)"
+    )
     same = _against_the_tutorial(0.7489, CNNConfig(epochs=10), 0.7552, tutorial_epochs=10)
     assert same == "test accuracy 74.89% (tutorial 75.52%)"

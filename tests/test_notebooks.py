@@ -2,11 +2,13 @@
 setting (JAXDL_QUICK=1) in a fresh Jupyter kernel, with no error and a figure in every cell that shows one."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import SHARED_ENV
+from conftest import SHARED_ENV, assert_figure
 
 from jaxdl.data.catalog import CIFAR10_CLASSES
 
@@ -72,3 +74,29 @@ def test_build_script_refuses_an_unknown_notebook(build, tmp_path, capsys):
         build.main([str(tmp_path), "--only", "06_nope"])
     assert exit_info.value.code == 2
     assert "unknown notebook 06_nope" in capsys.readouterr().err
+
+
+def test_a_notebook_run_as_a_script_saves_its_figures_beside_itself(tmp_path):
+    script = tmp_path / "07_example.py"
+    script.write_text(
+        "import matplotlib.pyplot as plt\n"
+        "from jaxdl import plots\n"
+        'plots.save_shown_figures(globals().get("__file__"))\n'
+        "plt.plot([1, 2, 3]); plt.show()\n"
+        "plt.figure(); plt.bar([1, 2], [3, 1]); plt.show()\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, check=True)
+    folder = tmp_path / "07_example_figures"
+    assert done.stdout == f"figure saved to {folder / '01.png'}\nfigure saved to {folder / '02.png'}\n"
+    for name in ("01.png", "02.png"):
+        assert_figure(folder / name, (640, 480))
+    # in a kernel there is no __file__: plt.show is left alone
+    kernel = subprocess.run([sys.executable, "-c", "import matplotlib.pyplot as plt; show = plt.show\n"
+                             "from jaxdl import plots; plots.save_shown_figures(None); print(plt.show is show)"],
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    assert kernel.stdout == "True\n"
+
+
+def test_every_notebook_saves_its_figures_when_run_as_a_script():
+    for path in sorted((ROOT / "experiments" / "tutorials").glob("0*.py")):
+        assert 'plots.save_shown_figures(globals().get("__file__"))' in path.read_text(), path.name

@@ -117,7 +117,8 @@ def test_a_class_the_training_split_lacks_is_left_out_with_a_warning(tmp_path, i
         f"jaxdl: warning: {tmp_path / 'f'}: test/bird (4 images): a class train lacks; left out\n"
     )
     assert splits["test"].class_names == splits["val"].class_names == ("cat", "dog")
-    assert splits["test"].class_counts() == {"cat": 3, "dog": 3} and splits["val"].class_counts() == {"cat": 0, "dog": 2}
+    assert splits["test"].class_counts() == {"cat": 3, "dog": 3}
+    assert splits["val"].class_counts() == {"cat": 0, "dog": 2}
 
 
 def test_load_image_folder_carves_the_missing_splits(tmp_path, image_folder):

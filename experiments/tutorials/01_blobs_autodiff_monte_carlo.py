@@ -31,9 +31,12 @@ import numpy as np
 import optax
 
 import jaxdl
+from jaxdl import plots
 from jaxdl.autodiff import check_gradients, gradient_by_jvp, gradient_by_vjp
 from jaxdl.models.blobs import tutorial_log, tutorial_params
 from jaxdl.monte_carlo import gaussian_sampler, mc_estimate
+
+plots.save_shown_figures(globals().get("__file__"))  # run as a script: figures saved beside it
 
 QUICK = os.environ.get("JAXDL_QUICK") == "1"
 EPOCHS = 200 if QUICK else 1000  # the tutorial's 1000 full-batch epochs

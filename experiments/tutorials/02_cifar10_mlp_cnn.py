@@ -39,6 +39,8 @@ from jaxdl.experiments.image_classifier import image_task, misclassified
 from jaxdl.models import count_params
 from jaxdl.train.instruments import Instruments
 
+plots.save_shown_figures(globals().get("__file__"))  # run as a script: figures saved beside it
+
 QUICK = os.environ.get("JAXDL_QUICK") == "1"
 TRAIN_LIMIT = 2000 if QUICK else None  # examples used for training (None: all 50,000)
 TEST_LIMIT = 1000 if QUICK else None  # examples tested on (None: all 10,000)

@@ -37,6 +37,8 @@ from jaxdl import plots
 from jaxdl.experiments.optimizers import PROBLEMS, lbfgs_trajectory, make, saddle, trajectory
 from jaxdl.models.vae import VAE, vae_loss
 
+plots.save_shown_figures(globals().get("__file__"))  # run as a script: figures saved beside it
+
 QUICK = os.environ.get("JAXDL_QUICK") == "1"
 STEPS = 100 if QUICK else 300  # steps on each toy problem
 VAE_EPOCHS = 1 if QUICK else 10  # the tutorial's 10

@@ -34,8 +34,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import jaxdl
+from jaxdl import plots
 from jaxdl.autodiff import check_gradients
 from jaxdl.functional import scratch as S
+
+plots.save_shown_figures(globals().get("__file__"))  # run as a script: figures saved beside it
 
 QUICK = os.environ.get("JAXDL_QUICK") == "1"
 EPOCHS = 10 if QUICK else 40

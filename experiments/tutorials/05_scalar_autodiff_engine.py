@@ -37,9 +37,12 @@ import numpy as np
 from IPython.display import SVG, display
 
 import jaxdl
+from jaxdl import plots
 from jaxdl.autodiff import Scalar, draw_graph, reverse_gradient
 from jaxdl.autodiff.scalar import MLP, gradient_by_duals
 from jaxdl.experiments.scalar_engine import jax_epoch_fn, scalar_epoch, weights_of
+
+plots.save_shown_figures(globals().get("__file__"))  # run as a script: figures saved beside it
 
 QUICK = os.environ.get("JAXDL_QUICK") == "1"
 SCALAR_SAMPLES = 2 if QUICK else 20  # the scalar engine takes a second or more per image
