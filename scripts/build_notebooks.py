@@ -20,6 +20,7 @@ import os
 import re
 import sys
 import time
+from importlib.util import find_spec
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,10 +66,13 @@ def write_html(notebook, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=Path(__file__).name, description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="folder for the executed .ipynb and .html files")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="only these notebooks (file names without .py)")
     args = parser.parse_args(argv)
+    missing = [m for m in ("jupytext", "nbclient", "nbconvert", "nbformat", "ipykernel") if not find_spec(m)]
+    if missing:
+        parser.exit(2, f"{parser.prog}: needs {', '.join(missing)}: pip install -e '.[notebooks]'\n")
     import nbformat
 
     chosen = [p for p in notebooks() if not args.only or p.stem in args.only]

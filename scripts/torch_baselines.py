@@ -10,11 +10,15 @@ benchmark) and prints one JSON line per model: examples/s and s per epoch.
 import argparse
 import json
 import statistics
+import sys
 import time
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+try:
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+except ModuleNotFoundError:
+    sys.exit("torch_baselines.py: needs PyTorch; run it with a Python that has it (jaxdl's environment has none)")
 
 
 class MLP(nn.Module):  # tutorial 1

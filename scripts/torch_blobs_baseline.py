@@ -8,10 +8,14 @@ Prints one JSON line: per-epoch seconds (median of repeats) and the final log fi
 import argparse
 import json
 import statistics
+import sys
 import time
 
-import torch
-import torch.nn as nn
+try:
+    import torch
+    import torch.nn as nn
+except ModuleNotFoundError:
+    sys.exit("torch_blobs_baseline.py: needs PyTorch; run it with a Python that has it (jaxdl's environment has none)")
 from sklearn.datasets import make_blobs
 
 

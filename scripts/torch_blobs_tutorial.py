@@ -12,8 +12,14 @@ script needs: the Agg backend, and each figure saved to OUT_DIR instead of shown
 import sys
 from pathlib import Path
 
+import importlib.util
+
 import matplotlib
 
+if len(sys.argv) != 2:
+    sys.exit("usage: PYTHON_WITH_TORCH scripts/torch_blobs_tutorial.py OUT_DIR")
+if importlib.util.find_spec("torch") is None:
+    sys.exit("torch_blobs_tutorial.py: needs PyTorch; run it with a Python that has it (jaxdl's environment has none)")
 matplotlib.use("Agg")
 out = Path(sys.argv[1])
 out.mkdir(parents=True, exist_ok=True)

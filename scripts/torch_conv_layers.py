@@ -8,9 +8,13 @@ input needs no gradient), for comparing layer by layer; median of 15 calls.
 """
 
 import statistics
+import sys
 import time
 
-import torch
+try:
+    import torch
+except ModuleNotFoundError:
+    sys.exit("torch_conv_layers.py: needs PyTorch; run it with a Python that has it (jaxdl's environment has none)")
 
 LAYERS = {  # name: (input channels, size, features, stride, does the CNN need its input's gradient)
     "conv1 3->32 s1": (3, 32, 32, 1, False),

@@ -15,13 +15,18 @@ Prints one JSON line per seed: the train and test loss per image after each epoc
 
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
+
+try:
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+    from torch.utils.data import DataLoader, TensorDataset
+except ModuleNotFoundError:
+    sys.exit("torch_vae_reference.py: needs PyTorch; run it with a Python that has it (jaxdl's environment has none)")
 
 
 class VAE(nn.Module):  # the tutorial's module, verbatim but for comments

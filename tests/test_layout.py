@@ -151,3 +151,15 @@ print(during[0] is not before[0], filters(during) - filters(before), succeeded =
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     # installed while writing, removed after a success, kept (once, after two failures) after a failure
     assert out.split() == ["True", "1", "True", "True", "1"], out
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "scripts").glob("torch_*.py")))
+def test_a_pytorch_script_without_pytorch_says_so_in_one_line(script):
+    from importlib.util import find_spec
+
+    if find_spec("torch") is not None:
+        pytest.skip("PyTorch is installed here: the script would run")
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / script), str(ROOT / "runs" / "unused")],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr == f"{script}: needs PyTorch; run it with a Python that has it (jaxdl's environment has none)\n"

@@ -100,3 +100,11 @@ def test_a_notebook_run_as_a_script_saves_its_figures_beside_itself(tmp_path):
 def test_every_notebook_saves_its_figures_when_run_as_a_script():
     for path in sorted((ROOT / "experiments" / "tutorials").glob("0*.py")):
         assert 'plots.save_shown_figures(globals().get("__file__"))' in path.read_text(), path.name
+
+
+def test_build_script_without_the_notebooks_extra_says_which_in_one_line(build, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(build, "find_spec", lambda name: None if name in ("jupytext", "nbclient") else object())
+    with pytest.raises(SystemExit) as exit_info:
+        build.main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "build_notebooks.py: needs jupytext, nbclient: pip install -e '.[notebooks]'\n"
