@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from jaxdl.errors import JaxdlError, Stopped, printable
+from jaxdl.errors import Finished, JaxdlError, Stopped, printable
 
 EXIT_USAGE = 2
 
@@ -176,6 +176,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
             print("\n".join(config_lib.help_lines(experiments.settings_of(args.name))))
             return 0
         path, metrics = _run(args)
+    except Finished as e:  # a resume with nothing to add
+        print(f"{prog}: {e.cli_message()}")
+        return 0
     except Stopped as e:
         print(f"{prog}: {_stopped_line(e, args, prog)}", file=sys.stderr)
         return e.exit_status

@@ -75,3 +75,10 @@ class Stopped(JaxdlError):
         super().__init__(message)
         self.exit_status = 128 + signal_number
         self.run_dir = run_dir  # the directory to resume
+
+
+class Finished(JaxdlError):
+    """``resume`` found the run already finished, with nothing to add: no file was touched.
+
+    The command line prints the one-line message and exits 0.
+    """

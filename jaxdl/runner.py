@@ -13,13 +13,14 @@ import dataclasses
 import itertools
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from jaxdl import config as config_lib
 from jaxdl import experiments
 from jaxdl.compilation_cache import CompileClock
 from jaxdl.data import local_copies
-from jaxdl.errors import JaxdlError
+from jaxdl.errors import Finished, JaxdlError
 from jaxdl.rundir import RunDir, default_run_path, environment, read_json
 
 
@@ -97,6 +98,8 @@ def run_experiment(
 
         initialize_distributed(**distributed)  # before any JAX computation, checks included
         writer = jax.process_index() == 0
+    if resume and (Path(out) / "config.json").is_file():  # else RunDir says there is no run to resume
+        overrides = [*_settings_of_the_run(experiment, read_json(Path(out) / "config.json")), *overrides]
     grid = Grid.of(experiment, overrides)
     config = grid.configs[0][1]
     run_dir = RunDir(out or default_run_path(name), overwrite=overwrite, resume=resume, writer=writer)
@@ -106,7 +109,7 @@ def run_experiment(
     clock = CompileClock()
     try:
         if resume:
-            _check_same_run(run_dir, record)
+            _check_resumable(run_dir, record, config, grid)
         else:
             run_dir.write_json("config.json", record)
         with local_copies(data_dir):
@@ -227,9 +230,45 @@ def sweep_outputs(run_dir: RunDir, groups: list[dict[str, Any]], grid: dict[str,
     return lines
 
 
-def _check_same_run(run_dir: RunDir, record: dict[str, Any]) -> None:
-    """A resumed run must have the experiment and settings of the run it continues."""
+def _settings_of_the_run(experiment: experiments.Experiment, saved: dict[str, Any]) -> list[str]:
+    """The ``key=value`` settings that the command of a run gave (its config.json's values that differ from
+    the defaults, its grid as ``KEY=A,B``): a resumed run needs none of them again."""
+    defaults = config_lib.to_dict(experiment.config())
+    given = {k: v for k, v in saved.get("config", {}).items() if k in defaults and k != "sweep" and v != defaults[k]}
+    grid = dict(saved.get("grid") or config_lib.parse_sweep(saved.get("config", {}).get("sweep", "")))
+    text = {k: ("true" if v else "false") if isinstance(v, bool) else str(v) for k, v in given.items()}
+    text.update({k: ",".join(map(str, values)) for k, values in grid.items()})
+    return [f"{k}={v}" for k, v in text.items()]
+
+
+def _check_resumable(run_dir: RunDir, record: dict[str, Any], config: Any, grid: Grid) -> None:
+    """A resumed run has the experiment and settings of the run it continues, but for more ``epochs``
+    where its settings allow; one with nothing to add raises :class:`Finished` and changes nothing. An
+    extended run's config.json gets its new ``epochs``."""
     saved = read_json(run_dir.path / "config.json")
+    before, after = saved.get("config", {}).get("epochs"), record["config"].get("epochs")
+    if before is not None and after != before:
+        if after < before:
+            raise JaxdlError(
+                f"{{resume}}: the run in {run_dir.path} trains {before} epochs; epochs={after} would cut it"
+            )
+        reason = config.fixed_length() if hasattr(config, "fixed_length") else None
+        reason = reason or ("each setting of a grid is a run of its own" if grid.sequential else None)
+        if reason:
+            raise JaxdlError(f"{{resume}}: cannot extend the run in {run_dir.path} to {after} epochs: {reason}")
+        record = {**record, "config": {**record["config"], "epochs": before}}  # checked below as the same run
+    _check_same_run(saved, record, run_dir)
+    if after == before and (run_dir.path / "metrics.json").is_file():
+        raise Finished(
+            f"{run_dir.path} is finished: its {before} epochs are trained, and no file was changed; "
+            f"to train longer, resume with --set epochs=N (N > {before})"
+        )
+    if after != before:
+        run_dir.write_json("config.json", {**saved, "config": {**saved["config"], "epochs": after}})
+
+
+def _check_same_run(saved: dict[str, Any], record: dict[str, Any], run_dir: RunDir) -> None:
+    """A resumed run must have the experiment and settings of the run it continues."""
     if saved.get("experiment") != record["experiment"]:
         raise JaxdlError(
             f"{{resume}}: {run_dir.path} holds a {saved.get('experiment')} run, not {record['experiment']}"

@@ -4,6 +4,7 @@ Runs are cached for the module: the claims test and the experiment-specific test
 """
 
 import contextlib
+import dataclasses
 import os
 import sys
 import tempfile
@@ -218,6 +219,50 @@ def test_a_run_cut_after_epoch_1_resumes_to_the_uncut_run(tiny_data, tmp_path, m
     assert without_timings(resumed) == without_timings(uncut) and uncut["epochs_run"] == 3
     histories = [read_history(tmp_path / d / "history.jsonl") for d in ("uncut", "cut")]
     assert [without_timings(r) for r in histories[1]] == [without_timings(r) for r in histories[0]]
+
+
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_resume_reads_the_runs_settings_leaves_a_finished_run_untouched_and_extends_it(tiny_data, tmp_path, capsys):
+    settings = ["--data", str(tiny_data["mnist"]), "--set", "n_train=24", "--set", "n_val=8", "--set", "batch_size=8",
+                "--set", "patience=5"]  # fmt: skip
+    assert main(["run", "mnist-mlp", *settings, "--set", "epochs=3", "--out", str(tmp_path / "uncut")]) == 0
+    assert main(["run", "mnist-mlp", *settings, "--set", "epochs=2", "--out", str(tmp_path / "r")]) == 0
+    capsys.readouterr()
+    before = _files(tmp_path / "r")
+    # nothing retyped, nothing to add: no file changes, one line says so
+    assert main(["run", "mnist-mlp", "--out", str(tmp_path / "r"), "--resume"]) == 0
+    assert capsys.readouterr().out == (
+        f"jaxdl: {tmp_path / 'r'} is finished: its 2 epochs are trained, and no file was changed; "
+        "to train longer, resume with --set epochs=N (N > 2)\n"
+    )
+    assert _files(tmp_path / "r") == before
+    assert main(["run", "mnist-mlp", "--out", str(tmp_path / "r"), "--resume", "--set", "epochs=1"]) == 2
+    assert "the run in" in capsys.readouterr().err and _files(tmp_path / "r") == before
+    # more epochs: the run goes on, as the run trained for 3 from the start did
+    assert main(["run", "mnist-mlp", "--out", str(tmp_path / "r"), "--resume", "--set", "epochs=3"]) == 0
+    assert "resumed from checkpoint" in capsys.readouterr().out
+    assert read_json(tmp_path / "r" / "config.json")["config"]["epochs"] == 3
+
+    def without_timings(record):
+        return {k: v for k, v in record.items() if not k.endswith(TIMINGS)}
+
+    extended, uncut = (read_json(tmp_path / d / "metrics.json") for d in ("r", "uncut"))
+    assert without_timings(extended) == without_timings(uncut) and extended["epochs_run"] == 3
+    history = read_history(tmp_path / "r" / "history.jsonl")
+    assert extended["train_seconds"] == pytest.approx(sum(r["seconds"] for r in history))  # all 3 epochs
+
+
+def test_a_one_cycle_schedule_cannot_be_extended():
+    from jaxdl.experiments.settings import CNNConfig, VAEConfig
+
+    for config in (CNNConfig(), VAEConfig()):
+        assert config.fixed_length() == (
+            "the improved recipe's one-cycle learning-rate schedule spans the epochs the run began with"
+        )
+        assert dataclasses.replace(config, recipe="tutorial").fixed_length() is None
 
 
 def test_resume_checks_the_settings(tiny_data, tmp_path, capsys):

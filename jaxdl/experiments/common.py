@@ -143,7 +143,7 @@ def _run_figures(result: FitResult) -> dict[str, Any]:
         "train_seconds": result.train_seconds,
         "compile_seconds": result.compile_seconds,
         "examples_per_second": result.examples_per_second,
-        "seconds_per_epoch": result.train_seconds / max(result.epochs_run, 1),
+        "seconds_per_epoch": result.train_seconds / max(len(result.history), 1),
         "devices": result.fns.mesh.size,
         "processes": jax.process_count(),
     }

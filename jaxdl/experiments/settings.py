@@ -46,6 +46,10 @@ class EngineSettings:
         "", "value-only settings swept in the same program, KEY=A,B;KEY=C,D (written by --set KEY=A,B)"
     )
 
+    def fixed_length(self) -> str | None:
+        """Why a finished run of these settings cannot be trained for more epochs (None: it can)."""
+        return None
+
     def check(self) -> None:
         # Before anything is written: the devices exist and the batch (or the replicas) split over them.
         from jaxdl.train import parallel  # JAX: only when a run is checked, not to list settings
@@ -304,6 +308,11 @@ class CNNConfig(EngineSettings):
         "auto", "convolutions: Winograd or im2col products (CPU), XLA's convolution (GPU, TPU), or auto by backend"
     )
 
+    def fixed_length(self) -> str | None:
+        if self.recipe == "improved":
+            return "the improved recipe's one-cycle learning-rate schedule spans the epochs the run began with"
+        return None
+
 
 # image_classifier
 @dataclasses.dataclass(frozen=True)
@@ -387,3 +396,8 @@ class VAEConfig(EngineSettings):
     peak_lr: float = setting(
         3e-3, "peak of the one-cycle learning-rate schedule (improved recipe)", gt=0, applies_if=("recipe", "improved")
     )
+
+    def fixed_length(self) -> str | None:
+        if self.recipe == "improved":
+            return "the improved recipe's one-cycle learning-rate schedule spans the epochs the run began with"
+        return None

@@ -40,7 +40,8 @@ class FitResult:
       epochs_run: epochs trained by this call.
       stopped_early: early stopping ended the run.
       compile_seconds: compiling the train steps and evaluation epoch, ahead of time.
-      train_seconds: this call's training epochs, compilation excluded.
+      train_seconds: every training epoch of the run, a resumed run's earlier ones too (their
+        records' ``seconds``), compilation excluded.
       examples_per_second: training examples per ``train_seconds``.
       fns: the compiled epoch functions.
       step_losses: the mean training loss of each step of the epochs this call finished
@@ -283,6 +284,7 @@ class _Run:
     epoch: int = 1  # the epoch to run next
     steps_done: int = 0  # of that epoch, when a stop cut it
     step_sums: dict[str, np.ndarray] | None = None  # those steps' sums
+    partial_seconds: float = 0.0  # and the seconds they took
     history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     active: np.ndarray = None  # type: ignore[assignment]
     diverged: np.ndarray = None  # type: ignore[assignment]
@@ -298,6 +300,7 @@ class _Run:
         record.update({hook.name: hook.saved() for hook in hooks if hook.name})
         if step_sums is not None:  # float32 values are exact in JSON's doubles
             record["step_sums"] = {k: [v.tolist(), v.dtype.str] for k, v in step_sums.items()}
+            record["partial_seconds"] = self.partial_seconds
         return record
 
     def restore(self, record: dict[str, Any], steps_per_epoch: int, hooks: Sequence[Hook]) -> None:
@@ -316,6 +319,7 @@ class _Run:
         else:  # saved mid-epoch: finish that epoch from its next step
             self.epoch, self.steps_done = record["epoch"], done
             self.step_sums = {k: np.asarray(v[0], dtype=v[1]) for k, v in record["step_sums"].items()}
+            self.partial_seconds = record.get("partial_seconds", 0.0)
 
 
 def _restore_newest(checkpoints: Checkpoints | None, state: TrainState, run_dir: RunDir | None,
@@ -437,7 +441,7 @@ def fit(
 
     chunks = ChunkSizer(chunk_seconds, fns.steps_per_epoch)
     agree = agree_across_processes if jax.process_count() > 1 else _same
-    train_seconds, stopped_early, examples_run, step_losses = 0.0, False, 0, []
+    stopped_early, step_losses = False, []
     with (
         progress_bar(epochs - run.epoch + 1, "training", unit="epoch") as bar,
         StopRequests(enabled=checkpoints is not None) as stop_requests,
@@ -451,14 +455,16 @@ def fit(
                 lambda: stop_requests.requested, agree,
             )  # fmt: skip
             step_sums = jax.device_get(sums)
+            if first and run.partial_seconds:  # resumed mid-epoch: the steps before the stop count too
+                epoch_seconds, first = epoch_seconds + run.partial_seconds, 0
             if done < fns.steps_per_epoch:  # stopped by a signal
+                run.partial_seconds = epoch_seconds
                 _guard({k: v[:done] for k, v in step_sums.items()}, epoch, trained, run, replicas, checkpoints, log)
                 step = save(epoch, done, step_sums)
                 run_dir.write_history(run.history)  # the finished epochs, even if none
                 raise _stopped(stop_requests, step, _where(epoch, done, fns.steps_per_epoch), checkpoints)
             step_losses.append(_guard(step_sums, epoch, trained, run, replicas, checkpoints, log))
             examples = (done - first) * run.replicas * batch_size
-            train_seconds, examples_run = train_seconds + epoch_seconds, examples_run + examples
             val_sums = evaluate(state, val) if evaluate is not None else None
             record = _record(epoch, step_sums, val_sums, run, trained, replicas)
             record.update(seconds=epoch_seconds, examples_per_second=examples / max(epoch_seconds, 1e-12))
@@ -477,6 +483,8 @@ def fit(
     if checkpoints:
         checkpoints.close()
     losses = np.concatenate(step_losses) if step_losses else np.zeros((0, run.replicas))
+    train_seconds = sum(r["seconds"] for r in run.history)  # every epoch of the run, resumed or not
+    examples = sum(r["seconds"] * r["examples_per_second"] for r in run.history)
     return FitResult(
         state=state,
         history=run.history,
@@ -484,7 +492,8 @@ def fit(
         stopped_early=stopped_early,
         compile_seconds=compile_seconds,
         train_seconds=train_seconds,
-        examples_per_second=examples_run / max(train_seconds, 1e-12),
+        examples_per_second=sum(r["seconds"] * r["examples_per_second"] for r in run.history)
+        / max(train_seconds, 1e-12),
         fns=fns,
         step_losses=losses if replicas else losses[:, 0],
         diverged=run.diverged if replicas else None,
