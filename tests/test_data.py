@@ -370,3 +370,52 @@ def test_embedded_sets():
     assert blobs.inputs.shape == (1000, 2) and blobs.class_names == ("0", "1")
     with pytest.raises(JaxdlError, match="generated locally, so data does not apply"):
         D.load("blobs", data="x")
+
+
+def _cifar_binary(folder, per_batch=3, test=2):
+    """CIFAR-10's binary layout with random records: {file name: (labels, images as (N, 3, 32, 32))}."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    written = {}
+    for name, n in [(f"data_batch_{i}.bin", per_batch) for i in range(1, 6)] + [("test_batch.bin", test)]:
+        labels = rng.integers(0, 10, n, dtype=np.uint8)
+        planes = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+        records = np.concatenate([labels[:, None], planes.reshape(n, -1)], axis=1)
+        (folder / name).write_bytes(records.tobytes())
+        written[name] = (labels, planes)
+    (folder / "batches.meta.txt").write_text("airplane\nautomobile\n")
+    return written
+
+
+def test_cifar10_binary_version_folder_and_archive(tmp_path):
+    written = _cifar_binary(tmp_path / "dl" / "cifar-10-batches-bin")
+    with tarfile.open(tmp_path / "cifar-10-binary.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "dl" / "cifar-10-batches-bin", arcname="cifar-10-batches-bin")
+    labels = np.concatenate([written[f"data_batch_{i}.bin"][0] for i in range(1, 6)])
+    # channels last: pixel (y, x) of channel c is byte c * 1024 + y * 32 + x of the record's image
+    images = np.concatenate([written[f"data_batch_{i}.bin"][1] for i in range(1, 6)]).transpose(0, 2, 3, 1)
+    for source in (tmp_path / "dl", tmp_path / "dl" / "cifar-10-batches-bin", tmp_path / "cifar-10-binary.tar.gz"):
+        train = D.load("cifar10", "train", data=source, use_cache=False)
+        np.testing.assert_array_equal(train.inputs, images)
+        np.testing.assert_array_equal(train.labels, labels)
+        assert train.class_names[:2] == ("airplane", "automobile")
+        test = D.load("cifar10", "test", data=source, use_cache=False)
+        np.testing.assert_array_equal(test.labels, written["test_batch.bin"][0])
+    (tmp_path / "dl" / "cifar-10-batches-bin" / "test_batch.bin").write_bytes(b"\x01" * 5000)
+    with pytest.raises(JaxdlError, match=r"test_batch.bin: 5000 bytes, not a whole number of 3073-byte records"):
+        D.load("cifar10", "test", data=tmp_path / "dl", use_cache=False)
+
+
+def test_cifar10_python_version_is_refused_in_one_line_never_unpickled(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    (folder / "data_batch_1").write_bytes(b"\x80\x04crandom\nsystem\n")  # a hostile pickle: never loaded
+    with tarfile.open(tmp_path / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(folder, arcname="cifar-10-batches-py")
+    for source in (folder, tmp_path, tmp_path / "cifar-10-python.tar.gz"):
+        with pytest.raises(JaxdlError) as error:
+            D.load("cifar10", "train", data=source, use_cache=False)
+        assert str(error.value) == (
+            f"{source}: this is CIFAR-10's python version, which is pickled, and jaxdl never unpickles; use the "
+            "binary version from the same page (cifar-10-binary.tar.gz) or TFDS (leave out --data)"
+        )

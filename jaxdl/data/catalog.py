@@ -39,7 +39,8 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         DatasetSpec(
             "cifar10", "CIFAR-10 objects, 32x32 RGB", ("train", "test"),
-            CIFAR10_CLASSES, (32, 32, 3), "cifar10", ("cifar10-jpg.tar.gz", "cifar10"),
+            CIFAR10_CLASSES, (32, 32, 3), "cifar10",
+            ("cifar10-jpg.tar.gz", "cifar10", "cifar-10-binary.tar.gz", "cifar-10-batches-bin"),
         ),
         DatasetSpec(
             "digits", "scikit-learn's 1,797 handwritten digits, 8x8 grayscale (embedded)",

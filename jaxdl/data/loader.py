@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxdl.data import cache as cache_lib
+from jaxdl.data import cifar_binary
 from jaxdl.data.catalog import DATASETS, EMBEDDED, DatasetSpec
 from jaxdl.data.dataset import Dataset
 from jaxdl.data.embedded import make_blobs_dataset, make_digits_dataset
@@ -74,8 +75,11 @@ def find_local_copy(spec: DatasetSpec, data: str | os.PathLike | None) -> Path |
     return None
 
 
-def _source_kind(path: Path) -> str:
-    if path.is_file() and is_archive(path):
+def _source_kind(spec: DatasetSpec, path: Path) -> str:
+    archive = path.is_file() and is_archive(path)
+    if spec.name == "cifar10" and (archive or path.is_dir()) and cifar_binary.kind_of(path, archive):
+        return "cifar-binary"
+    if archive:
         return "archive"
     if is_idx_directory(path):
         return "idx"
@@ -85,8 +89,10 @@ def _source_kind(path: Path) -> str:
 
 
 def _fingerprint(kind: str, path: Path, split: str) -> str:
-    if kind == "archive":
+    if kind == "archive" or (kind == "cifar-binary" and is_archive(path)):
         return cache_lib.file_digest(path)
+    if kind == "cifar-binary":
+        return ",".join(cache_lib.file_digest(f) for f in cifar_binary.split_files(path, split) if f.is_file())
     if kind == "idx":
         files = idx_files(path, split)
         return ",".join(cache_lib.file_digest(f) for f in files) if files else "missing"
@@ -94,6 +100,11 @@ def _fingerprint(kind: str, path: Path, split: str) -> str:
 
 
 def _read_local(spec: DatasetSpec, kind: str, path: Path, split: str, image_size: tuple[int, int] | None):
+    if kind == "cifar-binary":
+        if image_size is not None:
+            raise JaxdlError(f"{path}: image_size applies to image folders, not to CIFAR-10's binary version")
+        images, labels = cifar_binary.read_split(path, split, archive=is_archive(path))
+        return images, labels, spec.class_names
     if kind == "idx":
         if image_size is not None:
             raise JaxdlError(f"{path}: image_size applies to image folders, not to IDX files")
@@ -133,7 +144,9 @@ def load(
     """Loads one split of a named data set into host memory.
 
     Sources, in order: ``data`` (an image folder ``split/class/image`` or a
-    ``.tar.gz`` of one, or a folder of IDX files), a copy found in
+    ``.tar.gz`` of one, a folder of IDX files as MNIST and Fashion-MNIST are
+    downloaded, or CIFAR-10's binary version, ``cifar-10-binary.tar.gz`` or its
+    ``cifar-10-batches-bin/`` folder), a copy found in
     ``$JAXDL_DATA_DIR``, then TFDS. Decoded arrays are cached (see
     :mod:`jaxdl.data.cache`); ``blobs`` and ``digits`` are generated locally.
 
@@ -172,7 +185,7 @@ def load(
             raise JaxdlError(f"{name} needs {{data}}: a split/class/image folder or a .tar.gz of one")
         kind, fingerprint, source = "tfds", f"{spec.tfds_name}:{tfds_data_dir}", f"tfds:{spec.tfds_name}"
     else:
-        kind = _source_kind(path)
+        kind = _source_kind(spec, path)
         fingerprint, source = _fingerprint(kind, path, split), str(path)
     if image_size is not None:
         if kind == "tfds":
