@@ -49,6 +49,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         "--tensorboard", action="store_true", help="write TensorBoard event files to RUN/tensorboard (engine runs)"
     )
     parser.add_argument("--help-config", action="store_true", help="list the experiment's settings and exit")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bars and no stage lines (decoding, compiling); results stay"
+    )
     dist = parser.add_argument_group(
         "multi-process (jax.distributed)",
         "start the same command in every process, with the same --out on a shared file system",
@@ -217,21 +220,23 @@ def _run(args: argparse.Namespace) -> tuple[str, dict]:
 
     experiments.settings_of(args.name)  # an unknown name is refused before JAX is imported
     compilation_cache.enable()
+    from jaxdl.progress import quiet
     from jaxdl.runner import run_experiment  # imports JAX: only for a run
 
     distributed = {"coordinator": args.coordinator, "num_processes": args.num_processes, "process_id": args.process_id}
-    return run_experiment(
-        args.name,
-        args.overrides,
-        seed=args.seed,
-        seeds=args.seeds,
-        data=args.data,
-        out=args.out,
-        overwrite=args.overwrite,
-        resume=args.resume,
-        tensorboard=args.tensorboard,
-        distributed=distributed if args.distributed else None,
-    )
+    with quiet(args.quiet):
+        return run_experiment(
+            args.name,
+            args.overrides,
+            seed=args.seed,
+            seeds=args.seeds,
+            data=args.data,
+            out=args.out,
+            overwrite=args.overwrite,
+            resume=args.resume,
+            tensorboard=args.tensorboard,
+            distributed=distributed if args.distributed else None,
+        )
 
 
 def _reproduce(args: argparse.Namespace) -> int:

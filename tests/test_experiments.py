@@ -404,3 +404,38 @@ def test_curvature_finds_the_exact_top_eigenvalues_and_costs_every_order(run_of)
     assert_figure(out / "slices.png", (1639, 450))
     # the batch is an argument of every program: XLA folded no constant for seconds while compiling
     assert "Constant folding" not in run_of.stderr("curvature"), run_of.stderr("curvature")
+
+
+def test_a_run_logs_each_stage_before_training_and_quiet_silences_them(tiny_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("JAXDL_CACHE_DIR", str(tmp_path / "cache"))  # the data decoded afresh
+    args = ["run", "mnist-mlp", "--data", str(tiny_data["mnist"]), "--set", "n_train=24", "--set", "n_val=8",
+            "--set", "batch_size=8"]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    captured = capsys.readouterr()  # not a terminal: stage lines, no bars
+    stages = [line for line in captured.out.splitlines() if line.startswith(("decoding", "cached", "compil"))]
+    assert [s.split(" ")[0] for s in stages] == ["decoding", "cached", "decoding", "cached", "compiling", "compiled"]
+    assert stages[0] == (
+        f"decoding mnist train from {tiny_data['mnist']} (the first time only: the arrays are then cached)"
+    )
+    assert stages[1].startswith(f"cached mnist train in {tmp_path / 'cache'}/mnist-train-")
+    assert stages[1].endswith(" MiB)")
+    assert "training:" not in captured.err and "\r" not in captured.err
+    assert main([*args, "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert not [line for line in out.splitlines() if line.startswith(("decoding", "cached", "compil"))]
+    assert "epoch 1/3" in out and "wrote" in out  # the run's own lines stay
+
+
+def test_the_training_bar_moves_every_chunk_with_the_running_loss_and_speed():
+    import io
+
+    from tqdm import tqdm
+
+    from jaxdl.train.fit import _show
+
+    bar = tqdm(total=10, file=io.StringIO(), disable=False)
+    sums = {"loss": np.array([4.0, 2.0, 6.0, 0.0]), "count": np.array([2.0, 2.0, 2.0, 0.0])}
+    _show(bar, 3, 32, 0, 2, 0.5, sums)  # steps 0-1 of epoch 3: mean loss 6 / 4, 64 examples in 0.5 s
+    assert bar.n == 2 and bar.postfix == "epoch 3, loss 1.5000, 128 ex/s"
+    _show(bar, 3, 32, 2, 3, 0.25, sums)
+    assert bar.n == 3 and bar.postfix == "epoch 3, loss 2.0000, 128 ex/s"

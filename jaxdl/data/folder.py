@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from jaxdl.errors import JaxdlError
+from jaxdl.progress import progress_bar
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 MAX_FILE_BYTES = 64 * 2**20  # no image jaxdl reads comes near; a bigger member is refused before it is read
@@ -237,20 +238,28 @@ def read_image_folder(
         channels = shape[2] if shape else _channels(files[0][2], f"{path}:{files[0][1]}")
         resize = (*image_size, channels)
     images, labels, shape_from = [], [], None
-    for label, name, data in files:
-        try:
-            image = decode_image(data, f"{path}:{name}", shape, resize)
-        except JaxdlError as e:
-            if shape_from is None or "expected" not in str(e):
-                raise
-            raise JaxdlError(
-                f"{e.template} (the size of the first image, {shape_from}); an image size setting resizes them all"
-            ) from None
-        if shape is None:
-            shape, shape_from = image.shape, name
-        images.append(image)
-        labels.append(label)
+    with progress_bar(len(files), f"decoding {split}", unit="image", delay=1.0) as bar:
+        for label, name, data in files:
+            image, shape, shape_from = _decoded(path, name, data, shape, shape_from, resize)
+            images.append(image)
+            labels.append(label)
+            bar.update()
     return np.stack(images), np.asarray(labels, np.int32), names
+
+
+def _decoded(path: Path, name: str, data: bytes, shape, shape_from: str | None, resize):
+    """(image, the split's shape, the file it came from): each image has the first one's shape."""
+    try:
+        image = decode_image(data, f"{path}:{name}", shape, resize)
+    except JaxdlError as e:
+        if shape_from is None or "expected" not in str(e):
+            raise
+        raise JaxdlError(
+            f"{e.template} (the size of the first image, {shape_from}); an image size setting resizes them all"
+        ) from None
+    if shape is None:
+        shape, shape_from = image.shape, name
+    return image, shape, shape_from
 
 
 def _natural_key(name: str) -> tuple:

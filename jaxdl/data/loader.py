@@ -21,6 +21,7 @@ from jaxdl.data.folder import ARCHIVE_SUFFIXES, find_splits, is_archive, read_im
 from jaxdl.data.idx import idx_files, is_idx_directory, read_idx_split
 from jaxdl.data.tfds_source import read_tfds
 from jaxdl.errors import JaxdlError
+from jaxdl.progress import stage
 
 DATA_DIR_ENV = "JAXDL_DATA_DIR"
 _data_dir: contextvars.ContextVar[Path | None] = contextvars.ContextVar("jaxdl_data_dir", default=None)
@@ -202,9 +203,11 @@ def load(
         with cache_lib.one_writer(cache_file):
             arrays = cache_lib.load_cached(cache_file)  # written by the process this one waited for?
             if arrays is None:
+                stage(f"decoding {name} {split} from {source} (the first time only: the arrays are then cached)")
                 arrays = _read_arrays(spec, kind, path, split, tfds_data_dir, image_size)
                 try:
                     cache_lib.save_cached(cache_file, arrays)
+                    stage(f"cached {name} {split} in {cache_file} ({cache_file.stat().st_size / 2**20:.0f} MiB)")
                 except JaxdlError as e:  # the run does not need the cache: say so and go on
                     print(f"jaxdl: warning: {e.template.split(';')[0]}; continuing without the cache", file=sys.stderr)
     return Dataset(

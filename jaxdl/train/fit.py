@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -15,7 +16,7 @@ from jax.sharding import Mesh
 
 from jaxdl.data.dataset import Dataset, as_arrays
 from jaxdl.errors import JaxdlError, Stopped
-from jaxdl.progress import progress_bar
+from jaxdl.progress import progress_bar, stage
 from jaxdl.rundir import RunDir
 from jaxdl.train.checkpoint import Checkpoints, DamagedCheckpoint
 from jaxdl.train.replicas import check_memory
@@ -150,10 +151,12 @@ def train_in_chunks(
     chunks: ChunkSizer,
     stop: Callable[[], bool] = lambda: False,
     agree: Callable[[int, bool], tuple[int, bool]] = _same,
+    on_chunk: Callable[[int, int, float, dict[str, jax.Array]], None] = lambda *_: None,
 ) -> tuple[TrainState, dict[str, jax.Array], int, float]:
     """Runs an epoch's steps from ``done`` on, a chunk at a time, until the epoch ends or ``stop()``.
 
-    After each chunk, ``agree(next chunk size, stop())`` settles both for every process
+    After each chunk, ``on_chunk(first step, end step, seconds, sums)`` sees it (the progress bar), and
+    ``agree(next chunk size, stop())`` settles both for every process
     (:func:`agree_across_processes` in a multi-process run). Returns the state, the
     per-step sums, the steps of the epoch now done and the seconds the chunks took
     (each blocked until finished).
@@ -166,6 +169,7 @@ def train_in_chunks(
         jax.block_until_ready(sums)
         chunks.observe(until - done, time.perf_counter() - t0)
         seconds += time.perf_counter() - t0
+        on_chunk(done, until, time.perf_counter() - t0, sums)
         done = until
         chunks.size, stopping = agree(chunks.size, stop())
         if stopping:
@@ -437,13 +441,17 @@ def fit(
         checkpoints.save(step, state, run.record(epoch, done, step_sums, hooks))
         return step
 
+    stage(f"compiling the training steps{' and the evaluation' if val is not None else ''}"
+          f"{f' ({replicas} replicas in one program)' if replicas else ''}")  # fmt: skip
     train_steps, evaluate, zero_sums, compile_seconds = _compile(fns, state, data, val, key)
+    left = epochs - run.epoch + 1
+    stage(f"compiled in {compile_seconds:.1f} s; {left} epoch{'s' * (left != 1)} of {fns.steps_per_epoch} steps to run")
 
     chunks = ChunkSizer(chunk_seconds, fns.steps_per_epoch)
     agree = agree_across_processes if jax.process_count() > 1 else _same
     stopped_early, step_losses = False, []
     with (
-        progress_bar(epochs - run.epoch + 1, "training", unit="epoch") as bar,
+        progress_bar((epochs - run.epoch + 1) * fns.steps_per_epoch - run.steps_done, "training", "step") as bar,
         StopRequests(enabled=checkpoints is not None) as stop_requests,
     ):
         for epoch in range(run.epoch, epochs + 1):
@@ -452,7 +460,7 @@ def fit(
             sums = fns.place(run.step_sums if first else zero_sums)
             state, sums, done, epoch_seconds = train_in_chunks(
                 train_steps, state, data, fns.epoch_batches(key, epoch, run.active), sums, first, chunks,
-                lambda: stop_requests.requested, agree,
+                lambda: stop_requests.requested, agree, functools.partial(_show, bar, epoch, run.replicas * batch_size),
             )  # fmt: skip
             step_sums = jax.device_get(sums)
             if first and run.partial_seconds:  # resumed mid-epoch: the steps before the stop count too
@@ -474,7 +482,6 @@ def fit(
                 hook.after_epoch(end)
             if checkpoints:
                 step = save(epoch, fns.steps_per_epoch)
-            bar.update()
             if not run.active.any():
                 stopped_early = True
                 break
@@ -521,6 +528,17 @@ def _compile(fns: EpochFns, state: TrainState, data: dict, val: dict | None, key
         check_memory(_compiled_bytes(train_steps), f"{fns.replicas} replicas")
     evaluate = fns.evaluate.lower(state, val).compile() if val is not None else None
     return train_steps, evaluate, zero_sums, time.perf_counter() - start
+
+
+def _show(bar: Any, epoch: int, examples_per_step: int, first: int, end: int, seconds: float,
+          sums: dict[str, jax.Array]) -> None:  # fmt: skip
+    """Moves the bar by a chunk's steps, with its examples per second and the epoch's running loss so far."""
+    bar.update(end - first)
+    if not bar.disable:  # the sums' copy is for the bar only
+        losses, counts = (np.asarray(jax.device_get(sums[k]))[:end] for k in ("loss", "count"))
+        running = float(losses.sum() / max(counts.sum(), 1))
+        speed = (end - first) * examples_per_step / max(seconds, 1e-12)
+        bar.set_postfix_str(f"epoch {epoch}, loss {running:.4f}, {speed:,.0f} ex/s")
 
 
 def _check_arguments(state: TrainState, train_data: dict, val_data: dict | None, batch_size: int,
