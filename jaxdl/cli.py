@@ -69,6 +69,8 @@ def build_parser(prog: str = "jaxdl") -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("list", help="list the experiments")
+    runs = sub.add_parser("runs", help="list past runs: experiment, date, status, figures, how to resume")
+    runs.add_argument("dir", nargs="?", default="runs", help="folder of runs (default: runs)")
     run = sub.add_parser("run", help="run an experiment")
     run.add_argument("name", help="experiment name (see `jaxdl list`)")
     _add_run_options(run)
@@ -165,6 +167,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
             for name in experiments.names():
                 print(f"{name:<24} {experiments.describe(name)}")
             return 0
+        if args.command == "runs":
+            from jaxdl import runs_cli
+
+            return runs_cli.main(args.dir)
         if args.command == "data":
             from jaxdl import data_cli
 

@@ -77,6 +77,23 @@ class FileLock:
         self.release()
 
 
+def held(path: str | os.PathLike) -> bool:
+    """Whether a process holds the lock at ``path`` now (read only: nothing is created or taken for long)."""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # no lock file: nobody holds it (a holder removes it on release)
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a shared lock just taken
+    return False
+
+
 def _names(path: Path, fd: int) -> bool:
     """Whether ``path`` still names the file open as ``fd``."""
     try:

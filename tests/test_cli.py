@@ -308,3 +308,43 @@ def test_a_short_cifar10_run_says_how_it_differs_from_the_tutorials():
     )
     same = _against_the_tutorial(0.7489, CNNConfig(epochs=10), 0.7552, tutorial_epochs=10)
     assert same == "test accuracy 74.89% (tutorial 75.52%)"
+
+
+def test_runs_lists_past_runs_with_status_figures_and_how_to_resume(tmp_path, capsys):
+    from jaxdl.locks import FileLock
+
+    def run(name, experiment, files):
+        folder = tmp_path / "runs" / experiment / name
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps({"experiment": experiment, "config": {"epochs": 5}}))
+        for file, text in files.items():
+            (folder / file).parent.mkdir(parents=True, exist_ok=True)
+            (folder / file).write_text(text)
+        return folder
+
+    run("a", "cifar10-mlp", {"metrics.json": json.dumps({"test_accuracy": 0.5037, "test_loss": 1.43})})
+    stopped = run(
+        "b", "cifar10-cnn", {"checkpoints/400/x": "", "history.jsonl": '{"epoch": 2, "train_loss": 1.2}\n{"ep'}
+    )
+    run("c", "mnist-vae", {})
+    running = run("d", "mnist-mlp", {})
+    lock = FileLock(running / ".jaxdl.lock")
+    lock.acquire()
+    try:
+        assert main(["runs", str(tmp_path / "runs")]) == 0
+    finally:
+        lock.release()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["started", "status", "experiment", "run", "figures"]
+    rows = {line.split()[3]: line for line in lines[1:] if not line.strip().startswith("to resume")}
+    assert rows["cifar10-mlp"].split()[2:] == ["finished", "cifar10-mlp", str(tmp_path / "runs/cifar10-mlp/a"),
+                                               "test_accuracy", "50.37%,", "test_loss", "1.43"]  # fmt: skip
+    assert rows["cifar10-cnn"].split()[2:] == ["stopped", "cifar10-cnn", str(stopped), "epoch", "2/5,", "train_loss",
+                                               "1.2"]  # fmt: skip
+    assert rows["mnist-vae"].split()[2] == "failed" and rows["mnist-mlp"].split()[2] == "running"
+    assert f"to resume: jaxdl run cifar10-cnn --out {stopped} --resume" in [line.strip() for line in lines]
+    assert not (running / ".jaxdl.lock").exists()  # released; listing took nothing
+    assert main(["runs", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err == (
+        f"jaxdl: error: {tmp_path / 'nowhere'} is not a folder of runs (jaxdl run writes them to runs/NAME/TIMESTAMP)\n"
+    )
