@@ -163,3 +163,15 @@ def test_a_pytorch_script_without_pytorch_says_so_in_one_line(script):
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 1
     assert done.stderr == f"{script}: needs PyTorch; run it with a Python that has it (jaxdl's environment has none)\n"
+
+
+def test_the_readme_is_short_and_every_link_in_it_and_the_docs_resolves():
+    assert len((ROOT / "README.md").read_text().splitlines()) < 250
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    assert len(pages) > 10
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if target.startswith(("http://", "https://", "#")):
+                continue
+            path = (page.parent / target.split("#")[0]).resolve()
+            assert path.exists(), f"{page.relative_to(ROOT)} links to {target}, which does not exist"
