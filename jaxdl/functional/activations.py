@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 
 def sigmoid(x: jax.Array) -> jax.Array:
-    """1 / (1 + exp(-x)), computed without overflow for large |x|."""
+    """``1 / (1 + exp(-x))``, computed without overflow for large ``|x|``."""
     return jax.nn.sigmoid(x)
 
 

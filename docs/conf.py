@@ -1,0 +1,27 @@
+"""Sphinx configuration: the Markdown pages (MyST), the API reference from docstrings, MathJax bundled."""
+
+project = "jaxdl"
+author = "the jaxdl authors"
+copyright = "2026, the jaxdl authors"
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",  # Google-style Args/Returns/Raises
+    "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax copied into the site: formulas render with no network
+]
+source_suffix = {".md": "markdown"}
+myst_enable_extensions = ["dollarmath", "amsmath"]
+myst_heading_anchors = 3  # [text](page.md#a-heading) links resolve
+exclude_patterns = ["_build"]
+autodoc_default_options = {"members": True, "undoc-members": False}
+autodoc_typehints = "description"
+autodoc_mock_imports = []
+napoleon_google_docstring = True
+napoleon_use_ivar = True  # a dataclass's Attributes: section, not a second entry per field
+html_theme = "sphinx_book_theme"
+html_title = "jaxdl"
+html_context = {"default_mode": "light"}  # the theme reads the mode from the page, not from a stored choice
+html_theme_options = {"repository_url": "", "use_download_button": False}
+suppress_warnings = ["myst.xref_missing"]  # links to files outside docs/ (the README, LICENSE) stay plain
