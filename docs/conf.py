@@ -5,16 +5,19 @@ author = "the jaxdl authors"
 copyright = "2026, the jaxdl authors"
 
 extensions = [
-    "myst_parser",
+    "myst_nb",  # MyST Markdown, and the tutorial notebooks as pages (with their outputs when executed)
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",  # Google-style Args/Returns/Raises
     "sphinx.ext.mathjax",
     "sphinx-mathjax-offline",  # MathJax copied into the site: formulas render with no network
 ]
-source_suffix = {".md": "markdown"}
+# The tutorials are Jupytext percent-format .py files (scripts/build_docs.py copies them in, or the
+# executed .ipynb that scripts/build_notebooks.py wrote); their outputs are shown as saved, never re-run here.
+nb_custom_formats = {".py": ["jupytext.reads", {"fmt": "py:percent"}]}
+nb_execution_mode = "off"
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3  # [text](page.md#a-heading) links resolve
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "conf.py"]
 autodoc_default_options = {"members": True, "undoc-members": False}
 autodoc_typehints = "description"
 autodoc_mock_imports = []
