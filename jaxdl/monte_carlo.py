@@ -21,11 +21,19 @@ Fn = Callable[[jax.Array], jax.Array]
 
 
 def mc_estimate(key: jax.Array, f: Fn, sampler: Callable[[jax.Array, int], jax.Array], num_samples: int) -> jax.Array:
-    """(1/S) sum_i f(x_i) with x_i = sampler(key, S)[i]."""
+    """(1/S) sum_i f(x_i) with x_i = sampler(key, S)[i].
+
+    Example: E[x^2] = 1 for a standard normal, estimated from 100,000 draws.
+
+      >>> float(mc_estimate(jax.random.key(0), jnp.square, gaussian_sampler(0.0, 1.0), 100_000)).__round__(2)
+      1.0
+    """
     return jnp.mean(f(sampler(key, num_samples)))
 
 
 def gaussian_sampler(mean: float, std: float) -> Callable[[jax.Array, int], jax.Array]:
+    """``sample(key, n)``: n draws from N(mean, std^2), for :func:`mc_estimate`."""
+
     def sample(key, n):
         return mean + std * jax.random.normal(key, (n,))
 

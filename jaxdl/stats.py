@@ -21,6 +21,20 @@ def interval(values: Sequence[float | None], confidence: float = 0.95) -> dict[s
 
     ``std`` is the sample standard deviation (ddof 1); ``half_width``, ``low`` and ``high`` are
     None for fewer than two values, and every figure is None when none is finite.
+
+    Args:
+      values: one figure per seed; None or a non-finite value (a diverged seed) is left out.
+      confidence: the interval's level, from Student's t with ``n - 1`` degrees of freedom.
+
+    Returns:
+      The summary dict; :func:`format_interval` writes it as text.
+
+    Example:
+      >>> s = interval([0.50, 0.52, 0.49, float("nan")])
+      >>> round(s["mean"], 4), s["n"], s["excluded"], round(s["half_width"], 4)
+      (0.5033, 3, 1, 0.0379)
+      >>> format_interval(s, "{:.2%}")
+      '50.33% +- 3.79% (N=3, 1 diverged)'
     """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")

@@ -77,6 +77,14 @@ def mlp_apply(
 
     Returns:
       ``(..., out)`` outputs.
+
+    Example: a 4-8-3 network on a batch of 5.
+
+      >>> params = mlp_init(jax.random.key(0), [4, 8, 3])
+      >>> {name: layer["w"].shape for name, layer in params.items()}
+      {'dense0': (4, 8), 'dense1': (8, 3)}
+      >>> mlp_apply(params, jnp.ones((5, 4))).shape
+      (5, 3)
     """
     depth = len(params)
     for i in range(depth):
