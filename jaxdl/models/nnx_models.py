@@ -1,0 +1,189 @@
+"""The tutorials' networks in Flax NNX, twins of the Linen modules beside them.
+
+Flax's documentation now starts new users with NNX. A twin has the Linen
+module's layers under the same names, so its state holds the same arrays in
+the same tree: :func:`from_linen` loads Linen variables into a twin and
+:func:`to_linen` reads them back, and from one initialisation the two compute
+the same outputs, gradients and batch-norm updates (``tests/test_nnx.py``).
+The maths is shared, not copied: the twins call the same functions as the
+Linen modules (:func:`jaxdl.models.classifiers.conv3x3`, the batch-norm rule of
+:mod:`jaxdl.functional.normalization`, :func:`jaxdl.models.vae.reparameterize`).
+
+NNX keeps jaxdl's premise, pure functions over a parameter pytree:
+``graphdef, state = nnx.split(model)`` gives a static graph and a ``State``
+pytree, and ``nnx.merge(graphdef, state)`` inside a jitted function makes the
+model again. Each ``__call__`` takes ``train`` as the Linen modules do; dropout
+draws its masks from the model's own ``nnx.Rngs`` stream (not Linen's keys).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxdl.functional import normalization
+from jaxdl.functional.activations import leaky_relu, relu
+from jaxdl.functional.init import torch_linear_bias, torch_linear_kernel
+from jaxdl.models.classifiers import CNN as LinenCNN
+from jaxdl.models.classifiers import ConvImpl, conv3x3
+from jaxdl.models.vae import reparameterize
+
+
+class Linear(nnx.Module):
+    """``nn.Linear`` (``flax.linen.Dense`` with PyTorch's initialisation): ``x @ kernel + bias``."""
+
+    def __init__(self, fan_in: int, features: int, *, rngs: nnx.Rngs):
+        self.kernel = nnx.Param(torch_linear_kernel(rngs.params(), (fan_in, features), jnp.float32))
+        self.bias = nnx.Param(torch_linear_bias(fan_in)(rngs.params(), (features,), jnp.float32))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        # the product Flax's Dense computes, contracting x's last axis with the kernel's first
+        y = jax.lax.dot_general(x, self.kernel[...], (((x.ndim - 1,), (0,)), ((), ())))
+        return y + self.bias[...].reshape((1,) * (y.ndim - 1) + (-1,))
+
+
+class BatchNorm(nnx.Module):
+    """:class:`jaxdl.models.classifiers.BatchNorm`: PyTorch's defaults, statistics over a batch's groups."""
+
+    def __init__(self, features: int, momentum: float = 0.9, epsilon: float = 1e-5):
+        self.scale, self.bias = nnx.Param(jnp.ones(features)), nnx.Param(jnp.zeros(features))
+        self.mean, self.var = nnx.BatchStat(jnp.zeros(features)), nnx.BatchStat(jnp.ones(features))
+        self.momentum, self.epsilon = momentum, epsilon
+
+    def __call__(self, x: jax.Array | list[jax.Array], train: bool) -> jax.Array | list[jax.Array]:
+        scale, bias = self.scale[...], self.bias[...]
+        if not train:
+            statistics = self.mean[...], self.var[...]
+            return normalization.map_groups(
+                x, lambda g: normalization.normalize(g, *statistics, scale, bias, self.epsilon)
+            )
+        mean, var = jax.lax.stop_gradient(normalization.batch_statistics(x))
+        self.mean[...] = self.momentum * self.mean[...] + (1 - self.momentum) * mean
+        self.var[...] = self.momentum * self.var[...] + (1 - self.momentum) * var
+        return normalization.batch_normalize(x, scale, bias, self.epsilon)
+
+
+class Conv3x3(nnx.Module):
+    """:class:`jaxdl.models.classifiers.Conv3x3`: ``nn.Conv2d(kernel_size=3, padding=1)``, PyTorch's init."""
+
+    def __init__(self, in_features: int, features: int, stride: int = 1, impl: ConvImpl = "auto", *,
+                 rngs: nnx.Rngs):  # fmt: skip
+        fan_in = 9 * in_features
+        self.kernel = nnx.Param(torch_linear_kernel(rngs.params(), (3, 3, in_features, features), jnp.float32))
+        self.bias = nnx.Param(torch_linear_bias(fan_in)(rngs.params(), (features,), jnp.float32))
+        self.stride, self.impl = stride, impl
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.kernel[...]
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            x = x.astype(kernel.dtype)  # uint8 images as they load
+        return conv3x3(x, kernel.astype(x.dtype), self.stride, self.impl, self.bias[...].astype(x.dtype))
+
+
+class MLP(nnx.Module):
+    """:class:`jaxdl.models.MLP`: flatten -> Linear(in, hidden) -> ReLU -> Linear(hidden, classes)."""
+
+    def __init__(self, in_features: int = 3072, hidden: int = 100, num_classes: int = 10, *, rngs: nnx.Rngs):
+        self.fc1, self.fc2 = Linear(in_features, hidden, rngs=rngs), Linear(hidden, num_classes, rngs=rngs)
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        return self.fc2(relu(self.fc1(x.reshape(x.shape[0], -1))))
+
+
+def SmallMLP(in_features: int = 784, hidden: int = 128, num_classes: int = 10, *, rngs: nnx.Rngs) -> MLP:  # noqa: N802
+    """:class:`jaxdl.models.SmallMLP`: the MLP 784-128-10."""
+    return MLP(in_features, hidden, num_classes, rngs=rngs)
+
+
+class CNN(nnx.Module):
+    """:class:`jaxdl.models.CNN`: four 3x3 convolutions with batch norm and leaky ReLU, then
+    Linear(4096, 128), batch norm, leaky ReLU, dropout and Linear(128, 10); 591,914 parameters."""
+
+    LAYERS = ((32, 1), (32, 2), (64, 1), (64, 2))
+
+    def __init__(self, num_classes: int = 10, drop_rate: float = 0.5, conv: ConvImpl = "auto",
+                 batch_groups: int = 0, image_size: int = 32, channels: int = 3, *, rngs: nnx.Rngs):  # fmt: skip
+        features_in, size = channels, image_size
+        for i, (features, stride) in enumerate(self.LAYERS, start=1):
+            setattr(self, f"conv{i}", Conv3x3(features_in, features, stride, conv, rngs=rngs))
+            setattr(self, f"bn{i}", BatchNorm(features))
+            features_in, size = features, (size - 1) // stride + 1
+        self.fc1, self.bn5 = Linear(features_in * size * size, 128, rngs=rngs), BatchNorm(128)
+        self.dropout = nnx.Dropout(drop_rate, rngs=rngs)
+        self.fc2 = Linear(128, num_classes, rngs=rngs)
+        self.batch_groups = batch_groups
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        groups = LinenCNN(batch_groups=self.batch_groups).groups()  # the same choice as the Linen CNN's
+        parts = jnp.array_split(x, max(1, min(groups, x.shape[0])))
+        for i in range(1, len(self.LAYERS) + 1):
+            conv, norm = getattr(self, f"conv{i}"), getattr(self, f"bn{i}")
+            parts = [leaky_relu(g) for g in norm([conv(g) for g in parts], train)]
+        x = self.fc1(jnp.concatenate([g.reshape(g.shape[0], -1) for g in parts]))
+        x = self.dropout(leaky_relu(self.bn5(x, train)), deterministic=not train)
+        return self.fc2(x)
+
+
+class VAE(nnx.Module):
+    """:class:`jaxdl.models.VAE`: ``(logits, mean, logvar)`` of images ``(B, 784)`` (and labels when
+    conditional); the reparameterisation draws from the ``sample`` stream of ``rngs``."""
+
+    def __init__(self, latents: int = 20, hidden: int = 400, features: int = 784, num_classes: int = 0, *,
+                 rngs: nnx.Rngs):  # fmt: skip
+        self.enc = Linear(features + num_classes, hidden, rngs=rngs)
+        self.enc_mean, self.enc_logvar = Linear(hidden, latents, rngs=rngs), Linear(hidden, latents, rngs=rngs)
+        self.dec = Linear(latents + num_classes, hidden, rngs=rngs)
+        self.dec_out = Linear(hidden, features, rngs=rngs)
+        self.num_classes, self.rngs = num_classes, rngs
+
+    def _with_label(self, x: jax.Array, labels: jax.Array | None) -> jax.Array:
+        if not self.num_classes:
+            return x
+        return jnp.concatenate([x, jax.nn.one_hot(labels, self.num_classes, dtype=x.dtype)], axis=-1)
+
+    def encode(self, image: jax.Array, labels: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        h = relu(self.enc(self._with_label(image, labels)))
+        return self.enc_mean(h), self.enc_logvar(h)
+
+    def decode(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+        return self.dec_out(relu(self.dec(self._with_label(z, labels))))
+
+    def __call__(self, image: jax.Array, labels: jax.Array | None = None, train: bool = False,
+                 key: jax.Array | None = None):  # fmt: skip
+        """``key``: the reparameterisation's noise (default: the next key of the ``sample`` stream)."""
+        if self.num_classes and labels is None:
+            raise ValueError("a conditional VAE (num_classes > 0) needs labels")
+        mean, logvar = self.encode(image, labels)
+        z = reparameterize(self.rngs.sample() if key is None else key, mean, logvar)
+        return self.decode(z, labels), mean, logvar
+
+
+def from_linen(model: nnx.Module, variables: dict[str, Any]) -> nnx.Module:
+    """Loads Linen ``variables`` (``{"params": ..., "batch_stats": ...}``) into the twin ``model``, in place.
+
+    Raises:
+      ValueError: the trees differ (another network, or other widths).
+    """
+    for kind, collection in ((nnx.Param, "params"), (nnx.BatchStat, "batch_stats")):
+        state = nnx.state(model, kind)
+        ours, theirs = nnx.to_pure_dict(state), dict(variables.get(collection, {}))
+        if jax.tree.structure(ours) != jax.tree.structure(theirs) or jax.tree.map(jnp.shape, ours) != jax.tree.map(
+            jnp.shape, theirs
+        ):
+            raise ValueError(f"the Linen {collection} do not fit this {type(model).__name__}: "
+                             f"{jax.tree.map(jnp.shape, theirs)} against {jax.tree.map(jnp.shape, ours)}")  # fmt: skip
+        nnx.replace_by_pure_dict(state, theirs)
+        nnx.update(model, state)
+    return model
+
+
+def to_linen(model: nnx.Module) -> dict[str, Any]:
+    """The twin's arrays as Linen variables: ``{"params": ...}`` and ``{"batch_stats": ...}`` where it has any."""
+    variables = {"params": nnx.to_pure_dict(nnx.state(model, nnx.Param))}
+    stats = nnx.to_pure_dict(nnx.state(model, nnx.BatchStat))
+    if stats:
+        variables["batch_stats"] = stats
+    return variables
