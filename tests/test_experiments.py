@@ -439,3 +439,21 @@ def test_the_training_bar_moves_every_chunk_with_the_running_loss_and_speed():
     assert bar.n == 2 and bar.postfix == "epoch 3, loss 1.5000, 128 ex/s"
     _show(bar, 3, 32, 2, 3, 0.25, sums)
     assert bar.n == 3 and bar.postfix == "epoch 3, loss 2.0000, 128 ex/s"
+
+
+@pytest.mark.parametrize("name, data", [
+    pytest.param(name, data, marks=marks_of(name))
+    for name, data in (("cifar10-mlp", "cifar10"), ("cifar10-cnn", "cifar10"), ("mnist-vae", "mnist"))
+])  # fmt: skip
+def test_api_nnx_trains_the_twin_to_the_linen_runs_figures(name, data, run_of):
+    # the same initialisation (Linen's, loaded into the twin) and the same noise: the same figures, bit for bit
+    _, linen = run_of(name, data=data)
+    out, nnx = run_of(name, "api=nnx", data=data)
+    assert read_json(out / "config.json")["config"]["api"] == "nnx"
+
+    def figures(metrics):
+        return {
+            k: v for k, v in metrics.items() if k.startswith(("test_", "train_", "val_")) and not k.endswith(TIMINGS)
+        }
+
+    assert figures(nnx) == figures(linen) and figures(linen)

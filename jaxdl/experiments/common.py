@@ -87,6 +87,10 @@ def train_and_test(
     """
     train = as_arrays(train)
     task = dataclasses.replace(task, compute_dtype=config.precision)
+    if config.api == "nnx":  # the NNX twin behind Linen's interface: the engine and its state are unchanged
+        from jaxdl.models.nnx_models import AsLinen
+
+        task = dataclasses.replace(task, model=AsLinen(task.model))
     steps = steps_per_epoch(len(train["labels"]), config.batch_size)
     plan = ReplicaPlan.of(config)
     if len(plan) > 1:

@@ -45,6 +45,9 @@ class EngineSettings:
     sweep: str = setting(
         "", "value-only settings swept in the same program, KEY=A,B;KEY=C,D (written by --set KEY=A,B)"
     )
+    api: Literal["linen", "nnx"] = setting(
+        "linen", "the network in Flax Linen, or its Flax NNX twin (jaxdl.models.nnx_models): same start, same steps"
+    )
 
     def fixed_length(self) -> str | None:
         """Why a finished run of these settings cannot be trained for more epochs (None: it can)."""

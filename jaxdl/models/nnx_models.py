@@ -18,6 +18,8 @@ draws its masks from the model's own ``nnx.Rngs`` stream (not Linen's keys).
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any
 
 import jax
@@ -116,14 +118,15 @@ class CNN(nnx.Module):
         self.fc2 = Linear(128, num_classes, rngs=rngs)
         self.batch_groups = batch_groups
 
-    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool = False, dropout_key: jax.Array | None = None) -> jax.Array:
+        """``dropout_key``: the dropout mask's key (default: the next key of the model's ``dropout`` stream)."""
         groups = LinenCNN(batch_groups=self.batch_groups).groups()  # the same choice as the Linen CNN's
         parts = jnp.array_split(x, max(1, min(groups, x.shape[0])))
         for i in range(1, len(self.LAYERS) + 1):
             conv, norm = getattr(self, f"conv{i}"), getattr(self, f"bn{i}")
             parts = [leaky_relu(g) for g in norm([conv(g) for g in parts], train)]
         x = self.fc1(jnp.concatenate([g.reshape(g.shape[0], -1) for g in parts]))
-        x = self.dropout(leaky_relu(self.bn5(x, train)), deterministic=not train)
+        x = self.dropout(leaky_relu(self.bn5(x, train)), deterministic=not train, rngs=dropout_key)
         return self.fc2(x)
 
 
@@ -187,3 +190,80 @@ def to_linen(model: nnx.Module) -> dict[str, Any]:
     if stats:
         variables["batch_stats"] = stats
     return variables
+
+
+def _twin_of(linen: Any, x: jax.Array, rngs: nnx.Rngs) -> nnx.Module:
+    """The NNX twin of the Linen module ``linen`` for inputs shaped like ``x``."""
+    from jaxdl.models import classifiers, vae
+
+    if isinstance(linen, classifiers.MLP):  # SmallMLP too
+        return MLP(math.prod(x.shape[1:]), linen.hidden, linen.num_classes, rngs=rngs)
+    if isinstance(linen, classifiers.CNN):
+        return CNN(linen.num_classes, linen.drop_rate, linen.conv, linen.batch_groups, x.shape[1], x.shape[-1],
+                   rngs=rngs)  # fmt: skip
+    if isinstance(linen, vae.VAE):
+        return VAE(linen.latents, linen.hidden, linen.features, linen.num_classes, rngs=rngs)
+    raise ValueError(f"no NNX twin of {type(linen).__name__}")
+
+
+def _linen_key(stream: str, child: str | None, key: jax.Array) -> jax.Array:
+    """The key a Linen module draws with ``make_rng(stream)`` (in its child ``child``, or at the top) when
+    applied with ``rngs={stream: key}``: the twin then draws the same noise."""
+    import flax.linen as nn
+
+    class Draw(nn.Module):
+        @nn.compact
+        def __call__(self):
+            return self.make_rng(stream)
+
+    class Top(nn.Module):
+        @nn.compact
+        def __call__(self):
+            return Draw(name=child)() if child else self.make_rng(stream)
+
+    return Top().apply({}, rngs={stream: key})
+
+
+def _placeholder(leaf: Any) -> Any:
+    """A concrete stand-in for an abstract leaf of the twin's random streams (a key, or a counter)."""
+    if not isinstance(leaf, jax.ShapeDtypeStruct):
+        return leaf
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        return jax.random.split(jax.random.key(0), leaf.shape) if leaf.shape else jax.random.key(0)
+    return jnp.zeros(leaf.shape, leaf.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class AsLinen:
+    """An NNX twin behind the Linen interface that :class:`jaxdl.train.Task` calls (``init``, ``apply``).
+
+    The state travels as Linen's variables (the trees are the same), so the engine's steps, replicas,
+    checkpoints and resumes are unchanged; inside each compiled step the twin is merged from them, run,
+    and its batch statistics split out again. ``init`` is the Linen module's, and the dropout and
+    sampling noise are the keys the Linen module would draw: from one seed the two APIs train alike.
+    """
+
+    linen: Any  # the Linen module this twin stands for
+
+    def init(self, rngs: dict[str, jax.Array], x: jax.Array, *args, **kwargs) -> dict[str, Any]:
+        return self.linen.init(rngs, x, *args, **kwargs)
+
+    def apply(self, variables: dict[str, Any], x: jax.Array, *args, train: bool = False,
+              rngs: dict[str, jax.Array] | None = None, mutable: Any = False, **kwargs):  # fmt: skip
+        abstract = nnx.eval_shape(lambda: _twin_of(self.linen, x, nnx.Rngs(0)))
+        graphdef, params, stats, rest = nnx.split(abstract, nnx.Param, nnx.BatchStat, ...)
+        nnx.replace_by_pure_dict(params, variables["params"])
+        if "batch_stats" in variables:
+            nnx.replace_by_pure_dict(stats, variables["batch_stats"])
+        rest = jax.tree.map(_placeholder, rest)  # the twin's own random stream: unused, the keys are given
+        model = nnx.merge(graphdef, params, stats, rest)
+        rngs = rngs or {}
+        if isinstance(model, VAE):
+            outputs = model(x, *args, train=train, key=_linen_key("sample", None, rngs["sample"]), **kwargs)
+        elif isinstance(model, CNN) and train:
+            outputs = model(x, train=True, dropout_key=_linen_key("dropout", "Dropout_0", rngs["dropout"]))
+        else:
+            outputs = model(x, train=train)
+        if mutable:
+            return outputs, {"batch_stats": nnx.to_pure_dict(nnx.state(model, nnx.BatchStat))}
+        return outputs
