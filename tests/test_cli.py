@@ -66,6 +66,7 @@ def test_run_writes_the_run_directory(tmp_path, capsys):
     assert len(metrics["seed_accuracies"]) == 3
 
 
+@pytest.mark.slow
 def test_same_command_twice_gives_identical_metrics(tmp_path):
     runs = []
     for name in ("a", "b"):
@@ -142,6 +143,7 @@ def test_bad_input_is_one_line_and_status_2(args, message, capsys, tmp_path):
     assert not (tmp_path / "r").exists()  # a rejected request writes nothing
 
 
+@pytest.mark.slow
 def test_console_script_and_experiment_script(tmp_path):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     bad = subprocess.run(

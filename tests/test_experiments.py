@@ -106,9 +106,9 @@ NOT_JUDGED_AT_SMALLEST = {
 }
 
 
-# experiments whose smallest run takes over about 8 s on 2 cores: their tests are marked slow
-SLOW = {"curvature", "forward-gradient", "regularization", "cifar10-cnn", "activations", "minibatch-sgd",
-        "optimizers", "mnist-vae", "universal-approximation", "scalar-engine"}  # fmt: skip
+# experiments whose smallest run takes over about 3.5 s on 2 cores: their tests are marked slow
+SLOW = {"curvature", "forward-gradient", "regularization", "cifar10-cnn", "activations", "minibatch-sgd", "monte-carlo",
+        "autodiff-modes", "optimizers", "mnist-vae", "universal-approximation", "scalar-engine"}  # fmt: skip
 
 
 def marks_of(experiment: str) -> list:
@@ -193,6 +193,7 @@ def test_vae_recipes_differ_in_the_learning_rate_only(recipe, first_lr):
     np.testing.assert_allclose(updates["w"], [-first_lr, first_lr, -first_lr], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_a_run_cut_after_epoch_1_resumes_to_the_uncut_run(tiny_data, tmp_path, monkeypatch, capsys):
     args = ["run", "mnist-mlp", "--data", str(tiny_data["mnist"]), "--set", "n_train=24", "--set", "n_val=8",
             "--set", "batch_size=8", "--set", "epochs=3", "--set", "patience=3"]  # fmt: skip
@@ -225,6 +226,7 @@ def _files(folder):
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_resume_reads_the_runs_settings_leaves_a_finished_run_untouched_and_extends_it(tiny_data, tmp_path, capsys):
     settings = ["--data", str(tiny_data["mnist"]), "--set", "n_train=24", "--set", "n_val=8", "--set", "batch_size=8",
                 "--set", "patience=5"]  # fmt: skip
@@ -406,6 +408,7 @@ def test_curvature_finds_the_exact_top_eigenvalues_and_costs_every_order(run_of)
     assert "Constant folding" not in run_of.stderr("curvature"), run_of.stderr("curvature")
 
 
+@pytest.mark.slow
 def test_a_run_logs_each_stage_before_training_and_quiet_silences_them(tiny_data, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("JAXDL_CACHE_DIR", str(tmp_path / "cache"))  # the data decoded afresh
     args = ["run", "mnist-mlp", "--data", str(tiny_data["mnist"]), "--set", "n_train=24", "--set", "n_val=8",
@@ -442,7 +445,7 @@ def test_the_training_bar_moves_every_chunk_with_the_running_loss_and_speed():
 
 
 @pytest.mark.parametrize("name, data", [
-    pytest.param(name, data, marks=marks_of(name))
+    pytest.param(name, data, marks=[pytest.mark.slow])  # two runs each
     for name, data in (("cifar10-mlp", "cifar10"), ("cifar10-cnn", "cifar10"), ("mnist-vae", "mnist"))
 ])  # fmt: skip
 def test_api_nnx_trains_the_twin_to_the_linen_runs_figures(name, data, run_of):

@@ -23,6 +23,7 @@ def _loss(outputs):
     return sum(jnp.sum(jnp.tanh(o)) for o in jax.tree.leaves(outputs))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["MLP", "SmallMLP"])
 def test_mlps_compute_what_the_linen_ones_compute(name):
     x = jax.random.uniform(KEY, (6, 32, 32, 3) if name == "MLP" else (6, 28, 28, 1))
@@ -71,6 +72,7 @@ def test_the_cnn_computes_what_the_linen_one_computes_with_its_batch_norm_update
     assert sum(p.size for p in jax.tree.leaves(params)) == 591_914
 
 
+@pytest.mark.slow
 def test_the_vae_computes_what_the_linen_one_computes_from_the_same_noise():
     x = jax.random.uniform(KEY, (4, 784))
     linen = VAE(latents=2, hidden=16)

@@ -76,6 +76,7 @@ def test_build_script_refuses_an_unknown_notebook(build, tmp_path, capsys):
     assert "unknown notebook 06_nope" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_notebook_run_as_a_script_saves_its_figures_beside_itself(tmp_path):
     script = tmp_path / "07_example.py"
     script.write_text(

@@ -57,6 +57,7 @@ def test_image_classifier_trains_on_the_folders_classes_and_size(shapes, tmp_pat
     assert len(read_history(out / "history.jsonl")) == 2
 
 
+@pytest.mark.slow
 def test_image_classifier_resizes_mixed_sizes_only_when_asked(tmp_path, capsys):
     root = tmp_path / "mixed"
     rng = np.random.default_rng(0)
