@@ -161,29 +161,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous_sigterm = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
-        if args.command == "list":
-            from jaxdl import experiments
-
-            for name in experiments.names():
-                print(f"{name:<24} {experiments.describe(name)}")
-            return 0
-        if args.command == "runs":
-            from jaxdl import runs_cli
-
-            return runs_cli.main(args.dir)
-        if args.command == "data":
-            from jaxdl import data_cli
-
-            return data_cli.main(args)
         if args.command == "reproduce":
             return _reproduce(args)
-        if args.help_config:
-            from jaxdl import config as config_lib
-            from jaxdl import experiments
-
-            print(f"settings of {args.name} (--set KEY=VALUE):")
-            print("\n".join(config_lib.help_lines(experiments.settings_of(args.name))))
-            return 0
+        if args.command != "run" or args.help_config:
+            return _show(args)
         path, metrics = _run(args)
     except Finished as e:  # a resume with nothing to add
         print(f"{prog}: {e.cli_message()}")
@@ -215,6 +196,29 @@ def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous_sigterm)
     print(f"wrote {printable(str(path))}\n{_summary(metrics)}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    """The commands that only read: ``list``, ``runs``, ``data``, ``run NAME --help-config`` (no JAX)."""
+    from jaxdl import experiments
+
+    if args.command == "list":
+        for name in experiments.names():
+            print(f"{name:<24} {experiments.describe(name)}")
+        return 0
+    if args.command == "runs":
+        from jaxdl import runs_cli
+
+        return runs_cli.main(args.dir)
+    if args.command == "data":
+        from jaxdl import data_cli
+
+        return data_cli.main(args)
+    from jaxdl import config as config_lib
+
+    print(f"settings of {args.name} (--set KEY=VALUE):")
+    print("\n".join(config_lib.help_lines(experiments.settings_of(args.name))))
     return 0
 
 

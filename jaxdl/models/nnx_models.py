@@ -31,7 +31,7 @@ from jaxdl.functional.activations import leaky_relu, relu
 from jaxdl.functional.init import torch_linear_bias, torch_linear_kernel
 from jaxdl.models.classifiers import CNN as LinenCNN
 from jaxdl.models.classifiers import ConvImpl, conv3x3
-from jaxdl.models.vae import reparameterize
+from jaxdl.models.vae import reparameterize, with_label
 
 
 class Linear(nnx.Module):
@@ -143,9 +143,7 @@ class VAE(nnx.Module):
         self.num_classes, self.rngs = num_classes, rngs
 
     def _with_label(self, x: jax.Array, labels: jax.Array | None) -> jax.Array:
-        if not self.num_classes:
-            return x
-        return jnp.concatenate([x, jax.nn.one_hot(labels, self.num_classes, dtype=x.dtype)], axis=-1)
+        return with_label(x, labels, self.num_classes)
 
     def encode(self, image: jax.Array, labels: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
         h = relu(self.enc(self._with_label(image, labels)))

@@ -19,6 +19,13 @@ from jaxdl.functional.losses import binary_cross_entropy_with_logits, gaussian_k
 from jaxdl.models.classifiers import dense
 
 
+def with_label(x: jax.Array, labels: jax.Array | None, num_classes: int) -> jax.Array:
+    """``x`` with the one-hot label appended, for a conditional VAE (``num_classes > 0``); else ``x``."""
+    if not num_classes:
+        return x
+    return jnp.concatenate([x, jax.nn.one_hot(labels, num_classes, dtype=x.dtype)], axis=-1)
+
+
 def reparameterize(key: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
     """z = mean + sigma * eps with eps ~ N(0, I): a sample whose gradient flows to mean and logvar."""
     eps = jax.random.normal(key, mean.shape, mean.dtype)
@@ -45,9 +52,7 @@ class VAE(nn.Module):
         self.dec_out = dense(self.features, self.hidden)
 
     def _with_label(self, x: jax.Array, labels: jax.Array | None) -> jax.Array:
-        if not self.num_classes:
-            return x
-        return jnp.concatenate([x, jax.nn.one_hot(labels, self.num_classes, dtype=x.dtype)], axis=-1)
+        return with_label(x, labels, self.num_classes)
 
     def encode(self, image: jax.Array, labels: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
         h = relu(self.enc(self._with_label(image, labels)))
