@@ -13,7 +13,7 @@ from jaxdl.cli import main
 from jaxdl.rundir import read_history, read_json
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["--set", "epochs=50", "--set", "num_seeds=3", "--set", "log_every=25"]
+SMALL = ["--set", "epochs=50", "--set", "seeds=3", "--set", "log_every=25"]
 TIMINGS = {
     "compile",  # what JAX spent compiling: the second run loads from the cache
     "compile_seconds",
@@ -88,7 +88,7 @@ def test_existing_run_is_not_overwritten(tmp_path, capsys):
 
 def test_loss_that_becomes_nan_stops_with_a_message_and_keeps_the_history(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["run", "blobs", "--out", str(out), "--set", "lr=1e38", "--set", "epochs=20", "--set", "num_seeds=0"])
+    code = main(["run", "blobs", "--out", str(out), "--set", "lr=1e38", "--set", "epochs=20", "--set", "seeds=0"])
     err = capsys.readouterr().err
     assert code == 2
     assert "the loss became nan at epoch" in err and "lower lr" in err

@@ -8,7 +8,7 @@ import sys
 
 def _run_blobs(out, cache, extra_env=None):
     env = {**os.environ, "JAXDL_COMPILATION_CACHE": str(cache), **(extra_env or {})}
-    args = ["run", "blobs", "--out", str(out), "--set", "epochs=50", "--set", "num_seeds=3", "--set", "log_every=25"]
+    args = ["run", "blobs", "--out", str(out), "--set", "epochs=50", "--set", "seeds=3", "--set", "log_every=25"]
     done = subprocess.run([sys.executable, "-m", "jaxdl.cli", *args], env=env, capture_output=True, text=True,
                           timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -303,7 +303,12 @@ def test_scalar_engine_agrees_with_numpy_and_jax_and_reports_divergence(run_of):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["run", "autodiff-modes", "--set", "sizes=1,x"], "setting sizes must be comma-separated integers"),
+        (["run", "autodiff-modes", "--set", "sizes=1,x"], "setting sizes: expected comma-separated int, got '1,x'"),
+        (["run", "autodiff-modes", "--set", "sizes=1,0"], "setting sizes must be >= 1, got 0"),
+        (
+            ["run", "curvature", "--set", "networks=mlp,rnn"],
+            "setting networks: expected comma-separated one of mlp|cnn",
+        ),
         (["run", "scratch-mlp", "--set", "classes=3,3"], "setting classes needs two different digits"),
     ],
 )

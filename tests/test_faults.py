@@ -140,7 +140,7 @@ LIMITED_JAXDL = [sys.executable, "-c", "import resource, runpy, sys; "
 def test_a_full_disk_while_figures_are_written_gives_one_line_and_keeps_the_written_files(tmp_path):
     # Writes past 20 kB fail (EFBIG), as a disk that fills up after the small JSON files would.
     out = tmp_path / "run"
-    args = ["run", "blobs", "--out", str(out), "--set", "epochs=50", "--set", "num_seeds=3", "--set", "log_every=25"]
+    args = ["run", "blobs", "--out", str(out), "--set", "epochs=50", "--set", "seeds=3", "--set", "log_every=25"]
     done = subprocess.run([*LIMITED_JAXDL, "20000", *args], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr

@@ -12,6 +12,7 @@ from jaxdl import config as config_lib
 from jaxdl import data as D
 from jaxdl import stats
 from jaxdl.cli import main
+from jaxdl.config import Sweep
 from jaxdl.errors import JaxdlError
 from jaxdl.experiments import cifar10
 from jaxdl.experiments.common import ReplicaPlan, unit_pixels
@@ -147,7 +148,7 @@ def test_student_t_quantile_is_scipys(dof):
 
 
 def test_replica_plan_gives_every_setting_the_same_seeds():
-    config = cifar10.MLPConfig(seed=5, seeds=2, sweep="lr=0.001,0.003")
+    config = cifar10.MLPConfig(seed=5, seeds=2, sweep=Sweep.of({"lr": [0.001, 0.003]}))
     plan = ReplicaPlan.of(config)
     assert plan.seeds == [5, 6, 5, 6]
     assert plan.settings == [{"lr": 0.001}, {"lr": 0.001}, {"lr": 0.003}, {"lr": 0.003}]
@@ -191,5 +192,5 @@ def test_a_vmapped_grid_times_seeds_writes_the_sweep(tmp_path, image_folder):
     assert sweep["grid"] == {"lr": ["0.01", "0.1"]} and len(sweep["groups"]) == 2
     assert_figure(out / "sweep_lr.png", (715, 495))  # 6.5 x 4.5 inches at 110 dpi
     assert_figure(out / "curves.png", (1089, 436))
-    assert read_json(out / "config.json")["config"]["sweep"] == "lr=0.01,0.1"
+    assert read_json(out / "config.json")["config"]["sweep"] == {"lr": [0.01, 0.1]}
     assert len(read_history(out / "history.jsonl")[0]["replicas"]["train_loss"]) == 4

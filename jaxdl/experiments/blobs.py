@@ -5,7 +5,7 @@ Tutorial: ``make_blobs(1000, 2 features, 2 centers, std 3, random_state=1)``,
 full-batch epochs; its log ends at loss 0.2125, accuracy 92.90%. With
 ``init=tutorial`` this starts from the exact weights the tutorial's PyTorch
 code drew and prints the same ten log lines. Because one seed's 92.90% says
-little, the same training also runs from ``num_seeds`` initialisations at once
+little, the same training also runs from ``seeds`` initialisations at once
 (``jax.vmap``) and the spread of final accuracies is reported.
 """
 
@@ -65,11 +65,11 @@ def train_then_score(train, loss_fn):
     return train_and_evaluate
 
 
-def initial_params(config: Config, model: BlobClassifier, x: jax.Array, num_seeds: int = 0):
-    """The run's initial parameters and, stacked, those of ``num_seeds`` more (None for 0).
+def initial_params(config: Config, model: BlobClassifier, x: jax.Array, seeds: int = 0):
+    """The run's initial parameters and, stacked, those of ``seeds`` more (None for 0).
 
     The run starts from ``key(seed)`` (or the tutorial's weights); the others from
-    ``fold_in(key(seed), 1)`` split ``num_seeds`` ways, which keeps them apart.
+    ``fold_in(key(seed), 1)`` split ``seeds`` ways, which keeps them apart.
     One compiled program draws them all, a loop over the keys: run op by op,
     each random operation would compile a program of its own, and vmapped over
     the keys, XLA compiles the 64 seeds' draw for longer than the loop
@@ -80,14 +80,14 @@ def initial_params(config: Config, model: BlobClassifier, x: jax.Array, num_seed
     @jax.jit
     def draw(x):
         keys = [jax.random.key(config.seed)[None]] if own else []
-        if num_seeds:
-            keys.append(jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 1), num_seeds))
+        if seeds:
+            keys.append(jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 1), seeds))
         drawn = jax.lax.map(lambda key: model.init(key, x)["params"], jnp.concatenate(keys))
         first = jax.tree.map(lambda p: p[0], drawn) if own else None
-        return first, (jax.tree.map(lambda p: p[int(own) :], drawn) if num_seeds else None)
+        return first, (jax.tree.map(lambda p: p[int(own) :], drawn) if seeds else None)
 
-    first, seeds = draw(x[:1]) if own or num_seeds else (None, None)
-    return (first if own else tutorial_params()), seeds
+    first, stacked = draw(x[:1]) if own or seeds else (None, None)
+    return (first if own else tutorial_params()), stacked
 
 
 def _fraction(value) -> float:
@@ -104,7 +104,7 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
     x_np, y_np = make_blobs_dataset(config.n_samples, config.cluster_std, config.data_seed)
     batch = (jnp.asarray(x_np), jnp.asarray(y_np))
     model, loss_fn, train = make_trainer(config)
-    params, seed_params = initial_params(config, model, x_np, config.num_seeds)
+    params, seed_params = initial_params(config, model, x_np, config.seeds)
 
     stages = 3
     with progress_bar(stages, "blobs", unit="stage") as bar:
@@ -155,8 +155,8 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
         # The boundary evaluates the model now: once the seeds are dispatched, XLA
         # runs them first. They train while Python draws and saves the figures.
         boundary = _boundary_figure(config, model, final_params, x_np, y_np, metrics)
-        seed_study = _start_seed_study(config, seed_params, train, loss_fn, batch) if config.num_seeds > 0 else None
-        bar.set_postfix_str("figures" + (f", {config.num_seeds} seeds training at once" if seed_study else ""))
+        seed_study = _start_seed_study(config, seed_params, train, loss_fn, batch) if config.seeds > 0 else None
+        bar.set_postfix_str("figures" + (f", {config.seeds} seeds training at once" if seed_study else ""))
         run_dir.save_figure(boundary, "decision_boundary.png")
         run_dir.save_figure(_curves_figure(config, history), "loss_accuracy.png")
         if seed_study:
@@ -167,7 +167,7 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
 
 
 def _start_seed_study(config, params, train, loss_fn, batch):
-    """Compiles and starts training the ``num_seeds`` initialisations ``params`` (stacked) in one vmapped call.
+    """Compiles and starts training the ``seeds`` initialisations ``params`` (stacked) in one vmapped call.
 
     Returns ``finish() -> metrics``, which waits for the result. The call is
     dispatched asynchronously, so the caller can work meanwhile; hence
@@ -187,7 +187,7 @@ def _start_seed_study(config, params, train, loss_fn, batch):
     def finish() -> dict[str, Any]:
         accuracies = np.round(np.asarray(jax.block_until_ready(pending), np.float64), 6)
         return {
-            "num_seeds": config.num_seeds,
+            "seeds": config.seeds,
             "seed_accuracy_mean": float(accuracies.mean()),
             "seed_accuracy_std": float(accuracies.std(ddof=1)) if accuracies.size > 1 else 0.0,
             "seed_accuracy_min": float(accuracies.min()),
@@ -223,7 +223,7 @@ def _seed_figure(config, model, metrics):
         xlabel="final training accuracy (%)",
         reference=TUTORIAL_ACCURACY,
         reference_label=f"tutorial {TUTORIAL_ACCURACY:.2f}%",
-        title=f"{config.num_seeds} initialisations (init={model.init_scheme}), {config.epochs} epochs",
+        title=f"{config.seeds} initialisations (init={model.init_scheme}), {config.epochs} epochs",
         unit="%",
     )
 
@@ -233,7 +233,7 @@ EXPERIMENT = Experiment(
     description="tutorial 0: 2-D blob classifier, full-batch SGD as one lax.scan, 64 seeds via vmap",
     config=Config,
     run=run,
-    smallest=("epochs=50", "num_seeds=3", "log_every=25"),
+    smallest=("epochs=50", "seeds=3", "log_every=25"),
     claims=(
         Run(name="blobs-tutorial-init", settings=("init=tutorial",), claims=(
             Claim(source="tutorial 0", statement="Linear(2,5)-Linear(5,1)-sigmoid, SGD lr 5e-4, 1000 full-batch epochs "

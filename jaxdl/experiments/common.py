@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +12,6 @@ import optax
 
 from jaxdl import data as data_lib
 from jaxdl import plots, stats
-from jaxdl.config import parse_sweep
 from jaxdl.data.dataset import as_arrays
 from jaxdl.experiments.settings import EngineSettings
 from jaxdl.rundir import RunDir
@@ -35,8 +33,7 @@ class ReplicaPlan:
 
     @classmethod
     def of(cls, config: EngineSettings) -> ReplicaPlan:
-        grid = parse_sweep(config.sweep)
-        combos = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+        combos = config.sweep.combinations()
         seeds = [config.seed + j for j in range(config.seeds)]
         return cls([s for _ in combos for s in seeds], [c for c in combos for _ in seeds])
 
@@ -155,7 +152,7 @@ def _run_figures(result: FitResult) -> dict[str, Any]:
 
 def _train_replicas(config, run_dir, task, optimizer, steps, plan, train, test, val, patience, title):
     """``train_and_test`` for several replicas: one vmapped fit, figures per replica and per setting."""
-    swept = parse_sweep(config.sweep)
+    swept = config.sweep.as_dict()
     if swept:  # the swept values live in the optimizer state, one per replica
         tx = injected(lambda **values: optimizer(dataclasses.replace(config, **values), steps),
                       **{k: getattr(config, k) for k in swept})  # fmt: skip

@@ -57,7 +57,8 @@ def _restore(name: str, path: str, train: dict) -> tuple[Task, Any]:
         raise JaxdlError(f"setting from_run_{name}: {path} holds a {saved.get('experiment')} run, not {experiment}")
     config_class = cifar10.MLPConfig if name == "mlp" else cifar10.CNNConfig
     fields = {f.name for f in dataclasses.fields(config_class)}
-    run_config = config_lib.resolve(config_class, [f"{k}={v}" for k, v in saved["config"].items() if k in fields])
+    run_config = config_lib.resolve(config_class, config_lib.as_overrides({k: v for k, v in saved["config"].items()
+                                                                           if k in fields}))  # fmt: skip
     if name == "mlp":
         task, tx = Task(MLP(hidden=run_config.hidden), classification_loss, cifar10.normalize_batch), optax.adam(1.0)
     else:
@@ -167,7 +168,7 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
     batch["mask"] = jnp.ones(len(batch["labels"]), bool)
     key = jax.random.key(config.seed)
     densities, slices, costs = {}, {}, {}
-    for index, name in enumerate(config.networks.split(",")):
+    for index, name in enumerate(config.networks):
         task, initial, trained = _trained(name, config, train)
         loss = _loss_of(task)
         loss_key = jax.random.fold_in(key, 10 + index)

@@ -67,7 +67,7 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
     corrected = [v * b * (n - 1) / (n - b) for v, b in zip(variance, sizes, strict=True)]  # constant if theory holds
     # 3. SGD with several batch sizes
     curves = {}
-    for b in (int(v) for v in config.sgd_batches.split(",")):
+    for b in config.sgd_batches:
         tx = optax.sgd(config.lr)
 
         @jax.jit

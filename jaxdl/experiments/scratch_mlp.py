@@ -28,7 +28,7 @@ from jaxdl.rundir import RunDir
 
 def _binary(config: Config, split: str) -> tuple[np.ndarray, np.ndarray]:
     ds = data_lib.load(config.dataset, split, data=config.data or None)
-    a, b = (int(c) for c in config.classes.split(","))
+    a, b = config.classes
     keep = (ds.labels == a) | (ds.labels == b)
     X = ds.inputs[keep].reshape(int(keep.sum()), -1).T.astype(np.float64) / 255.0  # (features, m)
     Y = (ds.labels[keep] == b).astype(np.float64)[None, :]
@@ -38,7 +38,7 @@ def _binary(config: Config, split: str) -> tuple[np.ndarray, np.ndarray]:
 def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
     X, Y = _binary(config, "train")
     X_test, Y_test = _binary(config, "test")
-    sizes = [X.shape[0], *[int(h) for h in config.hidden.split(",") if h], 1]
+    sizes = [X.shape[0], *config.hidden, 1]
     initial = S.initialize_parameters(sizes, seed=config.seed)
 
     with jax.enable_x64(True):

@@ -10,10 +10,9 @@ there (``blobs.Config``, ``cifar10.CNNConfig``).
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Literal
 
-from jaxdl.config import parse_sweep, setting
+from jaxdl.config import Sweep, setting
 from jaxdl.errors import JaxdlError
 
 
@@ -42,9 +41,7 @@ class EngineSettings:
     seeds: int = setting(
         1, "replicas trained together by jax.vmap, seeded seed, seed+1, ...: figures as mean +- 95% interval", ge=1
     )
-    sweep: str = setting(
-        "", "value-only settings swept in the same program, KEY=A,B;KEY=C,D (written by --set KEY=A,B)"
-    )
+    sweep: Sweep = setting(Sweep(), "value-only settings trained side by side in one program (from --set KEY=A,B)")
     api: Literal["linen", "nnx"] = setting(
         "linen", "the network in Flax Linen, or its Flax NNX twin (jaxdl.models.nnx_models): same start, same steps"
     )
@@ -58,7 +55,7 @@ class EngineSettings:
         from jaxdl.train import parallel  # JAX: only when a run is checked, not to list settings
 
         mesh = parallel.data_mesh(self.devices)
-        replicas = self.seeds * math.prod(len(v) for v in parse_sweep(self.sweep).values())
+        replicas = self.seeds * len(self.sweep.combinations())
         if replicas == 1:
             parallel.check_batch_size(self.batch_size, mesh)
         elif replicas % mesh.size:
@@ -86,7 +83,7 @@ class BlobsConfig:
         "weights, Glorot uniform or He normal",
     )
     seed: int = setting(0, "PRNG seed for the initial weights", ge=0)
-    num_seeds: int = setting(64, "initialisations trained at once with vmap (0 skips)", ge=0)
+    seeds: int = setting(64, "initialisations trained at once with vmap, besides the first (0 skips)", ge=0)
 
     def check(self) -> None:
         if self.init == "tutorial" and self.hidden != 5:
@@ -96,25 +93,22 @@ class BlobsConfig:
 # autodiff_modes
 @dataclasses.dataclass(frozen=True)
 class AutodiffModesConfig:
-    sizes: str = setting("1,10,100,1000", "values of n and of m, comma-separated")
+    sizes: tuple[int, ...] = setting((1, 10, 100, 1000), "values of n and of m", ge=1)
     hidden: int = setting(64, "hidden width of f: R^n -> R^m", ge=1)
     repeats: int = setting(
         7, "least timed samples per measurement (more until the median's 95% interval is within +-5%, at most 60)", ge=1
     )
-    loss_sizes: str = setting("16,64,32,1", "layer widths of the network whose loss gradient is timed")
+    loss_sizes: tuple[int, ...] = setting(
+        (16, 64, 32, 1), "layer widths of the network whose loss gradient is timed", ge=1
+    )
     remat_depth: int = setting(16, "layers of the network used for the jax.checkpoint comparison", ge=1)
     seed: int = setting(0, "PRNG seed", ge=0)
 
     def check(self) -> None:
-        for name in ("sizes", "loss_sizes"):
-            try:
-                values = [int(v) for v in getattr(self, name).split(",")]
-            except ValueError:
-                raise JaxdlError(
-                    f"setting {name} must be comma-separated integers, got {getattr(self, name)!r}"
-                ) from None
-            if not values or min(values) < 1:
-                raise JaxdlError(f"setting {name} must hold positive integers, got {getattr(self, name)!r}")
+        if not self.sizes:
+            raise JaxdlError("setting sizes needs at least one value")
+        if len(self.loss_sizes) < 2:
+            raise JaxdlError("setting loss_sizes needs at least two widths (inputs and outputs)")
 
 
 # forward_gradient
@@ -123,7 +117,9 @@ NETWORKS = ("blobs", "digits", "cifar10")
 
 @dataclasses.dataclass(frozen=True)
 class ForwardGradientConfig:
-    networks: str = setting("blobs,digits,cifar10", "comma-separated: blobs, digits, cifar10 (needs a local copy)")
+    networks: tuple[Literal["blobs", "digits", "cifar10"], ...] = setting(
+        NETWORKS, "the networks trained (cifar10 needs a local copy)"
+    )
     data: str = setting("", "local copy of CIFAR-10 for the cifar10 network; empty: $JAXDL_DATA_DIR or TFDS")
     steps: int = setting(2000, "SGD steps of each training run", ge=2)
     batch_size: int = setting(64, "examples per step (blobs: the full batch of 1,000)", ge=1)
@@ -138,11 +134,8 @@ class ForwardGradientConfig:
     seed: int = setting(0, "PRNG seed: initialisation, directions and batches", ge=0)
 
     def check(self) -> None:
-        names = self.networks.split(",")
-        unknown = [n for n in names if n not in NETWORKS]
-        if unknown or not names:
-            raise JaxdlError(f"setting networks: unknown {unknown[0] if unknown else '(none)'}; choose from "
-                             f"{', '.join(NETWORKS)}")  # fmt: skip
+        if not self.networks:
+            raise JaxdlError(f"setting networks needs at least one of {', '.join(NETWORKS)}")
 
 
 # scratch_mlp
@@ -150,21 +143,16 @@ class ForwardGradientConfig:
 class ScratchMLPConfig:
     dataset: Literal["digits", "mnist"] = setting("digits", "digits: scikit-learn's 8x8 digits; mnist: 28x28")
     data: str = setting("", "local copy of MNIST for dataset=mnist")
-    classes: str = setting("3,8", "the two digits to tell apart, e.g. 3,8")
-    hidden: str = setting("16,8", "hidden layer widths, comma-separated")
+    classes: tuple[int, ...] = setting((3, 8), "the two digits to tell apart, e.g. 3,8", ge=0, le=9)
+    hidden: tuple[int, ...] = setting((16, 8), "hidden layer widths (empty: no hidden layer)", ge=1)
     epochs: int = setting(40, "epochs", ge=1)
     batch_size: int = setting(64, "mini-batch size", ge=1)
     lr: float = setting(0.1, "SGD learning rate", gt=0)
     seed: int = setting(0, "seed of the initial parameters and of the batch order", ge=0)
 
     def check(self) -> None:
-        try:
-            classes = [int(c) for c in self.classes.split(",")]
-            [int(h) for h in self.hidden.split(",") if h]
-        except ValueError:
-            raise JaxdlError("settings classes and hidden take comma-separated integers, e.g. classes=3,8") from None
-        if len(classes) != 2 or classes[0] == classes[1] or not all(0 <= c <= 9 for c in classes):
-            raise JaxdlError(f"setting classes needs two different digits, got {self.classes!r}")
+        if len(self.classes) != 2 or self.classes[0] == self.classes[1]:
+            raise JaxdlError(f"setting classes needs two different digits, got {','.join(map(str, self.classes))}")
 
 
 # scalar_engine
@@ -197,7 +185,7 @@ class MonteCarloConfig:
 class MinibatchSGDConfig:
     batch_for_bias: int = setting(32, "batch size of the unbiasedness test", ge=1)
     draws: int = setting(4000, "minibatch gradients drawn per batch size", ge=10)
-    sgd_batches: str = setting("8,32,128,1000", "batch sizes of the SGD comparison")
+    sgd_batches: tuple[int, ...] = setting((8, 32, 128, 1000), "batch sizes of the SGD comparison", ge=1)
     epochs: int = setting(30, "epochs of each SGD run", ge=1)
     lr: float = setting(0.05, "SGD learning rate", gt=0)
     seed: int = setting(0, "PRNG seed", ge=0)
@@ -224,19 +212,15 @@ class ActivationsConfig:
 # universal_approximation
 @dataclasses.dataclass(frozen=True)
 class UniversalApproximationConfig:
-    widths: str = setting("1,2,4,8,16,32,64", "hidden widths N, comma-separated")
+    widths: tuple[int, ...] = setting((1, 2, 4, 8, 16, 32, 64), "hidden widths N", ge=1)
     steps: int = setting(12000, "full-batch Adam steps per fit", ge=1)
     lr: float = setting(3e-2, "Adam learning rate", gt=0)
     points: int = setting(200, "training points per axis", ge=4)
     seed: int = setting(0, "PRNG seed", ge=0)
 
     def check(self) -> None:
-        try:
-            widths = [int(w) for w in self.widths.split(",")]
-        except ValueError:
-            raise JaxdlError(f"setting widths must be comma-separated integers, got {self.widths!r}") from None
-        if not widths or min(widths) < 1:
-            raise JaxdlError(f"setting widths must be positive, got {self.widths!r}")
+        if not self.widths:
+            raise JaxdlError("setting widths needs at least one width")
 
 
 # regularization
@@ -358,7 +342,7 @@ def parse_size(text: str) -> tuple[int, int] | None:
 # curvature
 @dataclasses.dataclass(frozen=True)
 class CurvatureConfig:
-    networks: str = setting("mlp,cnn", "comma-separated: mlp (no batch norm), cnn (batch norm)")
+    networks: tuple[Literal["mlp", "cnn"], ...] = setting(("mlp", "cnn"), "mlp (no batch norm), cnn (batch norm)")
     data: str = setting("", "local copy of CIFAR-10 (folder, .tar.gz); empty: $JAXDL_DATA_DIR or TFDS")
     train_size: int = setting(0, "train on a random sample of this many training images (0: all of them)", ge=0)
     epochs: int = setting(3, "training epochs of a network not restored from a run", ge=0)
@@ -375,9 +359,8 @@ class CurvatureConfig:
     seed: int = setting(0, "PRNG seed", ge=0)
 
     def check(self) -> None:
-        unknown = [n for n in self.networks.split(",") if n not in ("mlp", "cnn")]
-        if unknown:
-            raise JaxdlError(f"setting networks: unknown {unknown[0]!r}; choose from mlp, cnn")
+        if not self.networks:
+            raise JaxdlError("setting networks needs at least one of mlp, cnn")
         if self.lanczos_iterations < self.top_k:
             raise JaxdlError(f"setting lanczos_iterations ({self.lanczos_iterations}) must be >= top_k ({self.top_k})")
 

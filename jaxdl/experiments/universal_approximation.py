@@ -73,7 +73,7 @@ def fit(width: int, target, dim: int, config: Config):
 
 
 def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
-    widths = [int(w) for w in config.widths.split(",")]
+    widths = list(config.widths)
     records, fits = [], {}
     for dim, target in ((1, target_1d), (2, target_2d)):
         for width in widths:
