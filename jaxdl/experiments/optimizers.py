@@ -102,6 +102,7 @@ def trajectory(f, start, tx: optax.GradientTransformation, steps: int) -> np.nda
       The path, float32 ``(steps + 1, 2)``: the start, then the point after
       each step.
     """
+
     def step(carry, _):
         p, s = carry
         updates, s = tx.update(jax.grad(f)(p), s, p)

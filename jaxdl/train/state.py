@@ -40,6 +40,14 @@ class TrainState(struct.PyTreeNode):
     checkpoints store it as a plain array; each step draws its dropout and
     sampling keys as ``fold_in(key, step)``, which makes a resumed run replay
     the same keys.
+
+    Attributes:
+      step: optimizer steps taken, an int32 scalar.
+      params: the model's parameters (Flax's ``"params"`` collection).
+      batch_stats: batch-normalisation statistics, ``{}`` when the model has none.
+      opt_state: the optimizer's state.
+      key: the per-step PRNG key, raw uint32.
+      tx: the optimizer; static (not a pytree leaf), so it is never checkpointed.
     """
 
     step: jax.Array
