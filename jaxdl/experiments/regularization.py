@@ -116,11 +116,13 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
 
     Returns:
       Metrics per variant V (``none``, ``dropout``, ``weight_decay``,
-      ``early_stopping``, ``clipping``), means over seeds: ``V_val_accuracy``;
+      ``early_stopping``, ``clipping``), the last epoch's figures as means
+      over seeds: ``V_val_accuracy``;
       ``V_loss_gap`` (validation minus training loss) and ``V_accuracy_gap``
       (training minus validation accuracy), the generalisation gap, training
       figures on the noisy labels; ``V_gain`` (validation accuracy minus
-      ``none``'s, paired by seed); ``V_epochs_run``. With several seeds, also
+      ``none``'s, paired by seed); and ``V_epochs_run`` (fewer than
+      ``epochs`` when early stopping stopped it). With several seeds, also
       ``seeds`` and ``intervals`` (a 95% interval for each mean).
 
     Raises:

@@ -167,8 +167,8 @@ class Checkpoints:
 
         Args:
           step: the checkpoint's number: the optimizer steps taken so far.
-          state: the TrainState to save (its arrays; the optimizer itself is
-            rebuilt from the config on restore).
+          state: the TrainState to save (its arrays; the optimizer is not
+            saved: :meth:`restore` takes it from ``like``).
           record: JSON-serialisable facts about the run so far; it must hold
             ``"history"`` for :meth:`restore` to accept it.
 

@@ -77,7 +77,8 @@ def layer_statistics(task: Task, state: TrainState, batch: Batch, histograms: bo
       task: the task being trained; its model is run in training mode.
       state: the current TrainState: parameters, batch statistics, optimizer
         state (for the update ratio) and key (the probe's keys derive from it).
-      batch: a raw batch with ``"mask"``; the CLI uses a fixed probe batch.
+      batch: a raw batch with ``"mask"``; :class:`Instruments` passes its
+        fixed probe batch, so epochs are measured on the same examples.
       histograms: whether to compute the histograms too.
 
     Returns:
