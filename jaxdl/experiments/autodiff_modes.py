@@ -150,6 +150,28 @@ def _checkpoint_trade(config: Config) -> dict[str, Any]:
 
 
 def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
+    """The jacfwd/jacrev sweep, the gradient by jvps against one vjp, and the ``jax.checkpoint`` trade.
+
+    Writes one history record per (n, m) point (times with their 95%
+    intervals, compile times, FLOPs, temporary bytes, and the chain-rule
+    counts ``chain_flops_f1``/``chain_flops_r1``) and ``mode_ratios.png``.
+
+    Args:
+      config: the sizes swept (``sizes``, for n and m), the hidden width, the
+        timing repeats, the loss network's sizes and the remat depth.
+      run_dir: where the history and the figure go.
+
+    Returns:
+      Metrics: ``points`` (the sweep's size); ``time_ratio_n_max_m_min``,
+      ``time_ratio_n_min_m_max`` and the matching ``flop_ratio_*``, jacfwd over
+      jacrev at the sweep's two corners (above 1: forward mode slower);
+      ``crossover_n_over_m``, where the fitted time ratio is 1;
+      ``grad_num_params``, ``grad_jvp_seconds``, ``grad_vjp_seconds``,
+      ``grad_jvp_over_vjp``, ``grad_jvp_flops`` and ``grad_vjp_flops`` for one
+      loss gradient; and, with and without ``jax.checkpoint``
+      (``*_checkpointed``), ``residual_bytes`` kept for the backward pass,
+      ``grad_flops`` and ``grad_seconds``, plus ``remat_depth``.
+    """
     records = _sweep(config, run_dir)
     n_max, n_min = max(config.sizes), min(config.sizes)
     by_shape = {(r["n"], r["m"]): r for r in records}

@@ -35,24 +35,72 @@ TUTORIAL_CODE_TEST_LOSS = 104.86
 
 
 def make_task(config: Config) -> Task:
+    """The VAE's task: the model, the negative ELBO per image, flattened unit pixels.
+
+    Args:
+      config: ``latents``, ``hidden``, and ``conditional`` (the encoder and
+        decoder also take the one-hot label, passed from ``batch["labels"]``).
+
+    Returns:
+      The Task; its metrics are the loss's two terms, ``reconstruction`` and
+      ``kl``, per image in nats.
+    """
     model = VAE(latents=config.latents, hidden=config.hidden, num_classes=10 if config.conditional else 0)
 
     return Task(model, vae_loss, flat_unit_pixels, keyword_inputs=("labels",) if config.conditional else ())
 
 
 def flat_unit_pixels(batch, key, train):
-    """uint8 images -> (B, 784) in [0, 1], ``ToTensor`` then ``view(-1, 784)``."""
+    """uint8 images -> (B, 784) in [0, 1], ``ToTensor`` then ``view(-1, 784)``.
+
+    Args:
+      batch: a raw batch; ``"inputs"`` holds uint8 images ``(B, 28, 28, 1)``.
+      key: unused (the signature every preprocess has).
+      train: unused: training and evaluation see the same pixels.
+
+    Returns:
+      The batch with ``"inputs"`` as float32 ``(B, 784)``; other keys unchanged.
+    """
     image = data_lib.normalize(batch["inputs"], "unit")
     return {**batch, "inputs": image.reshape(image.shape[0], -1)}
 
 
 def optimizer(config: Config, steps_per_epoch: int) -> optax.GradientTransformation:
+    """Adam at a constant ``lr`` (``recipe=tutorial``), else on a one-cycle schedule peaking at ``peak_lr``.
+
+    Args:
+      config: ``recipe``, ``lr``, ``peak_lr`` and ``epochs``.
+      steps_per_epoch: optimizer steps per epoch; the schedule spans
+        ``epochs * steps_per_epoch`` steps.
+
+    Returns:
+      The optax transformation.
+    """
     if config.recipe == "tutorial":
         return optax.adam(config.lr)
     return optax.adam(optax.cosine_onecycle_schedule(config.epochs * steps_per_epoch, config.peak_lr))
 
 
 def run(config: Config, run_dir: RunDir) -> dict:
+    """Trains the VAE, tests it, and draws samples, reconstructions and (2-D latents) the latent space.
+
+    The figures are of the first seed's model: ``samples.png``,
+    ``reconstructions.png`` and, with ``latents=2``, ``latent_space.png``.
+
+    Args:
+      config: the architecture, ``recipe``, ``conditional`` and the engine's
+        settings.
+      run_dir: where the history, checkpoints and figures go.
+
+    Returns:
+      ``reference_test_loss`` (the tutorial's PyTorch code's test loss here, in
+      nats per image) and the metrics of
+      :func:`jaxdl.experiments.common.train_and_test`: ``test_loss`` (the
+      negative ELBO per image, nats), ``test_reconstruction`` and ``test_kl``
+      (its two terms), the last epoch's ``train_*`` figures and the run's
+      timings; with several seeds or a sweep, the per-replica and per-setting
+      figures described there.
+    """
     train = data_lib.load("mnist", "train", data=config.data or None)
     test = data_lib.load("mnist", "test", data=config.data or None)
     task = make_task(config)
