@@ -307,6 +307,13 @@ class _Run:
             record["partial_seconds"] = self.partial_seconds
         return record
 
+    def save(self, checkpoints: Checkpoints, state: TrainState, hooks: Sequence[Hook], epoch: int, done: int,
+             steps_per_epoch: int, step_sums: dict[str, np.ndarray] | None = None) -> int:  # fmt: skip
+        """Saves a checkpoint of ``state`` after ``done`` steps of ``epoch``, with this record; returns its step."""
+        step = (epoch - 1) * steps_per_epoch + done
+        checkpoints.save(step, state, self.record(epoch, done, step_sums, hooks))
+        return step
+
     def restore(self, record: dict[str, Any], steps_per_epoch: int, hooks: Sequence[Hook]) -> None:
         """Takes back a checkpoint's record (format 2, or the one before it, which had no ``format``)."""
         if record.get("format", 1) not in (1, 2):
@@ -426,26 +433,13 @@ def fit(
     fns = make_epoch_fns(task, batch_size, len(next(iter(train_data.values()))), mesh=mesh, replicas=replicas)
     data, val = fns.place_train(train_data), (fns.place(val_data) if val_data is not None else None)
     run = _Run(replicas or 1)
-    hooks = [
-        *(h if isinstance(h, Hook) else _Callback(h) for h in hooks),
-        _History(run, run_dir, epochs, log),
-        *([EarlyStopper(patience, run.replicas, log, numbered=replicas is not None)] if val is not None else []),
-    ]
+    hooks = _all_hooks(hooks, run, run_dir, epochs, val is not None, patience, replicas, log)
     checkpoints = Checkpoints(run_dir.path / "checkpoints", keep_checkpoints) if run_dir else None
     if resume:
         state = _resume(checkpoints, state, run, hooks, run_dir, fns.steps_per_epoch, log)
     state = fns.place_state(state)
 
-    def save(epoch: int, done: int, step_sums: dict[str, np.ndarray] | None = None) -> int:
-        step = (epoch - 1) * fns.steps_per_epoch + done
-        checkpoints.save(step, state, run.record(epoch, done, step_sums, hooks))
-        return step
-
-    stage(f"compiling the training steps{' and the evaluation' if val is not None else ''}"
-          f"{f' ({replicas} replicas in one program)' if replicas else ''}")  # fmt: skip
-    train_steps, evaluate, zero_sums, compile_seconds = _compile(fns, state, data, val, key)
-    left = epochs - run.epoch + 1
-    stage(f"compiled in {compile_seconds:.1f} s; {left} epoch{'s' * (left != 1)} of {fns.steps_per_epoch} steps to run")
+    train_steps, evaluate, zero_sums, compile_seconds = _compile(fns, state, data, val, key, epochs - run.epoch + 1)
 
     chunks = ChunkSizer(chunk_seconds, fns.steps_per_epoch)
     agree = agree_across_processes if jax.process_count() > 1 else _same
@@ -468,20 +462,19 @@ def fit(
             if done < fns.steps_per_epoch:  # stopped by a signal
                 run.partial_seconds = epoch_seconds
                 _guard({k: v[:done] for k, v in step_sums.items()}, epoch, trained, run, replicas, checkpoints, log)
-                step = save(epoch, done, step_sums)
+                step = run.save(checkpoints, state, hooks, epoch, done, fns.steps_per_epoch, step_sums)
                 run_dir.write_history(run.history)  # the finished epochs, even if none
                 raise _stopped(stop_requests, step, _where(epoch, done, fns.steps_per_epoch), checkpoints)
             step_losses.append(_guard(step_sums, epoch, trained, run, replicas, checkpoints, log))
-            examples = (done - first) * run.replicas * batch_size
             val_sums = evaluate(state, val) if evaluate is not None else None
             record = _record(epoch, step_sums, val_sums, run, trained, replicas)
+            examples = (done - first) * run.replicas * batch_size
             record.update(seconds=epoch_seconds, examples_per_second=examples / max(epoch_seconds, 1e-12))
             bar.clear()  # before the hooks' lines
-            end = EpochEnd(epoch, state, record, run.active)
             for hook in hooks:  # the caller's, then the history and early stopping
-                hook.after_epoch(end)
+                hook.after_epoch(EpochEnd(epoch, state, record, run.active))
             if checkpoints:
-                step = save(epoch, fns.steps_per_epoch)
+                step = run.save(checkpoints, state, hooks, epoch, fns.steps_per_epoch, fns.steps_per_epoch)
             if not run.active.any():
                 stopped_early = True
                 break
@@ -489,8 +482,26 @@ def fit(
                 raise _stopped(stop_requests, step, _where(epoch, done, fns.steps_per_epoch), checkpoints)
     if checkpoints:
         checkpoints.close()
+    return _result(state, run, step_losses, stopped_early, compile_seconds, fns, replicas)
+
+
+def _all_hooks(given: Sequence[Hook | EpochCallback], run: _Run, run_dir: RunDir | None, epochs: int,
+               validated: bool, patience: int | None, replicas: int | None,
+               log: Callable[[str], None]) -> list[Hook]:  # fmt: skip
+    """The caller's hooks (functions wrapped), then the history and, with validation data, early stopping
+    (which also keeps the best validation loss when there is no patience)."""
+    hooks = [*(h if isinstance(h, Hook) else _Callback(h) for h in given), _History(run, run_dir, epochs, log)]
+    if validated:
+        hooks.append(EarlyStopper(patience, run.replicas, log, numbered=replicas is not None))
+    return hooks
+
+
+def _result(state: TrainState, run: _Run, step_losses: list[np.ndarray], stopped_early: bool,
+            compile_seconds: float, fns: EpochFns, replicas: int | None) -> FitResult:  # fmt: skip
+    """The :class:`FitResult` of a finished (or early-stopped) run; its times count every epoch of the
+    run, resumed or not."""
     losses = np.concatenate(step_losses) if step_losses else np.zeros((0, run.replicas))
-    train_seconds = sum(r["seconds"] for r in run.history)  # every epoch of the run, resumed or not
+    train_seconds = sum(r["seconds"] for r in run.history)
     examples = sum(r["seconds"] * r["examples_per_second"] for r in run.history)
     return FitResult(
         state=state,
@@ -499,8 +510,7 @@ def fit(
         stopped_early=stopped_early,
         compile_seconds=compile_seconds,
         train_seconds=train_seconds,
-        examples_per_second=sum(r["seconds"] * r["examples_per_second"] for r in run.history)
-        / max(train_seconds, 1e-12),
+        examples_per_second=examples / max(train_seconds, 1e-12),
         fns=fns,
         step_losses=losses if replicas else losses[:, 0],
         diverged=run.diverged if replicas else None,
@@ -518,8 +528,11 @@ def _resume(checkpoints: Checkpoints | None, state: TrainState, run: _Run, hooks
     return state
 
 
-def _compile(fns: EpochFns, state: TrainState, data: dict, val: dict | None, key: jax.Array):
-    """(train_steps, evaluate, an epoch's zero sums on the host, seconds): compiled ahead of training."""
+def _compile(fns: EpochFns, state: TrainState, data: dict, val: dict | None, key: jax.Array, epochs_left: int):
+    """(train_steps, evaluate, an epoch's zero sums on the host, seconds): compiled ahead of training,
+    between two stage lines."""
+    stage(f"compiling the training steps{' and the evaluation' if val is not None else ''}"
+          f"{f' ({fns.replicas} replicas in one program)' if fns.replicas else ''}")  # fmt: skip
     start = time.perf_counter()
     zero_sums = fns.zero_sums(state, data)  # placed afresh for each epoch (the loop donates them)
     first = (fns.epoch_batches(key, 1), fns.place(zero_sums), np.int32(0), np.int32(1))
@@ -527,7 +540,12 @@ def _compile(fns: EpochFns, state: TrainState, data: dict, val: dict | None, key
     if fns.replicas:  # before training: XLA knows what the program needs
         check_memory(_compiled_bytes(train_steps), f"{fns.replicas} replicas")
     evaluate = fns.evaluate.lower(state, val).compile() if val is not None else None
-    return train_steps, evaluate, zero_sums, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    stage(
+        f"compiled in {seconds:.1f} s; {epochs_left} epoch{'s' * (epochs_left != 1)} of {fns.steps_per_epoch} "
+        "steps to run"
+    )
+    return train_steps, evaluate, zero_sums, seconds
 
 
 def _show(bar: Any, epoch: int, examples_per_step: int, first: int, end: int, seconds: float,

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -191,12 +192,7 @@ def make_epoch_fns(
     # One run: examples split over the mesh, the state whole on every device. Replicas: replicas split.
     split_sharding = parallel.batch_sharded(mesh)
     state_sharding = parallel.replicated(mesh) if replicas is None else split_sharding
-
-    def split(batch: Batch) -> Batch:
-        return jax.lax.with_sharding_constraint(batch, split_sharding)
-
-    def gather(data: dict[str, jax.Array], rows: jax.Array, valid: jax.Array) -> Batch:
-        return split({**{name: array[rows] for name, array in data.items()}, "mask": valid})
+    gather = functools.partial(_gather, sharding=split_sharding)
 
     def replica_chunk(replica, data, first, stop):
         """One replica through steps ``first`` to ``stop - 1`` (vmapped over replicas by the caller);
@@ -231,6 +227,24 @@ def make_epoch_fns(
 
         return jax.lax.fori_loop(first, stop, body, (state, step_sums))
 
+    def per_replica(fn):  # each replica's state on the same data
+        return jax.jit(fn if replicas is None else jax.vmap(fn, in_axes=(0, None)))
+
+    return EpochFns(
+        train_steps, per_replica(_evaluate_fn(eval_step, gather, batch_size)), steps_per_epoch(num_train, batch_size),
+        mesh, batch_size, num_train, one_step, per_replica(_predict_fn(task, gather, batch_size)), replicas,
+    )  # fmt: skip
+
+
+def _gather(data: dict[str, jax.Array], rows: jax.Array, valid: jax.Array, sharding: Any) -> Batch:
+    """The batch of ``rows`` (with its ``mask``), its examples split over the devices as ``sharding`` says."""
+    return jax.lax.with_sharding_constraint({**{name: array[rows] for name, array in data.items()}, "mask": valid},
+                                           sharding)  # fmt: skip
+
+
+def _evaluate_fn(eval_step: Callable, gather: Callable, batch_size: int) -> Callable:
+    """``evaluate(state, data)``: the eval step's sums over ``data`` in order, the last batch masked."""
+
     def evaluate_one(state: TrainState, data: dict[str, jax.Array]):
         n = jax.tree.leaves(data)[0].shape[0]
         indices, mask = epoch_indices(jax.random.PRNGKey(0), n, batch_size, shuffle=False, drop_remainder=False)
@@ -244,6 +258,12 @@ def make_epoch_fns(
         zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
         totals, _ = jax.lax.scan(body, zeros, (indices, mask, jnp.arange(indices.shape[0])))
         return totals
+
+    return evaluate_one
+
+
+def _predict_fn(task: Task, gather: Callable, batch_size: int) -> Callable:
+    """``predict(state, data)``: the task's predictions for every row of ``data``, in order."""
 
     def predict_one(state: TrainState, data: dict[str, jax.Array]):
         n = jax.tree.leaves(data)[0].shape[0]
@@ -259,13 +279,7 @@ def make_epoch_fns(
         _, outputs = jax.lax.scan(body, None, (indices, mask, jnp.arange(indices.shape[0])))
         return jax.tree.map(lambda o: o.reshape(-1, *o.shape[2:])[:n], outputs)
 
-    def per_replica(fn):  # each replica's state on the same data
-        return jax.jit(fn if replicas is None else jax.vmap(fn, in_axes=(0, None)))
-
-    return EpochFns(
-        train_steps, per_replica(evaluate_one), steps_per_epoch(num_train, batch_size), mesh, batch_size, num_train,
-        one_step, per_replica(predict_one), replicas,
-    )  # fmt: skip
+    return predict_one
 
 
 def _batch_like(data: dict[str, jax.Array], batch_size: int) -> Batch:
