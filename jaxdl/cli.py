@@ -273,10 +273,5 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_script(name: str) -> None:
-    """Entry point of ``python experiments/NAME.py``: the options of ``jaxdl run NAME``."""
-    sys.exit(main(["run", name, *sys.argv[1:]], prog=f"experiments/{name}.py"))
-
-
 if __name__ == "__main__":
     sys.exit(main())

@@ -155,7 +155,7 @@ def test_console_script_and_experiment_script(tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.strip() == "jaxdl: error: setting lr must be > 0, got -1.0"
     ok = subprocess.run(
-        [sys.executable, str(ROOT / "experiments" / "blobs.py"), "--out", str(tmp_path / "r"), *SMALL],
+        [sys.executable, "-m", "jaxdl", "run", "blobs", "--out", str(tmp_path / "r"), *SMALL],
         capture_output=True,
         text=True,
         env=env,
@@ -193,13 +193,12 @@ def test_data_errors_are_one_line_and_status_2(args, message, capsys):
     assert message in err and len(err.splitlines()) == 1
 
 
-def test_every_experiment_has_its_script():
+def test_the_index_is_generated_from_the_experiments_declarations():
     from jaxdl import experiments
 
-    scripts = {p.stem for p in (ROOT / "experiments").glob("*.py")}
-    assert scripts == set(experiments.names())
-    for name in experiments.names():
-        assert f'run_script("{name}")' in (ROOT / "experiments" / f"{name}.py").read_text()
+    assert experiments.build_index() == (ROOT / "jaxdl" / "experiments" / "_index.py").read_text(), (
+        "jaxdl/experiments/_index.py is out of date: run python scripts/build_index.py"
+    )
 
 
 def test_distributed_needs_a_shared_run_directory(capsys):
