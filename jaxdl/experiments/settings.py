@@ -356,6 +356,7 @@ class CurvatureConfig:
     density_iterations: int = setting(20, "Lanczos steps per start of the density", ge=2)
     slice_points: int = setting(21, "points of the 1-D slice (the 2-D slice uses half as many per axis)", ge=3)
     slice_radius: float = setting(1.0, "the slices span [-radius, radius] in filter-normalised units", gt=0)
+    hvp_costs: bool = setting(True, "time each order's Hessian-vector product (five more programs per network)")
     seed: int = setting(0, "PRNG seed", ge=0)
 
     def check(self) -> None:
