@@ -9,7 +9,7 @@ start with ``_``; the public methods of a public class count too, and so does a 
   ``_private`` ones aside; ``*args``/``**kwargs`` by their names, with or without stars). A class's
   constructor parameters go under ``Args:`` in the class docstring or its ``__init__``'s; a
   dataclass's or NamedTuple's fields may be under ``Attributes:`` instead;
-- a ``Returns:`` section (``Yields:`` for a generator) when the return annotation is not ``None`` or
+- a ``Returns:`` section (``Yields:`` for a generator that yields values) when the return annotation is not ``None`` or
   the body returns a value. Properties are documented like attributes: a docstring is enough. A
   method that overrides a documented one without a docstring of its own is documented by the base's
   (as autodoc shows it).
@@ -101,8 +101,8 @@ def _sections(doc: str) -> dict[str, list[str]]:
     return sections
 
 
-def _returns_value(func) -> tuple[bool, bool]:
-    """(returns a value, is a generator), from the annotation and the source's own return statements."""
+def _returns_value(func) -> tuple[bool, bool | str]:
+    """(returns a value, is a generator: True, "bare" for bare yields only, or False), from the source."""
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
     except (OSError, TypeError, SyntaxError):
@@ -122,7 +122,9 @@ def _returns_value(func) -> tuple[bool, bool]:
         if isinstance(child, ast.Return) and child.value is not None:
             returns = True
         if isinstance(child, ast.Yield | ast.YieldFrom):
-            generator = True
+            generator = generator or "bare"  # a context manager's bare ``yield`` gives nothing to describe
+            if not (isinstance(child, ast.Yield) and child.value is None):
+                generator = True
         stack.extend(ast.iter_child_nodes(child))
     return returns, generator
 
@@ -149,7 +151,7 @@ def _function_problems(func, doc: str | None = None) -> list[str]:
         elif missing := [p for p in parameters if p not in named]:
             problems.append(f"Args: misses {', '.join(missing)}")
     returns, generator = _returns_value(func)
-    if generator and "Yields" not in sections:
+    if generator is True and "Yields" not in sections:
         problems.append("no Yields:")
     elif returns and not generator and "Returns" not in sections:
         problems.append("no Returns:")
