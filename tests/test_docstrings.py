@@ -58,7 +58,6 @@ NOT_YET = {
     "jaxdl.experiments.settings",
     "jaxdl.experiments.universal_approximation",
     "jaxdl.models.nnx_models",
-    "jaxdl.train",
     "jaxdl.train.checkpoint",
     "jaxdl.train.fit",
     "jaxdl.train.full_batch",
@@ -160,7 +159,8 @@ def _function_problems(func, doc: str | None = None) -> list[str]:
 
 def _fields(cls) -> list[str]:
     if dataclasses.is_dataclass(cls):
-        return [f.name for f in dataclasses.fields(cls) if f.init and f.name not in ("parent", "name")]
+        linen = any(base.__module__.startswith("flax.linen") for base in cls.__mro__)  # its own parent, name
+        return [f.name for f in dataclasses.fields(cls) if f.init and not (linen and f.name in ("parent", "name"))]
     if issubclass(cls, tuple) and hasattr(cls, "_fields"):
         return list(cls._fields)
     return []
