@@ -58,7 +58,7 @@ def numerical_gradient(f: Callable[[Any], Any], params: Any, eps: float = 1e-6) 
       eps: the step; its error is O(eps^2) plus rounding O(1e-16 / eps).
 
     Returns:
-      The numerical gradient, a pytree shaped like ``params`` of float64 NumPy arrays.
+      The numerical gradient, a pytree shaped like ``params``, in float64.
 
     Example:
       >>> with jax.enable_x64(True):

@@ -19,7 +19,7 @@ class DatasetSpec:
     """What jaxdl knows about one named data set.
 
     Attributes:
-      name: the name ``--set data=NAME`` takes.
+      name: the name :func:`jaxdl.data.load` and ``jaxdl data info`` take.
       description: one line for ``jaxdl data``.
       splits: the splits it has; ``()`` for any split the source holds.
       class_names: the classes in label order; None for a folder's alphabetical class folders.
