@@ -24,7 +24,14 @@ FIGURES = ("test_accuracy", "test_loss", "val_accuracy", "val_loss", "train_accu
 
 
 def find_runs(root: Path) -> list[Path]:
-    """Every run folder under ``root`` (a grid's own runs are inside it and not listed again)."""
+    """Every run folder under ``root`` (a grid's own runs are inside it and not listed again).
+
+    Args:
+      root: the folder to search.
+
+    Returns:
+      The folders holding a ``config.json``, in the order of a sorted walk.
+    """
     runs = []
     for folder, dirnames, filenames in os.walk(root):
         if "config.json" in filenames:
@@ -35,7 +42,15 @@ def find_runs(root: Path) -> list[Path]:
 
 
 def describe(path: Path) -> dict[str, Any]:
-    """A run's experiment, start time, status, key figures and the command that continues it."""
+    """A run's experiment, start time, status, key figures and the command that continues it.
+
+    Args:
+      path: a run folder.
+
+    Returns:
+      ``{"path", "experiment", "started", "status", "figures", "resume"}``: status is "running",
+      "finished", "stopped" or "failed"; ``resume`` is a command line for a stopped run, else "".
+    """
     config = _read(path / "config.json") or {}
     experiment = config.get("experiment", "?")
     started = _dt.datetime.fromtimestamp((path / "config.json").stat().st_mtime).strftime("%Y-%m-%d %H:%M")
@@ -87,6 +102,17 @@ def _format(key: str, value: float) -> str:
 
 
 def main(root: str) -> int:
+    """``jaxdl runs [DIR]``: prints the runs under ``root``, newest first, one line each.
+
+    Args:
+      root: the folder of runs.
+
+    Returns:
+      The exit status, 0.
+
+    Raises:
+      JaxdlError: ``root`` is not a folder.
+    """
     folder = Path(root)
     if not folder.is_dir():
         raise JaxdlError(f"{folder} is not a folder of runs (jaxdl run writes them to runs/NAME/TIMESTAMP)")
