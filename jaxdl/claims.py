@@ -19,6 +19,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from jaxdl.results import RunResult
+
 PERCENT = "{:.2%}"
 
 
@@ -116,18 +118,18 @@ class Claim:
     fmt: str = "{:.4g}"
     target: Target | None = None
 
-    def interval(self, metrics: dict[str, Any]) -> dict[str, Any] | None:
+    def interval(self, result: RunResult) -> dict[str, Any] | None:
         """The figure's interval over seeds (:func:`jaxdl.stats.interval`) when the run had several.
 
         Args:
-          metrics: the run's metrics.
+          result: what the run measured.
 
         Returns:
           The summary dict, or None for a computed metric or a run without intervals.
         """
         if callable(self.metric):
             return None
-        return metrics.get("intervals", {}).get(self.metric)
+        return result.intervals.get(self.metric)
 
     def value(self, metrics: dict[str, Any]) -> float:
         """The claim's figure, read from the run's metrics.

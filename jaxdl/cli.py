@@ -14,6 +14,7 @@ import threading
 from collections.abc import Sequence
 
 from jaxdl.errors import Finished, JaxdlError, Stopped, printable
+from jaxdl.results import RunResult
 
 EXIT_USAGE = 2
 
@@ -113,14 +114,14 @@ def _dataset_names() -> list[str]:
     return list(DATASETS)
 
 
-def _summary(metrics: dict) -> str:
-    """The scalar metrics, one per line (lists stay in metrics.json)."""
+def _summary(result: RunResult) -> str:
+    """The scalar figures, one per line (lists stay in metrics.json), and what compiling took."""
     lines = []
-    for key, value in metrics.items():
+    for key, value in result.figures.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue
         lines.append(f"  {key:<24} {value:.4g}" if isinstance(value, float) else f"  {key:<24} {value}")
-    if compile_ := metrics.get("compile"):
+    if compile_ := result.compile:
         lines.append(
             f"  compiling: XLA {compile_['xla_s']:.2f} s for {compile_['programs']} programs "
             f"({compile_['cache_hits']} loaded from the cache), tracing and lowering "
@@ -222,8 +223,8 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace) -> tuple[str, dict]:
-    """``jaxdl run NAME``: the run directory's path and the metrics."""
+def _run(args: argparse.Namespace) -> tuple[str, RunResult]:
+    """``jaxdl run NAME``: the run directory's path and what the run measured."""
     if not args.distributed and (args.coordinator or args.num_processes is not None or args.process_id is not None):
         raise JaxdlError("--coordinator, --num-processes and --process-id need --distributed")
     from jaxdl import compilation_cache, experiments

@@ -17,6 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from jaxdl.results import Group  # noqa: E402
+
 _FILE_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
 
 
@@ -339,7 +341,7 @@ def replica_curves(
     return fig
 
 
-def sweep(key: str, groups: Sequence[dict], metric: str, title: str = "") -> Figure:
+def sweep(key: str, groups: Sequence[Group], metric: str, title: str = "") -> Figure:
     """A swept setting against a metric, with 95% intervals over seeds.
 
     Each group's mean over seeds with its 95% interval as an error bar, one line per combination of the
@@ -347,8 +349,8 @@ def sweep(key: str, groups: Sequence[dict], metric: str, title: str = "") -> Fig
 
     Args:
       key: the swept setting on the x axis.
-      groups: one dict per combination of settings: ``{"settings": {...}, "intervals": {metric:
-        summary from jaxdl.stats.interval}}``.
+      groups: one :class:`jaxdl.results.Group` per combination of settings: its ``settings`` and its
+        ``intervals`` (per metric, the summary from :func:`jaxdl.stats.interval`).
       metric: the metric on the y axis (in % when it ends in "accuracy").
       title: the axes' title; a default names the metric and the setting.
 
@@ -357,15 +359,15 @@ def sweep(key: str, groups: Sequence[dict], metric: str, title: str = "") -> Fig
     """
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     scale = 100 if metric.endswith("accuracy") else 1
-    others: dict[tuple, list[dict]] = {}
+    others: dict[tuple, list[Group]] = {}
     for group in groups:
-        rest = tuple((k, v) for k, v in group["settings"].items() if k != key)
+        rest = tuple((k, v) for k, v in group.settings.items() if k != key)
         others.setdefault(rest, []).append(group)
-    values = sorted({g["settings"][key] for g in groups})
+    values = sorted({g.settings[key] for g in groups})
     for rest, members in others.items():
-        members = sorted(members, key=lambda g: g["settings"][key])
-        x = np.array([g["settings"][key] for g in members], float)
-        summaries = [g["intervals"][metric] for g in members]
+        members = sorted(members, key=lambda g: g.settings[key])
+        x = np.array([g.settings[key] for g in members], float)
+        summaries = [g.intervals[metric] for g in members]
         y = np.array([np.nan if s["mean"] is None else s["mean"] for s in summaries]) * scale
         err = np.array([0.0 if s["half_width"] is None else s["half_width"] for s in summaries]) * scale
         n = max(s["n"] for s in summaries)

@@ -34,12 +34,13 @@ from jaxdl.claims import Claim, Run
 from jaxdl.data import local_copies
 from jaxdl.errors import JaxdlError, Stopped
 from jaxdl.locks import FileLock, Locked
+from jaxdl.results import RunResult
 from jaxdl.rundir import LOCK_FILE, atomic_write_text, environment, write_json
 from jaxdl.runner import run_experiment
 from jaxdl.stats import format_interval
 
 REPORT_VERSION = 1
-Runner = Callable[..., tuple[str, dict[str, Any]]]  # run_experiment's signature
+Runner = Callable[..., tuple[str, RunResult]]  # run_experiment's signature
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,7 +214,7 @@ def _run_one(tour_run: TourRun, quick: bool, report_dir: Path, data_dir: Path | 
         return {"status": "failed", "reason": str(e).splitlines()[0], "seconds": time.perf_counter() - start}
     finally:
         atomic_write_text(run_dir / "log.txt", output.getvalue())
-    return {"status": "ran", "metrics": metrics, "seconds": time.perf_counter() - start}
+    return {"status": "ran", "metrics": RunResult.of(metrics), "seconds": time.perf_counter() - start}
 
 
 def reproduce(

@@ -4,7 +4,8 @@ The command line (:mod:`jaxdl.cli`) and the tour (:mod:`jaxdl.reproduce`) both
 call :func:`run_experiment`; it is also the Python way to run a registered
 experiment:
 
-    >>> path, metrics = run_experiment("blobs", ["epochs=100", "seeds=0"], out="runs/b")
+    >>> path, result = run_experiment("blobs", ["epochs=100", "seeds=0"], out="runs/b")
+    >>> result["test_accuracy"]  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from jaxdl import experiments
 from jaxdl.compilation_cache import CompileClock
 from jaxdl.data import local_copies
 from jaxdl.errors import Finished, JaxdlError
+from jaxdl.results import Group, RunResult
 from jaxdl.rundir import RunDir, default_run_path, environment, read_json
 
 
@@ -37,7 +39,7 @@ def run_experiment(
     resume: bool = False,
     tensorboard: bool = False,
     distributed: dict[str, Any] | None = None,
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, RunResult]:
     """Resolves the config, runs the experiment and writes its run directory.
 
     Args:
@@ -57,7 +59,7 @@ def run_experiment(
         0 writes the run directory, all processes write its checkpoints.
 
     Returns:
-      The run directory's path and the metrics.
+      The run directory's path and what the run measured (also written to its ``metrics.json``).
 
     Raises:
       JaxdlError: any mistake in the request, before anything is written; a
@@ -89,20 +91,20 @@ def run_experiment(
             run_dir.write_json("config.json", record)
         with local_copies(data_dir):
             if plan.sequential:
-                metrics = _run_grid(experiment, plan, run_dir)
+                result = _run_grid(experiment, plan, run_dir)
             else:
-                metrics = experiment.run(plan.config, run_dir)
+                result = RunResult.of(experiment.run(plan.config, run_dir))
                 if plan.given:
-                    metrics["sweep_table"] = sweep_outputs(run_dir, metrics["groups"], plan.given)
-        metrics["compile"] = clock.read()  # JAX's own compiling in this run: see CompileClock
-        run_dir.write_json("metrics.json", metrics)
+                    result.sweep_table = sweep_outputs(run_dir, result.groups, plan.given)
+        result.compile = clock.read()  # JAX's own compiling in this run: see CompileClock
+        run_dir.write_json("metrics.json", result.to_json())
     except BaseException as e:
         if run_dir.discard_if_not_started():  # a retry of the corrected command must not be refused
             e.discarded_run = str(run_dir.path)  # type: ignore[attr-defined]  # what the CLI's last line says
         raise
     finally:
         run_dir.close()
-    return str(run_dir.path), metrics
+    return str(run_dir.path), result
 
 
 def _shorthands(experiment: experiments.Experiment, **given: Any) -> list[str]:
@@ -176,7 +178,7 @@ class Plan:
         return cls(config, grid, sequential, programs)
 
 
-def _run_grid(experiment: experiments.Experiment, plan: Plan, run_dir: RunDir) -> dict[str, Any]:
+def _run_grid(experiment: experiments.Experiment, plan: Plan, run_dir: RunDir) -> RunResult:
     """Each combination of the sequential grid keys as a run of its own in ``RUN/KEY=V,...``, then
     the sweep's outputs from all of them. A resumed grid skips the runs that finished."""
     groups, runs = [], []
@@ -186,7 +188,7 @@ def _run_grid(experiment: experiments.Experiment, plan: Plan, run_dir: RunDir) -
         done = sub_path / "metrics.json"
         print(f"--- {experiment.name} {name}")
         if run_dir.resume and done.is_file():
-            metrics = read_json(done)
+            metrics = RunResult.read(done)
             print(f"finished earlier: {done}")
         else:
             resume = run_dir.resume and (sub_path / "config.json").is_file()
@@ -194,22 +196,14 @@ def _run_grid(experiment: experiments.Experiment, plan: Plan, run_dir: RunDir) -
             try:
                 if not resume:
                     sub.write_json("config.json", {"experiment": experiment.name, "config": config_lib.to_dict(config)})
-                metrics = experiment.run(config, sub)
-                sub.write_json("metrics.json", metrics)
+                metrics = RunResult.of(experiment.run(config, sub))
+                sub.write_json("metrics.json", metrics.to_json())
             finally:
                 sub.close()
         settings = {k: _number(v) for k, v in combo.items()}
         runs.append({"settings": settings, "run_dir": name})
-        if "groups" in metrics:
-            groups += [{**g, "settings": {**settings, **g["settings"]}} for g in metrics["groups"]]
-        else:  # one seed, no vmapped keys: every figure is its own one-value interval
-            from jaxdl import stats
-
-            numbers = {
-                k: v for k, v in metrics.items() if isinstance(v, float) and k.startswith(("test_", "val_", "train_"))
-            }
-            groups.append({"settings": settings, "intervals": {k: stats.interval([v]) for k, v in numbers.items()}})
-    return {"runs": runs, "groups": groups, "sweep_table": sweep_outputs(run_dir, groups, plan.given)}
+        groups += [Group({**settings, **g.settings}, g.intervals) for g in metrics.groups]
+    return RunResult({}, groups=groups, runs=runs, sweep_table=sweep_outputs(run_dir, groups, plan.given))
 
 
 def _number(text: str) -> Any:
@@ -219,25 +213,35 @@ def _number(text: str) -> Any:
         return text
 
 
-def sweep_outputs(run_dir: RunDir, groups: list[dict[str, Any]], grid: dict[str, list[str]]) -> list[str]:
-    """``sweep.json``, a table in the log and, per swept setting, a figure of the test metric against it."""
+def sweep_outputs(run_dir: RunDir, groups: list[Group], grid: dict[str, list[str]]) -> list[str]:
+    """``sweep.json``, a table in the log and, per swept setting, a figure of the test metric against it.
+
+    Args:
+      run_dir: where the table and figures go.
+      groups: each setting of the grid with its figures' intervals over seeds.
+      grid: the grid as given, ``{key: [value text, ...]}``.
+
+    Returns:
+      The table's lines, as printed.
+    """
     from jaxdl import plots, stats
 
-    metric = next((m for m in ("test_accuracy", "test_loss") if m in groups[0]["intervals"]), None)
-    names = [m for m in ("test_accuracy", "test_loss") if m in groups[0]["intervals"]]
-    run_dir.write_json("sweep.json", {"grid": grid, "metrics": names, "groups": groups})
+    metric = next((m for m in ("test_accuracy", "test_loss") if m in groups[0].intervals), None)
+    names = [m for m in ("test_accuracy", "test_loss") if m in groups[0].intervals]
+    run_dir.write_json("sweep.json", {"grid": grid, "metrics": names,
+                                      "groups": [dataclasses.asdict(g) for g in groups]})  # fmt: skip
     lines = ["sweep: " + " x ".join(f"{k} ({len(v)})" for k, v in grid.items())]
     for group in groups:
-        where = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in group["settings"].items())
+        where = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in group.settings.items())
         figures = "; ".join(
-            f"{m} {stats.format_interval(group['intervals'][m], '{:.2%}' if m.endswith('accuracy') else '{:.4f}')}"
+            f"{m} {stats.format_interval(group.intervals[m], '{:.2%}' if m.endswith('accuracy') else '{:.4f}')}"
             for m in names
         )
         lines.append(f"  {where}: {figures}")
     print("\n".join(lines))
     if metric is not None:
         for key in grid:
-            if all(isinstance(g["settings"].get(key), float) for g in groups):
+            if all(isinstance(g.settings.get(key), float) for g in groups):
                 run_dir.save_figure(plots.sweep(key, groups, metric), f"sweep_{key}.png")
     return lines
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from jaxdl.errors import JaxdlError, printable
 from jaxdl.locks import held
+from jaxdl.results import RunResult
 from jaxdl.rundir import LOCK_FILE
 
 # the figures a line shows, first found first: a claim's usual metric, then the training loss
@@ -54,7 +55,7 @@ def describe(path: Path) -> dict[str, Any]:
     config = _read(path / "config.json") or {}
     experiment = config.get("experiment", "?")
     started = _dt.datetime.fromtimestamp((path / "config.json").stat().st_mtime).strftime("%Y-%m-%d %H:%M")
-    metrics = _read(path / "metrics.json")
+    metrics = _figures(path / "metrics.json")
     epochs = config.get("config", {}).get("epochs")
     checkpoints = [p for p in (path / "checkpoints").glob("*") if p.name.isdigit()]
     if held(path / LOCK_FILE):
@@ -72,6 +73,15 @@ def describe(path: Path) -> dict[str, Any]:
     resume = f"jaxdl run {experiment} --out {shlex.quote(str(path))} --resume" if status == "stopped" else ""
     return {"path": path, "experiment": experiment, "started": started, "status": status,
             "figures": ", ".join(s for s in shown if s), "resume": resume}  # fmt: skip
+
+
+def _figures(path: Path) -> dict[str, Any] | None:
+    """The figures of a ``metrics.json`` (any format this version reads), or None."""
+    data = _read(path)
+    try:
+        return RunResult.from_json(data).figures if data is not None else None
+    except (JaxdlError, TypeError):
+        return None
 
 
 def _read(path: Path) -> dict[str, Any] | None:

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from jaxdl.cli import main
+from jaxdl.results import RunResult
 from jaxdl.rundir import read_history, read_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--set", "epochs=50", "--set", "seeds=3", "--set", "log_every=25"]
 TIMINGS = {
-    "compile",  # what JAX spent compiling: the second run loads from the cache
     "compile_seconds",
     "train_seconds",
     "seconds_per_epoch",
@@ -53,7 +53,7 @@ def test_run_writes_the_run_directory(tmp_path, capsys):
     assert config["environment"]["devices"]
     history = read_history(out / "history.jsonl")
     assert [h["epoch"] for h in history] == list(range(1, 51))
-    metrics = read_json(out / "metrics.json")
+    metrics = RunResult.read(out)
     for key in (
         "train_accuracy",
         "train_loss",
@@ -71,7 +71,7 @@ def test_same_command_twice_gives_identical_metrics(tmp_path):
     runs = []
     for name in ("a", "b"):
         assert main(["run", "blobs", "--out", str(tmp_path / name), *SMALL]) == 0
-        metrics = read_json(tmp_path / name / "metrics.json")
+        metrics = RunResult.read(tmp_path / name)
         runs.append({k: v for k, v in metrics.items() if k not in TIMINGS})
     assert runs[0] == runs[1]
     assert (tmp_path / "a" / "history.jsonl").read_text() == (tmp_path / "b" / "history.jsonl").read_text()

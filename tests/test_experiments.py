@@ -19,6 +19,7 @@ from jaxdl import experiments, reproduce
 from jaxdl.cli import main
 from jaxdl.data.catalog import CIFAR10_CLASSES
 from jaxdl.experiments import mnist_vae
+from jaxdl.results import RunResult
 from jaxdl.rundir import read_history, read_json
 from jaxdl.train.checkpoint import Checkpoints
 
@@ -77,7 +78,7 @@ def run_of(tiny_data):
 
     def run(name, *settings, data=None):
         out = folder(name, settings, data) / "run"
-        return out, read_json(out / "metrics.json")
+        return out, RunResult.read(out)
 
     run.stderr = lambda name, *settings: (folder(name, settings, None) / "stderr.txt").read_text()
     return run
@@ -216,7 +217,7 @@ def test_a_run_cut_after_epoch_1_resumes_to_the_uncut_run(tiny_data, tmp_path, m
     def without_timings(record):
         return {k: v for k, v in record.items() if not k.endswith(TIMINGS)}
 
-    uncut, resumed = (read_json(tmp_path / d / "metrics.json") for d in ("uncut", "cut"))
+    uncut, resumed = (RunResult.read(tmp_path / d) for d in ("uncut", "cut"))
     assert without_timings(resumed) == without_timings(uncut) and uncut["epochs_run"] == 3
     histories = [read_history(tmp_path / d / "history.jsonl") for d in ("uncut", "cut")]
     assert [without_timings(r) for r in histories[1]] == [without_timings(r) for r in histories[0]]
@@ -251,7 +252,7 @@ def test_resume_reads_the_runs_settings_leaves_a_finished_run_untouched_and_exte
     def without_timings(record):
         return {k: v for k, v in record.items() if not k.endswith(TIMINGS)}
 
-    extended, uncut = (read_json(tmp_path / d / "metrics.json") for d in ("r", "uncut"))
+    extended, uncut = (RunResult.read(tmp_path / d) for d in ("r", "uncut"))
     assert without_timings(extended) == without_timings(uncut) and extended["epochs_run"] == 3
     history = read_history(tmp_path / "r" / "history.jsonl")
     assert extended["train_seconds"] == pytest.approx(sum(r["seconds"] for r in history))  # all 3 epochs

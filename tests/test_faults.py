@@ -32,6 +32,7 @@ from jaxdl.data.catalog import CIFAR10_CLASSES
 from jaxdl.errors import JaxdlError
 from jaxdl.locks import FileLock
 from jaxdl.models.classifiers import SmallMLP
+from jaxdl.results import RunResult
 from jaxdl.rundir import RunDir, read_history, read_json
 from jaxdl.train.fit import ChunkSizer, fit
 from jaxdl.train.state import init_state
@@ -358,7 +359,7 @@ def test_sigterm_at_a_random_step_then_resume_ends_equal_to_an_uncut_run(mnist_f
     monkeypatch.setattr(ChunkSizer, "observe", observe)
     assert main([*_mnist_args(mnist_folder, tmp_path / "cut"), "--resume"]) == 0
     assert f"resumed from checkpoint {at} ({where})" in capsys.readouterr().out
-    uncut, resumed = (read_json(tmp_path / d / "metrics.json") for d in ("uncut", "cut"))
+    uncut, resumed = (RunResult.read(tmp_path / d) for d in ("uncut", "cut"))
     assert _without_timings(resumed) == _without_timings(uncut)
     histories = [read_history(tmp_path / d / "history.jsonl") for d in ("uncut", "cut")]
     assert [_without_timings(r) for r in histories[1]] == [_without_timings(r) for r in histories[0]]

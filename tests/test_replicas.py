@@ -17,6 +17,7 @@ from jaxdl.errors import JaxdlError
 from jaxdl.experiments import cifar10
 from jaxdl.experiments.common import ReplicaPlan, unit_pixels
 from jaxdl.models import CNN, SmallMLP
+from jaxdl.results import RunResult
 from jaxdl.rundir import RunDir, read_history, read_json
 from jaxdl.train.fit import fit
 from jaxdl.train.replicas import init_replicas, injected, replica
@@ -184,10 +185,10 @@ def test_a_vmapped_grid_times_seeds_writes_the_sweep(tmp_path, image_folder):
     argv = ["run", "mnist-mlp", "--out", str(out), "--data", str(data), "--seeds", "2",
             *[a for s in settings for a in ("--set", s)]]  # fmt: skip
     assert main(argv) == 0
-    metrics = read_json(out / "metrics.json")
-    assert metrics["num_replicas"] == 4 and [r["seed"] for r in metrics["replicas"]] == [0, 1, 0, 1]
-    assert [g["settings"] for g in metrics["groups"]] == [{"lr": 0.01}, {"lr": 0.1}]
-    assert metrics["groups"][0]["intervals"]["test_accuracy"]["n"] == 2
+    metrics = RunResult.read(out)
+    assert metrics["num_replicas"] == 4 and [r["seed"] for r in metrics.replicas] == [0, 1, 0, 1]
+    assert [g.settings for g in metrics.groups] == [{"lr": 0.01}, {"lr": 0.1}]
+    assert metrics.groups[0].intervals["test_accuracy"]["n"] == 2
     sweep = read_json(out / "sweep.json")
     assert sweep["grid"] == {"lr": ["0.01", "0.1"]} and len(sweep["groups"]) == 2
     assert_figure(out / "sweep_lr.png", (715, 495))  # 6.5 x 4.5 inches at 110 dpi

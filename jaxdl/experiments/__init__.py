@@ -21,6 +21,7 @@ from typing import Any
 from jaxdl.claims import Run
 from jaxdl.errors import JaxdlError
 from jaxdl.experiments._index import INDEX
+from jaxdl.results import RunResult
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -28,7 +29,7 @@ class Experiment:
     name: str
     description: str  # one line, shown by `jaxdl list`
     config: type  # a frozen dataclass with a `seed` field
-    run: Callable[[Any, Any], dict[str, Any]]  # (config, RunDir) -> metrics
+    run: Callable[[Any, Any], dict[str, Any] | RunResult]  # (config, RunDir) -> figures, or a RunResult
     resumable: bool = False  # it checkpoints every epoch, so `--resume` continues a cut run
     claims: tuple[Run, ...] = ()  # what `jaxdl reproduce` runs and checks
     smallest: tuple[str, ...] = ()  # settings of the quickest run that still writes every claimed metric

@@ -28,6 +28,7 @@ from jaxdl.experiments.settings import BlobsConfig as Config
 from jaxdl.functional.losses import binary_cross_entropy_with_logits
 from jaxdl.models.blobs import BlobClassifier, tutorial_log, tutorial_params
 from jaxdl.progress import progress_bar
+from jaxdl.results import RunResult
 from jaxdl.rundir import RunDir
 from jaxdl.train import compile_ahead, full_batch_scan, timed_call
 
@@ -100,7 +101,7 @@ def _first_non_finite(values: np.ndarray) -> int | None:
     return int(bad[0]) if bad.size else None
 
 
-def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
+def run(config: Config, run_dir: RunDir) -> RunResult:
     x_np, y_np = make_blobs_dataset(config.n_samples, config.cluster_std, config.data_seed)
     batch = (jnp.asarray(x_np), jnp.asarray(y_np))
     model, loss_fn, train = make_trainer(config)
@@ -159,11 +160,13 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
         bar.set_postfix_str("figures" + (f", {config.seeds} seeds training at once" if seed_study else ""))
         run_dir.save_figure(boundary, "decision_boundary.png")
         run_dir.save_figure(_curves_figure(config, history), "loss_accuracy.png")
+        result = RunResult(metrics)
         if seed_study:
             metrics.update(seed_study())
+            result.intervals["seed_accuracy_mean"] = stats.interval(metrics["seed_accuracies"])
             run_dir.save_figure(_seed_figure(config, model, metrics), "seed_accuracy.png")
         bar.update()
-    return metrics
+    return result
 
 
 def _start_seed_study(config, params, train, loss_fn, batch):
@@ -193,7 +196,6 @@ def _start_seed_study(config, params, train, loss_fn, batch):
             "seed_accuracy_min": float(accuracies.min()),
             "seed_accuracy_max": float(accuracies.max()),
             "seed_accuracies": accuracies.tolist(),
-            "intervals": {"seed_accuracy_mean": stats.interval(accuracies.tolist())},
             "seeds_below_tutorial": float(np.mean(accuracies < TUTORIAL_ACCURACY / 100)),
             "seeds_compile_seconds": compile_seconds,
             "seeds_wall_seconds": time.perf_counter() - start,  # figures drawn meanwhile

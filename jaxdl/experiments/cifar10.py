@@ -10,6 +10,8 @@ device, AdamW with a one-cycle learning-rate schedule, and label smoothing;
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,6 +23,7 @@ from jaxdl.experiments import Experiment
 from jaxdl.experiments.common import train_and_test
 from jaxdl.experiments.settings import CNNConfig, MLPConfig
 from jaxdl.models.classifiers import CNN, MLP
+from jaxdl.results import RunResult
 from jaxdl.rundir import RunDir
 from jaxdl.train.task import Task, classification_loss
 
@@ -143,7 +146,7 @@ def _against_the_tutorial(accuracy: float, config: MLPConfig | CNNConfig, tutori
 # ------------------------------------------------------------------ the MLP
 
 
-def run_mlp(config: MLPConfig, run_dir: RunDir) -> dict:
+def run_mlp(config: MLPConfig, run_dir: RunDir) -> RunResult:
     """Trains tutorial 1's MLP (3072-hidden-10, Adam) and tests it.
 
     Args:
@@ -166,9 +169,9 @@ def run_mlp(config: MLPConfig, run_dir: RunDir) -> dict:
         config, run_dir, task, lambda config, steps_per_epoch: optax.adam(config.lr), train, test,
         title=f"CIFAR-10 MLP 3072-{config.hidden}-10, Adam {config.lr}",
     )  # fmt: skip
-    if "test_accuracy" in metrics:  # a sweep reports per setting instead
+    if not metrics.sweep:  # a sweep reports per setting instead
         print(_against_the_tutorial(metrics["test_accuracy"], config, TUTORIAL_MLP_ACCURACY, tutorial_epochs=5))
-    return {"tutorial_test_accuracy": TUTORIAL_MLP_ACCURACY, **metrics}
+    return dataclasses.replace(metrics, figures={"tutorial_test_accuracy": TUTORIAL_MLP_ACCURACY, **metrics.figures})
 
 
 # ------------------------------------------------------------------ the CNN
@@ -210,7 +213,7 @@ def cnn_optimizer(config: CNNConfig, steps_per_epoch: int) -> optax.GradientTran
     return optax.adamw(schedule, weight_decay=config.weight_decay)
 
 
-def run_cnn(config: CNNConfig, run_dir: RunDir) -> dict:
+def run_cnn(config: CNNConfig, run_dir: RunDir) -> RunResult:
     """Trains tutorial 1's CNN with the chosen recipe and tests it.
 
     Args:
@@ -231,9 +234,9 @@ def run_cnn(config: CNNConfig, run_dir: RunDir) -> dict:
         config, run_dir, cnn_task(config), cnn_optimizer, train, test,
         title=f"CIFAR-10 CNN, recipe={config.recipe}",
     )  # fmt: skip
-    if "test_accuracy" in metrics:
+    if not metrics.sweep:  # a sweep reports per setting instead
         print(_against_the_tutorial(metrics["test_accuracy"], config, TUTORIAL_CNN_ACCURACY, tutorial_epochs=10))
-    return {"tutorial_test_accuracy": TUTORIAL_CNN_ACCURACY, **metrics}
+    return dataclasses.replace(metrics, figures={"tutorial_test_accuracy": TUTORIAL_CNN_ACCURACY, **metrics.figures})
 
 
 MLP_EXPERIMENT = Experiment(

@@ -14,6 +14,7 @@ from jaxdl import data as data_lib
 from jaxdl import plots, stats
 from jaxdl.data.dataset import as_arrays
 from jaxdl.experiments.settings import EngineSettings
+from jaxdl.results import Group, RunResult
 from jaxdl.rundir import RunDir
 from jaxdl.train import parallel
 from jaxdl.train.fit import FitResult, fit
@@ -66,7 +67,7 @@ def train_and_test(
     val: dict[str, np.ndarray] | data_lib.Dataset | None = None,
     patience: int | None = None,
     title: str = "",
-) -> tuple[FitResult, dict[str, Any]]:
+) -> tuple[FitResult, RunResult]:
     """Initialises from ``config.seed``, fits, evaluates on ``test``; returns the result and metrics.
 
     ``optimizer(config, steps_per_epoch)`` builds the optax transformation (a
@@ -127,13 +128,15 @@ def train_and_test(
     if any("diagnostics" in r for r in result.history):
         run_dir.save_figure(plots.diagnostics(result.history, title=f"{title}: layer statistics"), "diagnostics.png")
     last = result.history[-1]
-    metrics = {f"test_{k}": v for k, v in test_metrics.items()}
-    metrics.update({k: v for k, v in last.items() if k.startswith(("train_", "val_"))})
-    metrics.update(_run_figures(result))
+    figures = {f"test_{k}": v for k, v in test_metrics.items()}
+    figures.update({k: v for k, v in last.items() if k.startswith(("train_", "val_"))})  # the epoch's record
+    # one replica: a group of one, as each setting of a grid of several is
+    group = Group({}, {k: stats.interval([v]) for k, v in figures.items()})
+    figures.update(_run_figures(result))
     names = ("loss", "accuracy") if "train_accuracy" in last else ("loss",)
     curves = plots.epoch_curves(result.history, names, title=title, test=test_metrics, step_losses=result.step_losses)
     run_dir.save_figure(curves, "curves.png")
-    return result, metrics
+    return result, RunResult(figures, groups=[group])
 
 
 def _run_figures(result: FitResult) -> dict[str, Any]:
@@ -177,16 +180,14 @@ def _train_replicas(config, run_dir, task, optimizer, steps, plan, train, test, 
         row.update({k: (None if result.diverged[i] or not np.isfinite(v[i]) else float(v[i]))
                     for k, v in per_replica.items()})  # fmt: skip
         replicas.append(row)
-    groups = []
-    for settings, members in plan.groups():
-        intervals = {k: stats.interval([replicas[i][k] for i in members]) for k in per_replica}
-        groups.append({"settings": settings, "intervals": intervals})
-    metrics: dict[str, Any] = {"replicas": replicas, "groups": groups, "sweep": swept}
+    groups = [Group(settings, {k: stats.interval([replicas[i][k] for i in members]) for k in per_replica})
+              for settings, members in plan.groups()]  # fmt: skip
+    metrics = RunResult({}, replicas=replicas, groups=groups, sweep=swept)
     if not swept:  # the claims' figures: means over seeds
-        metrics.update({k: v["mean"] for k, v in groups[0]["intervals"].items()})
-        metrics["intervals"] = groups[0]["intervals"]
-    metrics.update(seeds=config.seeds, num_replicas=len(plan), diverged=int(result.diverged.sum()))
-    metrics.update(_run_figures(result))
+        metrics.figures.update({k: v["mean"] for k, v in groups[0].intervals.items()})
+        metrics.intervals.update(groups[0].intervals)
+    metrics.figures.update(seeds=config.seeds, num_replicas=len(plan), diverged=int(result.diverged.sum()))
+    metrics.figures.update(_run_figures(result))
     for line in replica_table(metrics, [k for k in test_metrics]):
         print(line)
     names = ("loss", "accuracy") if "train_accuracy" in last else ("loss",)
@@ -196,17 +197,25 @@ def _train_replicas(config, run_dir, task, optimizer, steps, plan, train, test, 
     return result, metrics
 
 
-def replica_table(metrics: dict[str, Any], names: list[str]) -> list[str]:
-    """Log lines: each replica's figures, then each setting's mean +- 95% half-width."""
-    swept = list(metrics["sweep"])
+def replica_table(metrics: RunResult, names: list[str]) -> list[str]:
+    """Log lines: each replica's figures, then each setting's mean +- 95% half-width.
+
+    Args:
+      metrics: a run of several replicas.
+      names: the figures shown, e.g. ``["test_loss", "test_accuracy"]``.
+
+    Returns:
+      The lines, without newlines.
+    """
+    swept = list(metrics.sweep)
     lines = ["  ".join(["seed", *swept, *names])]
-    for row in metrics["replicas"]:
+    for row in metrics.replicas:
         values = [_fmt(row[k], k) for k in names]
         lines.append("  ".join([str(row["seed"]), *(f"{row[k]:g}" for k in swept), *values]))
-    for group in metrics["groups"]:
-        where = ", ".join(f"{k}={v:g}" for k, v in group["settings"].items()) or "mean over seeds"
+    for group in metrics.groups:
+        where = ", ".join(f"{k}={v:g}" for k, v in group.settings.items()) or "mean over seeds"
         figures = "; ".join(
-            f"{k} {stats.format_interval(group['intervals'][k], _FORMATS.get(k.split('_', 1)[-1], '{:.4f}'))}"
+            f"{k} {stats.format_interval(group.intervals[k], _FORMATS.get(k.split('_', 1)[-1], '{:.4f}'))}"
             for k in names
         )
         lines.append(f"{where}: {figures}")

@@ -9,7 +9,7 @@ a grid of misclassified test images.
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
 import numpy as np
 import optax
@@ -23,6 +23,7 @@ from jaxdl.experiments.common import train_and_test
 from jaxdl.experiments.settings import ImageClassifierConfig as Config
 from jaxdl.experiments.settings import parse_size
 from jaxdl.models.classifiers import CNN, MLP
+from jaxdl.results import RunResult
 from jaxdl.rundir import RunDir
 from jaxdl.train.task import Task, classification_loss
 
@@ -74,7 +75,7 @@ def misclassified(test: data_lib.Dataset, predicted: np.ndarray, limit: int = 32
     return test.inputs[wrong], [f"{names[test.labels[i]]} -> {names[predicted[i]]}" for i in wrong]
 
 
-def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
+def run(config: Config, run_dir: RunDir) -> RunResult:
     """Trains on a folder of images, tests, and draws the confusion matrix and the misclassified images.
 
     Args:
@@ -123,13 +124,13 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
     per_class = {n: float(np.mean(predicted[test.labels == k] == k)) for k, n in enumerate(names)}
     print(f"test accuracy {100 * metrics['test_accuracy']:.2f}%; per class: "
           + ", ".join(f"{n} {100 * a:.1f}%" for n, a in per_class.items()))  # fmt: skip
-    return {
-        **metrics,
+    return dataclasses.replace(metrics, figures={
+        **metrics.figures,
         "class_names": list(names),
         "image_shape": list(train.inputs.shape[1:]),
         "examples": {"train": len(train), "val": len(val), "test": len(test)},
         "test_accuracy_per_class": per_class,
-    }
+    })  # fmt: skip
 
 
 EXPERIMENT = Experiment(

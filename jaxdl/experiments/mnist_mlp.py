@@ -18,11 +18,12 @@ from jaxdl.experiments import Experiment
 from jaxdl.experiments.common import train_and_test, unit_pixels
 from jaxdl.experiments.settings import MNISTMLPConfig as Config
 from jaxdl.models.classifiers import SmallMLP
+from jaxdl.results import RunResult
 from jaxdl.rundir import RunDir
 from jaxdl.train.task import Task, classification_loss
 
 
-def run(config: Config, run_dir: RunDir) -> dict:
+def run(config: Config, run_dir: RunDir) -> RunResult:
     """Trains the 784-128-10 MLP with early stopping on validation and tests it on the other test images.
 
     Args:
@@ -52,7 +53,7 @@ def run(config: Config, run_dir: RunDir) -> dict:
         val=test.arrays(config.n_val), patience=config.patience,
         title=f"MNIST 784-128-10, SGD {config.lr}, first {config.n_train} images",
     )  # fmt: skip
-    if "test_accuracy" in metrics:  # a sweep reports per setting instead
+    if not metrics.sweep:  # a sweep reports per setting instead
         print(f"test accuracy {100 * metrics['test_accuracy']:.2f}% on {len(held_out['labels'])} held-out images")
     return metrics
 

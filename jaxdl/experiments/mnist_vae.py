@@ -13,6 +13,8 @@ encoder and decoder also see the label, and the figure shows each digit 0-9.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,6 +27,7 @@ from jaxdl.experiments import Experiment
 from jaxdl.experiments.common import train_and_test
 from jaxdl.experiments.settings import VAEConfig as Config
 from jaxdl.models.vae import VAE, vae_loss
+from jaxdl.results import RunResult
 from jaxdl.rundir import RunDir
 from jaxdl.train.replicas import replica
 from jaxdl.train.task import Task
@@ -81,7 +84,7 @@ def optimizer(config: Config, steps_per_epoch: int) -> optax.GradientTransformat
     return optax.adam(optax.cosine_onecycle_schedule(config.epochs * steps_per_epoch, config.peak_lr))
 
 
-def run(config: Config, run_dir: RunDir) -> dict:
+def run(config: Config, run_dir: RunDir) -> RunResult:
     """Trains the VAE, tests it, and draws samples, reconstructions and (2-D latents) the latent space.
 
     The figures are of the first seed's model: ``samples.png``,
@@ -108,14 +111,14 @@ def run(config: Config, run_dir: RunDir) -> dict:
         config, run_dir, task, optimizer, train, test,
         title=f"MNIST VAE 784-{config.hidden}-{config.latents}, recipe={config.recipe}, loss per image (nats)",
     )  # fmt: skip
-    if "test_loss" in metrics:  # a sweep reports per setting instead
+    if not metrics.sweep:  # a sweep reports per setting instead
         print(
             f"test loss {metrics['test_loss']:.2f} nats per image "
             f"(the tutorial's PyTorch code here: {TUTORIAL_CODE_TEST_LOSS})"
         )
     params = result.state.params if config.seeds == 1 and not config.sweep else replica(result.state, 0).params
     _figures(config, run_dir, task, params, test)  # replica 0's: the run of the first seed
-    return {"reference_test_loss": TUTORIAL_CODE_TEST_LOSS, **metrics}
+    return dataclasses.replace(metrics, figures={"reference_test_loss": TUTORIAL_CODE_TEST_LOSS, **metrics.figures})
 
 
 def _images(logits: jax.Array) -> np.ndarray:

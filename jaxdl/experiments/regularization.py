@@ -12,8 +12,6 @@ each, and the curves are drawn side by side.
 
 from __future__ import annotations
 
-from typing import Any
-
 import flax.linen as nn
 import jax
 import numpy as np
@@ -27,6 +25,7 @@ from jaxdl.experiments import Experiment
 from jaxdl.experiments.common import unit_pixels
 from jaxdl.experiments.settings import RegularizationConfig as Config
 from jaxdl.models.classifiers import dense
+from jaxdl.results import RunResult
 from jaxdl.rundir import RunDir
 from jaxdl.train.fit import fit
 from jaxdl.train.replicas import init_replicas
@@ -101,7 +100,7 @@ def noisy_labels(labels: np.ndarray, fraction: float, seed: int, num_classes: in
     return labels
 
 
-def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
+def run(config: Config, run_dir: RunDir) -> RunResult:
     """Trains the wide MLP with no regulariser and with each of four, and compares their generalisation.
 
     Each variant's run (history, checkpoints) goes in a subdirectory of
@@ -166,15 +165,16 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
               f"accuracy {100 * means[f'{key}_accuracy_gap']:.2f} points"
               + (f"  (mean of {len(seeds)} seeds)" if len(seeds) > 1 else ""))  # fmt: skip
     metrics.update({k: float(np.mean(v)) for k, v in per_seed.items()})
+    result = RunResult(metrics)
     if len(seeds) > 1:
-        metrics["intervals"] = {k: stats.interval(v.tolist()) for k, v in per_seed.items()}
+        result.intervals.update({k: stats.interval(v.tolist()) for k, v in per_seed.items()})
         metrics["seeds"] = len(seeds)
         for key in ("dropout", "weight_decay", "early_stopping", "clipping"):
             print(f"validation accuracy gain of {key.replace('_', ' ')}: "
-                  f"{stats.format_interval(metrics['intervals'][f'{key}_gain'], '{:+.2%}')}")  # fmt: skip
+                  f"{stats.format_interval(result.intervals[f'{key}_gain'], '{:+.2%}')}")  # fmt: skip
     run_dir.append_history([{"variant": n, **r} for n, h in histories.items() for r in h])
     run_dir.save_figure(plots.regularization(histories), "regularization.png")
-    return metrics
+    return result
 
 
 EXPERIMENT = Experiment(
