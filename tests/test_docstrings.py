@@ -146,6 +146,15 @@ def _fields(cls) -> list[str]:
     return []
 
 
+def _fields_carry_help(cls) -> bool:
+    """A frozen config dataclass whose every field has ``metadata["help"]`` (``jaxdl.config.setting``'s)."""
+    # Such fields document themselves (``--help-config`` prints the text), so they need no Attributes: section.
+    if not dataclasses.is_dataclass(cls) or not cls.__dataclass_params__.frozen:
+        return False
+    fields = dataclasses.fields(cls)
+    return bool(fields) and all(f.metadata.get("help") for f in fields)
+
+
 def _class_problems(cls) -> list[str]:
     doc = inspect.getdoc(cls)
     if not doc or doc == inspect.getdoc(cls.__mro__[1]):
@@ -153,6 +162,8 @@ def _class_problems(cls) -> list[str]:
     sections = _sections(doc)
     documented = set(sections.get("Args", [])) | set(sections.get("Attributes", []))
     fields = _fields(cls)
+    if _fields_carry_help(cls):
+        return []
     if fields:
         if missing := [f for f in fields if f not in documented]:
             return [f"Attributes:/Args: misses {', '.join(missing)}"]
@@ -202,11 +213,14 @@ def module_problems(name: str) -> dict[str, list[str]]:
             continue
         if inspect.isclass(obj):
             problems[attr] = _class_problems(obj)
+            field_names = {f.name for f in dataclasses.fields(obj)} if dataclasses.is_dataclass(obj) else set()
             for method_name, member in sorted(vars(obj).items()):
                 if method_name.startswith("_") and method_name != "__call__":
                     continue
                 if isinstance(member, staticmethod | classmethod):
                     member = member.__func__
+                if method_name in field_names:
+                    continue  # a dataclass field's default (a function-valued field), documented with the fields
                 if isinstance(member, property):
                     problems[f"{attr}.{method_name}"] = [] if member.__doc__ else ["no docstring"]
                 elif _is_function(member) and inspect.unwrap(member).__qualname__.startswith(obj.__qualname__):
@@ -267,3 +281,22 @@ def test_public_names_have_args_and_returns(name):
             pytest.fail(f"{name} is complete: take it out of NOT_YET")
         pytest.skip(f"{name}: {len(problems)} public names still to document (NOT_YET)")
     assert not problems, "\n".join(f"{name}.{k}: {'; '.join(v)}" for k, v in problems.items())
+
+
+def test_settings_with_help_text_document_themselves():
+    from jaxdl.config import setting
+
+    @dataclasses.dataclass(frozen=True)
+    class Configured:
+        """Settings of an experiment."""
+
+        lr: float = setting(0.1, "learning rate", gt=0)
+
+    @dataclasses.dataclass(frozen=True)
+    class Bare:
+        """Settings of an experiment."""
+
+        lr: float = 0.1
+
+    assert _class_problems(Configured) == []
+    assert _class_problems(Bare) == ["Attributes:/Args: misses lr"]
