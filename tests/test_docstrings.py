@@ -42,7 +42,6 @@ NOT_YET = {
     "jaxdl.experiments.blobs",
     "jaxdl.experiments.common",
     "jaxdl.experiments.forward_gradient",
-    "jaxdl.experiments.settings",
     "jaxdl.models.nnx_models",
     "jaxdl.train.fit",
     "jaxdl.train.full_batch",

@@ -47,11 +47,20 @@ class EngineSettings:
     )
 
     def fixed_length(self) -> str | None:
-        """Why a finished run of these settings cannot be trained for more epochs (None: it can)."""
+        """Why a finished run of these settings cannot be trained for more epochs.
+
+        Returns:
+          The reason, one line for the user, or None when the run can go on (``jaxdl resume --epochs``).
+        """
         return None
 
     def check(self) -> None:
-        # Before anything is written: the devices exist and the batch (or the replicas) split over them.
+        """Checks, before anything is written, that the devices exist and the batch (or replicas) split over them.
+
+        Raises:
+          JaxdlError: too few devices, a batch or a replica count that does not divide over them, or
+            diagnostics or TensorBoard asked of several replicas.
+        """
         from jaxdl.train import parallel  # JAX: only when a run is checked, not to list settings
 
         mesh = parallel.data_mesh(self.devices)
@@ -70,6 +79,8 @@ class EngineSettings:
 # blobs
 @dataclasses.dataclass(frozen=True)
 class BlobsConfig:
+    """Settings of ``blobs`` (tutorial 0): full-batch SGD on scikit-learn's two-dimensional blobs."""
+
     n_samples: int = setting(1000, "points drawn by make_blobs", ge=2)
     cluster_std: float = setting(3.0, "standard deviation of each blob", gt=0)
     data_seed: int = setting(1, "make_blobs random_state (the tutorial's 1)", ge=0)
@@ -86,6 +97,7 @@ class BlobsConfig:
     seeds: int = setting(64, "initialisations trained at once with vmap, besides the first (0 skips)", ge=0)
 
     def check(self) -> None:
+        """Refuses ``init=tutorial`` with a width other than the tutorial's 5 (raises JaxdlError)."""
         if self.init == "tutorial" and self.hidden != 5:
             raise JaxdlError(f"init=tutorial needs hidden=5 (the tutorial's width), got {self.hidden}")
 
@@ -93,6 +105,8 @@ class BlobsConfig:
 # autodiff_modes
 @dataclasses.dataclass(frozen=True)
 class AutodiffModesConfig:
+    """Settings of ``autodiff-modes``: jacfwd against jacrev over n and m, and a loss gradient by jvp against vjp."""
+
     sizes: tuple[int, ...] = setting((1, 10, 100, 1000), "values of n and of m", ge=1)
     hidden: int = setting(64, "hidden width of f: R^n -> R^m", ge=1)
     repeats: int = setting(
@@ -105,6 +119,7 @@ class AutodiffModesConfig:
     seed: int = setting(0, "PRNG seed", ge=0)
 
     def check(self) -> None:
+        """Refuses empty ``sizes`` and ``loss_sizes`` of fewer than two widths (raises JaxdlError)."""
         if not self.sizes:
             raise JaxdlError("setting sizes needs at least one value")
         if len(self.loss_sizes) < 2:
@@ -117,6 +132,8 @@ NETWORKS = ("blobs", "digits", "cifar10")
 
 @dataclasses.dataclass(frozen=True)
 class ForwardGradientConfig:
+    """Settings of ``forward-gradient``: SGD with forward gradients against backprop on three networks."""
+
     networks: tuple[Literal["blobs", "digits", "cifar10"], ...] = setting(
         NETWORKS, "the networks trained (cifar10 needs a local copy)"
     )
@@ -134,6 +151,7 @@ class ForwardGradientConfig:
     seed: int = setting(0, "PRNG seed: initialisation, directions and batches", ge=0)
 
     def check(self) -> None:
+        """Refuses an empty ``networks`` (raises JaxdlError)."""
         if not self.networks:
             raise JaxdlError(f"setting networks needs at least one of {', '.join(NETWORKS)}")
 
@@ -141,6 +159,8 @@ class ForwardGradientConfig:
 # scratch_mlp
 @dataclasses.dataclass(frozen=True)
 class ScratchMLPConfig:
+    """Settings of ``scratch-mlp``: a NumPy MLP with hand-written backprop against the same in JAX, on two digits."""
+
     dataset: Literal["digits", "mnist"] = setting("digits", "digits: scikit-learn's 8x8 digits; mnist: 28x28")
     data: str = setting("", "local copy of MNIST for dataset=mnist")
     classes: tuple[int, ...] = setting((3, 8), "the two digits to tell apart, e.g. 3,8", ge=0, le=9)
@@ -151,6 +171,7 @@ class ScratchMLPConfig:
     seed: int = setting(0, "seed of the initial parameters and of the batch order", ge=0)
 
     def check(self) -> None:
+        """Refuses ``classes`` other than two different digits (raises JaxdlError)."""
         if len(self.classes) != 2 or self.classes[0] == self.classes[1]:
             raise JaxdlError(f"setting classes needs two different digits, got {','.join(map(str, self.classes))}")
 
@@ -158,6 +179,8 @@ class ScratchMLPConfig:
 # scalar_engine
 @dataclasses.dataclass(frozen=True)
 class ScalarEngineConfig:
+    """Settings of ``scalar-engine``: the tutorial's scalar autograd engine trained on a few MNIST images."""
+
     data: str = setting("", "local copy of MNIST (folder, .tar.gz, IDX folder); empty: $JAXDL_DATA_DIR or TFDS")
     n_train: int = setting(24, "first MNIST training images (the tutorial's 512)", ge=1)
     epochs: int = setting(1, "passes over them (the tutorial's 5)", ge=1)
@@ -172,6 +195,8 @@ class ScalarEngineConfig:
 # monte_carlo
 @dataclasses.dataclass(frozen=True)
 class MonteCarloConfig:
+    """Settings of ``monte-carlo``: Monte Carlo means of a Gaussian, and score against pathwise gradients."""
+
     mu: float = setting(0.5, "mean of the Gaussian")
     sigma: float = setting(1.0, "standard deviation of the Gaussian", gt=0)
     max_samples: int = setting(100_000, "largest S (powers of 10 from 1 up to it)", ge=10)
@@ -183,6 +208,8 @@ class MonteCarloConfig:
 # minibatch_sgd
 @dataclasses.dataclass(frozen=True)
 class MinibatchSGDConfig:
+    """Settings of ``minibatch-sgd``: the minibatch gradient's bias and variance, and SGD by batch size."""
+
     batch_for_bias: int = setting(32, "batch size of the unbiasedness test", ge=1)
     draws: int = setting(4000, "minibatch gradients drawn per batch size", ge=10)
     sgd_batches: tuple[int, ...] = setting((8, 32, 128, 1000), "batch sizes of the SGD comparison", ge=1)
@@ -194,6 +221,8 @@ class MinibatchSGDConfig:
 # optimizers
 @dataclasses.dataclass(frozen=True)
 class OptimizersConfig:
+    """Settings of ``optimizers``: seven optimizers on three toy problems, and a learning-rate range test."""
+
     steps: int = setting(300, "steps on each toy problem", ge=1)
     range_steps: int = setting(300, "steps of the learning-rate range test", ge=10)
     seed: int = setting(0, "PRNG seed", ge=0)
@@ -202,6 +231,8 @@ class OptimizersConfig:
 # activations
 @dataclasses.dataclass(frozen=True)
 class ActivationsConfig:
+    """Settings of ``activations``: per-layer gradient norms of a deep MLP by activation and initialisation."""
+
     depth: int = setting(20, "hidden layers", ge=2)
     steps: int = setting(200, "SGD steps before the second measurement", ge=1)
     lr: float = setting(0.05, "SGD learning rate", gt=0)
@@ -212,6 +243,8 @@ class ActivationsConfig:
 # universal_approximation
 @dataclasses.dataclass(frozen=True)
 class UniversalApproximationConfig:
+    """Settings of ``universal-approximation``: one hidden layer of N sigmoids fitting 1-D and 2-D functions."""
+
     widths: tuple[int, ...] = setting((1, 2, 4, 8, 16, 32, 64), "hidden widths N", ge=1)
     steps: int = setting(12000, "full-batch Adam steps per fit", ge=1)
     lr: float = setting(3e-2, "Adam learning rate", gt=0)
@@ -219,6 +252,7 @@ class UniversalApproximationConfig:
     seed: int = setting(0, "PRNG seed", ge=0)
 
     def check(self) -> None:
+        """Refuses an empty ``widths`` (raises JaxdlError)."""
         if not self.widths:
             raise JaxdlError("setting widths needs at least one width")
 
@@ -226,6 +260,8 @@ class UniversalApproximationConfig:
 # regularization
 @dataclasses.dataclass(frozen=True)
 class RegularizationConfig:
+    """Settings of ``regularization``: dropout, weight decay, early stopping and clipping against over-fitting."""
+
     dataset: Literal["digits", "mnist"] = setting("digits", "digits (embedded) or mnist (needs a local copy)")
     data: str = setting("", "local copy of MNIST for dataset=mnist")
     n_train: int = setting(300, "training images (few, to over-fit)", ge=10)
@@ -249,6 +285,8 @@ class RegularizationConfig:
 # mnist_mlp
 @dataclasses.dataclass(frozen=True)
 class MNISTMLPConfig(EngineSettings):
+    """Settings of ``mnist-mlp``: MNIST 784-128-10 with early stopping, trained by the engine."""
+
     data: str = setting("", "local copy of MNIST (folder, .tar.gz, IDX folder); empty: $JAXDL_DATA_DIR or TFDS")
     n_train: int = setting(4096, "first training images used", ge=1)
     n_val: int = setting(1024, "first test images used for validation", ge=1)
@@ -261,6 +299,8 @@ class MNISTMLPConfig(EngineSettings):
 # cifar10
 @dataclasses.dataclass(frozen=True)
 class MLPConfig(EngineSettings):
+    """Settings of ``cifar10-mlp``: tutorial 1's MLP on CIFAR-10, trained by the engine."""
+
     data: str = setting("", "local copy of CIFAR-10 (folder, .tar.gz); empty: $JAXDL_DATA_DIR or TFDS")
     train_size: int = setting(0, "train on a random sample of this many training images (0: all of them)", ge=0)
     hidden: int = setting(100, "hidden units (the tutorial's code 100; its text mentions 200)", ge=1)
@@ -271,6 +311,8 @@ class MLPConfig(EngineSettings):
 
 @dataclasses.dataclass(frozen=True)
 class CNNConfig(EngineSettings):
+    """Settings of ``cifar10-cnn``: tutorial 1's CNN on CIFAR-10, tutorial or improved recipe."""
+
     data: str = setting("", "local copy of CIFAR-10 (folder, .tar.gz); empty: $JAXDL_DATA_DIR or TFDS")
     train_size: int = setting(0, "train on a random sample of this many training images (0: all of them)", ge=0)
     recipe: Literal["improved", "tutorial"] = setting(
@@ -304,6 +346,8 @@ class CNNConfig(EngineSettings):
 # image_classifier
 @dataclasses.dataclass(frozen=True)
 class ImageClassifierConfig(EngineSettings):
+    """Settings of ``image-classifier``: tutorial 1's CNN or MLP on your own folder of images."""
+
     data: str = setting("", "your split/class/image folder or a .tar.gz of one (required)")
     model: Literal["cnn", "mlp"] = setting("cnn", "tutorial 1's CNN (4 conv + batch norm) or its MLP")
     image_size: str = setting("", "HxW every image is resized to, e.g. 32x32; empty: the images' own (all alike)")
@@ -320,6 +364,7 @@ class ImageClassifierConfig(EngineSettings):
     patience: int = setting(0, "stop after this many epochs without a lower validation loss (0: never)", ge=0)
 
     def check(self) -> None:
+        """The engine's checks, then refuses a missing ``data`` or a malformed ``image_size`` (raises JaxdlError)."""
         super().check()
         if not self.data:
             raise JaxdlError("image-classifier needs {data}: a split/class/image folder or a .tar.gz of one")
@@ -327,7 +372,17 @@ class ImageClassifierConfig(EngineSettings):
 
 
 def parse_size(text: str) -> tuple[int, int] | None:
-    """ "32x32" -> (32, 32); "" -> None."""
+    """Reads an image size setting: "32x32" -> (32, 32); "" -> None.
+
+    Args:
+      text: ``HxW`` in pixels (``x`` or ``X``), or empty text for the images' own size.
+
+    Returns:
+      ``(height, width)``, or None for empty text.
+
+    Raises:
+      JaxdlError: text that is not ``HxW`` of positive integers.
+    """
     if not text:
         return None
     try:
@@ -342,6 +397,8 @@ def parse_size(text: str) -> tuple[int, int] | None:
 # curvature
 @dataclasses.dataclass(frozen=True)
 class CurvatureConfig:
+    """Settings of ``curvature``: the Hessian of the CIFAR-10 MLP and CNN: top eigenvalues, density, loss slices."""
+
     networks: tuple[Literal["mlp", "cnn"], ...] = setting(("mlp", "cnn"), "mlp (no batch norm), cnn (batch norm)")
     data: str = setting("", "local copy of CIFAR-10 (folder, .tar.gz); empty: $JAXDL_DATA_DIR or TFDS")
     train_size: int = setting(0, "train on a random sample of this many training images (0: all of them)", ge=0)
@@ -360,6 +417,7 @@ class CurvatureConfig:
     seed: int = setting(0, "PRNG seed", ge=0)
 
     def check(self) -> None:
+        """Refuses an empty ``networks`` and fewer Lanczos iterations than ``top_k`` (raises JaxdlError)."""
         if not self.networks:
             raise JaxdlError("setting networks needs at least one of mlp, cnn")
         if self.lanczos_iterations < self.top_k:
@@ -369,6 +427,8 @@ class CurvatureConfig:
 # mnist_vae
 @dataclasses.dataclass(frozen=True)
 class VAEConfig(EngineSettings):
+    """Settings of ``mnist-vae``: a (conditional) variational autoencoder on MNIST."""
+
     data: str = setting("", "local copy of MNIST (folder, .tar.gz, IDX folder); empty: $JAXDL_DATA_DIR or TFDS")
     latents: int = setting(20, "latent dimensions (2 draws the latent space)", ge=1)
     hidden: int = setting(400, "hidden units of encoder and decoder", ge=1)
