@@ -44,10 +44,7 @@ NOT_YET = {
     "jaxdl.experiments.forward_gradient",
     "jaxdl.models.nnx_models",
     "jaxdl.train.fit",
-    "jaxdl.train.full_batch",
-    "jaxdl.train.signals",
     "jaxdl.train.steps",
-    "jaxdl.train.task",
 }
 
 _SECTION = re.compile(r"^(\s*)([A-Z][A-Za-z ]*):\s*$")
