@@ -44,7 +44,6 @@ NOT_YET = {
     "jaxdl.experiments.forward_gradient",
     "jaxdl.models.nnx_models",
     "jaxdl.train.fit",
-    "jaxdl.train.steps",
 }
 
 _SECTION = re.compile(r"^(\s*)([A-Z][A-Za-z ]*):\s*$")
