@@ -43,7 +43,6 @@ NOT_YET = {
     "jaxdl.experiments.common",
     "jaxdl.experiments.forward_gradient",
     "jaxdl.models.nnx_models",
-    "jaxdl.train.fit",
 }
 
 _SECTION = re.compile(r"^(\s*)([A-Z][A-Za-z ]*):\s*$")

@@ -65,13 +65,30 @@ class FitResult:
     def evaluate(self, data: dict[str, np.ndarray] | Dataset) -> dict[str, Any]:
         """The trained state's per-example averages on ``data`` (e.g. ``{"loss", "accuracy"}``), exact
         over every example: no dropout, batch norm's running statistics, a masked last batch.
-        With replicas, each value is an ``(R,)`` array, one per replica."""
+        With replicas, each value is an ``(R,)`` array, one per replica.
+
+        Args:
+          data: ``{name: array}`` with the examples on the leading axis ("inputs", "labels", ...),
+            or a :class:`~jaxdl.data.dataset.Dataset`.
+
+        Returns:
+          ``{metric name: average}``: floats for one run, ``(R,)`` arrays with replicas.
+        """
         sums = self.fns.evaluate(self.state, self.fns.place(as_arrays(data)))
         return averages(sums) if self.fns.replicas is None else replica_averages(sums)
 
     def predict(self, data: dict[str, np.ndarray] | Dataset) -> np.ndarray:
         """The trained model's outputs (a classifier's logits) for every example of ``data``, in order,
-        as at evaluation: no dropout, batch norm's running statistics (``(R, n, ...)`` with replicas)."""
+        as at evaluation: no dropout, batch norm's running statistics (``(R, n, ...)`` with replicas).
+
+        Args:
+          data: ``{name: array}`` with the examples on the leading axis, or a
+            :class:`~jaxdl.data.dataset.Dataset`; only what the model reads is used.
+
+        Returns:
+          The outputs, ``(n, ...)`` for n examples (a classifier's ``(n, classes)``), or
+          ``(R, n, ...)`` with replicas.
+        """
         return np.asarray(self.fns.predict(self.state, self.fns.place(as_arrays(data))))
 
 
@@ -80,6 +97,12 @@ class EarlyStopping:
     """Stops after ``patience`` epochs without a lower validation loss (None: never).
 
     Saved with every checkpoint, so a resumed run stops where an uncut one would.
+
+    Attributes:
+      patience: epochs without a lower validation loss before stopping; None never stops.
+      best_loss: the lowest validation loss seen (``inf`` before the first epoch).
+      best_epoch: the epoch that reached it (0 before the first epoch).
+      bad_epochs: epochs since then without a lower loss.
     """
 
     patience: int | None = None
@@ -88,7 +111,15 @@ class EarlyStopping:
     bad_epochs: int = 0
 
     def update(self, epoch: int, val_loss: float) -> bool:
-        """Records an epoch's validation loss; True if training should stop."""
+        """Records an epoch's validation loss; True if training should stop.
+
+        Args:
+          epoch: the epoch's number (1-based).
+          val_loss: its validation loss (``inf`` for a non-finite one).
+
+        Returns:
+          Whether ``patience`` epochs have now passed without a lower loss.
+        """
         if val_loss < self.best_loss:
             self.best_loss, self.best_epoch, self.bad_epochs = val_loss, epoch, 0
         else:
@@ -116,12 +147,25 @@ class ChunkSizer:
     The first chunk is one step; each later one is sized from the last one's
     measured seconds per step (growing at most 8x at a time), within 1 and the
     epoch's steps. A stop request waits at most about one chunk.
+
+    Args:
+      seconds: the duration a chunk aims at, in seconds.
+      steps_per_epoch: training steps in one epoch, the largest chunk.
+
+    Attributes:
+      size: the next chunk's steps.
     """
 
     def __init__(self, seconds: float, steps_per_epoch: int):
         self.seconds, self.steps_per_epoch, self.size = seconds, steps_per_epoch, 1
 
     def observe(self, steps: int, seconds: float) -> None:
+        """Sizes the next chunk from one just run (a chunk shorter than :attr:`size` is ignored).
+
+        Args:
+          steps: the steps the chunk ran.
+          seconds: its wall-clock duration, in seconds, finished (blocked on).
+        """
         if steps < self.size:  # an epoch's short last chunk: mostly dispatch overhead, a poor estimate
             return
         per_step = max(seconds, 1e-9) / steps
@@ -134,7 +178,15 @@ def _same(size: int, stop: bool) -> tuple[int, bool]:
 
 def agree_across_processes(size: int, stop: bool) -> tuple[int, bool]:
     """Every process of a multi-process run must run the same chunks (their steps hold collectives):
-    process 0's chunk size, and a stop if any process was asked to stop."""
+    process 0's chunk size, and a stop if any process was asked to stop.
+
+    Args:
+      size: this process's next chunk size, in steps.
+      stop: whether this process was asked to stop.
+
+    Returns:
+      ``(process 0's size, whether any process was asked to stop)``, the same on every process.
+    """
     from jax.experimental import multihost_utils
 
     rows = np.asarray(multihost_utils.process_allgather(np.array([size, int(stop)], np.int32)))
@@ -157,9 +209,23 @@ def train_in_chunks(
 
     After each chunk, ``on_chunk(first step, end step, seconds, sums)`` sees it (the progress bar), and
     ``agree(next chunk size, stop())`` settles both for every process
-    (:func:`agree_across_processes` in a multi-process run). Returns the state, the
-    per-step sums, the steps of the epoch now done and the seconds the chunks took
-    (each blocked until finished).
+    (:func:`agree_across_processes` in a multi-process run).
+
+    Args:
+      train_steps: :attr:`EpochFns.train_steps` (compiled), which donates the state and sums.
+      state: the training state, placed on the devices.
+      data: the training data, placed on the devices.
+      batches: the epoch's :meth:`EpochFns.batches`.
+      sums: the epoch's per-step metric sums so far, ``(steps_per_epoch, ...)`` each.
+      done: the epoch's steps already run (0 for a fresh epoch).
+      chunks: sizes each chunk, and knows the epoch's steps.
+      stop: polled after each chunk; True ends the loop at that step boundary.
+      agree: ``(next chunk size, stop) -> (size, stop)`` settled across processes.
+      on_chunk: ``(first step, end step, seconds, sums)``, called after each chunk.
+
+    Returns:
+      ``(state, per-step sums, the steps of the epoch now done, the seconds the chunks
+      took)``, each chunk blocked until finished.
     """
     seconds = 0.0
     while done < chunks.steps_per_epoch:
@@ -216,17 +282,37 @@ class Hook:
     name: str = ""  # its entry in a checkpoint's record; "" saves nothing
 
     def after_epoch(self, end: EpochEnd) -> None:
-        """Reads the finished epoch; may add entries to ``end.record`` or clear ``end.active``."""
+        """Reads the finished epoch; may add entries to ``end.record`` or clear ``end.active``.
+
+        Args:
+          end: the finished epoch, shared with the hooks after this one.
+        """
 
     def saved(self) -> Any:
-        """What a checkpoint keeps of this hook (JSON)."""
+        """What a checkpoint keeps of this hook (JSON).
+
+        Returns:
+          A JSON-ready value, given back to :meth:`restore` on resume (None by default).
+        """
 
     def restore(self, saved: Any) -> None:
-        """Takes back what :meth:`saved` returned, when a run resumes."""
+        """Takes back what :meth:`saved` returned, when a run resumes.
+
+        Args:
+          saved: the value :meth:`saved` returned, read back from the checkpoint's JSON record.
+        """
 
 
 class EarlyStopper(Hook):
-    """Early stopping on the validation loss, one :class:`EarlyStopping` per replica."""
+    """Early stopping on the validation loss, one :class:`EarlyStopping` per replica.
+
+    Args:
+      patience: epochs without a lower validation loss before a replica stops; None: never
+        (the best loss is still kept).
+      replicas: R, the runs trained together (1 for one run).
+      log: where the early-stopping line goes.
+      numbered: name the replica in that line (a run of several replicas).
+    """
 
     name = "early_stopping"
 
