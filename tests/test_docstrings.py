@@ -40,7 +40,6 @@ NOT_YET = {
     "jaxdl.runner",
     "jaxdl.experiments",
     "jaxdl.experiments.blobs",
-    "jaxdl.experiments.common",
     "jaxdl.experiments.forward_gradient",
     "jaxdl.models.nnx_models",
 }

@@ -27,13 +27,27 @@ from jaxdl.train.task import Task
 
 @dataclasses.dataclass(frozen=True)
 class ReplicaPlan:
-    """What each replica of a run is: its seed and its swept settings (the same seeds for every setting)."""
+    """What each replica of a run is: its seed and its swept settings (the same seeds for every setting).
+
+    Attributes:
+      seeds: replica i's PRNG seed.
+      settings: replica i's swept settings, ``{name: value}`` (``{}`` without a sweep).
+    """
 
     seeds: list[int]
     settings: list[dict[str, float]]
 
     @classmethod
     def of(cls, config: EngineSettings) -> ReplicaPlan:
+        """The replicas of ``config``: every combination of its sweep times its seeds.
+
+        Args:
+          config: the run's settings; ``seed``, ``seeds`` and ``sweep`` are read.
+
+        Returns:
+          The plan, the seeds ``seed, seed+1, ...`` varying fastest, so each setting's
+          replicas are consecutive.
+        """
         combos = config.sweep.combinations()
         seeds = [config.seed + j for j in range(config.seeds)]
         return cls([s for _ in combos for s in seeds], [c for c in combos for _ in seeds])
@@ -42,7 +56,12 @@ class ReplicaPlan:
         return len(self.seeds)
 
     def groups(self) -> list[tuple[dict[str, float], list[int]]]:
-        """Each swept setting's replicas: ``[(settings, replica indices), ...]`` in order."""
+        """Each swept setting's replicas: ``[(settings, replica indices), ...]`` in order.
+
+        Returns:
+          One ``(settings, indices)`` pair per combination of the sweep (a single pair
+          ``({}, all indices)`` without one).
+        """
         out: list[tuple[dict[str, float], list[int]]] = []
         for i, settings in enumerate(self.settings):
             if not out or out[-1][0] != settings:
@@ -52,7 +71,16 @@ class ReplicaPlan:
 
 
 def unit_pixels(batch, key, train):
-    """uint8 -> [0, 1], torchvision's ``ToTensor``."""
+    """uint8 -> [0, 1], torchvision's ``ToTensor``: a :class:`~jaxdl.train.task.Task`'s ``preprocess``.
+
+    Args:
+      batch: the batch; ``batch["inputs"]`` holds uint8 images.
+      key: the step's PRNG key (unused: nothing random).
+      train: whether the step trains (unused: the same either way).
+
+    Returns:
+      The batch with ``"inputs"`` as floats in [0, 1], its other keys unchanged.
+    """
     return {**batch, "inputs": data_lib.normalize(batch["inputs"], "unit")}
 
 
@@ -82,6 +110,21 @@ def train_and_test(
     (``replicas``), and each swept setting's mean and 95% interval (``groups``);
     without a sweep, the top-level figures are the means over seeds and
     ``intervals`` their intervals.
+
+    Args:
+      config: the run's settings (epochs, batch size, seeds, sweep, devices, ...).
+      run_dir: where the checkpoints, history and figures go; ``run_dir.resume`` resumes.
+      task: the model, its loss and its preprocessing.
+      optimizer: ``optimizer(config, steps_per_epoch) -> optax transformation``.
+      train: the training examples (arrays or a Dataset), with ``"labels"``.
+      test: the test examples, evaluated once after training.
+      val: validation examples, evaluated after every epoch (early stopping watches their loss).
+      patience: epochs without a lower validation loss before stopping; None: never.
+      title: the figures' title.
+
+    Returns:
+      ``(fit's result, the run's figures)``: ``test_*``, the last epoch's ``train_*``/``val_*``
+      and how the run went (epochs, timings, devices).
     """
     train = as_arrays(train)
     task = dataclasses.replace(task, compute_dtype=config.precision)
