@@ -39,7 +39,6 @@ NOT_YET = {
     "jaxdl.config",
     "jaxdl.runner",
     "jaxdl.experiments",
-    "jaxdl.experiments.blobs",
     "jaxdl.experiments.forward_gradient",
     "jaxdl.models.nnx_models",
 }

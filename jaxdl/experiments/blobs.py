@@ -37,7 +37,15 @@ TUTORIAL_LOSS = 0.2125
 
 
 def make_loss_fn(model: BlobClassifier):
-    """``loss(params, (x, y)) -> (mean BCE, {"accuracy": fraction})``, class 1 where P >= 0.5."""
+    """``loss(params, (x, y)) -> (mean BCE, {"accuracy": fraction})``, class 1 where P >= 0.5.
+
+    Args:
+      model: the classifier, whose output is one logit per point.
+
+    Returns:
+      ``loss_fn(params, (x, y))`` for points ``x`` ``(n, 2)`` and labels ``y`` ``(n,)``
+      in {0, 1}: the mean binary cross-entropy and ``{"accuracy": fraction correct}``.
+    """
 
     def loss_fn(params, batch):
         x, y = batch
@@ -50,14 +58,32 @@ def make_loss_fn(model: BlobClassifier):
 
 
 def make_trainer(config: Config):
-    """``(model, loss_fn, train)``; ``train(params, batch) -> (params, history)`` is unjitted."""
+    """``(model, loss_fn, train)``; ``train(params, batch) -> (params, history)`` is unjitted.
+
+    Args:
+      config: the run's settings; ``hidden``, ``init``, ``lr`` and ``epochs`` are read
+        (``init=tutorial`` builds the model with PyTorch's scheme; :func:`initial_params`
+        then gives the tutorial's weights).
+
+    Returns:
+      The :class:`~jaxdl.models.blobs.BlobClassifier`, :func:`make_loss_fn`'s loss, and
+      :func:`~jaxdl.train.full_batch_scan`'s ``train`` for SGD over ``config.epochs``.
+    """
     model = BlobClassifier(hidden=config.hidden, init_scheme="torch" if config.init == "tutorial" else config.init)
     loss_fn = make_loss_fn(model)
     return model, loss_fn, full_batch_scan(loss_fn, optax.sgd(config.lr), config.epochs)
 
 
 def train_then_score(train, loss_fn):
-    """``(params, batch) -> (final params, history, loss_fn(final params, batch))``."""
+    """``(params, batch) -> (final params, history, loss_fn(final params, batch))``.
+
+    Args:
+      train: ``train(params, batch) -> (params, history)``, as :func:`make_trainer` returns it.
+      loss_fn: ``loss_fn(params, batch) -> (loss, metrics)``, to score the trained parameters.
+
+    Returns:
+      The unjitted function training then scoring, one program when jitted.
+    """
 
     def train_and_evaluate(params, batch):
         final, history = train(params, batch)
@@ -75,6 +101,16 @@ def initial_params(config: Config, model: BlobClassifier, x: jax.Array, seeds: i
     each random operation would compile a program of its own, and vmapped over
     the keys, XLA compiles the 64 seeds' draw for longer than the loop
     (``docs/performance.md``).
+
+    Args:
+      config: the run's settings; ``seed`` and ``init`` are read.
+      model: the classifier to initialise.
+      x: the points, ``(n, 2)``; only the first row's shape is used.
+      seeds: further initialisations to draw (0: none).
+
+    Returns:
+      ``(params, stacked)``: the run's parameters, and the others with a leading axis of
+      ``seeds`` (None when ``seeds`` is 0).
     """
     own = config.init != "tutorial"
 
@@ -102,6 +138,19 @@ def _first_non_finite(values: np.ndarray) -> int | None:
 
 
 def run(config: Config, run_dir: RunDir) -> RunResult:
+    """Trains the blob classifier full-batch, logs as the tutorial does, then trains the ``seeds`` others.
+
+    Args:
+      config: the run's settings.
+      run_dir: where history.jsonl and the figures (decision boundary, curves, seed accuracies) go.
+
+    Returns:
+      The figures: final and last-logged loss and accuracy, the tutorial's, timings, and with
+      ``seeds`` the seeds' accuracies and their interval.
+
+    Raises:
+      JaxdlError: the loss became NaN or infinite (the history up to that epoch is kept).
+    """
     x_np, y_np = make_blobs_dataset(config.n_samples, config.cluster_std, config.data_seed)
     batch = (jnp.asarray(x_np), jnp.asarray(y_np))
     model, loss_fn, train = make_trainer(config)
@@ -253,7 +302,16 @@ EXPERIMENT = Experiment(
 
 
 def check_tutorial_log(records: list[dict[str, Any]]) -> list[str]:
-    """Differences between printed log lines and the tutorial's (empty when they agree)."""
+    """Differences between printed log lines and the tutorial's (empty when they agree).
+
+    Args:
+      records: the run's per-epoch records (``epoch``, ``loss``, ``accuracy`` as a fraction),
+        in order from epoch 1.
+
+    Returns:
+      One line per logged epoch whose loss (4 decimals) or accuracy (2 decimals, in
+      percent) differs from the tutorial's.
+    """
     problems = []
     for expected in tutorial_log():
         got = records[expected["epoch"] - 1]
