@@ -38,7 +38,6 @@ NOT_YET = {
     "jaxdl.cli",
     "jaxdl.config",
     "jaxdl.runner",
-    "jaxdl.experiments",
     "jaxdl.experiments.forward_gradient",
     "jaxdl.models.nnx_models",
 }

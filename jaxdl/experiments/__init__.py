@@ -26,6 +26,22 @@ from jaxdl.results import RunResult
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Experiment:
+    """A runnable experiment, declared once in its module as ``EXPERIMENT = Experiment(...)``.
+
+    Attributes:
+      name: what ``jaxdl run NAME`` takes, e.g. "cifar10-cnn".
+      description: one line, shown by ``jaxdl list``.
+      config: its settings class, a frozen dataclass of :func:`jaxdl.config.setting` fields
+        (in :mod:`jaxdl.experiments.settings`) with a ``seed`` field.
+      run: ``run(config, run_dir)``: trains and measures, returning ``{figure name: value}``
+        or a :class:`~jaxdl.results.RunResult`.
+      resumable: it checkpoints every epoch, so ``--resume`` continues a cut run.
+      claims: the runs ``jaxdl reproduce`` makes and the tutorial claims it checks on each.
+      smallest: settings (``key=value``) of the quickest run that still writes every claimed figure.
+      vmapped: settings its optimizer reads as values only: a grid over them trains in one
+        vmapped program instead of one run per value.
+    """
+
     name: str
     description: str  # one line, shown by `jaxdl list`
     config: type  # a frozen dataclass with a `seed` field
@@ -38,17 +54,42 @@ class Experiment:
 
 
 def names() -> list[str]:
+    """The registered experiments' names, in the tour's order, without importing any of them.
+
+    Returns:
+      The names, as ``jaxdl list`` shows them.
+    """
     return list(INDEX)
 
 
 def describe(name: str) -> str:
-    """The one-line description of ``name``, without importing its module."""
+    """The one-line description of ``name``, without importing its module.
+
+    Args:
+      name: a registered experiment's name.
+
+    Returns:
+      Its description, as ``jaxdl list`` shows it.
+
+    Raises:
+      JaxdlError: ``name`` is not registered.
+    """
     check_name(name)
     return INDEX[name][3]
 
 
 def settings_of(name: str) -> type:
-    """The settings dataclass of ``name``, without importing its module (nor JAX)."""
+    """The settings dataclass of ``name``, without importing its module (nor JAX).
+
+    Args:
+      name: a registered experiment's name.
+
+    Returns:
+      Its settings class, from :mod:`jaxdl.experiments.settings`.
+
+    Raises:
+      JaxdlError: ``name`` is not registered.
+    """
     check_name(name)
     from jaxdl.experiments import settings
 
@@ -56,7 +97,14 @@ def settings_of(name: str) -> type:
 
 
 def check_name(name: str) -> None:
-    """JaxdlError naming the closest registered experiment if ``name`` is not one."""
+    """JaxdlError naming the closest registered experiment if ``name`` is not one.
+
+    Args:
+      name: the name given, e.g. on the command line.
+
+    Raises:
+      JaxdlError: ``name`` is not registered (the message suggests the closest name).
+    """
     if name not in INDEX:
         close = difflib.get_close_matches(name, INDEX, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
@@ -64,7 +112,19 @@ def check_name(name: str) -> None:
 
 
 def get(name: str) -> Experiment:
-    """The registered experiment ``name``; JaxdlError naming the closest one if unknown."""
+    """The registered experiment ``name``; JaxdlError naming the closest one if unknown.
+
+    Imports the experiment's module (and with it JAX).
+
+    Args:
+      name: a registered experiment's name.
+
+    Returns:
+      Its :class:`Experiment` declaration.
+
+    Raises:
+      JaxdlError: ``name`` is not registered.
+    """
     check_name(name)
     module, attribute, _, _ = INDEX[name]
     return getattr(importlib.import_module(module), attribute)
