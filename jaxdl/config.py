@@ -45,6 +45,19 @@ def setting(
 
     ``applies_if=("recipe", "tutorial")`` marks a setting that only that
     recipe reads: setting it under another recipe is refused, not ignored.
+
+    Args:
+      default: the field's default value (a tuple for a ``tuple[T, ...]`` field).
+      help: one line for ``--help-config``: what the setting does, with its unit.
+      gt: a bound the value (each item of a tuple) must be greater than.
+      ge: a bound the value must be greater than or equal to.
+      lt: a bound the value must be less than.
+      le: a bound the value must be less than or equal to.
+      applies_if: ``(other field, value)``: the setting may only be given when that field
+        has that value.
+
+    Returns:
+      A ``dataclasses.field`` whose metadata holds ``help``, ``bounds`` and ``applies_if``.
     """
     bounds = {k: v for k, v in dict(gt=gt, ge=ge, lt=lt, le=le).items() if v is not None}
     return dataclasses.field(default=default, metadata={"help": help, "bounds": bounds, "applies_if": applies_if})
@@ -64,6 +77,9 @@ class Sweep:
         (4, {'lr': 0.001, 'weight_decay': 0.05})
         >>> str(sweep)
         'lr=0.001,0.003 x weight_decay=0,0.05'
+
+    Attributes:
+      values: ``((key, (value, ...)), ...)``, in the order given; empty: no sweep.
     """
 
     values: tuple[tuple[str, tuple[float, ...]], ...] = ()
@@ -92,15 +108,28 @@ class Sweep:
         return bool(self.values)
 
     def keys(self) -> list[str]:
-        """The swept settings' names, in the order given."""
+        """The swept settings' names, in the order given.
+
+        Returns:
+          The keys, a new list.
+        """
         return [k for k, _ in self.values]
 
     def as_dict(self) -> dict[str, list[float]]:
-        """``{key: [value, ...]}``: the JSON form, which :meth:`of` reads back."""
+        """``{key: [value, ...]}``: the JSON form, which :meth:`of` reads back.
+
+        Returns:
+          A new dict of lists of floats, keys in the order given.
+        """
         return {k: list(values) for k, values in self.values}
 
     def combinations(self) -> list[dict[str, float]]:
-        """Every combination of the values, the last key varying fastest (one replica group each)."""
+        """Every combination of the values, the last key varying fastest (one replica group each).
+
+        Returns:
+          ``[{key: value, ...}, ...]``, as many as the product of each key's number of
+          values; ``[{}]`` for an empty sweep.
+        """
         names = self.keys()
         return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*(v for _, v in self.values))]
 
@@ -121,7 +150,14 @@ def _item_type(tp: Any) -> Any:
 
 
 def describe_type(tp: Any) -> str:
-    """A short human name for a field type: 'int', 'float', 'one of a|b', 'comma-separated int'."""
+    """A short human name for a field type: 'int', 'float', 'one of a|b', 'comma-separated int'.
+
+    Args:
+      tp: the field's type: a class, a ``Literal`` of choices or a ``tuple[T, ...]``.
+
+    Returns:
+      The name, as ``--help-config`` and error messages show it.
+    """
     item = _item_type(tp)
     if item is not None:
         return "comma-separated " + describe_type(item)
@@ -185,7 +221,15 @@ def _field_types(cls: type) -> dict[str, Any]:
 
 
 def check(config: Any) -> None:
-    """Checks every field's bounds (and the class's own ``check`` if it has one)."""
+    """Checks every field's bounds (and the class's own ``check`` if it has one).
+
+    Args:
+      config: an instance of a config dataclass.
+
+    Raises:
+      JaxdlError: a value (or a tuple's item) out of its field's bounds, or whatever the
+        class's ``check`` refuses.
+    """
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
         for op, bound in field.metadata.get("bounds", {}).items():
@@ -245,8 +289,15 @@ def split_grid(cls: type, overrides: list[str] | tuple[str, ...]) -> tuple[list[
     Every value of a grid is checked as a plain setting would be (type, bounds,
     recipe), so a bad grid fails here, before anything runs.
 
+    Args:
+      cls: the experiment's config class.
+      overrides: ``"key=value"`` strings, as ``--set`` gave them.
+
     Returns:
       ``(plain overrides, {key: [value text, ...]})``, keys in the order given.
+
+    Raises:
+      JaxdlError: an empty or repeated value in a grid, or any setting :func:`resolve` refuses.
     """
     types = _field_types(cls)
     plain: list[str] = []
@@ -284,7 +335,14 @@ def _check_applies(config: Any, given: dict[str, Any]) -> None:
 
 
 def to_dict(config: Any) -> dict[str, Any]:
-    """The config as a JSON-ready dict: tuples as lists, a sweep as ``{key: [value, ...]}``."""
+    """The config as a JSON-ready dict: tuples as lists, a sweep as ``{key: [value, ...]}``.
+
+    Args:
+      config: an instance of a config dataclass.
+
+    Returns:
+      ``{field name: value}`` for every field, in declaration order (what config.json holds).
+    """
     return {f.name: _json_value(getattr(config, f.name)) for f in dataclasses.fields(config)}
 
 
@@ -319,7 +377,14 @@ def as_overrides(values: dict[str, Any]) -> list[str]:
 
 
 def help_lines(cls: type) -> list[str]:
-    """One line per field: name, type, default and help text."""
+    """One line per field: name, type, default and help text.
+
+    Args:
+      cls: a config dataclass declared with :func:`setting` fields.
+
+    Returns:
+      The lines of ``--help-config``, indented two spaces; the runner's ``sweep`` is left out.
+    """
     lines = []
     for field in dataclasses.fields(cls):
         tp = _field_types(cls)[field.name]
