@@ -45,7 +45,10 @@ def run_experiment(
     Args:
       name: a registered experiment (``jaxdl.experiments.names()``).
       overrides: ``"key=value"`` settings.
-      seed, seeds, data: shorthands for the ``seed``, ``seeds`` and ``data`` settings.
+      seed: shorthand for the ``seed`` setting (None: as ``overrides`` or the default say).
+      seeds: shorthand for the ``seeds`` setting, for an experiment that has one.
+      data: shorthand for the ``data`` setting (a local copy of the data set), for an
+        experiment that reads one.
       data_dir: a folder of local data copies, searched before ``$JAXDL_DATA_DIR``
         for this run only.
       out: the run directory (default ``runs/NAME/TIMESTAMP``).
@@ -159,7 +162,20 @@ class Plan:
 
     @classmethod
     def of(cls, experiment: experiments.Experiment, overrides: list[str]) -> Plan:
-        """Resolves ``key=value`` overrides (grids included) for ``experiment``; raises JaxdlError."""
+        """Resolves ``key=value`` overrides (grids included) for ``experiment``; raises JaxdlError.
+
+        Args:
+          experiment: the experiment to run.
+          overrides: ``"key=value"`` settings; ``key=A,B`` on a number or choice is a grid.
+
+        Returns:
+          The plan: grid keys in ``experiment.vmapped`` become the config's sweep, the others
+          one program per combination.
+
+        Raises:
+          JaxdlError: a grid for an experiment that does not train with the engine, or any
+            setting :func:`jaxdl.config.split_grid` refuses.
+        """
         plain, grid = config_lib.split_grid(experiment.config, overrides)
         if grid and "sweep" not in {f.name for f in dataclasses.fields(experiment.config)}:
             given = ", ".join(f"{key}={','.join(values)}" for key, values in grid.items())

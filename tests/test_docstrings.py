@@ -36,7 +36,6 @@ import jaxdl
 # remove a module's name once it passes.
 NOT_YET = {
     "jaxdl.cli",
-    "jaxdl.runner",
     "jaxdl.experiments.forward_gradient",
     "jaxdl.models.nnx_models",
 }
