@@ -64,6 +64,16 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser(prog: str = "jaxdl") -> argparse.ArgumentParser:
+    """The command line's parser: ``list``, ``runs``, ``run``, ``reproduce`` and ``data``.
+
+    Building it imports no JAX. Its usage errors print one line and exit with status 2.
+
+    Args:
+      prog: the program name in usage and error lines.
+
+    Returns:
+      The parser; ``parse_args`` gives the subcommand in ``command``.
+    """
     parser = _Parser(prog=prog, description="Deep-learning basics in functional JAX.")
     from jaxdl import __version__  # jaxdl/__init__.py imports no JAX
 
@@ -156,6 +166,20 @@ def _stopped_line(e: Stopped, args: argparse.Namespace, prog: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
+    """Runs one ``jaxdl`` command, turning every error a user can fix into one line on stderr.
+
+    SIGTERM ends a run as Ctrl-C does, keeping its files (inside training, at a step
+    boundary after a checkpoint).
+
+    Args:
+      argv: the arguments after the program name (None: ``sys.argv[1:]``).
+      prog: the program name in messages and in the command that resumes a stopped run.
+
+    Returns:
+      The exit status: 0 on success (or a resume with nothing to add), 1 for a
+      ``reproduce`` tour with a failed run (or, with ``--strict``, a missed claim), 2 for
+      a usage error or a fixable failure, 128 + the signal's number for a stopped run.
+    """
     args = build_parser(prog).parse_args(argv)
     # SIGTERM (a cluster's preemption, `kill`) ends a run like Ctrl-C: cleanly, keeping its files;
     # during training, fit stops at a step boundary and saves a checkpoint first.
