@@ -8,7 +8,8 @@ start with ``_``; the public methods of a public class count too, and so does a 
 - an ``Args:`` section naming every parameter when the function takes any (``self``, ``cls`` and
   ``_private`` ones aside; ``*args``/``**kwargs`` by their names, with or without stars). A class's
   constructor parameters go under ``Args:`` in the class docstring or its ``__init__``'s; a
-  dataclass's or NamedTuple's fields may be under ``Attributes:`` instead;
+  dataclass's or NamedTuple's fields may be under ``Attributes:`` instead, and a frozen dataclass
+  whose every field carries ``metadata["help"]`` (``jaxdl.config.setting``'s) needs neither;
 - a ``Returns:`` section (``Yields:`` for a generator that yields values) when the return annotation is not ``None`` or
   the body returns a value. Properties are documented like attributes: a docstring is enough. A
   method that overrides a documented one without a docstring of its own is documented by the base's
