@@ -301,7 +301,8 @@ def _check_resumable(run_dir: RunDir, record: dict[str, Any], plan: Plan) -> Non
     _check_same_run(saved, record, run_dir)
     if after == before and (run_dir.path / "metrics.json").is_file():
         raise Finished(
-            f"{run_dir.path} is finished: its {before} epochs are trained, and no file was changed; "
+            f"{run_dir.path} is finished: its {before} epoch{'s are' if before != 1 else ' is'} trained, and no "
+            "file was changed; "
             f"to train longer, resume with --set epochs=N (N > {before})"
         )
     if after != before:
