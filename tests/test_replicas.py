@@ -1,6 +1,8 @@
 """Seeds and settings as a batch axis: replicas trained by jax.vmap equal single runs, fail alone,
 stop alone, resume, and report intervals; grids are checked before anything runs."""
 
+import json
+
 import chex
 import jax
 import numpy as np
@@ -195,3 +197,18 @@ def test_a_vmapped_grid_times_seeds_writes_the_sweep(tmp_path, image_folder):
     assert_figure(out / "curves.png", (1089, 436))
     assert read_json(out / "config.json")["config"]["sweep"] == {"lr": [0.01, 0.1]}
     assert len(read_history(out / "history.jsonl")[0]["replicas"]["train_loss"]) == 4
+
+
+def test_a_run_whose_config_json_holds_the_sweep_as_text_still_resumes(tmp_path):
+    # config.json before the sweep was typed: "sweep": "lr=0.01,0.1"; a finished run is left as it was
+    from jaxdl.errors import Finished
+    from jaxdl.runner import run_experiment
+
+    config = {**config_lib.to_dict(cifar10.MLPConfig(seeds=2, epochs=1)), "sweep": "lr=0.01,0.1"}
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"experiment": "cifar10-mlp", "config": config}))
+    (out / "metrics.json").write_text(json.dumps({"test_accuracy": 0.5}))
+    with pytest.raises(Finished, match="is finished: its 1 epoch is trained"):
+        run_experiment("cifar10-mlp", resume=True, out=out)
+    assert json.loads((out / "config.json").read_text())["config"]["sweep"] == "lr=0.01,0.1"
