@@ -99,3 +99,27 @@ def test_from_linen_refuses_another_network_in_one_line():
     variables = MLP(hidden=7).init(KEY, jnp.zeros((1, 32, 32, 3)))
     with pytest.raises(ValueError, match="the Linen params do not fit this MLP"):
         twins.from_linen(twins.MLP(hidden=8, rngs=nnx.Rngs(0)), variables)
+
+
+def test_the_blob_classifier_computes_what_the_linen_one_computes_from_the_tutorials_weights():
+    from jaxdl.models import BlobClassifier, tutorial_params
+
+    x = jax.random.normal(KEY, (7, 2))
+    variables = {"params": tutorial_params()}  # the tutorial's PyTorch initialisation, seed 2024
+    twin = twins.from_linen(twins.BlobClassifier(rngs=nnx.Rngs(1)), variables)
+    graphdef, params = nnx.split(twin)
+    linen_loss = jax.jit(lambda p: _loss(BlobClassifier().apply({"params": p}, x)))
+    twin_loss = jax.jit(lambda p: _loss(nnx.merge(graphdef, p)(x)))
+    np.testing.assert_array_equal(twin(x), BlobClassifier().apply(variables, x))
+    assert twin(x).shape == (7,)
+    chex.assert_trees_all_equal(
+        nnx.to_pure_dict(jax.grad(twin_loss)(params)), jax.grad(linen_loss)(variables["params"])
+    )
+    chex.assert_trees_all_equal(twins.to_linen(twin), variables)
+    # the twin's own initialisation draws the tree the Linen module draws, PyTorch's bounds included
+    fresh = twins.to_linen(twins.BlobClassifier(rngs=nnx.Rngs(0)))
+    assert jax.tree.map(jnp.shape, fresh) == jax.tree.map(jnp.shape, variables)
+    assert float(jnp.max(jnp.abs(fresh["params"]["output"]["kernel"]))) <= 1 / np.sqrt(5)
+    assert not jnp.any(
+        twins.to_linen(twins.BlobClassifier(init_scheme="he", rngs=nnx.Rngs(0)))["params"]["hidden"]["bias"]
+    )
