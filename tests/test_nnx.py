@@ -79,20 +79,8 @@ def test_the_vae_computes_what_the_linen_one_computes_from_the_same_noise():
     variables, twin = _linen_and_twin(linen, twins.VAE(latents=2, hidden=16, rngs=nnx.Rngs(1)), x)
     noise = jax.random.key(5)
     linen_out = linen.apply(variables, x, rngs={"sample": noise})
-    twin_out = twin(x, key=_linen_sample_key(noise))  # the noise Linen's module drew, given to the twin
+    twin_out = twin(x, key=twins.linen_key("sample", None, noise))  # the noise Linen's module drew, given to the twin
     chex.assert_trees_all_equal(twin_out, linen_out)
-
-
-def _linen_sample_key(noise):
-    """The key ``make_rng("sample")`` gives a top-level Linen module applied with ``rngs={"sample": noise}``."""
-    import flax.linen as nn
-
-    class Probe(nn.Module):
-        @nn.compact
-        def __call__(self):
-            return self.make_rng("sample")
-
-    return Probe().apply({}, rngs={"sample": noise})
 
 
 def test_from_linen_refuses_another_network_in_one_line():

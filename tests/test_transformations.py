@@ -42,9 +42,9 @@ def _nnx(model, twin, inputs, loss_of_outputs, train=False):
     variables = jax.jit(model.init)(RNGS, inputs)
     variables = jax.tree.map(lambda a: a.astype(jnp.float64), variables)
     graphdef, params, rest = nnx.split(twins.from_linen(twin(nnx.Rngs(0)), variables), nnx.Param, ...)
-    keys = {"dropout_key": twins._linen_key("dropout", "Dropout_0", RNGS["dropout"])} if train else {}
+    keys = {"dropout_key": twins.linen_key("dropout", "Dropout_0", RNGS["dropout"])} if train else {}
     if isinstance(model, VAE):
-        keys = {"key": twins._linen_key("sample", None, RNGS["sample"])}
+        keys = {"key": twins.linen_key("sample", None, RNGS["sample"])}
 
     def loss(params, x):
         net = nnx.merge(graphdef, params, rest, copy=True)  # a fresh copy: its batch-norm updates are dropped

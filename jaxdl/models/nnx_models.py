@@ -232,7 +232,7 @@ def _twin_of(linen: Any, x: jax.Array, rngs: nnx.Rngs) -> nnx.Module:
     raise ValueError(f"no NNX twin of {type(linen).__name__}")
 
 
-def _linen_key(stream: str, child: str | None, key: jax.Array) -> jax.Array:
+def linen_key(stream: str, child: str | None, key: jax.Array) -> jax.Array:
     """The key a Linen module draws with ``make_rng(stream)`` (in its child ``child``, or at the top) when
     applied with ``rngs={stream: key}``: the twin then draws the same noise."""
     import flax.linen as nn
@@ -285,9 +285,9 @@ class AsLinen:
         model = nnx.merge(graphdef, params, stats, rest)
         rngs = rngs or {}
         if isinstance(model, VAE):
-            outputs = model(x, *args, train=train, key=_linen_key("sample", None, rngs["sample"]), **kwargs)
+            outputs = model(x, *args, train=train, key=linen_key("sample", None, rngs["sample"]), **kwargs)
         elif isinstance(model, CNN) and train:
-            outputs = model(x, train=True, dropout_key=_linen_key("dropout", "Dropout_0", rngs["dropout"]))
+            outputs = model(x, train=True, dropout_key=linen_key("dropout", "Dropout_0", rngs["dropout"]))
         else:
             outputs = model(x, train=train)
         if mutable:
