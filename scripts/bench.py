@@ -20,7 +20,8 @@ epoch: the share of its busy time in each kind of work (:func:`profile_breakdown
 ``--api nnx`` times each network's Flax NNX twin as the engine trains it
 (``--set api=nnx``: split once, merged inside the compiled step), ``--api both``
 the two side by side, alternating in each round, with the NNX/Linen ratio of
-the paired rounds. With NNX it also measures what NNX costs outside the compiled
+the paired rounds and whether XLA compiled the two steps to the same program
+(the optimised HLO, source metadata aside). With NNX it also measures what NNX costs outside the compiled
 step (:func:`nnx_overhead`): ``nnx.split`` plus ``nnx.merge`` of the twin, and a
 call of an ``nnx.jit`` training step against a ``jax.jit`` step that is a pure
 function of the ``State``, both on two examples, where the call's Python work
@@ -91,7 +92,8 @@ def _random_data(shape, batch, steps) -> dict[str, jax.Array]:
 
 
 def step_cost(task, tx, shape, batch) -> dict:
-    """FLOPs (XLA's cost analysis) and memory (arguments + temporaries) of one compiled training step."""
+    """FLOPs (XLA's cost analysis) and memory (arguments + temporaries) of one compiled training step,
+    and under ``"program"`` its optimised HLO (:func:`program_text`)."""
     batch_data = _random_data(shape, batch, 1) | {"mask": jnp.ones(batch, bool)}
     state, _ = init_state(task, tx, batch_data, jax.random.key(0), batch_size=batch)
     compiled = make_train_step(task).lower(state, batch_data).compile()
@@ -99,7 +101,18 @@ def step_cost(task, tx, shape, batch) -> dict:
     return {
         "gflop_per_step": cost["flops"] / 1e9 if cost.get("flops") else None,
         "memory_mb": (memory.argument_size_in_bytes + memory.temp_size_in_bytes) / 2**20 if memory else None,
+        "program": program_text(compiled.as_text()),
     }
+
+
+def program_text(hlo: str) -> str:
+    """Compiled HLO without its source metadata (the Python files and lines each operation came from):
+    two steps with equal texts are one program, whichever API traced them."""
+    hlo = re.sub(r", metadata=\{[^}]*\}", "", hlo)
+    tables = ("FileNames", "FunctionNames", "FileLocations", "StackFrames")
+    return "\n".join(
+        line for line in hlo.splitlines() if " = " in line or line.endswith("{") and not line.startswith(tables)
+    )
 
 
 class EpochTimer:
@@ -244,16 +257,18 @@ def bench_apis(name, task, tx, shape, batch, per_epoch, args, apis=("linen", "nn
         if args.torch_python:
             steps = timers[apis[0]].steps
             torch_rates.append(torch_examples_per_second(args.torch_python, name, steps, args.repeats))
-    rows = []
+    rows, programs = [], {}
     for api, timer in timers.items():
         rate = statistics.median(rates[api])
         row = {"model": name if apis == ("linen",) else f"{name} ({api})", "api": api, "steps": timer.steps,
                "compile_s": timer.compile_s, "examples_per_second": rate, "examples_per_second_rounds": rates[api],
                "seconds_per_epoch": per_epoch / rate, **step_cost(tasks[api], tx, shape, batch)}  # fmt: skip
+        programs[api] = row.pop("program")
         row["achieved_gflops"] = row["gflop_per_step"] * rate / batch if row["gflop_per_step"] else None
         if api != apis[0]:
             paired = [r / f for r, f in zip(rates[api], rates[apis[0]], strict=True)]
             row[f"over_{apis[0]}_rounds"], row[f"over_{apis[0]}"] = paired, statistics.median(paired)
+            row[f"same_program_as_{apis[0]}"] = programs[api] == programs[apis[0]]
         if torch_rates:
             row["torch_examples_per_second"] = statistics.median(torch_rates)
             row["torch_examples_per_second_rounds"] = torch_rates
@@ -394,7 +409,7 @@ def main() -> None:
     if with_torch:
         header += f"{'torch ex/s':>12}{'speed-up':>10}  per round"
     if len(apis) == 2:
-        header += f"{'nnx/linen':>11}  per round"
+        header += f"{'same HLO':>9}{'nnx/linen':>11}  per round"
     print(header)
     for r in rows:
         achieved = r["achieved_gflops"] or 0
@@ -406,7 +421,7 @@ def main() -> None:
             line += f"{r['torch_examples_per_second']:>12.0f}{r['speedup_over_torch']:>9.2f}x  ({rounds})"
         if "over_linen" in r:
             rounds = ", ".join(f"{x:.3f}" for x in r["over_linen_rounds"])
-            line += f"{r['over_linen']:>11.3f}  ({rounds})"
+            line += f"{'yes' if r['same_program_as_linen'] else 'no':>9}{r['over_linen']:>11.3f}  ({rounds})"
         print(line)
     if "nnx" in apis:
         print("\nNNX outside the compiled step, microseconds per call (two examples):")

@@ -52,6 +52,7 @@ def test_linen_and_nnx_side_by_side(bench):
     assert twin["steps"] == linen["steps"] and "over_linen" not in linen
     # the same program: the twin is merged inside the compiled step, so XLA sees the same arithmetic
     assert twin["gflop_per_step"] == pytest.approx(linen["gflop_per_step"])
+    assert twin["same_program_as_linen"] is True  # the compiled HLO, source locations aside
     rounds = zip(twin["examples_per_second_rounds"], linen["examples_per_second_rounds"], strict=True)
     paired = [n / r for n, r in rounds]
     assert twin["over_linen_rounds"] == pytest.approx(paired)
