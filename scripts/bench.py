@@ -1,7 +1,7 @@
 """Benchmark of the training engine on each tutorial network, optionally beside PyTorch.
 
     python scripts/bench.py [--steps 30] [--min-seconds 1] [--repeats 3] [--json out.json] [--torch-python PY]
-                            [--isa native|avx2] [--no-profile]
+                            [--isa native|avx2] [--no-profile] [--api linen|nnx|both]
 
 For each model: compile time of the epoch function, steady-state training
 examples/s (median of repeats of a compiled epoch loop over at least
@@ -16,12 +16,23 @@ and prints the speed-ups. ``--isa avx2`` runs both sides as on an AVX2-only CPU
 (``--xla_cpu_max_isa=AVX2`` for XLA; ``ATEN_CPU_CAPABILITY=avx2`` and
 ``ONEDNN_MAX_CPU_ISA=AVX2`` for PyTorch). Last, a profile of the CNN's compiled
 epoch: the share of its busy time in each kind of work (:func:`profile_breakdown`).
+
+``--api nnx`` times each network's Flax NNX twin as the engine trains it
+(``--set api=nnx``: split once, merged inside the compiled step), ``--api both``
+the two side by side, alternating in each round, with the NNX/Linen ratio of
+the paired rounds and whether XLA compiled the two steps to the same program
+(the optimised HLO, source metadata aside). With NNX it also measures what NNX costs outside the compiled
+step (:func:`nnx_overhead`): ``nnx.split`` plus ``nnx.merge`` of the twin, and a
+call of an ``nnx.jit`` training step against a ``jax.jit`` step that is a pure
+function of the ``State``, both on two examples, where the call's Python work
+is most of its time.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import json
 import math
 import os
@@ -81,7 +92,8 @@ def _random_data(shape, batch, steps) -> dict[str, jax.Array]:
 
 
 def step_cost(task, tx, shape, batch) -> dict:
-    """FLOPs (XLA's cost analysis) and memory (arguments + temporaries) of one compiled training step."""
+    """FLOPs (XLA's cost analysis) and memory (arguments + temporaries) of one compiled training step,
+    and under ``"program"`` its optimised HLO (:func:`program_text`)."""
     batch_data = _random_data(shape, batch, 1) | {"mask": jnp.ones(batch, bool)}
     state, _ = init_state(task, tx, batch_data, jax.random.key(0), batch_size=batch)
     compiled = make_train_step(task).lower(state, batch_data).compile()
@@ -89,7 +101,18 @@ def step_cost(task, tx, shape, batch) -> dict:
     return {
         "gflop_per_step": cost["flops"] / 1e9 if cost.get("flops") else None,
         "memory_mb": (memory.argument_size_in_bytes + memory.temp_size_in_bytes) / 2**20 if memory else None,
+        "program": program_text(compiled.as_text()),
     }
+
+
+def program_text(hlo: str) -> str:
+    """Compiled HLO without its source metadata (the Python files and lines each operation came from):
+    two steps with equal texts are one program, whichever API traced them."""
+    hlo = re.sub(r", metadata=\{[^}]*\}", "", hlo)
+    tables = ("FileNames", "FunctionNames", "FileLocations", "StackFrames")
+    return "\n".join(
+        line for line in hlo.splitlines() if " = " in line or line.endswith("{") and not line.startswith(tables)
+    )
 
 
 class EpochTimer:
@@ -200,6 +223,13 @@ def torch_examples_per_second(python: str, name: str, steps: int, repeats: int) 
     return json.loads(out.stdout.strip().splitlines()[-1])["examples_per_second"]
 
 
+def as_nnx(task: Task) -> Task:
+    """``task`` with its network's NNX twin, as ``--set api=nnx`` trains it."""
+    from jaxdl.models.nnx_models import AsLinen
+
+    return dataclasses.replace(task, model=AsLinen(task.model))
+
+
 def bench(name, task, tx, shape, batch, per_epoch, args) -> dict:
     """jaxdl's (and PyTorch's) training speed on ``name``: medians over ``args.rounds`` rounds.
 
@@ -207,26 +237,107 @@ def bench(name, task, tx, shape, batch, per_epoch, args) -> dict:
     spell of a shared machine falls on both. At least ``args.steps`` batches, more where
     a timing would last under ``args.min_seconds``: short timings are mostly noise.
     """
-    timer = EpochTimer(task, tx, shape, batch, args.steps)
-    first = timer.seconds(args.repeats)
+    return bench_apis(name, task, tx, shape, batch, per_epoch, args, ("linen",))[0]
+
+
+def bench_apis(name, task, tx, shape, batch, per_epoch, args, apis=("linen", "nnx")) -> list[dict]:
+    """:func:`bench` for the network in each API of ``apis`` (its NNX twin for "nnx"), one row each;
+    each round times them in turn on the same number of batches (and PyTorch after them), and a
+    second API's row has its speed over the first's, the median of the paired rounds."""
+    tasks = {api: as_nnx(task) if api == "nnx" else task for api in apis}
+    timers = {api: EpochTimer(t, tx, shape, batch, args.steps) for api, t in tasks.items()}
+    first = timers[apis[0]].seconds(args.repeats)
     if first < args.min_seconds:
-        timer = EpochTimer(task, tx, shape, batch, math.ceil(args.steps * args.min_seconds / first))
-    jax_rates, torch_rates = [], []
+        steps = math.ceil(args.steps * args.min_seconds / first)
+        timers = {api: EpochTimer(t, tx, shape, batch, steps) for api, t in tasks.items()}
+    rates, torch_rates = {api: [] for api in apis}, []
     for _ in range(args.rounds):
-        jax_rates.append(timer.examples / timer.seconds(args.repeats))
+        for api, timer in timers.items():
+            rates[api].append(timer.examples / timer.seconds(args.repeats))
         if args.torch_python:
-            torch_rates.append(torch_examples_per_second(args.torch_python, name, timer.steps, args.repeats))
-    rate = statistics.median(jax_rates)
-    row = {"model": name, "steps": timer.steps, "compile_s": timer.compile_s, "examples_per_second": rate,
-           "examples_per_second_rounds": jax_rates, "seconds_per_epoch": per_epoch / rate,
-           **step_cost(task, tx, shape, batch)}  # fmt: skip
-    row["achieved_gflops"] = row["gflop_per_step"] * rate / batch if row["gflop_per_step"] else None
-    if torch_rates:
-        row["torch_examples_per_second"] = statistics.median(torch_rates)
-        row["torch_examples_per_second_rounds"] = torch_rates
-        row["speedup_rounds"] = [j / t for j, t in zip(jax_rates, torch_rates, strict=True)]
-        row["speedup_over_torch"] = statistics.median(row["speedup_rounds"])  # paired: same machine state
-    return row
+            steps = timers[apis[0]].steps
+            torch_rates.append(torch_examples_per_second(args.torch_python, name, steps, args.repeats))
+    rows, programs = [], {}
+    for api, timer in timers.items():
+        rate = statistics.median(rates[api])
+        row = {"model": name if apis == ("linen",) else f"{name} ({api})", "api": api, "steps": timer.steps,
+               "compile_s": timer.compile_s, "examples_per_second": rate, "examples_per_second_rounds": rates[api],
+               "seconds_per_epoch": per_epoch / rate, **step_cost(tasks[api], tx, shape, batch)}  # fmt: skip
+        programs[api] = row.pop("program")
+        row["achieved_gflops"] = row["gflop_per_step"] * rate / batch if row["gflop_per_step"] else None
+        if api != apis[0]:
+            paired = [r / f for r, f in zip(rates[api], rates[apis[0]], strict=True)]
+            row[f"over_{apis[0]}_rounds"], row[f"over_{apis[0]}"] = paired, statistics.median(paired)
+            row[f"same_program_as_{apis[0]}"] = programs[api] == programs[apis[0]]
+        if torch_rates:
+            row["torch_examples_per_second"] = statistics.median(torch_rates)
+            row["torch_examples_per_second_rounds"] = torch_rates
+            row["speedup_rounds"] = [j / t for j, t in zip(rates[api], torch_rates, strict=True)]
+            row["speedup_over_torch"] = statistics.median(row["speedup_rounds"])  # paired: same machine state
+        rows.append(row)
+    return rows
+
+
+def nnx_overhead(task, shape, calls: int = 200) -> dict:
+    """What NNX costs outside the compiled step, in microseconds per call (medians of ``calls``).
+
+    ``split_merge_us``: ``nnx.split`` then ``nnx.merge`` of the network's twin (the graph traversal
+    the engine does once per trace, and an eager NNX user once per call). ``nnx_jit_us`` and
+    ``jax_jit_us``: a call of the same training step (the twin in training mode, a sum of the
+    outputs' tanh as the loss, SGD) written with ``nnx.jit`` on the model and its ``nnx.Optimizer``,
+    and written as ``jax.jit`` of a pure function of the ``State`` (split once, merged inside); on
+    two examples, so that the call's Python work, not the arithmetic, is most of what is timed.
+    """
+    from flax import nnx
+
+    from jaxdl.models.nnx_models import _twin_of
+
+    data = _random_data(shape, 2, 1)
+    x = task.preprocess(data, jax.random.key(0), True)["inputs"]
+    tx = optax.sgd(1e-3)
+    model = _twin_of(task.model, x, nnx.Rngs(0))
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+    def loss_of(model, x):
+        return sum(jnp.sum(jnp.tanh(o)) for o in jax.tree.leaves(model(x, train=True)))
+
+    @nnx.jit
+    def nnx_step(model, optimizer, x):
+        optimizer.update(model, nnx.grad(loss_of)(model, x))
+
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    opt_state = tx.init(params)
+
+    @jax.jit
+    def pure_step(params, rest, opt_state, x):
+        def loss(params):
+            model = nnx.merge(graphdef, params, rest, copy=True)  # new Variables, updatable under grad
+            return loss_of(model, x), nnx.state(model, nnx.Not(nnx.Param))  # batch statistics, random counts
+
+        grads, rest = jax.grad(loss, has_aux=True)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), rest, opt_state
+
+    def per_call_us(call) -> float:
+        jax.block_until_ready(call())  # compiles
+        times = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            jax.block_until_ready(call())
+            times.append(time.perf_counter() - start)
+        return 1e6 * statistics.median(times)
+
+    state = [params, rest, opt_state]
+
+    def pure_call():
+        state[:] = pure_step(*state, x)
+        return state
+
+    return {
+        "split_merge_us": per_call_us(lambda: nnx.merge(*nnx.split(model))),
+        "nnx_jit_us": per_call_us(lambda: (nnx_step(model, optimizer, x), nnx.state(model))[1]),
+        "jax_jit_us": per_call_us(pure_call),
+    }
 
 
 TORCH_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
@@ -275,6 +386,8 @@ def main() -> None:
     parser.add_argument("--isa", choices=("native", "avx2"), default="native",
                         help="avx2: both sides limited to AVX2, as on a CPU without AVX-512")  # fmt: skip
     parser.add_argument("--no-profile", action="store_true", help="skip the CNN's profile")
+    parser.add_argument("--api", choices=("linen", "nnx", "both"), default="linen",
+                        help="the Linen networks, their Flax NNX twins, or both side by side")  # fmt: skip
     args = parser.parse_args()
     limit_isa(args.isa)
 
@@ -285,30 +398,47 @@ def main() -> None:
         f"jax {jax.__version__} ({jax.devices()[0].device_kind}); {flags or 'no ISA limits'}"
     )
     print(f"float32 matmul peak (2048^3, jit): {peak:.1f} GFLOP/s\n")
-    rows = [bench(name, *spec, args) for name, spec in workloads().items() if not args.only or name in args.only]
+    apis = ("linen", "nnx") if args.api == "both" else (args.api,)
+    chosen = {name: spec for name, spec in workloads().items() if not args.only or name in args.only}
+    rows = [row for name, spec in chosen.items() for row in bench_apis(name, *spec, args, apis)]
     with_torch = bool(args.torch_python)
 
-    header = f"{'model':<12}{'steps':>6}{'compile s':>10}{'ex/s':>10}{'s/epoch':>9}{'GFLOP/step':>11}"
+    width = max(12, *(len(r["model"]) + 1 for r in rows))
+    header = f"{'model':<{width}}{'steps':>6}{'compile s':>10}{'ex/s':>10}{'s/epoch':>9}{'GFLOP/step':>11}"
     header += f"{'GFLOP/s':>9}{'% peak':>8}{'MB':>8}"
     if with_torch:
         header += f"{'torch ex/s':>12}{'speed-up':>10}  per round"
+    if len(apis) == 2:
+        header += f"{'same HLO':>9}{'nnx/linen':>11}  per round"
     print(header)
     for r in rows:
         achieved = r["achieved_gflops"] or 0
-        line = (f"{r['model']:<12}{r['steps']:>6}{r['compile_s']:>10.2f}{r['examples_per_second']:>10.0f}"
+        line = (f"{r['model']:<{width}}{r['steps']:>6}{r['compile_s']:>10.2f}{r['examples_per_second']:>10.0f}"
                 f"{r['seconds_per_epoch']:>9.2f}{r['gflop_per_step'] or 0:>11.3f}{achieved:>9.1f}"
                 f"{100 * achieved / peak:>7.0f}%{r['memory_mb'] or 0:>8.0f}")  # fmt: skip
         if with_torch:
             rounds = ", ".join(f"{x:.2f}" for x in r["speedup_rounds"])
             line += f"{r['torch_examples_per_second']:>12.0f}{r['speedup_over_torch']:>9.2f}x  ({rounds})"
+        if "over_linen" in r:
+            rounds = ", ".join(f"{x:.3f}" for x in r["over_linen_rounds"])
+            line += f"{'yes' if r['same_program_as_linen'] else 'no':>9}{r['over_linen']:>11.3f}  ({rounds})"
         print(line)
+    if "nnx" in apis:
+        print("\nNNX outside the compiled step, microseconds per call (two examples):")
+        print(f"{'model':<{width}}{'split+merge':>12}{'nnx.jit step':>14}{'jax.jit step':>14}{'difference':>12}")
+        for name, (task, *_rest) in chosen.items():
+            cost = nnx_overhead(task, _rest[1])
+            row = next(r for r in rows if r["model"].startswith(name) and r["api"] == "nnx")
+            row["nnx_overhead"] = cost
+            print(f"{name:<{width}}{cost['split_merge_us']:>12.0f}{cost['nnx_jit_us']:>14.0f}"
+                  f"{cost['jax_jit_us']:>14.0f}{cost['nnx_jit_us'] - cost['jax_jit_us']:>12.0f}")  # fmt: skip
     if not args.no_profile and (not args.only or "cifar10-cnn" in args.only):
         task, tx, shape, batch, _ = workloads()["cifar10-cnn"]
         shares = profile_breakdown(EpochTimer(task, tx, shape, batch, 5))
         print("\nthe CNN's training epoch, share of busy time (XLA's CPU profiler, both threads):")
         for category, share in shares.items():
             print(f"  {100 * share:5.1f}%  {category}")
-        rows[[r["model"] for r in rows].index("cifar10-cnn")]["profile"] = shares
+        next(r for r in rows if r["model"].startswith("cifar10-cnn") and r["api"] == apis[0])["profile"] = shares
     usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak resident memory of this process: {usage:.0f} MB")
     if args.json:

@@ -42,3 +42,24 @@ def test_counts_below_one_are_refused_in_one_line(bench, text):
     with pytest.raises(argparse.ArgumentTypeError, match=f"must be at least 1, got {text}"):
         bench.positive_int(text)
     assert bench.positive_int("2") == 2
+
+
+def test_linen_and_nnx_side_by_side(bench):
+    args = argparse.Namespace(steps=2, min_seconds=0.0, repeats=1, rounds=2, torch_python=None)
+    task, tx, shape, batch, per_epoch = bench.workloads()["mnist-mlp"]
+    linen, twin = bench.bench_apis("mnist-mlp", task, tx, shape, batch, per_epoch, args, ("linen", "nnx"))
+    assert (linen["model"], twin["model"]) == ("mnist-mlp (linen)", "mnist-mlp (nnx)")
+    assert twin["steps"] == linen["steps"] and "over_linen" not in linen
+    # the same program: the twin is merged inside the compiled step, so XLA sees the same arithmetic
+    assert twin["gflop_per_step"] == pytest.approx(linen["gflop_per_step"])
+    assert twin["same_program_as_linen"] is True  # the compiled HLO, source locations aside
+    rounds = zip(twin["examples_per_second_rounds"], linen["examples_per_second_rounds"], strict=True)
+    paired = [n / r for n, r in rounds]
+    assert twin["over_linen_rounds"] == pytest.approx(paired)
+
+
+def test_nnx_overhead_times_each_way_of_calling_a_step(bench):
+    task, *_ = bench.workloads()["mnist-mlp"]
+    cost = bench.nnx_overhead(task, (28, 28, 1), calls=5)
+    assert set(cost) == {"split_merge_us", "nnx_jit_us", "jax_jit_us"}
+    assert all(0 < us < 1e6 for us in cost.values())

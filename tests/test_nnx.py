@@ -79,23 +79,35 @@ def test_the_vae_computes_what_the_linen_one_computes_from_the_same_noise():
     variables, twin = _linen_and_twin(linen, twins.VAE(latents=2, hidden=16, rngs=nnx.Rngs(1)), x)
     noise = jax.random.key(5)
     linen_out = linen.apply(variables, x, rngs={"sample": noise})
-    twin_out = twin(x, key=_linen_sample_key(noise))  # the noise Linen's module drew, given to the twin
+    twin_out = twin(x, key=twins.linen_key("sample", None, noise))  # the noise Linen's module drew, given to the twin
     chex.assert_trees_all_equal(twin_out, linen_out)
-
-
-def _linen_sample_key(noise):
-    """The key ``make_rng("sample")`` gives a top-level Linen module applied with ``rngs={"sample": noise}``."""
-    import flax.linen as nn
-
-    class Probe(nn.Module):
-        @nn.compact
-        def __call__(self):
-            return self.make_rng("sample")
-
-    return Probe().apply({}, rngs={"sample": noise})
 
 
 def test_from_linen_refuses_another_network_in_one_line():
     variables = MLP(hidden=7).init(KEY, jnp.zeros((1, 32, 32, 3)))
     with pytest.raises(ValueError, match="the Linen params do not fit this MLP"):
         twins.from_linen(twins.MLP(hidden=8, rngs=nnx.Rngs(0)), variables)
+
+
+def test_the_blob_classifier_computes_what_the_linen_one_computes_from_the_tutorials_weights():
+    from jaxdl.models import BlobClassifier, tutorial_params
+
+    x = jax.random.normal(KEY, (7, 2))
+    variables = {"params": tutorial_params()}  # the tutorial's PyTorch initialisation, seed 2024
+    twin = twins.from_linen(twins.BlobClassifier(rngs=nnx.Rngs(1)), variables)
+    graphdef, params = nnx.split(twin)
+    linen_loss = jax.jit(lambda p: _loss(BlobClassifier().apply({"params": p}, x)))
+    twin_loss = jax.jit(lambda p: _loss(nnx.merge(graphdef, p)(x)))
+    np.testing.assert_array_equal(twin(x), BlobClassifier().apply(variables, x))
+    assert twin(x).shape == (7,)
+    chex.assert_trees_all_equal(
+        nnx.to_pure_dict(jax.grad(twin_loss)(params)), jax.grad(linen_loss)(variables["params"])
+    )
+    chex.assert_trees_all_equal(twins.to_linen(twin), variables)
+    # the twin's own initialisation draws the tree the Linen module draws, PyTorch's bounds included
+    fresh = twins.to_linen(twins.BlobClassifier(rngs=nnx.Rngs(0)))
+    assert jax.tree.map(jnp.shape, fresh) == jax.tree.map(jnp.shape, variables)
+    assert float(jnp.max(jnp.abs(fresh["params"]["output"]["kernel"]))) <= 1 / np.sqrt(5)
+    assert not jnp.any(
+        twins.to_linen(twins.BlobClassifier(init_scheme="he", rngs=nnx.Rngs(0)))["params"]["hidden"]["bias"]
+    )

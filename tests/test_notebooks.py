@@ -40,8 +40,9 @@ def cache_dir():
     return Path(os.environ[SHARED_ENV]) / "notebook-cache"
 
 
-def test_there_are_five_notebooks_in_reading_order(build):
-    assert [p.name[:3] for p in build.notebooks()] == ["01_", "02_", "03_", "04_", "05_"]
+def test_there_are_six_notebooks_in_reading_order(build):
+    # the five tutorials, then the bridge from their Linen networks to Flax NNX
+    assert [p.name[:3] for p in build.notebooks()] == ["01_", "02_", "03_", "04_", "05_", "06_"]
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """Every network under every transformation: grad, vjp, jvp, linearize, jacfwd, jacrev, the four
-Hessian-vector products and vmap of them, with respect to parameters and to inputs, in float64."""
+Hessian-vector products and vmap of them, with respect to parameters and to inputs, in float64; the
+Flax NNX twins too ("nnx:" names), as pure functions of their ``State``, equal to the Linen networks."""
 
 import chex
 import jax
@@ -7,10 +8,12 @@ import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 from jax.test_util import check_grads
 
 from jaxdl.functional import mlp_apply, mlp_init
 from jaxdl.models import CNN, MLP, VAE, BlobClassifier, Conv3x3, SmallMLP, vae_loss
+from jaxdl.models import nnx_models as twins
 
 RNGS = {"params": jax.random.key(0), "dropout": jax.random.key(1), "sample": jax.random.key(2)}
 
@@ -31,6 +34,25 @@ def _flax(model, inputs, loss_of_outputs, train=False):
     return loss, variables["params"]
 
 
+def _nnx(model, twin, inputs, loss_of_outputs, train=False):
+    """(loss(state, inputs), state) for the NNX twin of the Flax module ``model``, loaded with the Linen
+    initialisation ``_flax`` draws: split once, merged inside the loss, a pure function of the ``Param``
+    state. Batch norm's running statistics are held fixed, and dropout and sampling draw the keys the
+    Linen module draws from ``RNGS``."""
+    variables = jax.jit(model.init)(RNGS, inputs)
+    variables = jax.tree.map(lambda a: a.astype(jnp.float64), variables)
+    graphdef, params, rest = nnx.split(twins.from_linen(twin(nnx.Rngs(0)), variables), nnx.Param, ...)
+    keys = {"dropout_key": twins.linen_key("dropout", "Dropout_0", RNGS["dropout"])} if train else {}
+    if isinstance(model, VAE):
+        keys = {"key": twins.linen_key("sample", None, RNGS["sample"])}
+
+    def loss(params, x):
+        net = nnx.merge(graphdef, params, rest, copy=True)  # a fresh copy: its batch-norm updates are dropped
+        return loss_of_outputs(net(x, train=train, **keys) if train else net(x, **keys), x)
+
+    return loss, params
+
+
 def _squares(out, x):
     return jnp.mean(jnp.tanh(out) ** 2)
 
@@ -41,7 +63,8 @@ def _vae(out, x):
 
 def networks():
     """Each network's (loss(params, inputs), params, inputs), built when first asked for (building the CNN
-    compiles its initialisation): a test of one network pays for that one only."""
+    compiles its initialisation): a test of one network pays for that one only. Each Flax module's NNX
+    twin ("nnx:" and its name) starts from the module's initialisation."""
     key = jax.random.key(7)
     images = jax.random.uniform(key, (8, 4, 4, 3), jnp.float64)  # batch norm over 8 examples: a smooth loss
     gray = jax.random.uniform(key, (3, 6, 6, 1), jnp.float64)
@@ -49,24 +72,43 @@ def networks():
     flat = jax.random.uniform(key, (3, 12), jnp.float64)
     pytree = mlp_init(jax.random.key(3), [4, 6, 3])
     pytree = jax.tree.map(lambda a: a.astype(jnp.float64), pytree)
+    flax_modules = {  # name: (Linen module, its twin given nnx.Rngs, inputs, loss of outputs, training pass)
+        "BlobClassifier": (BlobClassifier(), lambda r: twins.BlobClassifier(rngs=r), points, _squares, False),
+        "MLP": (MLP(hidden=5), lambda r: twins.MLP(48, 5, rngs=r), images, _squares, False),
+        "SmallMLP": (SmallMLP(hidden=4), lambda r: twins.SmallMLP(36, 4, rngs=r), gray, _squares, False),
+        "CNN-train": (CNN(drop_rate=0.5, batch_groups=1),
+                      lambda r: twins.CNN(drop_rate=0.5, batch_groups=1, image_size=4, rngs=r), images, _squares, True),
+        # evaluation in one batch group (the training pass above has the CPU's two): the groups only split and
+        # join the batch there, and test_models checks that two groups compute what one does
+        "CNN-eval": (CNN(batch_groups=1), lambda r: twins.CNN(batch_groups=1, image_size=4, rngs=r), images,
+                     _squares, False),
+        "VAE": (VAE(latents=2, hidden=5, features=12), lambda r: twins.VAE(2, 5, 12, rngs=r), flat, _vae, False),
+        "Conv3x3-stride2": (Conv3x3(4, stride=2), lambda r: twins.Conv3x3(3, 4, 2, rngs=r), images, _squares, False),
+    }  # fmt: skip
+
+    def linen(model, twin, inputs, loss, train):
+        return lambda: (*_flax(model, inputs, loss, train), inputs)
+
+    def nnx_twin(model, twin, inputs, loss, train):
+        return lambda: (*_nnx(model, twin, inputs, loss, train), inputs)
+
     return _Lazy(
-        {
-            "BlobClassifier": lambda: (*_flax(BlobClassifier(), points, _squares), points),
-            "MLP": lambda: (*_flax(MLP(hidden=5), images, _squares), images),
-            "SmallMLP": lambda: (*_flax(SmallMLP(hidden=4), gray, _squares), gray),
-            "CNN-train": lambda: (*_flax(CNN(drop_rate=0.5, batch_groups=1), images, _squares, train=True), images),
-            # evaluation in one batch group (the training pass above has the CPU's two): the groups only split and
-            # join the batch there, and test_models checks that two groups compute what one does
-            "CNN-eval": lambda: (*_flax(CNN(batch_groups=1), images, _squares), images),
-            "VAE": lambda: (*_flax(VAE(latents=2, hidden=5, features=12), flat, _vae), flat),
-            "Conv3x3-stride2": lambda: (*_flax(Conv3x3(4, stride=2), images, _squares), images),
-            "mlp_apply": lambda: (lambda p, x: _squares(mlp_apply(p, x), x), pytree, flat[:, :4]),
-        }
+        {name: linen(*spec) for name, spec in flax_modules.items()}
+        | {"mlp_apply": lambda: (lambda p, x: _squares(mlp_apply(p, x), x), pytree, flat[:, :4])}
+        | {f"nnx:{name}": nnx_twin(*spec) for name, spec in flax_modules.items()}
     )
 
 
 class _Lazy(dict):
-    """A dict of builders whose values are built on first access, in float64."""
+    """A dict of builders whose values are built on first access, in float64; and each network's
+    transformations (:func:`_transformations`), computed once for the tests that read them."""
+
+    def transformations(self, name):
+        results = self.setdefault("_results", {})
+        if name not in results:
+            loss, params, inputs = self[name]
+            results[name] = jax.jit(_transformations, static_argnums=0)(loss, params, inputs, *_tangents(params))
+        return results[name]
 
     def __getitem__(self, name):
         value = super().__getitem__(name)
@@ -77,9 +119,10 @@ class _Lazy(dict):
         return value
 
 
+FLAX_MODULES = ["BlobClassifier", "MLP", "SmallMLP", "CNN-train", "CNN-eval", "VAE", "Conv3x3-stride2"]
 NAMES = [
-    pytest.param(name, marks=[pytest.mark.slow] if name.startswith("CNN") else [])
-    for name in ["BlobClassifier", "MLP", "SmallMLP", "CNN-train", "CNN-eval", "VAE", "Conv3x3-stride2", "mlp_apply"]
+    pytest.param(name, marks=[pytest.mark.slow] if "CNN" in name else [])
+    for name in [*FLAX_MODULES, "mlp_apply", *(f"nnx:{name}" for name in FLAX_MODULES)]
 ]
 
 
@@ -125,12 +168,17 @@ def _vdot(a, b):
     return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
 
 
+def _tangents(params):
+    """A direction v in parameter space, and three multiples of it for vmap."""
+    v = jax.tree.map(lambda a: jax.random.normal(jax.random.key(1), a.shape, a.dtype), params)
+    return v, jax.tree.map(lambda a: jnp.stack([a, 2 * a, -a]), v)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_every_transformation_agrees(name, nets, x64):
     loss, params, inputs = nets[name]
-    v = jax.tree.map(lambda a: jax.random.normal(jax.random.key(1), a.shape, a.dtype), params)
-    vs = jax.tree.map(lambda a: jnp.stack([a, 2 * a, -a]), v)
-    r = jax.jit(_transformations, static_argnums=0)(loss, params, inputs, v, vs)
+    v, vs = _tangents(params)
+    r = nets.transformations(name)
     dot = _vdot(r["grad"], v)
     # forward mode: one jvp along v is the directional derivative grad . v, reverse mode's gradient dotted with v
     np.testing.assert_allclose(r["jvp"], dot, rtol=1e-10)
@@ -147,9 +195,18 @@ def test_every_transformation_agrees(name, nets, x64):
                                 jax.tree.map(lambda a: 2 * a, r["fwd_over_rev"]), rtol=1e-8, atol=1e-10)  # fmt: skip
 
 
-def test_fwd_over_fwd_gives_the_full_hvp_on_a_small_network(nets, x64):
+@pytest.mark.parametrize("name", [p for p in NAMES if p.values[0].startswith("nnx:")])
+def test_the_twins_transformations_equal_the_linen_networks(name, nets, x64):
+    """From one initialisation, every transformation of the NNX twin gives the Linen network's values."""
+    theirs, ours = nets.transformations(name.removeprefix("nnx:")), nets.transformations(name)
+    ours = {k: nnx.to_pure_dict(r) if isinstance(r, nnx.State) else r for k, r in ours.items()}
+    chex.assert_trees_all_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("name", ["BlobClassifier", "nnx:BlobClassifier"])
+def test_fwd_over_fwd_gives_the_full_hvp_on_a_small_network(name, nets, x64):
     """On the 21-parameter blob classifier, forward mode alone builds H v from one pass per parameter."""
-    loss, params, inputs = nets["BlobClassifier"]
+    loss, params, inputs = nets[name]
     flat, unravel = jax.flatten_util.ravel_pytree(params)
     v = jax.random.normal(jax.random.key(2), flat.shape, flat.dtype)
     hessian = jax.jacfwd(jax.jacfwd(lambda q: loss(unravel(q), inputs)))(flat)

@@ -85,7 +85,12 @@ class ColumnDense(nn.Module):
         """
         kernel = self.param("kernel", self.kernel_init, (x.shape[-2], self.features), jnp.float32)
         bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
-        return jnp.swapaxes(kernel, 0, 1) @ x + bias.reshape((1,) * (x.ndim - 2) + (-1, 1))
+        return column_dense(kernel, bias, x)
+
+
+def column_dense(kernel: jax.Array, bias: jax.Array, x: jax.Array) -> jax.Array:
+    """:class:`ColumnDense`'s product, ``(..., in, N) -> (..., features, N)``: shared with its NNX twin."""
+    return jnp.swapaxes(kernel, 0, 1) @ x + bias.reshape((1,) * (x.ndim - 2) + (-1, 1))
 
 
 def _tutorial_resource() -> dict[str, Any]:

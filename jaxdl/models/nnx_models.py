@@ -6,7 +6,8 @@ the same tree: :func:`from_linen` loads Linen variables into a twin and
 :func:`to_linen` reads them back, and from one initialisation the two compute
 the same outputs, gradients and batch-norm updates (``tests/test_nnx.py``).
 The maths is shared, not copied: the twins call the same functions as the
-Linen modules (:func:`jaxdl.models.classifiers.conv3x3`, the batch-norm rule of
+Linen modules (:func:`jaxdl.models.blobs.column_dense`,
+:func:`jaxdl.models.classifiers.conv3x3`, the batch-norm rule of
 :mod:`jaxdl.functional.normalization`, :func:`jaxdl.models.vae.reparameterize`).
 
 NNX keeps jaxdl's premise, pure functions over a parameter pytree:
@@ -28,7 +29,8 @@ from flax import nnx
 
 from jaxdl.functional import normalization
 from jaxdl.functional.activations import leaky_relu, relu
-from jaxdl.functional.init import torch_linear_bias, torch_linear_kernel
+from jaxdl.functional.init import kernel_init, torch_linear_bias, torch_linear_kernel, zeros
+from jaxdl.models.blobs import column_dense
 from jaxdl.models.classifiers import CNN as LinenCNN
 from jaxdl.models.classifiers import ConvImpl, conv3x3
 from jaxdl.models.vae import reparameterize, with_label
@@ -83,6 +85,30 @@ class Conv3x3(nnx.Module):
         if not jnp.issubdtype(x.dtype, jnp.floating):
             x = x.astype(kernel.dtype)  # uint8 images as they load
         return conv3x3(x, kernel.astype(x.dtype), self.stride, self.impl, self.bias[...].astype(x.dtype))
+
+
+class ColumnDense(nnx.Module):
+    """:class:`jaxdl.models.blobs.ColumnDense`: ``nn.Dense`` for points stored as columns,
+    ``(..., in, N) -> (..., features, N)``; biases drawn as PyTorch's under ``init_scheme="torch"``, else zero."""
+
+    def __init__(self, fan_in: int, features: int, init_scheme: str = "torch", *, rngs: nnx.Rngs):
+        bias_init = torch_linear_bias(fan_in) if init_scheme == "torch" else zeros
+        self.kernel = nnx.Param(kernel_init(init_scheme)(rngs.params(), (fan_in, features), jnp.float32))
+        self.bias = nnx.Param(bias_init(rngs.params(), (features,), jnp.float32))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return column_dense(self.kernel[...], self.bias[...], x)
+
+
+class BlobClassifier(nnx.Module):
+    """:class:`jaxdl.models.BlobClassifier`, tutorial 0's ``Linear(2, 5) -> Linear(5, 1)``: one logit per point."""
+
+    def __init__(self, in_features: int = 2, hidden: int = 5, init_scheme: str = "torch", *, rngs: nnx.Rngs):
+        self.hidden = ColumnDense(in_features, hidden, init_scheme, rngs=rngs)
+        self.output = ColumnDense(hidden, 1, init_scheme, rngs=rngs)
+
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:  # (N, 2) -> (N,)
+        return self.output(self.hidden(jnp.swapaxes(x, -1, -2)))[..., 0, :]
 
 
 class MLP(nnx.Module):
@@ -192,8 +218,10 @@ def to_linen(model: nnx.Module) -> dict[str, Any]:
 
 def _twin_of(linen: Any, x: jax.Array, rngs: nnx.Rngs) -> nnx.Module:
     """The NNX twin of the Linen module ``linen`` for inputs shaped like ``x``."""
-    from jaxdl.models import classifiers, vae
+    from jaxdl.models import blobs, classifiers, vae
 
+    if isinstance(linen, blobs.BlobClassifier):
+        return BlobClassifier(x.shape[-1], linen.hidden, linen.init_scheme, rngs=rngs)
     if isinstance(linen, classifiers.MLP):  # SmallMLP too
         return MLP(math.prod(x.shape[1:]), linen.hidden, linen.num_classes, rngs=rngs)
     if isinstance(linen, classifiers.CNN):
@@ -204,7 +232,7 @@ def _twin_of(linen: Any, x: jax.Array, rngs: nnx.Rngs) -> nnx.Module:
     raise ValueError(f"no NNX twin of {type(linen).__name__}")
 
 
-def _linen_key(stream: str, child: str | None, key: jax.Array) -> jax.Array:
+def linen_key(stream: str, child: str | None, key: jax.Array) -> jax.Array:
     """The key a Linen module draws with ``make_rng(stream)`` (in its child ``child``, or at the top) when
     applied with ``rngs={stream: key}``: the twin then draws the same noise."""
     import flax.linen as nn
@@ -257,9 +285,9 @@ class AsLinen:
         model = nnx.merge(graphdef, params, stats, rest)
         rngs = rngs or {}
         if isinstance(model, VAE):
-            outputs = model(x, *args, train=train, key=_linen_key("sample", None, rngs["sample"]), **kwargs)
+            outputs = model(x, *args, train=train, key=linen_key("sample", None, rngs["sample"]), **kwargs)
         elif isinstance(model, CNN) and train:
-            outputs = model(x, train=True, dropout_key=_linen_key("dropout", "Dropout_0", rngs["dropout"]))
+            outputs = model(x, train=True, dropout_key=linen_key("dropout", "Dropout_0", rngs["dropout"]))
         else:
             outputs = model(x, train=train)
         if mutable:
