@@ -77,17 +77,19 @@ def weight_perturbed_mean(loss: Callable, params, key: jax.Array, num_tangents: 
 def activity_perturbed(
     per_example_loss: Callable[[jax.Array], jax.Array], z: jax.Array, key: jax.Array, num_tangents: int = 1
 ) -> tuple[jax.Array, jax.Array]:
-    """Forward-gradient estimate of ``d mean_i l_i / d z`` with one random tangent per example.
+    """Forward-gradient estimate of the gradient of ``mean(per_example_loss(z))`` with respect to ``z``.
 
-    ``per_example_loss(z)`` maps pre-activations ``(B, H)`` to losses ``(B,)``,
-    row i depending on ``z[i]`` only. One ``jvp`` along ``u ~ N(0, I)`` of shape
-    ``(B, H)`` gives every example's directional derivative ``d_i = g_i . u_i`` at
-    once (``g_i = grad l_i(z_i)``), and ``d_i u_i / B`` estimates ``g_i / B``
-    without bias, with variance ``(H + 1) |g_i|^2 / B^2`` summed over row i.
-    With ``num_tangents = k`` the k estimates are averaged.
+    ``per_example_loss(z)`` maps pre-activations ``(B, H)`` to losses ``(B,)``, or
+    ``(B, G)`` for G local losses per example, loss ``[i, j]`` reading (in its
+    derivative) only row i and the j-th of G equal column groups. One ``jvp``
+    along ``u ~ N(0, I)`` of shape ``(B, H)`` then gives every directional
+    derivative ``d_ij = g_ij . u_ij`` at once (``g_ij`` the gradient of loss
+    ``[i, j]`` over its ``H / G`` inputs), and ``d_ij u_ij / (B G)`` estimates
+    ``g_ij / (B G)`` without bias, with variance ``(H / G + 1) |g_ij|^2 / (B G)^2``
+    summed over its entries. With ``num_tangents = k`` the k estimates are averaged.
 
     Args:
-      per_example_loss: ``(B, H) -> (B,)``, example i reading row i only.
+      per_example_loss: ``(B, H) -> (B,)`` or ``(B, G)``, as above.
       z: ``(B, H)`` pre-activations (already cut from earlier layers by ``stop_gradient``).
       key: draws the tangents.
       num_tangents: k >= 1.
@@ -103,7 +105,12 @@ def activity_perturbed(
     def one(k):
         u = jax.random.normal(k, z.shape, z.dtype)
         losses, directional = jax.jvp(per_example_loss, (z,), (u,))
-        return losses.mean(), directional[:, None] * u / z.shape[0]
+        directional = directional.reshape(z.shape[0], -1)  # (B, G)
+        groups = directional.shape[1]
+        if z.shape[1] % groups:
+            raise ValueError(f"{groups} loss groups do not split {z.shape[1]} features evenly")
+        grouped = u.reshape(z.shape[0], groups, -1) * directional[:, :, None]
+        return losses.mean(), grouped.reshape(z.shape) / directional.size
 
     values, estimates = jax.vmap(one)(jax.random.split(key, num_tangents))
     return values[0], estimates.mean(0)
@@ -149,35 +156,47 @@ def cosine(a, b) -> jax.Array:
     return a @ b / (jnp.linalg.norm(a) * jnp.linalg.norm(b))
 
 
-# A blocked MLP for local learning: block i is a dense layer and ReLU, with a linear head to the classes.
+# A blocked MLP for local learning: block i is a dense layer and ReLU, with G linear heads to the classes.
 
 
 def block_name(i: int) -> str:
     return f"block{i}"
 
 
-def blocked_mlp_init(key: jax.Array, sizes: list[int], num_classes: int, dtype=jnp.float32) -> dict:
-    """An MLP of ``len(sizes) - 1`` blocks, each a dense layer with ReLU and a linear classifier head.
+def blocked_mlp_init(key: jax.Array, sizes: list[int], num_classes: int, *, groups: int = 1, dtype=jnp.float32) -> dict:
+    """An MLP of ``len(sizes) - 1`` blocks, each a dense layer with ReLU and ``groups`` linear classifier heads.
 
-    The last block's head is the network's output; the other heads serve the
-    local losses only (backprop end to end leaves them untouched).
+    Every head reads the whole block output; head j's local loss lets its
+    gradient into the j-th group of the block's units only (see
+    :func:`local_losses`). The mean of the last block's heads is the network's
+    output; the other heads serve the local losses only.
 
     Args:
-      key: draws the weights (He normal, zero biases).
-      sizes: ``[in, hidden_1, ..., hidden_L]``, L >= 1 blocks.
+      key: draws the weights (He normal dense layers, Glorot uniform heads, zero biases).
+      sizes: ``[in, hidden_1, ..., hidden_L]``, L >= 1 blocks, each width a multiple of ``groups``.
       num_classes: width of every head.
+      groups: local losses per block.
       dtype: parameter dtype.
 
     Returns:
-      ``{"block0": {"dense": {"w", "b"}, "head": {"w", "b"}}, ...}``.
+      ``{"block0": {"dense": {"w", "b"}, "head": {"w": (G, H, C), "b": (G, C)}}, ...}``.
     """
     if len(sizes) < 2 or min(sizes) < 1:
         raise ValueError(f"sizes needs an input and at least one positive hidden width, got {sizes}")
+    if groups < 1 or any(h % groups for h in sizes[1:]):
+        raise ValueError(f"groups must be >= 1 and divide every hidden width {sizes[1:]}, got {groups}")
     keys = jax.random.split(key, 2 * (len(sizes) - 1))
+
+    def heads(k, n_in):
+        layers = [
+            mlp_init(g, [n_in, num_classes], init="glorot", dtype=dtype)["dense0"] for g in jax.random.split(k, groups)
+        ]
+        return jax.tree.map(lambda *a: jnp.stack(a), *layers)
+
     return {
         block_name(i): {
             "dense": mlp_init(keys[2 * i], [n_in, n_out], dtype=dtype)["dense0"],
-            "head": mlp_init(keys[2 * i + 1], [n_out, num_classes], init="glorot", dtype=dtype)["dense0"],
+            "head": heads(keys[2 * i + 1], n_out),
         }
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True))
     }
@@ -187,11 +206,30 @@ def _dense(layer: dict, x: jax.Array) -> jax.Array:
     return x @ layer["w"] + layer["b"][None, :]
 
 
+def _heads(head: dict, h: jax.Array) -> jax.Array:
+    """Every head's logits ``(G, B, C)`` from ``h``: ``(B, H)``, or ``(G, B, H)`` one view per head."""
+    h = jnp.broadcast_to(h, (head["w"].shape[0], *h.shape[-2:]))
+    return jnp.einsum("gbh,ghc->gbc", h, head["w"]) + head["b"][:, None, :]
+
+
+def _group_views(z: jax.Array, groups: int) -> jax.Array:
+    """``(G, B, H)`` copies of ``z`` with the same values; copy j passes derivatives to its own column group only."""
+    mask = jnp.repeat(jnp.eye(groups, dtype=z.dtype), z.shape[1] // groups, axis=1)[:, None, :]  # (G, 1, H)
+    frozen = jax.lax.stop_gradient(z)[None]
+    return frozen + mask * (z[None] - frozen)
+
+
+def group_losses(head: dict, z: jax.Array, y: jax.Array) -> jax.Array:
+    """A block's local losses ``(B, G)``: head j's cross-entropy, differentiable in group j of ``z`` only."""
+    logits = _heads(head, relu(_group_views(z, head["w"].shape[0])))
+    return softmax_cross_entropy(logits, jnp.broadcast_to(y[None], logits.shape[:2]), reduction="none").T
+
+
 def blocked_mlp_apply(params: dict, x: jax.Array) -> jax.Array:
-    """The network's logits ``(B, classes)``: every block in turn, then the last block's head."""
+    """The network's logits ``(B, classes)``: every block in turn, then the mean of the last block's heads."""
     for i in range(len(params)):
         x = relu(_dense(params[block_name(i)]["dense"], x))
-    return _dense(params[block_name(len(params) - 1)]["head"], x)
+    return _heads(params[block_name(len(params) - 1)]["head"], x).mean(0)
 
 
 def end_to_end_loss(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
@@ -200,33 +238,37 @@ def end_to_end_loss(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
 
 
 def local_losses(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
-    """Each block's greedy loss: the cross-entropy of its head, ``(L,)``.
+    """Each block's greedy loss ``(L,)``: the mean over its examples and heads of :func:`group_losses`.
 
     ``stop_gradient`` on each block's input cuts the blocks apart, so
-    ``jax.grad`` of the sum trains each block (and head) on its own loss
-    alone: LG-BP, backprop inside each block.
+    ``jax.grad`` of the sum trains each block (and its heads) on its own loss
+    alone: LG-BP, backprop inside each block. With G heads, head j's loss
+    reaches the dense layer through the j-th group of units only.
     """
     losses = []
     for i in range(len(params)):
         block = params[block_name(i)]
-        x = relu(_dense(block["dense"], jax.lax.stop_gradient(x)))
-        losses.append(softmax_cross_entropy(_dense(block["head"], x), y))
+        z = _dense(block["dense"], jax.lax.stop_gradient(x))
+        losses.append(group_losses(block["head"], z, y).mean())
+        x = relu(z)
     return jnp.stack(losses)
 
 
 def local_gradients(
     params: dict, x: jax.Array, y: jax.Array, key: jax.Array, *, estimator: str, num_tangents: int = 1
 ) -> tuple[jax.Array, dict]:
-    """Each block's gradient of its own local loss, exact or estimated by forward mode.
+    """Each block's gradient of its own local loss (:func:`local_losses`), exact or estimated by forward mode.
 
     The heads' gradients are exact in every case: a head is one linear layer
     on the block's output, so its gradient is local and costs no backward pass
     through the block. The dense layer's gradient is:
 
     * ``"backprop"``: exact (LG-BP);
-    * ``"weight"``: :func:`weight_perturbed_mean` over the layer's ``(fan_in + 1) H`` parameters;
-    * ``"activity"``: :func:`activity_perturbed` over its ``B x H`` pre-activations, then
-      :func:`dense_weight_gradient`.
+    * ``"weight"``: a weight-perturbed forward gradient: one tangent ``V`` over
+      the layer's ``(fan_in + 1) H`` parameters, head j's directional derivative
+      scaling V's j-th group of columns (``(fan_in + 1) H / G`` directions each);
+    * ``"activity"``: :func:`activity_perturbed` over its ``B x H`` pre-activations
+      (``H / G`` directions per example and head), then :func:`dense_weight_gradient`.
 
     Args:
       params: from :func:`blocked_mlp_init`.
@@ -241,6 +283,8 @@ def local_gradients(
     """
     if estimator not in ("backprop", "weight", "activity"):
         raise ValueError(f"estimator must be 'backprop', 'weight' or 'activity', got {estimator!r}")
+    if num_tangents < 1:
+        raise ValueError(f"num_tangents must be >= 1, got {num_tangents}")
     losses, grads = [], {}
     for i in range(len(params)):
         x = jax.lax.stop_gradient(x)
@@ -254,19 +298,30 @@ def local_gradients(
 def _block_gradient(block: dict, x: jax.Array, y: jax.Array, key: jax.Array, estimator: str, num_tangents: int):
     """(local loss, {"dense", "head"} gradients, block output) of one block; see :func:`local_gradients`."""
     z = _dense(block["dense"], x)
-    h = relu(z)
-
-    def per_example(z, head):
-        return softmax_cross_entropy(_dense(head, relu(z)), y, reduction="none")
-
-    loss, head_grad = jax.value_and_grad(lambda head: softmax_cross_entropy(_dense(head, h), y))(block["head"])
+    loss, head_grad = jax.value_and_grad(lambda head: group_losses(head, z, y).mean())(block["head"])
     if estimator == "backprop":
-        dense_grad = jax.grad(lambda d: per_example(_dense(d, x), block["head"]).mean())(block["dense"])
+        dense_grad = jax.grad(lambda d: group_losses(block["head"], _dense(d, x), y).mean())(block["dense"])
     elif estimator == "weight":
-        _, dense_grad = weight_perturbed_mean(
-            lambda d: per_example(_dense(d, x), block["head"]).mean(), block["dense"], key, num_tangents
-        )
+        dense_grad = _weight_perturbed_groups(block, x, y, key, num_tangents)
     else:
-        _, grad_z = activity_perturbed(lambda z: per_example(z, block["head"]), z, key, num_tangents)
+        _, grad_z = activity_perturbed(lambda z: group_losses(block["head"], z, y), z, key, num_tangents)
         dense_grad = dense_weight_gradient(x, grad_z)
-    return loss, {"dense": dense_grad, "head": head_grad}, h
+    return loss, {"dense": dense_grad, "head": head_grad}, relu(z)
+
+
+def _weight_perturbed_groups(block: dict, x: jax.Array, y: jax.Array, key: jax.Array, num_tangents: int) -> dict:
+    """The dense layer's weight-perturbed forward gradient, head j's derivative scaling the tangent's group j."""
+    groups = block["head"]["w"].shape[0]
+
+    def per_head(dense):  # (G,): head j's loss, mean over the batch, reading group j of the units only
+        return group_losses(block["head"], _dense(dense, x), y).mean(0) / groups
+
+    def one(k):
+        kw, kb = jax.random.split(k)
+        v = {"w": jax.random.normal(kw, block["dense"]["w"].shape, x.dtype),
+             "b": jax.random.normal(kb, block["dense"]["b"].shape, x.dtype)}  # fmt: skip
+        _, directional = jax.jvp(per_head, (block["dense"],), (v,))
+        scale = jnp.repeat(directional, v["b"].shape[0] // groups)  # (H,): each column's head
+        return {"w": v["w"] * scale[None, :], "b": v["b"] * scale}
+
+    return jax.tree.map(lambda e: e.mean(0), jax.vmap(one)(jax.random.split(key, num_tangents)))

@@ -69,9 +69,9 @@ def test_the_squared_cosine_of_k_tangents_averages_k_over_k_plus_n_minus_1(n, k,
     assert_mean_near(cos**2, k / (k + n - 1), f"E[cos^2], n={n}, k={k}")
 
 
-def dense_problem(batch, fan_in, width, classes=3, seed=0):
-    """A dense layer, ReLU and a linear head: x -> z = x W + b -> per-example cross-entropy."""
-    params = fl.blocked_mlp_init(jax.random.key(seed), [fan_in, width], classes, dtype=jnp.float64)
+def dense_problem(batch, fan_in, width, classes=3, seed=0, groups=1):
+    """A dense layer, ReLU and linear heads: x -> z = x W + b -> per-example cross-entropy of each head."""
+    params = fl.blocked_mlp_init(jax.random.key(seed), [fan_in, width], classes, groups=groups, dtype=jnp.float64)
     x = jax.random.normal(jax.random.key(seed + 1), (batch, fan_in), jnp.float64)
     y = jax.random.randint(jax.random.key(seed + 2), (batch,), 0, classes)
     return params, x, y
@@ -86,7 +86,7 @@ def test_activity_perturbed_weight_gradient_is_unbiased_with_variance_h_plus_1_p
     z = x @ block["dense"]["w"] + block["dense"]["b"][None, :]
 
     def per_example(z):
-        logits = jax.nn.relu(z) @ block["head"]["w"] + block["head"]["b"][None, :]
+        logits = jax.nn.relu(z) @ block["head"]["w"][0] + block["head"]["b"][0][None, :]
         return softmax_cross_entropy(logits, y, reduction="none")
 
     g = jax.grad(lambda z: per_example(z).sum())(z)  # row i is grad l_i: l_i reads z_i only
@@ -107,6 +107,7 @@ def test_activity_perturbed_weight_gradient_is_unbiased_with_variance_h_plus_1_p
     assert_mean_near(np.sum((estimates - true) ** 2, 1), total, "total variance")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("width", [8, 32])
 def test_activity_perturbation_of_one_example_has_the_cosine_of_h_not_of_fan_in_times_h(width, x64):
     params, x, y = dense_problem(batch=1, fan_in=20, width=width)
@@ -143,6 +144,40 @@ def test_activity_perturbation_divides_the_variance_by_about_the_fan_in(x64):
     g2 = float(true @ true)
     assert_mean_near(squared_errors("weight"), ((fan_in + 1) * width + 1) * g2, "weight-perturbed variance")
     assert_mean_near(squared_errors("activity"), (width + 1) * g2, "activity-perturbed variance")
+
+
+@pytest.mark.parametrize("estimator", ["activity", "weight"])
+def test_with_g_local_losses_each_group_is_estimated_without_bias_from_its_own_head(estimator, x64):
+    fan_in, width, groups, draws = 5, 8, 4, 3000
+    params, x, y = dense_problem(batch=1, fan_in=fan_in, width=width, groups=groups)
+    _, exact = fl.local_gradients(params, x, y, jax.random.key(0), estimator="backprop")
+    t = np.concatenate([np.asarray(exact["block0"]["dense"]["w"]), np.asarray(exact["block0"]["dense"]["b"])[None]])
+    estimates = jax.jit(
+        jax.vmap(
+            lambda key: jnp.concatenate(
+                [
+                    (d := fl.local_gradients(params, x, y, key, estimator=estimator)[1]["block0"]["dense"])["w"],
+                    d["b"][None],
+                ]  # fmt: skip
+            )
+        )
+    )(jax.random.split(jax.random.key(4), draws))
+    estimates = np.asarray(estimates)  # (draws, fan_in + 1, H): rows are the inputs and the bias
+    group_of = np.repeat(np.arange(groups), width // groups)
+    if estimator == "activity":
+        # [x; 1] (d_j u_j)^T: Var[a, b] = x_a^2 (|g_j|^2 + g_b^2) = x_a^2 |g_j|^2 + t_ab^2, g the z-gradient
+        g = t[-1]  # the bias row is the gradient with respect to z
+        g2_group = np.array([np.sum(g[group_of == j] ** 2) for j in range(groups)])
+        xa = np.append(np.asarray(x[0]), 1.0)
+        variances = xa[:, None] ** 2 * g2_group[group_of][None, :] + t**2
+        total = np.sum(xa**2) * np.sum((width // groups + 1) * g2_group)
+    else:
+        # column group j moves with head j's directional derivative: (fan_in + 1) H / G directions each
+        t2_group = np.array([np.sum(t[:, group_of == j] ** 2) for j in range(groups)])
+        variances = t2_group[group_of][None, :] + t**2
+        total = np.sum(((fan_in + 1) * width // groups + 1) * t2_group)
+    assert_unbiased(estimates.reshape(draws, -1), t.ravel(), variances.ravel(), draws)
+    assert_mean_near(np.sum((estimates - t) ** 2, (1, 2)), total, f"{estimator}-perturbed variance, G={groups}")
 
 
 def test_local_losses_train_each_block_on_its_own_head_only(x64):
