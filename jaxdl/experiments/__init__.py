@@ -41,6 +41,13 @@ _MODULES = {
         "ForwardGradientConfig",
         "Baydin et al. 2022: training by one jvp per step against backprop; unbiasedness, variance, cost",
     ),
+    "forward-learning": (
+        "jaxdl.experiments.forward_learning",
+        "EXPERIMENT",
+        "ForwardLearningConfig",
+        "Ren et al. 2023: MNIST MLP by backprop, local losses (LG-BP), weight- and activity-perturbed forward "
+        "gradients, over seeds",
+    ),
     "scratch-mlp": (
         "jaxdl.experiments.scratch_mlp",
         "EXPERIMENT",

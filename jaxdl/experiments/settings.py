@@ -145,6 +145,51 @@ class ForwardGradientConfig:
                              f"{', '.join(NETWORKS)}")  # fmt: skip
 
 
+# forward_learning
+FORWARD_LEARNING_METHODS = ("backprop", "lg-bp", "fg-w", "fg-a")
+
+
+@dataclasses.dataclass(frozen=True)
+class ForwardLearningConfig:
+    data: str = setting("", "local copy of MNIST; empty: $JAXDL_DATA_DIR or TFDS")
+    hidden: str = setting("256,256,256", "widths of the blocks (dense + ReLU + a linear head each), comma-separated")
+    methods: str = setting(
+        ",".join(FORWARD_LEARNING_METHODS),
+        "comma-separated: backprop (end to end), lg-bp (backprop inside each block, local losses), "
+        "fg-w / fg-a (weight- / activity-perturbed forward gradients of the local losses)",
+    )
+    epochs: int = setting(4, "passes over the training images, the same for every method", ge=1)
+    batch_size: int = setting(128, "examples per step", ge=1)
+    lr: float = setting(1e-3, "Adam learning rate, the same for every method", gt=0)
+    groups: int = setting(
+        16, "local losses per block: head j's gradient enters the j-th group of the block's units only", ge=1
+    )
+    tangents: int = setting(1, "random tangents averaged per block and step by fg-w and fg-a", ge=1)
+    n_train: int = setting(0, "training images, a random subset (0: all)", ge=0)
+    n_test: int = setting(0, "test images, a random subset (0: all)", ge=0)
+    seeds: int = setting(4, "replicas per method trained together by jax.vmap (seeds seed, seed+1, ...)", ge=1)
+    cosine_ks: str = setting("1,4,16,64", "numbers of tangents k at which each estimator's cosine is measured")
+    cosine_draws: int = setting(16, "estimates drawn per k for the cosine", ge=2)
+    seed: int = setting(0, "PRNG seed: initialisation, tangents, subsets and shuffling", ge=0)
+
+    def check(self) -> None:
+        unknown = [m for m in self.methods.split(",") if m not in FORWARD_LEARNING_METHODS]
+        if unknown:
+            raise JaxdlError(f"setting methods: unknown {unknown[0]!r}; choose from "
+                             f"{', '.join(FORWARD_LEARNING_METHODS)}")  # fmt: skip
+        for name in ("hidden", "cosine_ks"):
+            try:
+                values = [int(v) for v in getattr(self, name).split(",")]
+            except ValueError:
+                raise JaxdlError(
+                    f"setting {name} must be comma-separated integers, got {getattr(self, name)!r}"
+                ) from None
+            if min(values) < 1:
+                raise JaxdlError(f"setting {name} must hold positive integers, got {getattr(self, name)!r}")
+        if any(int(h) % self.groups for h in self.hidden.split(",")):
+            raise JaxdlError(f"setting groups={self.groups} must divide every width in hidden={self.hidden!r}")
+
+
 # scratch_mlp
 @dataclasses.dataclass(frozen=True)
 class ScratchMLPConfig:
