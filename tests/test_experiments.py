@@ -397,7 +397,8 @@ def test_forward_gradient_is_unbiased_with_the_predicted_variance_and_slower_per
 @reads("forward-learning")
 def test_forward_learning_trains_every_method_over_seeds_and_measures_each_estimators_cosine(run_of):
     out, metrics = run_of("forward-learning", data="mnist")
-    for method in ("backprop", "lg-bp", "fg-w", "fg-a"):
+    methods = ("backprop", "lg-bp", "fg-w", "fg-a", "heads")
+    for method in methods:
         summary = metrics["intervals"][f"{method}_test_accuracy"]
         assert summary["n"] == 2 and np.isclose(summary["mean"], metrics[f"{method}_test_accuracy"])
         assert metrics[f"{method}_ms_per_step"] > 0 and metrics[f"{method}_temp_bytes"] > 0
@@ -405,8 +406,8 @@ def test_forward_learning_trains_every_method_over_seeds_and_measures_each_estim
     assert metrics["cosine_activity_k1"] > 3 * metrics["cosine_weight_k1"]
     assert metrics["cosine_weight_k2"] > metrics["cosine_weight_k1"]
     records = read_history(out / "history.jsonl")
-    assert {(r["method"], r["epoch"]) for r in records} == {(m, e) for m in ("backprop", "lg-bp", "fg-w", "fg-a")
-                                                            for e in (0, 1)}  # fmt: skip
+    assert {(r["method"], r["epoch"]) for r in records} == {(m, e) for m in methods for e in (0, 1)}
+    assert 0 < metrics["cosine_activity_end_k1"] <= 1 and 0 < metrics["cosine_weight_end_k1"] <= 1
     assert_figure(out / "forward_learning.png", (1308, 483))
 
 

@@ -146,7 +146,7 @@ class ForwardGradientConfig:
 
 
 # forward_learning
-FORWARD_LEARNING_METHODS = ("backprop", "lg-bp", "fg-w", "fg-a")
+FORWARD_LEARNING_METHODS = ("backprop", "lg-bp", "fg-w", "fg-a", "heads")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,7 +156,8 @@ class ForwardLearningConfig:
     methods: str = setting(
         ",".join(FORWARD_LEARNING_METHODS),
         "comma-separated: backprop (end to end), lg-bp (backprop inside each block, local losses), "
-        "fg-w / fg-a (weight- / activity-perturbed forward gradients of the local losses)",
+        "fg-w / fg-a (weight- / activity-perturbed forward gradients of the local losses), heads (the heads "
+        "alone, the dense layers frozen at their start: what the exact heads learn on random features)",
     )
     epochs: int = setting(4, "passes over the training images, the same for every method", ge=1)
     batch_size: int = setting(128, "examples per step", ge=1)
