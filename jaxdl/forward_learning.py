@@ -14,7 +14,9 @@ Gradient With Local Losses", 2023) shrink n in two ways, both here:
 * **local losses**: each block of the network has its own small linear
   classifier head and loss, with ``stop_gradient`` between blocks, so each
   estimate only has to cover one block (greedy training; LG-BP is the same
-  objectives trained by backprop inside each block).
+  objectives trained by backprop inside each block). With G heads per block,
+  head j's loss reaches only the j-th group of the block's units, so an
+  activity-perturbed estimate covers ``H / G`` directions per example and head.
 
 Averaging ``k`` independent tangents divides the variance by k: the squared
 cosine between the estimate and ``g`` follows ``Beta(k / 2, (n - 1) / 2)``, of
@@ -45,6 +47,7 @@ __all__ = [
     "cosine",
     "dense_weight_gradient",
     "end_to_end_loss",
+    "group_losses",
     "guessed",
     "local_gradients",
     "local_losses",
