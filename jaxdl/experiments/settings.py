@@ -152,7 +152,9 @@ FORWARD_LEARNING_METHODS = ("backprop", "lg-bp", "fg-w", "fg-a", "heads")
 @dataclasses.dataclass(frozen=True)
 class ForwardLearningConfig:
     data: str = setting("", "local copy of MNIST; empty: $JAXDL_DATA_DIR or TFDS")
-    hidden: str = setting("256,256,256", "widths of the blocks (dense + ReLU + a linear head each), comma-separated")
+    hidden: str = setting(
+        "256,256,256", "widths of the blocks (a dense layer, ReLU and `groups` linear heads each), comma-separated"
+    )
     methods: str = setting(
         ",".join(FORWARD_LEARNING_METHODS),
         "comma-separated: backprop (end to end), lg-bp (backprop inside each block, local losses), "
