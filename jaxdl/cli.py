@@ -14,6 +14,7 @@ import threading
 from collections.abc import Sequence
 
 from jaxdl.errors import Finished, JaxdlError, Stopped, printable
+from jaxdl.results import RunResult
 
 EXIT_USAGE = 2
 
@@ -63,6 +64,16 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser(prog: str = "jaxdl") -> argparse.ArgumentParser:
+    """The command line's parser: ``list``, ``runs``, ``run``, ``reproduce`` and ``data``.
+
+    Building it imports no JAX. Its usage errors print one line and exit with status 2.
+
+    Args:
+      prog: the program name in usage and error lines.
+
+    Returns:
+      The parser; ``parse_args`` gives the subcommand in ``command``.
+    """
     parser = _Parser(prog=prog, description="Deep-learning basics in functional JAX.")
     from jaxdl import __version__  # jaxdl/__init__.py imports no JAX
 
@@ -113,14 +124,14 @@ def _dataset_names() -> list[str]:
     return list(DATASETS)
 
 
-def _summary(metrics: dict) -> str:
-    """The scalar metrics, one per line (lists stay in metrics.json)."""
+def _summary(result: RunResult) -> str:
+    """The scalar figures, one per line (lists stay in metrics.json), and what compiling took."""
     lines = []
-    for key, value in metrics.items():
+    for key, value in result.figures.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue
         lines.append(f"  {key:<24} {value:.4g}" if isinstance(value, float) else f"  {key:<24} {value}")
-    if compile_ := metrics.get("compile"):
+    if compile_ := result.compile:
         lines.append(
             f"  compiling: XLA {compile_['xla_s']:.2f} s for {compile_['programs']} programs "
             f"({compile_['cache_hits']} loaded from the cache), tracing and lowering "
@@ -155,6 +166,20 @@ def _stopped_line(e: Stopped, args: argparse.Namespace, prog: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "jaxdl") -> int:
+    """Runs one ``jaxdl`` command, turning every error a user can fix into one line on stderr.
+
+    SIGTERM ends a run as Ctrl-C does, keeping its files (inside training, at a step
+    boundary after a checkpoint).
+
+    Args:
+      argv: the arguments after the program name (None: ``sys.argv[1:]``).
+      prog: the program name in messages and in the command that resumes a stopped run.
+
+    Returns:
+      The exit status: 0 on success (or a resume with nothing to add), 1 for a
+      ``reproduce`` tour with a failed run (or, with ``--strict``, a missed claim), 2 for
+      a usage error or a fixable failure, 128 + the signal's number for a stopped run.
+    """
     args = build_parser(prog).parse_args(argv)
     # SIGTERM (a cluster's preemption, `kill`) ends a run like Ctrl-C: cleanly, keeping its files;
     # during training, fit stops at a step boundary and saves a checkpoint first.
@@ -222,8 +247,8 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace) -> tuple[str, dict]:
-    """``jaxdl run NAME``: the run directory's path and the metrics."""
+def _run(args: argparse.Namespace) -> tuple[str, RunResult]:
+    """``jaxdl run NAME``: the run directory's path and what the run measured."""
     if not args.distributed and (args.coordinator or args.num_processes is not None or args.process_id is not None):
         raise JaxdlError("--coordinator, --num-processes and --process-id need --distributed")
     from jaxdl import compilation_cache, experiments
@@ -271,11 +296,6 @@ def _reproduce(args: argparse.Namespace) -> int:
               f"{', '.join(dict.fromkeys(r['run'] for r in missed))}", file=sys.stderr)  # fmt: skip
         return 1
     return 0
-
-
-def run_script(name: str) -> None:
-    """Entry point of ``python experiments/NAME.py``: the options of ``jaxdl run NAME``."""
-    sys.exit(main(["run", name, *sys.argv[1:]], prog=f"experiments/{name}.py"))
 
 
 if __name__ == "__main__":

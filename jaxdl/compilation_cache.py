@@ -29,7 +29,14 @@ MAX_BYTES = 2**30
 
 
 def enable() -> Path | None:
-    """Turns the cache on (before anything compiles); returns its folder, or None where turned off."""
+    """Turns the cache on (before anything compiles).
+
+    Reads ``$JAXDL_COMPILATION_CACHE``: "off" (or 0, false, no) leaves the cache off, a path puts it
+    there; a ``$JAX_COMPILATION_CACHE_DIR`` of the user's own is left to JAX.
+
+    Returns:
+      The cache's folder, or None where turned off.
+    """
     setting = os.environ.get(ENV, "").strip()
     if setting.lower() in ("0", "off", "false", "no"):
         return None
@@ -89,6 +96,11 @@ class CompileClock:
         self._start = collections.Counter(_totals)
 
     def read(self) -> dict[str, float]:
+        """The seconds and counts since this clock was made.
+
+        Returns:
+          ``{"trace_s", "lower_s", "xla_s", "programs", "cache_hits"}``, seconds rounded to milliseconds.
+        """
         now = collections.Counter(_totals)
         now.subtract(self._start)
         figures = {name: round(now[name], 3) for name in ("trace_s", "lower_s", "xla_s")}

@@ -40,6 +40,15 @@ def _mean_std(values: np.ndarray, chunk: int = 4096) -> tuple[float, float]:
 
 
 def info(args: argparse.Namespace) -> int:
+    """``jaxdl data info NAME``: where a data set comes from, its splits' sizes and pixel statistics, and
+    its class counts, printed as tables.
+
+    Args:
+      args: the parsed command line: ``name``, ``split`` (None for every split) and ``data``.
+
+    Returns:
+      The exit status, 0.
+    """
     spec = data_lib.loader.spec_for(args.name)
     loaded = []
     for split in _splits(args.name, args.split, args.data):
@@ -67,6 +76,18 @@ def info(args: argparse.Namespace) -> int:
 
 
 def show(args: argparse.Namespace) -> int:
+    """``jaxdl data show NAME``: a grid of random examples (or a scatter of points) saved as a PNG.
+
+    Args:
+      args: the parsed command line: ``name``, ``split`` (default "train"), ``data``, ``count``
+        (images in the grid), ``seed`` (which ones) and ``out`` (default ``runs/data/NAME-SPLIT.png``).
+
+    Returns:
+      The exit status, 0.
+
+    Raises:
+      JaxdlError: a count below 1, or an output path that is not a ``.png``.
+    """
     from jaxdl import plots
     from jaxdl.rundir import save_figure
 
@@ -90,4 +111,12 @@ def show(args: argparse.Namespace) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Runs ``jaxdl data info`` or ``jaxdl data show``, as ``args.data_command`` says.
+
+    Args:
+      args: the parsed command line.
+
+    Returns:
+      The command's exit status.
+    """
     return {"info": info, "show": show}[args.data_command](args)

@@ -40,10 +40,16 @@ _ARGUMENT = re.compile(r"\{(" + "|".join(PYTHON_NAMES) + r")\}")
 
 
 def printable(text: str) -> str:
-    """``text`` with the bytes of a file name that is not UTF-8 shown escaped (``\\xff``).
+    r"""``text`` with the bytes of a file name that is not UTF-8 shown escaped (``\xff``).
 
-    Python reads such a name (legal on Linux: ``b"\\xff.png"``) as a string holding
+    Python reads such a name (legal on Linux: ``b"\xff.png"``) as a string holding
     surrogates, which a UTF-8 terminal or file refuses to print.
+
+    Args:
+      text: any string, perhaps holding surrogate escapes.
+
+    Returns:
+      A string that encodes as UTF-8.
     """
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
@@ -53,6 +59,13 @@ class JaxdlError(Exception):
 
     The command line prints :meth:`cli_message` without a traceback and exits
     with status 2.
+
+    Args:
+      message: the line, naming arguments as ``{out}``, ``{resume}``, ...; ``str(error)`` names them
+        as Python does (``out``, ``resume=True``).
+
+    Attributes:
+      template: the message with its ``{argument}`` placeholders.
     """
 
     def __init__(self, message: str):
@@ -60,7 +73,11 @@ class JaxdlError(Exception):
         super().__init__(_ARGUMENT.sub(lambda m: PYTHON_NAMES[m.group(1)], self.template))
 
     def cli_message(self) -> str:
-        """The message with arguments named as the command line's options."""
+        """The message with arguments named as the command line's options.
+
+        Returns:
+          The line, with ``{out}`` as ``--out`` and so on.
+        """
         return _ARGUMENT.sub(lambda m: CLI_NAMES[m.group(1)], self.template)
 
 
@@ -69,12 +86,21 @@ class Stopped(JaxdlError):
 
     The command line prints the one-line message and exits with ``exit_status``
     (128 + the signal's number, as a shell reports a process the signal ended).
+
+    Args:
+      message: the line, saying how to resume.
+      signal_number: the signal that stopped training.
+      run_dir: the run directory to resume.
+
+    Attributes:
+      exit_status: 128 + ``signal_number``.
+      run_dir: the run directory to resume.
     """
 
     def __init__(self, message: str, signal_number: int, run_dir: str):
         super().__init__(message)
         self.exit_status = 128 + signal_number
-        self.run_dir = run_dir  # the directory to resume
+        self.run_dir = run_dir
 
 
 class Finished(JaxdlError):

@@ -154,7 +154,15 @@ def guessed(loss: Callable, params, guess) -> tuple[jax.Array, object]:
 
 
 def cosine(a, b) -> jax.Array:
-    """The cosine between two pytrees of the same structure, read as flat vectors."""
+    """The cosine between two pytrees of the same structure, read as flat vectors.
+
+    Args:
+      a: a pytree of arrays, such as a gradient estimate.
+      b: a pytree of the same structure, such as the exact gradient.
+
+    Returns:
+      ``a . b / (|a| |b|)``, a scalar.
+    """
     a, b = ravel_pytree(a)[0], ravel_pytree(b)[0]
     return a @ b / (jnp.linalg.norm(a) * jnp.linalg.norm(b))
 
@@ -163,6 +171,14 @@ def cosine(a, b) -> jax.Array:
 
 
 def block_name(i: int) -> str:
+    """The key of block ``i`` in a blocked MLP's parameters.
+
+    Args:
+      i: the block's index, from 0 at the input.
+
+    Returns:
+      ``"block{i}"``.
+    """
     return f"block{i}"
 
 
@@ -223,20 +239,46 @@ def _group_views(z: jax.Array, groups: int) -> jax.Array:
 
 
 def group_losses(head: dict, z: jax.Array, y: jax.Array) -> jax.Array:
-    """A block's local losses ``(B, G)``: head j's cross-entropy, differentiable in group j of ``z`` only."""
+    """A block's local losses ``(B, G)``: head j's cross-entropy, differentiable in group j of ``z`` only.
+
+    Args:
+      head: the block's heads, ``{"w": (G, H, C), "b": (G, C)}``.
+      z: ``(B, H)`` the block's pre-activations; every head reads ``relu(z)`` whole.
+      y: ``(B,)`` integer labels.
+
+    Returns:
+      ``(B, G)`` per-example losses, loss ``[i, j]`` passing derivatives to ``z[i]``'s group j only.
+    """
     logits = _heads(head, relu(_group_views(z, head["w"].shape[0])))
     return softmax_cross_entropy(logits, jnp.broadcast_to(y[None], logits.shape[:2]), reduction="none").T
 
 
 def blocked_mlp_apply(params: dict, x: jax.Array) -> jax.Array:
-    """The network's logits ``(B, classes)``: every block in turn, then the mean of the last block's heads."""
+    """The network's logits: every block in turn, then the mean of the last block's heads.
+
+    Args:
+      params: from :func:`blocked_mlp_init`.
+      x: ``(B, in)`` inputs.
+
+    Returns:
+      ``(B, classes)`` logits.
+    """
     for i in range(len(params)):
         x = relu(_dense(params[block_name(i)]["dense"], x))
     return _heads(params[block_name(len(params) - 1)]["head"], x).mean(0)
 
 
 def end_to_end_loss(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
-    """The cross-entropy of the network's output: what backprop trains."""
+    """The cross-entropy of the network's output: what backprop trains.
+
+    Args:
+      params: from :func:`blocked_mlp_init`.
+      x: ``(B, in)`` inputs.
+      y: ``(B,)`` integer labels.
+
+    Returns:
+      The mean cross-entropy, a scalar.
+    """
     return softmax_cross_entropy(blocked_mlp_apply(params, x), y)
 
 
@@ -247,6 +289,14 @@ def local_losses(params: dict, x: jax.Array, y: jax.Array) -> jax.Array:
     ``jax.grad`` of the sum trains each block (and its heads) on its own loss
     alone: LG-BP, backprop inside each block. With G heads, head j's loss
     reaches the dense layer through the j-th group of units only.
+
+    Args:
+      params: from :func:`blocked_mlp_init`.
+      x: ``(B, in)`` inputs.
+      y: ``(B,)`` integer labels.
+
+    Returns:
+      ``(L,)`` one loss per block.
     """
     losses = []
     for i in range(len(params)):

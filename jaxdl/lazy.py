@@ -14,6 +14,14 @@ def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable[[str],
 
     A name that is not exported but is a submodule (``jaxdl.plots``) is imported as
     an eager ``import`` of the package would have bound it.
+
+    Args:
+      package: the package's ``__name__``; it must be in ``sys.modules`` (call this from its
+        ``__init__``).
+      exports: ``{name: module that defines it}``.
+
+    Returns:
+      The module-level ``__getattr__`` and ``__dir__`` to assign in the package (PEP 562).
     """
     namespace = sys.modules[package].__dict__
 

@@ -24,7 +24,12 @@ except ImportError:  # pragma: no cover - Windows
 
 
 class Locked(Exception):
-    """Another process holds the lock; ``holder`` is its process id as the lock file says."""
+    """Another process holds the lock; ``holder`` is its process id as the lock file says.
+
+    Args:
+      path: the lock file.
+      holder: the holder's process id as text ("?" when the file was empty).
+    """
 
     def __init__(self, path: Path, holder: str):
         super().__init__(f"{path} is held by process {holder}")
@@ -32,15 +37,28 @@ class Locked(Exception):
 
 
 class FileLock:
-    """An exclusive lock on ``path``, held from :meth:`acquire` until :meth:`release` or the process ends."""
+    """An exclusive lock on ``path``, held from :meth:`acquire` until :meth:`release` or the process ends.
+
+    Args:
+      path: the lock file; created by :meth:`acquire` and removed by :meth:`release`.
+    """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._fd: int | None = None
 
     def acquire(self, *, wait: bool = False, on_wait: Callable[[str], None] | None = None) -> None:
-        """Takes the lock; if another process holds it, raises :class:`Locked` or, with ``wait``,
-        calls ``on_wait(holder)`` and blocks until it is free."""
+        """Takes the lock; if another process holds it, raises :class:`Locked` or waits.
+
+        Does nothing where ``flock`` does not exist, or when this object holds the lock already.
+
+        Args:
+          wait: block until the lock is free instead of raising.
+          on_wait: called once with the holder's process id before blocking (to say why nothing happens).
+
+        Raises:
+          Locked: another process holds it and ``wait`` is False.
+        """
         if fcntl is None or self._fd is not None:
             return
         while True:
@@ -68,6 +86,7 @@ class FileLock:
             return
 
     def release(self) -> None:
+        """Removes the lock file and releases the lock (nothing if not held)."""
         if self._fd is not None:
             self.path.unlink(missing_ok=True)  # still held: nobody else can be writing it
             os.close(self._fd)  # closing the descriptor releases the flock
@@ -78,7 +97,14 @@ class FileLock:
 
 
 def held(path: str | os.PathLike) -> bool:
-    """Whether a process holds the lock at ``path`` now (read only: nothing is created or taken for long)."""
+    """Whether a process holds the lock at ``path`` now (read only: nothing is created or taken for long).
+
+    Args:
+      path: the lock file.
+
+    Returns:
+      True while another process (or this one) holds it; False when there is no file or no holder.
+    """
     if fcntl is None:
         return False
     try:
@@ -104,7 +130,15 @@ def _names(path: Path, fd: int) -> bool:
 
 
 def remove_orphans(folder: str | os.PathLike, pattern: str = "*.lock") -> list[Path]:
-    """Removes the lock files in ``folder`` that no process holds (left by a killed holder); returns them."""
+    """Removes the lock files in ``folder`` that no process holds (left by a killed holder).
+
+    Args:
+      folder: where to look.
+      pattern: a glob of the lock files' names.
+
+    Returns:
+      The paths removed.
+    """
     removed = []
     if fcntl is None:  # pragma: no cover - nothing was locked
         return removed

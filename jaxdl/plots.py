@@ -17,6 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from jaxdl.results import Group  # noqa: E402
+
 _FILE_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
 
 
@@ -28,6 +30,9 @@ def save_shown_figures(script: str | None) -> None:
     and a line says where. In a Jupyter kernel (``script`` None: there is no ``__file__``) or with
     an interactive backend, nothing changes. A notebook calls it as
     ``plots.save_shown_figures(globals().get("__file__"))``.
+
+    Args:
+      script: the running script's path (its ``__file__``), or None in a notebook kernel.
     """
     if script is None or plt.get_backend().lower() not in _FILE_BACKENDS:
         return
@@ -52,7 +57,18 @@ def decision_boundary(
     title: str = "",
     resolution: int = 150,  # grid points per axis: 300 drew the same picture at twice the cost
 ) -> Figure:
-    """Scatter of 2-D points coloured by label over the model's P(y = 1), with the 0.5 contour."""
+    """Scatter of 2-D points coloured by label over the model's P(y = 1), with the 0.5 contour.
+
+    Args:
+      predict_proba: maps ``(M, 2)`` float32 points to ``(M,)`` probabilities of class 1.
+      x: ``(N, 2)`` points.
+      y: ``(N,)`` labels, 0 or 1.
+      title: the axes' title; a default names the contour.
+      resolution: grid points per axis at which ``predict_proba`` is evaluated.
+
+    Returns:
+      The figure.
+    """
     pad = 0.05 * (x.max(axis=0) - x.min(axis=0))
     lo, hi = x.min(axis=0) - pad, x.max(axis=0) + pad
     gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution))
@@ -82,7 +98,15 @@ def loss_accuracy_curves(
 ) -> Figure:
     """Side-by-side loss and accuracy (in %) curves, as in the tutorial's figure.
 
-    ``reference`` is an optional (loss, accuracy %) pair drawn as dashed lines.
+    Args:
+      loss: one training loss per step or epoch.
+      accuracy: the matching accuracies, as fractions in [0, 1].
+      xlabel: what one point is ("epoch", "step").
+      reference: an optional (loss, accuracy %) pair drawn as dashed lines (the tutorial's final values).
+      title: the figure's title, or "" for none.
+
+    Returns:
+      The figure.
     """
     steps = np.arange(1, len(loss) + 1)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
@@ -110,7 +134,19 @@ def distribution(
     title: str = "",
     unit: str = "",
 ) -> Figure:
-    """Histogram of a figure over many runs, with its mean and a reference value marked."""
+    """Histogram of a figure over many runs, with its mean and a reference value marked.
+
+    Args:
+      values: one value per run.
+      xlabel: what the values are.
+      reference: a value to mark with a dashed line (the tutorial's), or None.
+      reference_label: the reference's legend entry; by default the value itself.
+      title: the axes' title.
+      unit: appended to the mean in the legend (e.g. "%").
+
+    Returns:
+      The figure.
+    """
     values = np.asarray(values)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.hist(values, bins=min(30, max(5, len(values) // 3)), color="tab:blue", alpha=0.8)
@@ -128,7 +164,17 @@ def image_grid(
     columns: int = 8,
     title: str = "",
 ) -> Figure:
-    """uint8 images (N, H, W, C) in a grid, each with its caption (e.g. "3: cat")."""
+    """uint8 images (N, H, W, C) in a grid, each with its caption (e.g. "3: cat").
+
+    Args:
+      images: uint8 ``(N, H, W, C)``, C 1 (drawn in gray) or 3.
+      captions: one caption per image, or None.
+      columns: images per row.
+      title: the figure's title.
+
+    Returns:
+      The figure.
+    """
     n = len(images)
     rows = max(1, -(-n // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(1.4 * columns, 1.6 * rows + 0.4), squeeze=False)
@@ -152,7 +198,18 @@ def image_grid(
 def scatter_classes(
     points: np.ndarray, labels: np.ndarray, class_names: Sequence[str], title: str = "", axis_name: str = "x"
 ) -> Figure:
-    """2-D points coloured by class; axes named ``axis_name``_1 and _2."""
+    """2-D points coloured by class; axes named ``axis_name``_1 and _2.
+
+    Args:
+      points: ``(N, 2)`` points, e.g. VAE latents.
+      labels: ``(N,)`` integer labels.
+      class_names: the classes in label order, for the legend.
+      title: the axes' title.
+      axis_name: the letter the axes are named by ("x", "z").
+
+    Returns:
+      The figure.
+    """
     fig, ax = plt.subplots(figsize=(6, 5))
     for label, name in enumerate(class_names):
         pts = points[labels == label]
@@ -175,6 +232,17 @@ def epoch_curves(
     ``step_losses`` (one per training step of the epochs ending at the last
     record) adds the training loss within epochs, so a run of one epoch still
     shows a curve: a moving average over a twentieth of an epoch.
+
+    Args:
+      history: the run's epoch records (``history.jsonl``), each with ``"epoch"`` and
+        ``"train_<metric>"``/``"val_<metric>"`` keys.
+      metrics: the metrics to draw, one panel each; accuracies are drawn in %.
+      title: the figure's title.
+      test: ``{metric: value}`` measured on the test split at the end, or None.
+      step_losses: per-step training losses, or None.
+
+    Returns:
+      The figure.
     """
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
     epochs = [r["epoch"] for r in history]
@@ -224,9 +292,22 @@ def replica_curves(
     test: dict[str, np.ndarray] | None = None,
     title: str = "",
 ) -> Figure:
-    """Replicas' training curves: per group of replicas (a swept setting, or all seeds), the mean over
-    its replicas with a shaded 95% interval, train solid and validation dashed; the test mean and
-    interval at the end as a point with an error bar."""
+    """Replicas' training curves, a band of the 95% interval around each group's mean.
+
+    Per group of replicas (a swept setting, or all seeds), the mean over its replicas with a shaded
+    95% interval, train solid and validation dashed; the test mean and interval at the end as a point
+    with an error bar.
+
+    Args:
+      history: epoch records holding ``"replicas": {"train_<metric>": [one value per replica], ...}``.
+      metrics: the metrics to draw, one panel each.
+      groups: ``(settings, replica indices)`` pairs; settings name the group in the legend.
+      test: ``{"test_<metric>": (R,) values}`` at the end, or None.
+      title: the figure's title.
+
+    Returns:
+      The figure.
+    """
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4.2), squeeze=False)
     epochs = np.array([r["epoch"] for r in history])
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -260,21 +341,33 @@ def replica_curves(
     return fig
 
 
-def sweep(key: str, groups: Sequence[dict], metric: str, title: str = "") -> Figure:
-    """A swept setting against a metric: each group's mean over seeds with its 95% interval as an
-    error bar, one line per combination of the other swept settings; a log axis for a setting
-    whose values span more than a factor of 10."""
+def sweep(key: str, groups: Sequence[Group], metric: str, title: str = "") -> Figure:
+    """A swept setting against a metric, with 95% intervals over seeds.
+
+    Each group's mean over seeds with its 95% interval as an error bar, one line per combination of the
+    other swept settings; a log axis for a setting whose values span more than a factor of 10.
+
+    Args:
+      key: the swept setting on the x axis.
+      groups: one :class:`jaxdl.results.Group` per combination of settings: its ``settings`` and its
+        ``intervals`` (per metric, the summary from :func:`jaxdl.stats.interval`).
+      metric: the metric on the y axis (in % when it ends in "accuracy").
+      title: the axes' title; a default names the metric and the setting.
+
+    Returns:
+      The figure.
+    """
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     scale = 100 if metric.endswith("accuracy") else 1
-    others: dict[tuple, list[dict]] = {}
+    others: dict[tuple, list[Group]] = {}
     for group in groups:
-        rest = tuple((k, v) for k, v in group["settings"].items() if k != key)
+        rest = tuple((k, v) for k, v in group.settings.items() if k != key)
         others.setdefault(rest, []).append(group)
-    values = sorted({g["settings"][key] for g in groups})
+    values = sorted({g.settings[key] for g in groups})
     for rest, members in others.items():
-        members = sorted(members, key=lambda g: g["settings"][key])
-        x = np.array([g["settings"][key] for g in members], float)
-        summaries = [g["intervals"][metric] for g in members]
+        members = sorted(members, key=lambda g: g.settings[key])
+        x = np.array([g.settings[key] for g in members], float)
+        summaries = [g.intervals[metric] for g in members]
         y = np.array([np.nan if s["mean"] is None else s["mean"] for s in summaries]) * scale
         err = np.array([0.0 if s["half_width"] is None else s["half_width"] for s in summaries]) * scale
         n = max(s["n"] for s in summaries)
@@ -291,7 +384,17 @@ def sweep(key: str, groups: Sequence[dict], metric: str, title: str = "") -> Fig
 
 
 def mode_ratios(records: Sequence[dict], crossover: float) -> Figure:
-    """Forward/reverse time ratio (median and 95% interval) and FLOP ratio against n/m, with the theory."""
+    """Forward/reverse time ratio (median and 95% interval) and FLOP ratio against n/m, with the theory.
+
+    Args:
+      records: one dict per (n, m) network of the autodiff-modes experiment, with ``"n"``, ``"m"``,
+        ``"time_ratio_fwd_over_rev"`` (and optionally its ``"time_ratio_low"``/``"time_ratio_high"``),
+        ``"flop_ratio_fwd_over_rev"``, ``"chain_flops_f1"`` and ``"chain_flops_r1"``.
+      crossover: the fitted n/m where forward mode stops being faster, marked if finite.
+
+    Returns:
+      The figure.
+    """
     fig, (ax_t, ax_f) = plt.subplots(1, 2, figsize=(12, 4.8))
     sizes = sorted({r["m"] for r in records})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -330,7 +433,18 @@ def mode_ratios(records: Sequence[dict], crossover: float) -> Figure:
 def overlaid_curves(
     records: Sequence[dict], keys: Sequence[str], ylabel: str, title: str = "", x: str = "epoch"
 ) -> Figure:
-    """Several series on one axis (dashed after the first, so coinciding curves stay visible)."""
+    """Several series on one axis (dashed after the first, so coinciding curves stay visible).
+
+    Args:
+      records: dicts holding ``x`` and every key of ``keys``.
+      keys: the series to draw, each a key of the records.
+      ylabel: the y axis's label.
+      title: the axes' title; by default "the curves coincide".
+      x: the key of the x values.
+
+    Returns:
+      The figure.
+    """
     fig, ax = plt.subplots(figsize=(6.5, 4))
     epochs = [r[x] for r in records]
     for i, key in enumerate(keys):
@@ -342,7 +456,16 @@ def overlaid_curves(
 
 
 def consistency(records: Sequence[dict], metrics: dict) -> Figure:
-    """Monte Carlo error against sample size (log-log) and gradient-estimator variances."""
+    """Monte Carlo error against sample size (log-log) and gradient-estimator variances.
+
+    Args:
+      records: one dict per sample size, ``{"samples", "rmse"}``.
+      metrics: the Monte Carlo experiment's metrics: ``"rmse_slope"``, ``"gradient_exact"`` and per
+        estimator (score, score_baseline, pathwise) ``"gradient_<name>_variance"`` and ``"_mean"``.
+
+    Returns:
+      The figure.
+    """
     fig, (ax_e, ax_g) = plt.subplots(1, 2, figsize=(11, 4.2))
     s = np.array([r["samples"] for r in records])
     rmse = np.array([r["rmse"] for r in records])
@@ -374,7 +497,17 @@ def consistency(records: Sequence[dict], metrics: dict) -> Figure:
 
 
 def universal_approximation(x: np.ndarray, truth: np.ndarray, fits: dict, records: Sequence[dict]) -> Figure:
-    """1-D fits for several widths next to the max error against the width (1-D and 2-D)."""
+    """1-D fits for several widths next to the max error against the width (1-D and 2-D).
+
+    Args:
+      x: the 1-D grid the fits were evaluated on.
+      truth: the target function on ``x``.
+      fits: ``{width: the fitted network's values on x}``.
+      records: one dict per fit, ``{"dim", "width", "max_error"}``.
+
+    Returns:
+      The figure.
+    """
     fig, (ax_f, ax_e) = plt.subplots(1, 2, figsize=(11, 4.2))
     ax_f.plot(x, truth, "k", lw=2.5, label="f")
     for width, y in fits.items():
@@ -392,7 +525,16 @@ def universal_approximation(x: np.ndarray, truth: np.ndarray, fits: dict, record
 
 
 def minibatch(sizes: Sequence[int], variance: Sequence[float], curves: dict) -> Figure:
-    """Gradient variance against batch size; SGD loss against epochs and against seconds."""
+    """Gradient variance against batch size; SGD loss against epochs and against seconds.
+
+    Args:
+      sizes: the batch sizes B.
+      variance: the total variance of the minibatch gradient at each size.
+      curves: ``{B: [{"epoch", "seconds", "loss"}, ...]}`` full-batch losses of SGD runs.
+
+    Returns:
+      The figure.
+    """
     fig, (ax_v, ax_e, ax_t) = plt.subplots(1, 3, figsize=(15, 4.2))
     ax_v.loglog(sizes, variance, "o-", label="measured")
     ax_v.loglog(sizes, variance[0] / np.asarray(sizes, float), "k--", lw=1, label="1/B")
@@ -413,7 +555,16 @@ def minibatch(sizes: Sequence[int], variance: Sequence[float], curves: dict) -> 
 
 
 def gradient_norms(at_init: dict, after: dict, init_norms: dict) -> Figure:
-    """Per-layer weight-gradient norms: by activation at initialisation, after training, by initialisation."""
+    """Per-layer weight-gradient norms: by activation at initialisation, after training, by initialisation.
+
+    Args:
+      at_init: ``{activation: [norm per layer]}`` at initialisation.
+      after: the same after some SGD steps.
+      init_norms: ``{initialisation: [norm per layer]}``.
+
+    Returns:
+      The figure, three panels on a log scale.
+    """
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.5), sharey=False)
     for ax, series, title in (
         (axes[0], at_init, "by activation, at initialisation"),
@@ -431,7 +582,15 @@ def gradient_norms(at_init: dict, after: dict, init_norms: dict) -> Figure:
 
 
 def optimizer_paths(paths: dict, functions: dict) -> Figure:
-    """Optimizer trajectories over the contours of each 2-D test function."""
+    """Optimizer trajectories over the contours of each 2-D test function.
+
+    Args:
+      paths: ``{problem: {optimizer name: (steps, 2) array of iterates}}``.
+      functions: ``{problem: f}``, f mapping a ``(2,)`` array to a positive scalar.
+
+    Returns:
+      The figure, one panel per problem.
+    """
     fig, axes = plt.subplots(1, len(paths), figsize=(6.5 * len(paths), 5), squeeze=False)
     for ax, (problem, by_name) in zip(axes[0], paths.items(), strict=True):
         every = np.concatenate(list(by_name.values()))
@@ -452,6 +611,17 @@ def optimizer_paths(paths: dict, functions: dict) -> Figure:
 
 
 def range_test(rates: np.ndarray, losses: np.ndarray, smooth: np.ndarray, suggested: float) -> Figure:
+    """The learning-rate range test: the loss per step as the rate rises, and the suggested rate.
+
+    Args:
+      rates: the learning rate of each step, rising.
+      losses: the training loss at each step.
+      smooth: the smoothed losses.
+      suggested: the rate to mark (where the smoothed loss falls fastest).
+
+    Returns:
+      The figure.
+    """
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ax.semilogx(rates, losses, alpha=0.4, label="loss per step")
     ax.semilogx(rates, smooth, lw=2, label="smoothed")
@@ -464,7 +634,14 @@ def range_test(rates: np.ndarray, losses: np.ndarray, smooth: np.ndarray, sugges
 
 
 def regularization(histories: dict) -> Figure:
-    """Train (solid) and validation (dashed) loss and accuracy per epoch, one column per regulariser."""
+    """Train (solid) and validation (dashed) loss and accuracy per epoch, one column per regulariser.
+
+    Args:
+      histories: ``{regulariser: epoch records with train_/val_ loss and accuracy}``.
+
+    Returns:
+      The figure.
+    """
     n = len(histories)
     fig, axes = plt.subplots(2, n, figsize=(4 * n, 6.4), sharex=True, sharey="row", squeeze=False)
     for col, (name, history) in enumerate(histories.items()):
@@ -485,7 +662,15 @@ def regularization(histories: dict) -> Figure:
 
 
 def forward_gradient(curves: dict, metrics: dict) -> Figure:
-    """Per network: training loss against steps and against seconds, backprop and forward gradient."""
+    """Per network: training loss against steps and against seconds, backprop and forward gradient.
+
+    Args:
+      curves: ``{network: {"backprop" | "forward": {"losses": [...], "seconds_per_step": float}}}``.
+      metrics: holds ``"<network>_parameters"``, the parameter count shown in each title.
+
+    Returns:
+      The figure: a column per network.
+    """
     fig, axes = plt.subplots(2, len(curves), figsize=(5 * len(curves), 7.5), squeeze=False)
     for col, (name, runs) in enumerate(curves.items()):
         for estimator, style in (("backprop", "tab:blue"), ("forward", "tab:orange")):
@@ -508,9 +693,17 @@ def forward_gradient(curves: dict, metrics: dict) -> Figure:
 
 
 def forward_learning(curves: dict, ks: Sequence[int], cosines: dict, theory: dict) -> Figure:
-    """Test accuracy against epoch per method (``{label: (accuracy (seeds, epochs + 1), colour)}``, mean
-    and 95% interval over seeds), and each forward estimator's cosine to the exact local gradient
-    against the number of tangents k, per block, beside its theory (``{n: values at ks}``)."""
+    """Test accuracy against epoch per method, and each forward estimator's cosine against tangents k.
+
+    Args:
+      curves: ``{label: (accuracy (seeds, epochs + 1), colour)}``, drawn as the mean and 95% interval.
+      ks: the numbers of tangents measured.
+      cosines: ``{estimator: (len(ks), blocks)}`` cosines to the exact local gradient.
+      theory: ``{n: values at ks}``, the weight-perturbed theory for n directions.
+
+    Returns:
+      The figure, two panels side by side.
+    """
     fig, (acc, cos) = plt.subplots(1, 2, figsize=(12, 4.5))
     for name, (accuracy, color) in curves.items():  # accuracy: (seeds, epochs + 1)
         mean, low, high = _band(100 * np.asarray(accuracy, float))
@@ -539,7 +732,15 @@ def forward_learning(curves: dict, ks: Sequence[int], cosines: dict, theory: dic
 
 
 def curvature_spectra(metrics: dict, densities: dict) -> Figure:
-    """Top Hessian eigenvalues (Lanczos) and the eigenvalue density at initialisation and after training."""
+    """Top Hessian eigenvalues (Lanczos) and the eigenvalue density at initialisation and after training.
+
+    Args:
+      metrics: holds ``"<network>_top_eigenvalues"`` for each network.
+      densities: ``{network: {when: (grid, density)}}``, e.g. ``when`` "initialisation" and "trained".
+
+    Returns:
+      The figure.
+    """
     names = list(densities)
     fig, axes = plt.subplots(1, 1 + len(names), figsize=(5 * (1 + len(names)), 4.2), squeeze=False)
     ax = axes[0][0]
@@ -562,7 +763,15 @@ def curvature_spectra(metrics: dict, densities: dict) -> Figure:
 
 
 def loss_slices(slices: dict) -> Figure:
-    """Filter-normalised 1-D slices of the loss (all networks) and a 2-D slice per network."""
+    """Filter-normalised 1-D slices of the loss (all networks) and a 2-D slice per network.
+
+    Args:
+      slices: ``{network: {"line": (points, values), "square": (points, values 2-D)}}``, as
+        :func:`jaxdl.curvature.loss_slice` computes them.
+
+    Returns:
+      The figure.
+    """
     names = list(slices)
     fig, axes = plt.subplots(1, 1 + len(names), figsize=(5 * (1 + len(names)), 4.2), squeeze=False)
     ax = axes[0][0]
@@ -588,6 +797,16 @@ def diagnostics(history: Sequence[dict], title: str = "") -> Figure:
     Four panels, one line per layer: activation std, fraction of dead features,
     gradient norm (log scale) and log10 of the update-to-parameter ratio, with
     makemore's rule of thumb of about -3 marked.
+
+    Args:
+      history: epoch records; those with a ``"diagnostics"`` entry are drawn.
+      title: the figure's title.
+
+    Returns:
+      The figure.
+
+    Raises:
+      ValueError: no record holds diagnostics.
     """
     records = [r for r in history if "diagnostics" in r]
     if not records:
@@ -625,7 +844,17 @@ def diagnostics(history: Sequence[dict], title: str = "") -> Figure:
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, class_names: Sequence[str], title: str = "") -> Figure:
-    """Counts of (true class, predicted class), each row's share as colour, the diagonal being right."""
+    """Counts of (true class, predicted class), each row's share as colour, the diagonal being right.
+
+    Args:
+      labels: ``(N,)`` true labels.
+      predicted: ``(N,)`` predicted labels.
+      class_names: the classes in label order.
+      title: the axes' title; by default the accuracy.
+
+    Returns:
+      The figure.
+    """
     k = len(class_names)
     counts = np.zeros((k, k), int)
     np.add.at(counts, (np.asarray(labels), np.asarray(predicted)), 1)

@@ -16,7 +16,11 @@ _quiet = contextvars.ContextVar("jaxdl_quiet", default=False)
 
 @contextlib.contextmanager
 def quiet(on: bool = True) -> Iterator[None]:
-    """No stage lines and no bars inside the block (a run's own lines, such as each epoch's, stay)."""
+    """No stage lines and no bars inside the block (a run's own lines, such as each epoch's, stay).
+
+    Args:
+      on: False makes the block as loud as usual (so a flag can be passed straight through).
+    """
     token = _quiet.set(on)
     try:
         yield
@@ -33,8 +37,16 @@ def _in_notebook() -> bool:
 def progress_bar(total: int, desc: str, unit: str = "it", delay: float = 0.0) -> tqdm:
     """A tqdm bar on stderr, or a notebook's; disabled when quiet or when stderr is not a terminal.
 
-    Use as a context manager and call ``bar.update(n)`` / ``bar.set_postfix_str``. ``delay``: seconds
-    before it first shows (a step that ends sooner shows no bar).
+    Use as a context manager and call ``bar.update(n)`` / ``bar.set_postfix_str``.
+
+    Args:
+      total: the number of units the work has.
+      desc: what is being done, shown before the bar.
+      unit: what one unit is ("image", "step").
+      delay: seconds before it first shows (a step that ends sooner shows no bar).
+
+    Returns:
+      The ``tqdm`` bar (disabled where it would not be seen).
     """
     notebook = _in_notebook()
     bar = tqdm
@@ -45,6 +57,10 @@ def progress_bar(total: int, desc: str, unit: str = "it", delay: float = 0.0) ->
 
 
 def stage(text: str) -> None:
-    """One line on stdout saying what a long step is doing (in a log too); none when quiet."""
+    """One line on stdout saying what a long step is doing (in a log too); none when quiet.
+
+    Args:
+      text: the line, e.g. "compiling the train step".
+    """
     if not _quiet.get():
         print(text, flush=True)

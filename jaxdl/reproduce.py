@@ -34,32 +34,54 @@ from jaxdl.claims import Claim, Run
 from jaxdl.data import local_copies
 from jaxdl.errors import JaxdlError, Stopped
 from jaxdl.locks import FileLock, Locked
+from jaxdl.results import RunResult
 from jaxdl.rundir import LOCK_FILE, atomic_write_text, environment, write_json
 from jaxdl.runner import run_experiment
 from jaxdl.stats import format_interval
 
 REPORT_VERSION = 1
-Runner = Callable[..., tuple[str, dict[str, Any]]]  # run_experiment's signature
+Runner = Callable[..., tuple[str, RunResult]]  # run_experiment's signature
 
 
 @dataclasses.dataclass(frozen=True)
 class TourRun:
-    """One :class:`jaxdl.claims.Run` and the experiment it belongs to."""
+    """One :class:`jaxdl.claims.Run` and the experiment it belongs to.
+
+    Attributes:
+      experiment: the experiment's name in the registry.
+      run: the run, its settings and claims.
+    """
 
     experiment: str
     run: Run
 
     @property
     def name(self) -> str:
+        """The run's name, unique over the tour."""
         return self.run.name
 
 
 def tour() -> list[TourRun]:
-    """Every experiment's claimed runs, in the registry's order."""
+    """Every experiment's claimed runs, in the registry's order.
+
+    Returns:
+      A list of :class:`TourRun`.
+    """
     return [TourRun(name, run) for name in experiments.names() for run in experiments.get(name).claims]
 
 
 def select(only: Sequence[str] | None) -> list[TourRun]:
+    """The tour's runs named in ``only``, in that order; every run when ``only`` is empty.
+
+    Args:
+      only: run names, or None.
+
+    Returns:
+      A list of :class:`TourRun`.
+
+    Raises:
+      JaxdlError: for an unknown name, suggesting the closest one.
+    """
     runs = tour()
     if not only:
         return runs
@@ -84,14 +106,28 @@ def _data_problem(name: str) -> str | None:
 
 
 def where(env: dict[str, Any]) -> str:
-    """Hardware and JAX version in a few words, e.g. ``CPU x2, jax 0.10.2``."""
+    """Hardware and JAX version in a few words, e.g. ``CPU x2, jax 0.10.2``.
+
+    Args:
+      env: a run's environment, as :func:`jaxdl.rundir.environment` records it.
+
+    Returns:
+      The text of the report's "where" column.
+    """
     backend = env.get("backend", "?")
     count = env.get("cpu_count") if backend == "cpu" else len(env.get("devices", []))
     return f"{backend.upper()} x{count}, jax {env.get('versions', {}).get('jax')}"
 
 
 def hardware(env: dict[str, Any]) -> str:
-    """A short description of where a run ran, e.g. ``cpu x 2 cores (Intel Xeon ...)``."""
+    """A short description of where a run ran, e.g. ``CPU, 2 cores (Intel Xeon ...)``.
+
+    Args:
+      env: a run's environment, as :func:`jaxdl.rundir.environment` records it.
+
+    Returns:
+      The backend with its core count and CPU model, or the count and kinds of accelerators.
+    """
     backend = env.get("backend", "?")
     if backend == "cpu":
         text = f"CPU, {env.get('cpu_count')} cores"
@@ -106,6 +142,15 @@ def _settings(run: Run, quick: bool) -> list[str]:
 
 
 def command(tour_run: TourRun, quick: bool) -> str:
+    """The ``jaxdl run`` command line that makes this run.
+
+    Args:
+      tour_run: the run.
+      quick: add the ``--quick`` settings and seeds.
+
+    Returns:
+      The command, e.g. ``jaxdl run blobs --set epochs=10``.
+    """
     return " ".join(["jaxdl run", tour_run.experiment, *(f"--set {s}" for s in _settings(tour_run.run, quick))])
 
 
@@ -169,7 +214,7 @@ def _run_one(tour_run: TourRun, quick: bool, report_dir: Path, data_dir: Path | 
         return {"status": "failed", "reason": str(e).splitlines()[0], "seconds": time.perf_counter() - start}
     finally:
         atomic_write_text(run_dir / "log.txt", output.getvalue())
-    return {"status": "ran", "metrics": metrics, "seconds": time.perf_counter() - start}
+    return {"status": "ran", "metrics": RunResult.of(metrics), "seconds": time.perf_counter() - start}
 
 
 def reproduce(
@@ -195,6 +240,14 @@ def reproduce(
         that ``index.html`` links to; default ``out/notebooks`` when it holds any.
       log: where progress lines go.
       runner: runs one experiment (:func:`jaxdl.runner.run_experiment`; tests pass a stand-in).
+
+    Returns:
+      ``{"version", "quick", "seconds", "environment", "rows"}``, one row per claim, as written to
+      ``results.json`` beside ``RESULTS.md`` and ``index.html``.
+
+    Raises:
+      JaxdlError: ``out`` is a file, holds a report without ``overwrite``, or another tour is
+        writing it; ``data_dir`` is not a folder; or a name in ``only`` is unknown.
     """
     runs = select(only)
     report_dir = Path(out)
@@ -268,7 +321,14 @@ HEADER = ("claim", "source", "tutorial", "jaxdl", "target", "status", "s", "exam
 
 
 def row_cells(row: dict[str, Any]) -> list[str]:
-    """One claim's cells under :data:`HEADER`, as text; Markdown and HTML both render these."""
+    """One claim's cells under :data:`HEADER`, as text; Markdown and HTML both render these.
+
+    Args:
+      row: one row of ``results["rows"]``.
+
+    Returns:
+      The cells, in :data:`HEADER`'s order, the status followed by its reason when there is one.
+    """
     status = STATUS_MARK[row["status"]]
     if row["reason"]:
         status = f"{status}: {row['reason']}"
@@ -277,7 +337,15 @@ def row_cells(row: dict[str, Any]) -> list[str]:
 
 
 def markdown_table(results: dict[str, Any], *, links: bool = True) -> str:
-    """The claims table: one row per claim (``links``: the run-directory column)."""
+    """The claims table: one row per claim (``links``: the run-directory column).
+
+    Args:
+      results: a results dict (:func:`reproduce`, :func:`read_results`).
+      links: add a column linking each run's directory (in the report; not in the README).
+
+    Returns:
+      The Markdown table, ending in a newline.
+    """
     place = where(results["environment"])
     header = [*HEADER, "where", *(["run"] if links else [])]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
@@ -288,16 +356,38 @@ def markdown_table(results: dict[str, Any], *, links: bool = True) -> str:
 
 
 def failed_runs(results: dict[str, Any]) -> list[str]:
-    """The runs that failed (each once, in the tour's order)."""
+    """The runs that failed (each once, in the tour's order).
+
+    Args:
+      results: a results dict.
+
+    Returns:
+      Their names.
+    """
     return list(dict.fromkeys(row["run"] for row in results["rows"] if row["status"] == "failed"))
 
 
 def missed_claims(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The judged claims that miss their target."""
+    """The judged claims that miss their target.
+
+    Args:
+      results: a results dict.
+
+    Returns:
+      Their rows.
+    """
     return [row for row in results["rows"] if row["status"] == "misses"]
 
 
 def summary(results: dict[str, Any]) -> str:
+    """How many claims have each status, e.g. ``"12 meets, 3 measured"``.
+
+    Args:
+      results: a results dict.
+
+    Returns:
+      One line, the statuses in the order they first occur.
+    """
     counts: dict[str, int] = {}
     for row in results["rows"]:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
@@ -305,6 +395,14 @@ def summary(results: dict[str, Any]) -> str:
 
 
 def results_markdown(results: dict[str, Any]) -> str:
+    """The report as Markdown (``RESULTS.md``): what kind of tour, the counts, hardware, versions, the table.
+
+    Args:
+      results: a results dict.
+
+    Returns:
+      The Markdown text.
+    """
     env = results["environment"]
     kind = "quick tour (`--quick`: small settings, targets not judged)" if results["quick"] else "full run"
     return (
@@ -347,8 +445,15 @@ window.addEventListener("load", function () {
 
 
 def notebook_links(report_dir: Path, notebooks: str | os.PathLike | None = None) -> str:
-    """A list of links to the executed notebooks' HTML pages in ``notebooks`` (default
-    ``report_dir/notebooks``), relative to the report; empty if there are none."""
+    """A list of links to the executed notebooks' HTML pages, relative to the report; empty if none.
+
+    Args:
+      report_dir: the report directory the links are relative to.
+      notebooks: the folder of notebook pages; default ``report_dir/notebooks``.
+
+    Returns:
+      An HTML fragment (a heading and a list), or "".
+    """
     folder = Path(notebooks) if notebooks is not None else report_dir / "notebooks"
     pages = sorted(p for p in folder.glob("*.html") if p.name != "index.html") if folder.is_dir() else []
     if not pages:
@@ -360,8 +465,19 @@ def notebook_links(report_dir: Path, notebooks: str | os.PathLike | None = None)
 
 
 def results_html(results: dict[str, Any], report_dir: Path, notebooks: str | os.PathLike | None = None) -> str:
-    """The report as one self-contained page: the claims table, the tutorial notebooks' pages
-    when there are any (see :func:`notebook_links`), then every run's figures embedded."""
+    """The report as one self-contained page.
+
+    The claims table, the tutorial notebooks' pages when there are any (see :func:`notebook_links`),
+    then every run's figures embedded as data URLs, so the page needs no other file.
+
+    Args:
+      results: a results dict.
+      report_dir: the report directory holding ``runs/NAME/*.png``.
+      notebooks: the folder of notebook pages, as for :func:`notebook_links`.
+
+    Returns:
+      The HTML document.
+    """
     esc = html.escape
     env = results["environment"]
     kind = "quick tour (small settings, targets not judged)" if results["quick"] else "full run"
@@ -410,7 +526,17 @@ Python {esc(str(env.get("python")))}; git commit {esc(str(env.get("git_commit"))
 
 
 def read_results(path: str | os.PathLike) -> dict[str, Any]:
-    """``results.json`` of a report directory (or the file itself)."""
+    """``results.json`` of a report directory (or the file itself).
+
+    Args:
+      path: the report directory or its ``results.json``.
+
+    Returns:
+      The results dict.
+
+    Raises:
+      JaxdlError: the file is missing, is not JSON, or is not a results file of this version.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / "results.json"

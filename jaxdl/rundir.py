@@ -49,6 +49,16 @@ def atomic_file(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     Readers see the old file or the new one, never half of one; on an error
     the temporary file is removed and ``path`` is untouched. An ``OSError``
     (a full disk, a read-only folder) becomes a :class:`JaxdlError` naming ``path``.
+
+    Args:
+      path: the file to write; its folder is created if need be.
+      mode: "w" for text, "wb" for bytes.
+
+    Yields:
+      The open temporary file, to write into.
+
+    Raises:
+      JaxdlError: the machine refused the write.
     """
     path = Path(path)
     tmp = None
@@ -70,21 +80,49 @@ def atomic_file(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
 
 
 def write_error(path: str | os.PathLike, error: OSError) -> JaxdlError:
-    """The one-line error for a write the machine refused."""
+    """The one-line error for a write the machine refused.
+
+    Args:
+      path: the file that could not be written.
+      error: the ``OSError`` the write raised.
+
+    Returns:
+      A :class:`JaxdlError` to raise, saying that files already written are kept.
+    """
     return JaxdlError(f"cannot write {path}: {error.strerror or error}; files already written are kept")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Writes ``text`` to ``path`` atomically (see :func:`atomic_file`).
+
+    Args:
+      path: the file.
+      text: its whole new content.
+    """
     with atomic_file(path) as f:
         f.write(text)
 
 
 def write_json(path: Path, obj: Any) -> None:
+    """Writes ``obj`` as indented JSON, atomically; NumPy and JAX values become plain ones, NaN null.
+
+    Args:
+      path: the file.
+      obj: dicts, lists, numbers, strings, and arrays or scalars with ``tolist``.
+    """
     atomic_write_text(Path(path), json.dumps(_jsonable(obj), indent=2) + "\n")
 
 
 def save_figure(fig: Any, path: str | os.PathLike) -> Path:
-    """Saves a matplotlib figure as PNG (atomically) and closes it."""
+    """Saves a matplotlib figure as PNG (atomically) and closes it.
+
+    Args:
+      fig: the ``matplotlib.figure.Figure``.
+      path: the ``.png`` to write.
+
+    Returns:
+      ``path`` as a ``Path``.
+    """
     import matplotlib.pyplot as plt
 
     try:
@@ -117,7 +155,12 @@ def _git_commit() -> str | None:
 
 
 def environment() -> dict[str, Any]:
-    """Library versions, code version and the device a run used."""
+    """Library versions, code version and the device a run used.
+
+    Returns:
+      ``{"python", "platform", "versions", "git_commit", "backend", "devices", "cpu_count",
+      "cpu_model"}``, as a run's ``config.json`` stores it.
+    """
     import jax
 
     devices = jax.devices()
@@ -145,7 +188,14 @@ def _cpu_model() -> str | None:
 
 
 def default_run_path(experiment: str) -> Path:
-    """``runs/NAME/YYYYmmdd-HHMMSS`` under the current directory, never an existing one."""
+    """``runs/NAME/YYYYmmdd-HHMMSS`` under the current directory, never an existing one.
+
+    Args:
+      experiment: the experiment's name.
+
+    Returns:
+      The path; a suffix ``-2``, ``-3``, ... keeps it new when a run started in the same second.
+    """
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     path = Path("runs") / experiment / stamp
     n = 1
@@ -222,16 +272,40 @@ class RunDir:
         self._lock.release()
 
     def write_json(self, name: str, obj: Any) -> Path:
+        """Writes ``obj`` as JSON to ``name`` in the run directory (process 0 only).
+
+        Args:
+          name: the file's name, e.g. "metrics.json".
+          obj: what to write, as for :func:`write_json`.
+
+        Returns:
+          The file's path (also on processes that do not write).
+        """
         if self.writer:
             write_json(self.path / name, obj)
         return self.path / name
 
     def write_text(self, name: str, text: str) -> None:
+        """Writes ``text`` to ``name`` in the run directory, atomically (process 0 only).
+
+        Args:
+          name: the file's name.
+          text: its content.
+        """
         if self.writer:
             atomic_write_text(self.path / name, text)
 
     def append_history(self, records: list[dict[str, Any]]) -> None:
-        """Appends one JSON line per record to history.jsonl."""
+        """Appends one JSON line per record to history.jsonl.
+
+        A failed write leaves the file as it was, without a half-written line.
+
+        Args:
+          records: epoch records, JSON-able as for :func:`write_json`.
+
+        Raises:
+          JaxdlError: the machine refused the write.
+        """
         if not self.writer:
             return
         path, data = self.path / "history.jsonl", _json_lines(records).encode()
@@ -250,15 +324,21 @@ class RunDir:
             os.close(fd)
 
     def write_history(self, records: list[dict[str, Any]]) -> None:
-        """Replaces history.jsonl by these records (atomically)."""
+        """Replaces history.jsonl by these records (atomically).
+
+        Args:
+          records: all of the run's epoch records (a resumed run rewrites it up to its checkpoint).
+        """
         self.write_text("history.jsonl", _json_lines(records))
 
     def discard_if_not_started(self) -> bool:
-        """Removes the config.json of a run that failed before writing anything else (and the folders
-        that its creation made); True if it did.
+        """Removes the config.json of a run that failed before writing anything else.
 
-        A directory holding only that file is no run yet: the corrected command
-        can use it again without ``overwrite``. A resumed run is never touched.
+        The folders that its creation made go too. A directory holding only that file is no run yet:
+        the corrected command can use it again without ``overwrite``. A resumed run is never touched.
+
+        Returns:
+          True if it removed the run.
         """
         if not self.writer or self.resume or not self.path.is_dir():
             return False
@@ -272,6 +352,15 @@ class RunDir:
         return True
 
     def save_figure(self, fig: Any, name: str) -> Path:
+        """Saves a figure as ``name`` in the run directory and closes it (process 0 only; others just close it).
+
+        Args:
+          fig: the ``matplotlib.figure.Figure``.
+          name: the file's name, e.g. "loss.png".
+
+        Returns:
+          The file's path.
+        """
         if not self.writer:
             import matplotlib.pyplot as plt
 
@@ -285,10 +374,26 @@ def _json_lines(records: list[dict[str, Any]]) -> str:
 
 
 def read_json(path: str | os.PathLike) -> Any:
+    """The JSON value in a file.
+
+    Args:
+      path: the file, e.g. a run's ``metrics.json``.
+
+    Returns:
+      The parsed value.
+    """
     with open(path) as f:
         return json.load(f)
 
 
 def read_history(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """A run's history, one record per line of ``history.jsonl``.
+
+    Args:
+      path: the ``history.jsonl`` file.
+
+    Returns:
+      The records, in file order (blank lines skipped).
+    """
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]

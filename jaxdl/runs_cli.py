@@ -17,6 +17,7 @@ from typing import Any
 
 from jaxdl.errors import JaxdlError, printable
 from jaxdl.locks import held
+from jaxdl.results import RunResult
 from jaxdl.rundir import LOCK_FILE
 
 # the figures a line shows, first found first: a claim's usual metric, then the training loss
@@ -24,7 +25,14 @@ FIGURES = ("test_accuracy", "test_loss", "val_accuracy", "val_loss", "train_accu
 
 
 def find_runs(root: Path) -> list[Path]:
-    """Every run folder under ``root`` (a grid's own runs are inside it and not listed again)."""
+    """Every run folder under ``root`` (a grid's own runs are inside it and not listed again).
+
+    Args:
+      root: the folder to search.
+
+    Returns:
+      The folders holding a ``config.json``, in the order of a sorted walk.
+    """
     runs = []
     for folder, dirnames, filenames in os.walk(root):
         if "config.json" in filenames:
@@ -35,11 +43,19 @@ def find_runs(root: Path) -> list[Path]:
 
 
 def describe(path: Path) -> dict[str, Any]:
-    """A run's experiment, start time, status, key figures and the command that continues it."""
+    """A run's experiment, start time, status, key figures and the command that continues it.
+
+    Args:
+      path: a run folder.
+
+    Returns:
+      ``{"path", "experiment", "started", "status", "figures", "resume"}``: status is "running",
+      "finished", "stopped" or "failed"; ``resume`` is a command line for a stopped run, else "".
+    """
     config = _read(path / "config.json") or {}
     experiment = config.get("experiment", "?")
     started = _dt.datetime.fromtimestamp((path / "config.json").stat().st_mtime).strftime("%Y-%m-%d %H:%M")
-    metrics = _read(path / "metrics.json")
+    metrics = _figures(path / "metrics.json")
     epochs = config.get("config", {}).get("epochs")
     checkpoints = [p for p in (path / "checkpoints").glob("*") if p.name.isdigit()]
     if held(path / LOCK_FILE):
@@ -57,6 +73,15 @@ def describe(path: Path) -> dict[str, Any]:
     resume = f"jaxdl run {experiment} --out {shlex.quote(str(path))} --resume" if status == "stopped" else ""
     return {"path": path, "experiment": experiment, "started": started, "status": status,
             "figures": ", ".join(s for s in shown if s), "resume": resume}  # fmt: skip
+
+
+def _figures(path: Path) -> dict[str, Any] | None:
+    """The figures of a ``metrics.json`` (any format this version reads), or None."""
+    data = _read(path)
+    try:
+        return RunResult.from_json(data).figures if data is not None else None
+    except (JaxdlError, TypeError):
+        return None
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -87,6 +112,17 @@ def _format(key: str, value: float) -> str:
 
 
 def main(root: str) -> int:
+    """``jaxdl runs [DIR]``: prints the runs under ``root``, newest first, one line each.
+
+    Args:
+      root: the folder of runs.
+
+    Returns:
+      The exit status, 0.
+
+    Raises:
+      JaxdlError: ``root`` is not a folder.
+    """
     folder = Path(root)
     if not folder.is_dir():
         raise JaxdlError(f"{folder} is not a folder of runs (jaxdl run writes them to runs/NAME/TIMESTAMP)")

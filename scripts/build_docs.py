@@ -12,6 +12,7 @@ malformed docstring or a page missing from the table of contents fails the build
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import shutil
 import sys
 import tempfile
@@ -21,7 +22,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS, TUTORIALS = ROOT / "docs", ROOT / "experiments" / "tutorials"
+RESULTS = ROOT / "scripts" / "readme_results.json"  # the full run the README's and the Results page's tables show
 NEEDS = ("sphinx", "myst_nb", "sphinx_book_theme", "jupytext")
+
+
+def write_results_table(path: Path) -> None:
+    """The saved full run's claims table for the Results page: the block ``scripts/readme_table.py``
+    writes into the README, rendered from the same ``scripts/readme_results.json`` by the same code."""
+    spec = importlib.util.spec_from_file_location("readme_table", ROOT / "scripts" / "readme_table.py")
+    readme_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(readme_table)
+    from jaxdl.reproduce import read_results
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(readme_table.render(read_results(RESULTS)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "docs"
-        shutil.copytree(DOCS, source, ignore=shutil.ignore_patterns("_build"))
+        shutil.copytree(DOCS, source, ignore=shutil.ignore_patterns("_build", "_generated"))
+        write_results_table(source / "_generated" / "results_table.md")
         (source / "tutorials").mkdir()
         for notebook in sorted(TUTORIALS.glob("[0-9][0-9]_*.py")):
             executed = args.notebooks / f"{notebook.stem}.ipynb" if args.notebooks else None

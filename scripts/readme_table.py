@@ -6,7 +6,8 @@
 The table sits between ``<!-- results:begin -->`` and ``<!-- results:end -->``
 in README.md. The full run whose figures the README quotes is saved as
 ``scripts/readme_results.json``; after a new full run, copy its
-``results.json`` there and run this script.
+``results.json`` there and run this script. ``scripts/build_docs.py`` renders the
+same block (:func:`render`) into the docs' Results page at every build.
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from jaxdl.results import RunResult
+
 JAXDL = [sys.executable, "-m", "jaxdl.cli"]
 TUTORIAL = Path(__file__).with_name("torch_blobs_tutorial.py")
 
@@ -53,7 +55,7 @@ def one_round(folder: Path, args: argparse.Namespace) -> dict:
     for run in ("first", "second"):
         out = folder / run
         row[f"{run}_s"] = timed([*JAXDL, "run", args.experiment, "--out", str(out), *settings], env)
-        row[f"{run}_compile"] = json.loads((out / "metrics.json").read_text())["compile"]
+        row[f"{run}_compile"] = RunResult.read(out).compile
     if args.torch_python:
         row["torch_s"] = timed([args.torch_python, str(TUTORIAL), str(folder / "torch")], env)
     row["list_s"] = timed([*JAXDL, "list"], env)

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from jaxdl.cli import main
+from jaxdl.results import RunResult
 from jaxdl.rundir import read_history, read_json
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["--set", "epochs=50", "--set", "num_seeds=3", "--set", "log_every=25"]
+SMALL = ["--set", "epochs=50", "--set", "seeds=3", "--set", "log_every=25"]
 TIMINGS = {
-    "compile",  # what JAX spent compiling: the second run loads from the cache
     "compile_seconds",
     "train_seconds",
     "seconds_per_epoch",
@@ -53,7 +53,7 @@ def test_run_writes_the_run_directory(tmp_path, capsys):
     assert config["environment"]["devices"]
     history = read_history(out / "history.jsonl")
     assert [h["epoch"] for h in history] == list(range(1, 51))
-    metrics = read_json(out / "metrics.json")
+    metrics = RunResult.read(out)
     for key in (
         "train_accuracy",
         "train_loss",
@@ -71,7 +71,7 @@ def test_same_command_twice_gives_identical_metrics(tmp_path):
     runs = []
     for name in ("a", "b"):
         assert main(["run", "blobs", "--out", str(tmp_path / name), *SMALL]) == 0
-        metrics = read_json(tmp_path / name / "metrics.json")
+        metrics = RunResult.read(tmp_path / name)
         runs.append({k: v for k, v in metrics.items() if k not in TIMINGS})
     assert runs[0] == runs[1]
     assert (tmp_path / "a" / "history.jsonl").read_text() == (tmp_path / "b" / "history.jsonl").read_text()
@@ -88,7 +88,7 @@ def test_existing_run_is_not_overwritten(tmp_path, capsys):
 
 def test_loss_that_becomes_nan_stops_with_a_message_and_keeps_the_history(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["run", "blobs", "--out", str(out), "--set", "lr=1e38", "--set", "epochs=20", "--set", "num_seeds=0"])
+    code = main(["run", "blobs", "--out", str(out), "--set", "lr=1e38", "--set", "epochs=20", "--set", "seeds=0"])
     err = capsys.readouterr().err
     assert code == 2
     assert "the loss became nan at epoch" in err and "lower lr" in err
@@ -155,7 +155,7 @@ def test_console_script_and_experiment_script(tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.strip() == "jaxdl: error: setting lr must be > 0, got -1.0"
     ok = subprocess.run(
-        [sys.executable, str(ROOT / "experiments" / "blobs.py"), "--out", str(tmp_path / "r"), *SMALL],
+        [sys.executable, "-m", "jaxdl", "run", "blobs", "--out", str(tmp_path / "r"), *SMALL],
         capture_output=True,
         text=True,
         env=env,
@@ -193,13 +193,12 @@ def test_data_errors_are_one_line_and_status_2(args, message, capsys):
     assert message in err and len(err.splitlines()) == 1
 
 
-def test_every_experiment_has_its_script():
+def test_the_index_is_generated_from_the_experiments_declarations():
     from jaxdl import experiments
 
-    scripts = {p.stem for p in (ROOT / "experiments").glob("*.py")}
-    assert scripts == set(experiments.names())
-    for name in experiments.names():
-        assert f'run_script("{name}")' in (ROOT / "experiments" / f"{name}.py").read_text()
+    assert experiments.build_index() == (ROOT / "jaxdl" / "experiments" / "_index.py").read_text(), (
+        "jaxdl/experiments/_index.py is out of date: run python scripts/build_index.py"
+    )
 
 
 def test_distributed_needs_a_shared_run_directory(capsys):

@@ -1,18 +1,19 @@
 """JAX's persistent compilation cache under `jaxdl run`: the second run compiles nothing new."""
 
-import json
 import os
 import subprocess
 import sys
 
+from jaxdl.results import RunResult
+
 
 def _run_blobs(out, cache, extra_env=None):
     env = {**os.environ, "JAXDL_COMPILATION_CACHE": str(cache), **(extra_env or {})}
-    args = ["run", "blobs", "--out", str(out), "--set", "epochs=50", "--set", "num_seeds=3", "--set", "log_every=25"]
+    args = ["run", "blobs", "--out", str(out), "--set", "epochs=50", "--set", "seeds=3", "--set", "log_every=25"]
     done = subprocess.run([sys.executable, "-m", "jaxdl.cli", *args], env=env, capture_output=True, text=True,
                           timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    return json.loads((out / "metrics.json").read_text())
+    return RunResult.read(out)
 
 
 def test_a_second_run_loads_every_program_the_first_compiled(tmp_path):
@@ -24,9 +25,9 @@ def test_a_second_run_loads_every_program_the_first_compiled(tmp_path):
     assert sorted(p.name for p in cache.iterdir()) == entries  # all hits: nothing new compiled
     assert second["train_accuracy"] == first["train_accuracy"]
     # what each run reports of its compiling: the second one loaded every program
-    assert first["compile"]["programs"] >= 5 and first["compile"]["cache_hits"] == 0
-    assert second["compile"]["cache_hits"] == second["compile"]["programs"] == first["compile"]["programs"]
-    assert second["compile"]["xla_s"] < first["compile"]["xla_s"]
+    assert first.compile["programs"] >= 5 and first.compile["cache_hits"] == 0
+    assert second.compile["cache_hits"] == second.compile["programs"] == first.compile["programs"]
+    assert second.compile["xla_s"] < first.compile["xla_s"]
 
 
 def test_the_cache_can_be_turned_off(tmp_path):

@@ -1,11 +1,13 @@
 """Config overrides: typed, bounded, unknown keys rejected with one clear message."""
 
 import dataclasses
+import json
+import re
 from typing import Literal
 
 import pytest
 
-from jaxdl.config import help_lines, resolve, setting
+from jaxdl.config import Sweep, as_overrides, help_lines, resolve, setting, to_dict
 from jaxdl.errors import JaxdlError
 
 
@@ -60,3 +62,37 @@ def test_help_lists_every_setting():
     lines = help_lines(Config)
     assert len(lines) == len(dataclasses.fields(Config))
     assert "lr (float, default 0.1): learning rate" in lines[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class Listed:
+    widths: tuple[int, ...] = setting((1, 2), "widths", ge=1)
+    nets: tuple[Literal["mlp", "cnn"], ...] = setting(("mlp",), "networks")
+    sweep: Sweep = setting(Sweep(), "written by the runner")
+
+
+def test_tuple_settings_parse_check_print_and_round_trip_through_json():
+    cfg = resolve(Listed, ["widths=4, 8,16", "nets=cnn,mlp"])
+    assert (cfg.widths, cfg.nets) == ((4, 8, 16), ("cnn", "mlp"))
+    assert resolve(Listed, ["widths="]).widths == ()
+    for pair, message in (("widths=1,x", "setting widths: expected comma-separated int, got '1,x'"),
+                          ("widths=3,0", "setting widths must be >= 1, got 0"),
+                          ("nets=mlp,rnn", "setting nets: expected comma-separated one of mlp|cnn, got 'mlp,rnn'"),
+                          ("sweep=lr=1", "setting sweep is written by the runner")):  # fmt: skip
+        with pytest.raises(JaxdlError, match=re.escape(message)):
+            resolve(Listed, [pair])
+    assert help_lines(Listed)[0] == "  widths (comma-separated int, default '1,2'): widths"
+    assert len(help_lines(Listed)) == 2  # the sweep is not a setting one gives
+    sweep = Sweep.of({"lr": ["0.1", 0.3]})
+    saved = json.loads(json.dumps(to_dict(resolve(Listed, ["widths=5,6"], sweep=sweep))))
+    assert saved == {"widths": [5, 6], "nets": ["mlp"], "sweep": {"lr": [0.1, 0.3]}}
+    again = resolve(Listed, as_overrides(saved), sweep=Sweep.of(saved["sweep"]))
+    assert again == resolve(Listed, ["widths=5,6"], sweep=sweep)
+
+
+def test_a_sweep_lists_its_combinations_last_key_fastest():
+    sweep = Sweep.of({"lr": [1, 2], "wd": [0, 0.5, 1]})
+    assert [tuple(c.values()) for c in sweep.combinations()] == [(1, 0), (1, 0.5), (1, 1), (2, 0), (2, 0.5), (2, 1)]
+    assert Sweep().combinations() == [{}] and not Sweep() and sweep
+    with pytest.raises(JaxdlError, match="a sweep holds numbers"):
+        Sweep.of({"lr": ["fast"]})

@@ -130,3 +130,16 @@ def test_the_site_in_a_real_browser(site):
     assert not outside, f"requests that leave the site: {outside}"
     assert not [m for m in messages if m.startswith(("error", "pageerror"))], messages
     assert re.search(r"Forward versus reverse mode", seen["concepts.html"][1])
+
+
+@pytest.mark.slow  # builds the site (a notebook executed, Sphinx): about 17 s, once per run
+def test_the_results_page_shows_the_saved_runs_table(site):
+    from html import escape
+
+    from jaxdl.reproduce import read_results
+
+    page = (site / "results.html").read_text()
+    rows = read_results(ROOT / "scripts" / "readme_results.json")["rows"]
+    assert page.count("<tr") == len(rows) + 1  # the header and one row per claim, as in the README
+    missing = [row["jaxdl"] for row in rows if escape(row["jaxdl"], quote=False) not in page]
+    assert not missing, f"figures of the saved run not on the Results page: {missing}"

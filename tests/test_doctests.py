@@ -7,7 +7,8 @@ import pytest
 
 MODULES = ["jaxdl.functional.activations", "jaxdl.functional.init", "jaxdl.functional.losses",
            "jaxdl.functional.mlp", "jaxdl.functional.normalization", "jaxdl.functional.optim",
-           "jaxdl.autodiff.modes", "jaxdl.autodiff.gradcheck", "jaxdl.monte_carlo", "jaxdl.stats"]  # fmt: skip
+           "jaxdl.autodiff.modes", "jaxdl.autodiff.gradcheck", "jaxdl.autodiff.scalar",
+           "jaxdl.monte_carlo", "jaxdl.stats", "jaxdl.curvature"]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -19,6 +19,7 @@ from jaxdl import experiments, reproduce
 from jaxdl.cli import main
 from jaxdl.data.catalog import CIFAR10_CLASSES
 from jaxdl.experiments import mnist_vae
+from jaxdl.results import RunResult
 from jaxdl.rundir import read_history, read_json
 from jaxdl.train.checkpoint import Checkpoints
 
@@ -77,7 +78,7 @@ def run_of(tiny_data):
 
     def run(name, *settings, data=None):
         out = folder(name, settings, data) / "run"
-        return out, read_json(out / "metrics.json")
+        return out, RunResult.read(out)
 
     run.stderr = lambda name, *settings: (folder(name, settings, None) / "stderr.txt").read_text()
     return run
@@ -219,7 +220,7 @@ def test_a_run_cut_after_epoch_1_resumes_to_the_uncut_run(tiny_data, tmp_path, m
     def without_timings(record):
         return {k: v for k, v in record.items() if not k.endswith(TIMINGS)}
 
-    uncut, resumed = (read_json(tmp_path / d / "metrics.json") for d in ("uncut", "cut"))
+    uncut, resumed = (RunResult.read(tmp_path / d) for d in ("uncut", "cut"))
     assert without_timings(resumed) == without_timings(uncut) and uncut["epochs_run"] == 3
     histories = [read_history(tmp_path / d / "history.jsonl") for d in ("uncut", "cut")]
     assert [without_timings(r) for r in histories[1]] == [without_timings(r) for r in histories[0]]
@@ -254,7 +255,7 @@ def test_resume_reads_the_runs_settings_leaves_a_finished_run_untouched_and_exte
     def without_timings(record):
         return {k: v for k, v in record.items() if not k.endswith(TIMINGS)}
 
-    extended, uncut = (read_json(tmp_path / d / "metrics.json") for d in ("r", "uncut"))
+    extended, uncut = (RunResult.read(tmp_path / d) for d in ("r", "uncut"))
     assert without_timings(extended) == without_timings(uncut) and extended["epochs_run"] == 3
     history = read_history(tmp_path / "r" / "history.jsonl")
     assert extended["train_seconds"] == pytest.approx(sum(r["seconds"] for r in history))  # all 3 epochs
@@ -306,7 +307,12 @@ def test_scalar_engine_agrees_with_numpy_and_jax_and_reports_divergence(run_of):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["run", "autodiff-modes", "--set", "sizes=1,x"], "setting sizes must be comma-separated integers"),
+        (["run", "autodiff-modes", "--set", "sizes=1,x"], "setting sizes: expected comma-separated int, got '1,x'"),
+        (["run", "autodiff-modes", "--set", "sizes=1,0"], "setting sizes must be >= 1, got 0"),
+        (
+            ["run", "curvature", "--set", "networks=mlp,rnn"],
+            "setting networks: expected comma-separated one of mlp|cnn",
+        ),
         (["run", "scratch-mlp", "--set", "classes=3,3"], "setting classes needs two different digits"),
     ],
 )
@@ -399,7 +405,7 @@ def test_forward_learning_trains_every_method_over_seeds_and_measures_each_estim
     out, metrics = run_of("forward-learning", data="mnist")
     methods = ("backprop", "lg-bp", "fg-w", "fg-a", "heads")
     for method in methods:
-        summary = metrics["intervals"][f"{method}_test_accuracy"]
+        summary = metrics.intervals[f"{method}_test_accuracy"]
         assert summary["n"] == 2 and np.isclose(summary["mean"], metrics[f"{method}_test_accuracy"])
         assert metrics[f"{method}_ms_per_step"] > 0 and metrics[f"{method}_temp_bytes"] > 0
     # 16 units in 16 groups: activity perturbation has 1 direction per example and head, weight perturbation 785
@@ -407,6 +413,7 @@ def test_forward_learning_trains_every_method_over_seeds_and_measures_each_estim
     assert metrics["cosine_weight_k2"] > metrics["cosine_weight_k1"]
     records = read_history(out / "history.jsonl")
     assert {(r["method"], r["epoch"]) for r in records} == {(m, e) for m in methods for e in (0, 1)}
+    assert [r["seed"] for r in metrics.replicas] == [0, 1]
     assert 0 < metrics["cosine_activity_end_k1"] <= 1 and 0 < metrics["cosine_weight_end_k1"] <= 1
     assert_figure(out / "forward_learning.png", (1308, 483))
 

@@ -32,6 +32,7 @@ from jaxdl.data.catalog import CIFAR10_CLASSES
 from jaxdl.errors import JaxdlError
 from jaxdl.locks import FileLock
 from jaxdl.models.classifiers import SmallMLP
+from jaxdl.results import RunResult
 from jaxdl.rundir import RunDir, read_history, read_json
 from jaxdl.train.fit import ChunkSizer, fit
 from jaxdl.train.state import init_state
@@ -140,7 +141,7 @@ LIMITED_JAXDL = [sys.executable, "-c", "import resource, runpy, sys; "
 def test_a_full_disk_while_figures_are_written_gives_one_line_and_keeps_the_written_files(tmp_path):
     # Writes past 20 kB fail (EFBIG), as a disk that fills up after the small JSON files would.
     out = tmp_path / "run"
-    args = ["run", "blobs", "--out", str(out), "--set", "epochs=50", "--set", "num_seeds=3", "--set", "log_every=25"]
+    args = ["run", "blobs", "--out", str(out), "--set", "epochs=50", "--set", "seeds=3", "--set", "log_every=25"]
     done = subprocess.run([*LIMITED_JAXDL, "20000", *args], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
@@ -358,7 +359,7 @@ def test_sigterm_at_a_random_step_then_resume_ends_equal_to_an_uncut_run(mnist_f
     monkeypatch.setattr(ChunkSizer, "observe", observe)
     assert main([*_mnist_args(mnist_folder, tmp_path / "cut"), "--resume"]) == 0
     assert f"resumed from checkpoint {at} ({where})" in capsys.readouterr().out
-    uncut, resumed = (read_json(tmp_path / d / "metrics.json") for d in ("uncut", "cut"))
+    uncut, resumed = (RunResult.read(tmp_path / d) for d in ("uncut", "cut"))
     assert _without_timings(resumed) == _without_timings(uncut)
     histories = [read_history(tmp_path / d / "history.jsonl") for d in ("uncut", "cut")]
     assert [_without_timings(r) for r in histories[1]] == [_without_timings(r) for r in histories[0]]

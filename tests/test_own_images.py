@@ -15,7 +15,8 @@ import jaxdl
 from jaxdl.cli import main
 from jaxdl.data.catalog import CIFAR10_CLASSES
 from jaxdl.experiments.common import unit_pixels
-from jaxdl.rundir import read_history, read_json
+from jaxdl.results import RunResult
+from jaxdl.rundir import read_history
 from jaxdl.train.instruments import Instruments
 
 
@@ -47,7 +48,7 @@ def test_image_classifier_trains_on_the_folders_classes_and_size(shapes, tmp_pat
     printed = capsys.readouterr().out
     assert "3 classes (circle, square, triangle), images 40x40x3" in printed
     assert "no val folder: 7 images carved from train" in printed  # 10% of 72, the test folder kept
-    metrics = read_json(out / "metrics.json")
+    metrics = RunResult.read(out)
     assert metrics["class_names"] == ["circle", "square", "triangle"]
     assert metrics["image_shape"] == [40, 40, 3]
     assert metrics["examples"] == {"train": 65, "val": 7, "test": 24}
@@ -77,9 +78,9 @@ def test_image_classifier_resizes_mixed_sizes_only_when_asked(tmp_path, capsys):
     assert "an image size setting resizes them all" in err or "mode RGBA" in err
     # two seeds as vmapped replicas: the figures come with intervals, the confusion matrix is the first seed's
     assert main([*common, "--out", str(tmp_path / "r2"), "--set", "image_size=12x10", "--seeds", "2"]) == 0
-    metrics = read_json(tmp_path / "r2" / "metrics.json")
+    metrics = RunResult.read(tmp_path / "r2")
     assert metrics["image_shape"] == [12, 10, 3]
-    assert metrics["intervals"]["test_accuracy"]["n"] == 2 and len(metrics["replicas"]) == 2
+    assert metrics.intervals["test_accuracy"]["n"] == 2 and len(metrics.replicas) == 2
     assert_figure(tmp_path / "r2" / "confusion_matrix.png", (550, 440))  # 2 classes: a 4 x 4 inch figure
 
 

@@ -1,6 +1,8 @@
 """Seeds and settings as a batch axis: replicas trained by jax.vmap equal single runs, fail alone,
 stop alone, resume, and report intervals; grids are checked before anything runs."""
 
+import json
+
 import chex
 import jax
 import numpy as np
@@ -12,10 +14,12 @@ from jaxdl import config as config_lib
 from jaxdl import data as D
 from jaxdl import stats
 from jaxdl.cli import main
+from jaxdl.config import Sweep
 from jaxdl.errors import JaxdlError
 from jaxdl.experiments import cifar10
 from jaxdl.experiments.common import ReplicaPlan, unit_pixels
 from jaxdl.models import CNN, SmallMLP
+from jaxdl.results import RunResult
 from jaxdl.rundir import RunDir, read_history, read_json
 from jaxdl.train.fit import fit
 from jaxdl.train.replicas import init_replicas, injected, replica
@@ -147,7 +151,7 @@ def test_student_t_quantile_is_scipys(dof):
 
 
 def test_replica_plan_gives_every_setting_the_same_seeds():
-    config = cifar10.MLPConfig(seed=5, seeds=2, sweep="lr=0.001,0.003")
+    config = cifar10.MLPConfig(seed=5, seeds=2, sweep=Sweep.of({"lr": [0.001, 0.003]}))
     plan = ReplicaPlan.of(config)
     assert plan.seeds == [5, 6, 5, 6]
     assert plan.settings == [{"lr": 0.001}, {"lr": 0.001}, {"lr": 0.003}, {"lr": 0.003}]
@@ -183,13 +187,28 @@ def test_a_vmapped_grid_times_seeds_writes_the_sweep(tmp_path, image_folder):
     argv = ["run", "mnist-mlp", "--out", str(out), "--data", str(data), "--seeds", "2",
             *[a for s in settings for a in ("--set", s)]]  # fmt: skip
     assert main(argv) == 0
-    metrics = read_json(out / "metrics.json")
-    assert metrics["num_replicas"] == 4 and [r["seed"] for r in metrics["replicas"]] == [0, 1, 0, 1]
-    assert [g["settings"] for g in metrics["groups"]] == [{"lr": 0.01}, {"lr": 0.1}]
-    assert metrics["groups"][0]["intervals"]["test_accuracy"]["n"] == 2
+    metrics = RunResult.read(out)
+    assert metrics["num_replicas"] == 4 and [r["seed"] for r in metrics.replicas] == [0, 1, 0, 1]
+    assert [g.settings for g in metrics.groups] == [{"lr": 0.01}, {"lr": 0.1}]
+    assert metrics.groups[0].intervals["test_accuracy"]["n"] == 2
     sweep = read_json(out / "sweep.json")
     assert sweep["grid"] == {"lr": ["0.01", "0.1"]} and len(sweep["groups"]) == 2
     assert_figure(out / "sweep_lr.png", (715, 495))  # 6.5 x 4.5 inches at 110 dpi
     assert_figure(out / "curves.png", (1089, 436))
-    assert read_json(out / "config.json")["config"]["sweep"] == "lr=0.01,0.1"
+    assert read_json(out / "config.json")["config"]["sweep"] == {"lr": [0.01, 0.1]}
     assert len(read_history(out / "history.jsonl")[0]["replicas"]["train_loss"]) == 4
+
+
+def test_a_run_whose_config_json_holds_the_sweep_as_text_still_resumes(tmp_path):
+    # config.json before the sweep was typed: "sweep": "lr=0.01,0.1"; a finished run is left as it was
+    from jaxdl.errors import Finished
+    from jaxdl.runner import run_experiment
+
+    config = {**config_lib.to_dict(cifar10.MLPConfig(seeds=2, epochs=1)), "sweep": "lr=0.01,0.1"}
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"experiment": "cifar10-mlp", "config": config}))
+    (out / "metrics.json").write_text(json.dumps({"test_accuracy": 0.5}))
+    with pytest.raises(Finished, match="is finished: its 1 epoch is trained"):
+        run_experiment("cifar10-mlp", resume=True, out=out)
+    assert json.loads((out / "config.json").read_text())["config"]["sweep"] == "lr=0.01,0.1"

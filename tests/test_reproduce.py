@@ -12,6 +12,7 @@ from conftest import built_once
 from jaxdl import reproduce as reproduce_lib
 from jaxdl.cli import main
 from jaxdl.errors import JaxdlError
+from jaxdl.results import RunResult
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK_RUNS = ["blobs-tutorial-init", "scratch-mlp", "optimizers"]
@@ -238,7 +239,7 @@ def test_training_claims_are_judged_on_the_mean_and_shown_with_their_interval(tm
         calls.append(settings)
         gains = {"dropout_gain": [0.05, 0.07], "early_stopping_gain": [0.1, -0.02]}
         metrics = {k: sum(v) / 2 for k, v in gains.items()}
-        return kwargs["out"], {**metrics, "intervals": {k: stats.interval(v) for k, v in gains.items()}}
+        return kwargs["out"], RunResult(metrics, intervals={k: stats.interval(v) for k, v in gains.items()})
 
     reproduce_lib.reproduce(tmp_path / "r", quick=True, only=["regularization"], runner=stand_in, log=lambda s: None)
     assert calls == [["epochs=20", "seeds=2"]]  # the run's quick settings and seeds

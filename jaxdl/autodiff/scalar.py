@@ -29,7 +29,25 @@ Number = int | float
 
 
 class Scalar:
-    """A float in a computation graph, with the gradient of the output with respect to it."""
+    """A float in a computation graph, with the gradient of the output with respect to it.
+
+    Build graphs from leaves with ``+ - * / **`` and the methods below; call :meth:`backward` on the
+    output. The underscored arguments are set by the operations, not by users.
+
+    Args:
+      data: the value.
+
+    Attributes:
+      data: the value, a Python float.
+      grad: d(output)/d(this node) after the output's :meth:`backward`; 0.0 before.
+
+    Example:
+      >>> x = Scalar(3.0)
+      >>> y = x * x + x
+      >>> y.backward()
+      >>> y.data, x.grad
+      (12.0, 7.0)
+    """
 
     __slots__ = ("data", "grad", "_backward", "_prev", "_op")
 
@@ -98,18 +116,43 @@ class Scalar:
         return Mul.apply(other, Pow.apply(self, exponent=-1))
 
     def relu(self):
+        """max(self, 0) as a new node.
+
+        Returns:
+          A :class:`Scalar` whose backward passes the gradient through where ``self.data > 0``.
+        """
         return ReLU.apply(self)
 
     def exp(self):
+        """exp(self) as a new node.
+
+        Returns:
+          A :class:`Scalar`; its local derivative is its own value.
+        """
         return Exp.apply(self)
 
     def log(self):
+        """The natural log of ``self`` as a new node (``self.data`` must be positive).
+
+        Returns:
+          A :class:`Scalar`; its local derivative is 1 / ``self.data``.
+        """
         return Log.apply(self)
 
     def tanh(self):
+        """tanh(self) as a new node.
+
+        Returns:
+          A :class:`Scalar`; its local derivative is 1 - tanh^2.
+        """
         return Tanh.apply(self)
 
     def sigmoid(self):
+        """1 / (1 + exp(-self)) as a new node, computed without overflow.
+
+        Returns:
+          A :class:`Scalar`; its local derivative is s (1 - s).
+        """
         return Sigmoid.apply(self)
 
 
@@ -118,18 +161,46 @@ def _as_scalar(value) -> Scalar:
 
 
 class Function(ABC):
-    """An operation: ``forward`` computes the value, ``backward`` adds input gradients from the output's."""
+    """An operation: ``forward`` computes the value, ``backward`` adds input gradients from the output's.
+
+    Subclasses define both as static methods; :meth:`apply` makes the output node and ties them to it.
+    """
 
     @staticmethod
     @abstractmethod
-    def forward(*inputs: Scalar, **options) -> float: ...
+    def forward(*inputs: Scalar, **options) -> float:
+        """The operation's value from its inputs' ``.data``.
+
+        Args:
+          *inputs: the operand nodes.
+          **options: constant settings of the operation (``exponent`` for :class:`Pow`).
+
+        Returns:
+          The output's value, a float.
+        """
 
     @staticmethod
     @abstractmethod
-    def backward(*inputs: Scalar, output: Scalar, **options) -> None: ...
+    def backward(*inputs: Scalar, output: Scalar, **options) -> None:
+        """Adds each input's share of ``output.grad`` to its ``.grad`` (the chain rule, one step).
+
+        Args:
+          *inputs: the operand nodes, in ``forward``'s order.
+          output: the node ``forward`` made; its ``.grad`` is final when this runs.
+          **options: the settings ``forward`` had.
+        """
 
     @classmethod
     def apply(cls, *args, **options) -> Scalar:
+        """Runs the operation on ``args`` and returns the output node, wired for :meth:`Scalar.backward`.
+
+        Args:
+          *args: the operands, :class:`Scalar` nodes or plain numbers (made into leaves).
+          **options: constant settings passed to ``forward`` and ``backward``.
+
+        Returns:
+          A new :class:`Scalar` recording its inputs and operation.
+        """
         inputs = tuple(_as_scalar(a) for a in args)
         op = cls.__name__.lower() + "".join(f" {v}" for v in options.values())  # "pow 2"
         output = Scalar(cls.forward(*inputs, **options), _prev=inputs, _op=op)
@@ -138,6 +209,8 @@ class Function(ABC):
 
 
 class Add(Function):
+    """a + b: each input receives the output's gradient unchanged."""
+
     @staticmethod
     def forward(a, b):
         return a.data + b.data
@@ -149,6 +222,8 @@ class Add(Function):
 
 
 class Mul(Function):
+    """a * b: each input receives the output's gradient times the other input."""
+
     @staticmethod
     def forward(a, b):
         return a.data * b.data
@@ -160,6 +235,8 @@ class Mul(Function):
 
 
 class Neg(Function):
+    """-a: the input receives the output's gradient negated."""
+
     @staticmethod
     def forward(a):
         return -a.data
@@ -185,6 +262,8 @@ class Pow(Function):
 
 
 class ReLU(Function):
+    """max(a, 0): the gradient passes where a > 0."""
+
     @staticmethod
     def forward(a):
         return a.data if a.data > 0 else 0.0
@@ -195,6 +274,8 @@ class ReLU(Function):
 
 
 class Exp(Function):
+    """exp(a): the input receives exp(a) times the output's gradient."""
+
     @staticmethod
     def forward(a):
         return math.exp(a.data)
@@ -205,6 +286,8 @@ class Exp(Function):
 
 
 class Log(Function):
+    """log(a): the input receives the output's gradient divided by a."""
+
     @staticmethod
     def forward(a):
         return math.log(a.data)
@@ -215,6 +298,8 @@ class Log(Function):
 
 
 class Tanh(Function):
+    """tanh(a): the input receives (1 - tanh(a)^2) times the output's gradient."""
+
     @staticmethod
     def forward(a):
         return math.tanh(a.data)
@@ -225,6 +310,8 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
+    """sigmoid(a): the input receives s (1 - s) times the output's gradient."""
+
     @staticmethod
     def forward(a):
         x = a.data
@@ -239,7 +326,18 @@ class Sigmoid(Function):
 
 
 class Dual:
-    """value + tangent * epsilon with epsilon^2 = 0: forward-mode differentiation of scalar code."""
+    """value + tangent * epsilon with epsilon^2 = 0: forward-mode differentiation of scalar code.
+
+    Args:
+      value: the primal value.
+      tangent: its derivative along the chosen input direction (1.0 on the input being differentiated).
+
+    Example: d/dx (x^2 + 3x) at x = 2 is 7.
+
+      >>> x = Dual(2.0, 1.0)
+      >>> x * x + 3 * x
+      Dual(value=10.0, tangent=7.0)
+    """
 
     __slots__ = ("value", "tangent")
 
@@ -251,6 +349,14 @@ class Dual:
 
     @staticmethod
     def lift(x) -> Dual:
+        """``x`` as a :class:`Dual`: a constant (tangent 0) unless it is one already.
+
+        Args:
+          x: a number or a :class:`Dual`.
+
+        Returns:
+          A :class:`Dual`.
+        """
         return x if isinstance(x, Dual) else Dual(x)
 
     def __add__(self, other):
@@ -287,26 +393,63 @@ class Dual:
         return Dual(value, derivative * self.tangent)
 
     def relu(self):
+        """max(self, 0), with derivative 1 where the value is positive.
+
+        Returns:
+          A new :class:`Dual`.
+        """
         return self._chain(max(self.value, 0.0), 1.0 if self.value > 0 else 0.0)
 
     def exp(self):
+        """exp(self), with derivative exp(self).
+
+        Returns:
+          A new :class:`Dual`.
+        """
         e = math.exp(self.value)
         return self._chain(e, e)
 
     def log(self):
+        """log(self), with derivative 1 / self.
+
+        Returns:
+          A new :class:`Dual`.
+        """
         return self._chain(math.log(self.value), 1.0 / self.value)
 
     def tanh(self):
+        """tanh(self), with derivative 1 - tanh^2.
+
+        Returns:
+          A new :class:`Dual`.
+        """
         t = math.tanh(self.value)
         return self._chain(t, 1.0 - t * t)
 
     def sigmoid(self):
+        """sigmoid(self), with derivative s (1 - s).
+
+        Returns:
+          A new :class:`Dual`.
+        """
         s = Sigmoid.forward(Scalar(self.value))
         return self._chain(s, s * (1.0 - s))
 
 
 def gradient_by_duals(f: Callable[..., Dual], xs: Sequence[Number]) -> list[float]:
-    """The gradient of scalar ``f(*xs)`` by forward mode: one pass per input."""
+    """The gradient of scalar ``f(*xs)`` by forward mode: one pass per input.
+
+    Args:
+      f: a function of ``len(xs)`` numbers written with ``+ - * / **`` and the :class:`Dual` methods.
+      xs: the point.
+
+    Returns:
+      ``[df/dx_0, ..., df/dx_{n-1}]``.
+
+    Example:
+      >>> gradient_by_duals(lambda a, b: a * b + b, [2.0, 3.0])
+      [3.0, 3.0]
+    """
     grads = []
     for i in range(len(xs)):
         duals = [Dual(x, 1.0 if j == i else 0.0) for j, x in enumerate(xs)]
@@ -315,7 +458,19 @@ def gradient_by_duals(f: Callable[..., Dual], xs: Sequence[Number]) -> list[floa
 
 
 def reverse_gradient(f: Callable[..., Scalar], xs: Sequence[Number]) -> list[float]:
-    """The gradient of scalar ``f(*xs)`` by reverse mode: one forward and one backward pass."""
+    """The gradient of scalar ``f(*xs)`` by reverse mode: one forward and one backward pass.
+
+    Args:
+      f: a function of ``len(xs)`` numbers written with ``+ - * / **`` and the :class:`Scalar` methods.
+      xs: the point.
+
+    Returns:
+      ``[df/dx_0, ..., df/dx_{n-1}]``, equal to :func:`gradient_by_duals`'s.
+
+    Example:
+      >>> reverse_gradient(lambda a, b: a * b + b, [2.0, 3.0])
+      [3.0, 3.0]
+    """
     leaves = [Scalar(x) for x in xs]
     f(*leaves).backward()
     return [leaf.grad for leaf in leaves]
@@ -341,9 +496,19 @@ def to_dot(root: Scalar, labels: dict[int, str] | None = None, max_nodes: int = 
 
     Each value is a box showing its data and gradient (call ``root.backward()``
     first to see gradients); each operation is an ellipse between its inputs and
-    its output. ``labels`` names nodes by ``id(node)`` (e.g. ``{id(w): "w"}``).
-    A graph over ``max_nodes`` values is refused: the picture would be unreadable
-    (the MNIST network's has about 150,000).
+    its output.
+
+    Args:
+      root: the output node.
+      labels: names by ``id(node)`` (e.g. ``{id(w): "w"}``), shown in the nodes' boxes.
+      max_nodes: the most values drawn; a larger graph (the MNIST network's has about 150,000 values)
+        would be unreadable.
+
+    Returns:
+      The DOT source, ending in a newline.
+
+    Raises:
+      JaxdlError: when the graph has more than ``max_nodes`` values.
     """
     nodes = _graph(root)
     if len(nodes) > max_nodes:
@@ -366,8 +531,16 @@ def to_dot(root: Scalar, labels: dict[int, str] | None = None, max_nodes: int = 
 def draw_graph(root: Scalar, path: str | None = None, labels: dict[int, str] | None = None) -> str:
     """The expression graph of ``root`` as SVG text, drawn by Graphviz's ``dot`` (see :func:`to_dot`).
 
-    Writes it to ``path`` too when given. Raises JaxdlError in one line when
-    Graphviz is not installed.
+    Args:
+      root: the output node.
+      path: where to write the SVG too (atomically), or None.
+      labels: names by ``id(node)``, as for :func:`to_dot`.
+
+    Returns:
+      The SVG document.
+
+    Raises:
+      JaxdlError: in one line, when Graphviz is not installed or ``dot`` fails.
     """
     dot = shutil.which("dot")
     if dot is None:
@@ -392,10 +565,18 @@ def draw_graph(root: Scalar, path: str | None = None, labels: dict[int, str] | N
 
 
 class Module:
+    """The base of :class:`Neuron`, :class:`Layer` and :class:`MLP`: a list of parameters and ``zero_grad``."""
+
     def parameters(self) -> list[Scalar]:
+        """The module's trainable leaves.
+
+        Returns:
+          A list of :class:`Scalar` (empty for the base class).
+        """
         return []
 
     def zero_grad(self) -> None:
+        """Sets every parameter's ``.grad`` to 0 before the next ``backward()`` (leaf gradients accumulate)."""
         for p in self.parameters():
             p.grad = 0.0
 
@@ -412,27 +593,70 @@ def _draw(rng: random.Random, nin: int, init: str) -> float:
 
 
 class Neuron(Module):
+    """One unit: relu(w . x + b), or w . x + b when ``nonlin`` is false.
+
+    Args:
+      nin: the number of inputs.
+      nonlin: apply ReLU to the output.
+      rng: the network's ``random.Random``, which draws the weights.
+      init: "tutorial" (uniform in [-1, 1]), "torch" (PyTorch's default) or "he". The bias starts at 0.
+    """
+
     def __init__(self, nin: int, nonlin: bool = True, *, rng: random.Random, init: str = "tutorial"):
         self.w = [Scalar(_draw(rng, nin, init)) for _ in range(nin)]
         self.b = Scalar(0.0)
         self.nonlin = nonlin
 
     def __call__(self, x: Sequence) -> Scalar:
+        """The unit's output for one input vector.
+
+        Args:
+          x: ``nin`` numbers or :class:`Scalar` nodes.
+
+        Returns:
+          A :class:`Scalar`.
+        """
         act = sum((wi * xi for wi, xi in zip(self.w, x, strict=True)), self.b)
         return act.relu() if self.nonlin else act
 
     def parameters(self) -> list[Scalar]:
+        """The weights then the bias.
+
+        Returns:
+          ``nin + 1`` :class:`Scalar` leaves.
+        """
         return [*self.w, self.b]
 
 
 class Layer(Module):
+    """``nout`` neurons reading the same ``nin`` inputs.
+
+    Args:
+      nin: the number of inputs.
+      nout: the number of neurons (outputs).
+      **kwargs: passed to each :class:`Neuron` (``nonlin``, ``rng``, ``init``).
+    """
+
     def __init__(self, nin: int, nout: int, **kwargs):
         self.neurons = [Neuron(nin, **kwargs) for _ in range(nout)]
 
     def __call__(self, x: Sequence) -> list[Scalar]:
+        """Every neuron's output for one input vector.
+
+        Args:
+          x: ``nin`` numbers or :class:`Scalar` nodes.
+
+        Returns:
+          ``nout`` :class:`Scalar` nodes.
+        """
         return [neuron(x) for neuron in self.neurons]
 
     def parameters(self) -> list[Scalar]:
+        """Every neuron's parameters, neuron by neuron.
+
+        Returns:
+          A list of :class:`Scalar` leaves.
+        """
         return [p for n in self.neurons for p in n.parameters()]
 
 
@@ -453,9 +677,27 @@ class MLP(Module):
         self.layers = [Layer(sizes[i], sizes[i + 1], nonlin=i != last, rng=rng, init=init) for i in range(len(nouts))]
 
     def __call__(self, x: Sequence) -> list[Scalar]:
+        """The network's outputs for one input vector.
+
+        Args:
+          x: ``nin`` numbers or :class:`Scalar` nodes.
+
+        Returns:
+          One :class:`Scalar` per output unit (the last width in ``nouts``).
+
+        Example:
+          >>> net = MLP(2, [3, 1])
+          >>> len(net([1.0, -1.0])), len(net.parameters())
+          (1, 13)
+        """
         for layer in self.layers:
             x = layer(x)
         return x
 
     def parameters(self) -> list[Scalar]:
+        """Every layer's parameters, input layer first.
+
+        Returns:
+          A list of :class:`Scalar` leaves.
+        """
         return [p for layer in self.layers for p in layer.parameters()]

@@ -19,6 +19,23 @@ from jaxdl.data.dataset import Dataset
 
 
 def num_batches(num_examples: int, batch_size: int, drop_remainder: bool) -> int:
+    """How many batches an epoch of ``num_examples`` has.
+
+    Args:
+      num_examples: the data set's size.
+      batch_size: examples per batch, at least 1.
+      drop_remainder: leave out the last partial batch instead of counting it.
+
+    Returns:
+      ``num_examples // batch_size``, plus one for a partial batch that is kept.
+
+    Raises:
+      ValueError: for a batch size below 1.
+
+    Example:
+      >>> num_batches(10, 4, drop_remainder=False), num_batches(10, 4, drop_remainder=True)
+      (3, 2)
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     full, rest = divmod(num_examples, batch_size)
@@ -59,7 +76,19 @@ def epoch_indices(
 
 
 def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
-    """Mean of ``values`` over entries where ``mask`` is True (0 if none)."""
+    """Mean of ``values`` over entries where ``mask`` is True (0 if none).
+
+    Args:
+      values: per-example values, e.g. ``(batch_size,)`` losses.
+      mask: booleans of the same shape, False on padding (from :func:`epoch_indices`).
+
+    Returns:
+      A scalar in ``values``' dtype.
+
+    Example:
+      >>> masked_mean(jnp.array([1.0, 3.0, 100.0]), jnp.array([True, True, False]))
+      Array(2., dtype=float32)
+    """
     mask = mask.astype(values.dtype)
     return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1)
 
@@ -69,6 +98,16 @@ def normalize(images: jax.Array | np.ndarray, scheme: str) -> jax.Array:
 
     "symmetric" is tutorial 1's ``Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))``
     after ``ToTensor``: (x / 255 - 0.5) / 0.5 on every channel.
+
+    Args:
+      images: uint8 images, any shape.
+      scheme: "unit" or "symmetric".
+
+    Returns:
+      float32 images, shaped like ``images``.
+
+    Raises:
+      ValueError: for an unknown scheme.
     """
     x = jnp.asarray(images, jnp.float32) / 255.0
     if scheme == "unit":
@@ -106,6 +145,16 @@ def generate_mini_batches(
     draws (through a local ``RandomState``, leaving the global RNG alone) and
     slices consecutive column blocks. The tutorial keeps complete batches only;
     ``drop_remainder=False`` adds the last, smaller one.
+
+    Args:
+      X: (features, m) inputs, one column per example.
+      Y: (1, m) labels (or (m,), reshaped).
+      batch_size: columns per batch.
+      seed: the permutation's seed.
+      drop_remainder: leave out the last partial batch, as the tutorial does.
+
+    Returns:
+      A list of ``(X_batch, Y_batch)`` pairs, ``(features, batch_size)`` and ``(1, batch_size)``.
     """
     m = X.shape[1]
     permutation = np.random.RandomState(seed).permutation(m)
@@ -115,7 +164,15 @@ def generate_mini_batches(
 
 
 def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and standard deviation of uint8 images (N, H, W, C), in [0, 1] units (float64 sums)."""
+    """Per-channel mean and standard deviation of uint8 images (N, H, W, C), in [0, 1] units (float64 sums).
+
+    Args:
+      images: uint8 ``(N, H, W, C)``, e.g. a training split.
+      chunk: images converted to float at a time, which bounds the memory used.
+
+    Returns:
+      ``(mean, std)``, each ``(C,)`` float32, for :func:`standardize`.
+    """
     total = np.zeros(images.shape[-1])
     total_sq = np.zeros(images.shape[-1])
     for start in range(0, len(images), chunk):
@@ -128,7 +185,16 @@ def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np
 
 
 def standardize(mean: np.ndarray, std: np.ndarray):
-    """A Task ``preprocess``: uint8 images to ``(x / 255 - mean) / std`` per channel (see :func:`channel_stats`)."""
+    """A Task ``preprocess``: uint8 images to ``(x / 255 - mean) / std`` per channel (see :func:`channel_stats`).
+
+    Args:
+      mean: ``(C,)`` per-channel means in [0, 1] units.
+      std: ``(C,)`` per-channel standard deviations in [0, 1] units.
+
+    Returns:
+      ``preprocess(batch, key, train)``, which returns the batch with its ``"inputs"`` standardised
+      (the key and ``train`` are unused: no augmentation).
+    """
     mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
 
     def preprocess(batch, key, train):

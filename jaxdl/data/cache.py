@@ -26,7 +26,11 @@ FORMAT_VERSION = 2  # bump when the decoded arrays change for the same source
 
 
 def cache_dir() -> Path:
-    """``$JAXDL_CACHE_DIR``, else ``$XDG_CACHE_HOME/jaxdl``, else ``~/.cache/jaxdl``."""
+    """``$JAXDL_CACHE_DIR``, else ``$XDG_CACHE_HOME/jaxdl``, else ``~/.cache/jaxdl``.
+
+    Returns:
+      The folder (not created here).
+    """
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -34,6 +38,14 @@ def cache_dir() -> Path:
 
 
 def file_digest(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read a mebibyte at a time.
+
+    Args:
+      path: the file.
+
+    Returns:
+      The hex digest.
+    """
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -46,6 +58,12 @@ def tree_fingerprint(root: Path) -> str:
 
     Reading every byte of a 70,000-file folder on each load would cost more
     than the cache saves; a changed, added or removed file changes this.
+
+    Args:
+      root: the folder.
+
+    Returns:
+      A SHA-256 hex digest.
     """
     h = hashlib.sha256()
     for dirpath, dirnames, filenames in os.walk(root):
@@ -59,6 +77,14 @@ def tree_fingerprint(root: Path) -> str:
 
 
 def cache_key(**parts: str) -> str:
+    """The name of a cache entry: a digest of ``parts`` and the cache's format version.
+
+    Args:
+      **parts: what identifies the decoded arrays (the data set, the split, a source digest), as strings.
+
+    Returns:
+      24 hex characters; a change in any part, or in ``FORMAT_VERSION``, gives a new key.
+    """
     payload = json.dumps({"format": FORMAT_VERSION, **parts}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
@@ -73,7 +99,15 @@ def _arrays_digest(arrays: dict[str, np.ndarray]) -> str:
 
 
 def load_cached(path: Path) -> dict[str, np.ndarray] | None:
-    """The arrays stored at ``path``, or None if absent; a corrupt file is deleted."""
+    """The arrays stored at ``path``, or None if absent; a corrupt file is deleted.
+
+    Args:
+      path: a ``.npz`` written by :func:`save_cached`.
+
+    Returns:
+      ``{name: array}`` whose checksum matched, or None when the file is missing or corrupt
+      (a corrupt one is reported on stderr and removed, so the caller rebuilds it).
+    """
     if not path.exists():
         return None
     try:
@@ -90,18 +124,28 @@ def load_cached(path: Path) -> dict[str, np.ndarray] | None:
 
 
 def save_cached(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Writes ``arrays`` and their checksum to ``path`` atomically."""
+    """Writes ``arrays`` and their checksum to ``path`` atomically.
+
+    Args:
+      path: the ``.npz`` to write; its folder must exist.
+      arrays: ``{name: array}``; names must not start with ``__``.
+    """
     with atomic_file(path, "wb") as f:
         np.savez(f, __sha256__=np.asarray(_arrays_digest(arrays)), **arrays)
 
 
 @contextlib.contextmanager
 def one_writer(path: Path) -> Iterator[None]:
-    """Held while this process builds the cache entry ``path``: another process building the same
-    entry waits for it (and then finds the entry written) instead of decoding the data twice.
-    The lock file goes when the entry is written or abandoned; lock files that a killed process
-    left behind go on the next use of the cache. Where no lock file can be made (a read-only
-    cache folder), nothing is locked."""
+    """Held while this process builds the cache entry ``path``.
+
+    Another process building the same entry waits for it (and then finds the entry written) instead
+    of decoding the data twice. The lock file goes when the entry is written or abandoned; lock files
+    that a killed process left behind go on the next use of the cache. Where no lock file can be made
+    (a read-only cache folder), nothing is locked.
+
+    Args:
+      path: the cache entry about to be written.
+    """
     lock = FileLock(path.with_name(path.name + ".lock"))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,13 +16,25 @@ DIGIT_CLASSES = tuple(str(d) for d in range(10))
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
+    """What jaxdl knows about one named data set.
+
+    Attributes:
+      name: the name :func:`jaxdl.data.load` and ``jaxdl data info`` take.
+      description: one line for ``jaxdl data``.
+      splits: the splits it has; ``()`` for any split the source holds.
+      class_names: the classes in label order; None for a folder's alphabetical class folders.
+      image_shape: ``(H, W, C)``; None for feature vectors, or when taken from the data.
+      tfds_name: the TFDS builder, for sets TFDS can download; None otherwise.
+      local_names: file or folder names looked for in ``$JAXDL_DATA_DIR``.
+    """
+
     name: str
     description: str
-    splits: tuple[str, ...]  # () for any split the source holds
-    class_names: tuple[str, ...] | None  # None: alphabetical folder names
-    image_shape: tuple[int, int, int] | None  # (H, W, C); None: features, or taken from the data
-    tfds_name: str | None = None  # the TFDS builder, for sets TFDS can download
-    local_names: tuple[str, ...] = ()  # file or folder names looked for in $JAXDL_DATA_DIR
+    splits: tuple[str, ...]
+    class_names: tuple[str, ...] | None
+    image_shape: tuple[int, int, int] | None
+    tfds_name: str | None = None
+    local_names: tuple[str, ...] = ()
 
 
 DATASETS: dict[str, DatasetSpec] = {

@@ -42,6 +42,13 @@ def _folder_of(path: Path) -> Path | None:
 def kind_of(path: Path, archive: bool) -> str | None:
     """ "cifar-binary" for the binary version (folder or archive), None for anything else.
 
+    Args:
+      path: a folder or an archive.
+      archive: whether ``path`` is a tar archive (its first member is read, not the whole file).
+
+    Returns:
+      ``"cifar-binary"`` or None.
+
     Raises:
       JaxdlError: ``path`` is the pickled python version.
     """
@@ -63,13 +70,33 @@ def _refuse_python_version(path: Path) -> None:
 
 
 def split_files(path: Path, split: str) -> list[Path]:
-    """The batch files of ``split`` in a binary-version folder (for its fingerprint)."""
+    """The batch files of ``split`` in a binary-version folder (for its fingerprint).
+
+    Args:
+      path: the ``cifar-10-batches-bin`` folder or its parent.
+      split: "train" or "test".
+
+    Returns:
+      The paths of the split's ``.bin`` files, or ``[]`` when ``path`` holds none.
+    """
     folder = _folder_of(path)
     return [folder / name for name in BATCHES[split]] if folder is not None else []
 
 
 def read_split(path: Path, split: str, archive: bool) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images (N, 32, 32, 3) and int32 labels (N,) of ``split`` (train: 50,000, test: 10,000)."""
+    """uint8 images (N, 32, 32, 3) and int32 labels (N,) of ``split`` (train: 50,000, test: 10,000).
+
+    Args:
+      path: the binary version's folder (or its parent) or its ``.tar.gz``.
+      split: "train" or "test".
+      archive: whether ``path`` is an archive.
+
+    Returns:
+      ``(images, labels)``, the images in NHWC order.
+
+    Raises:
+      JaxdlError: a batch file is missing, truncated, or holds a label above 9.
+    """
     names = BATCHES[split]
     if archive:
         from jaxdl.data.folder import _iter_archive  # refuses unsafe members and oversized files

@@ -31,15 +31,35 @@ class Dataset:
         return len(self.labels)
 
     def arrays(self, limit: int | None = None) -> dict[str, np.ndarray]:
-        """``{"inputs", "labels"}``, the dict the training engine takes (the first ``limit`` examples)."""
+        """``{"inputs", "labels"}``, the dict the training engine takes (the first ``limit`` examples).
+
+        Args:
+          limit: how many examples from the start; None for all.
+
+        Returns:
+          ``{"inputs": ..., "labels": ...}``, views of this data set's arrays.
+        """
         return {"inputs": self.inputs[:limit], "labels": self.labels[:limit]}
 
     def class_counts(self) -> dict[str, int]:
+        """The number of examples of each class.
+
+        Returns:
+          ``{class name: count}`` in label order, zeros included.
+        """
         counts = np.bincount(self.labels, minlength=len(self.class_names))
         return {name: int(c) for name, c in zip(self.class_names, counts, strict=True)}
 
     def subset(self, indices: np.ndarray, split: str | None = None) -> Dataset:
-        """The examples at ``indices`` (in that order), as a new Dataset."""
+        """The examples at ``indices`` (in that order), as a new Dataset.
+
+        Args:
+          indices: integer positions (or a boolean mask) into the examples.
+          split: the new split's name; None keeps this one's.
+
+        Returns:
+          A :class:`Dataset` with copies of the selected arrays.
+        """
         return dataclasses.replace(
             self,
             split=split or self.split,
@@ -49,5 +69,12 @@ class Dataset:
 
 
 def as_arrays(data: Dataset | dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A Dataset's ``{"inputs", "labels"}`` dict; a dict of arrays as it is."""
+    """A Dataset's ``{"inputs", "labels"}`` dict; a dict of arrays as it is.
+
+    Args:
+      data: a :class:`Dataset` or a dict of arrays.
+
+    Returns:
+      The dict of arrays.
+    """
     return data.arrays() if isinstance(data, Dataset) else data

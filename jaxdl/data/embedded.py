@@ -14,11 +14,21 @@ def make_blobs_dataset(
 
     The points ``sklearn.datasets.make_blobs(n_samples, n_features=2, centers=2,
     cluster_std, random_state)`` draws (scikit-learn 1.x's algorithm, tested equal
-    to it), drawn here with NumPy alone: importing scikit-learn costs a run of
-    `jaxdl run blobs` two seconds.
+    to it), drawn here with NumPy alone, so that a run of ``jaxdl run blobs`` need
+    not import scikit-learn.
+
+    Args:
+      n_samples: the number of points, split as evenly as possible between the two blobs.
+      cluster_std: each blob's standard deviation.
+      random_state: the seed of the ``RandomState`` that draws the centres, the points and the shuffle.
 
     Returns:
       ``x``: (n_samples, 2) float32 points; ``y``: (n_samples,) int32 labels in {0, 1}.
+
+    Example:
+      >>> x, y = make_blobs_dataset(10)
+      >>> x.shape, x.dtype, sorted(set(y.tolist()))
+      ((10, 2), dtype('float32'), [0, 1])
     """
     rng = np.random.RandomState(random_state)
     centers = rng.uniform(-10.0, 10.0, size=(2, 2))  # center_box=(-10, 10)
@@ -35,6 +45,12 @@ def make_digits_dataset(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 8x8 digits as uint8 images (N, 8, 8, 1) (0..16 scaled to 0..255) and labels.
 
     "train" is the first 1,437 digits, "test" the last 360, in scikit-learn's order.
+
+    Args:
+      split: "train" or "test" (anything else is read as "test").
+
+    Returns:
+      ``(images, labels)``: uint8 ``(N, 8, 8, 1)`` and int32 ``(N,)``.
     """
     from sklearn.datasets import load_digits
 
@@ -55,8 +71,14 @@ def write_shapes_folder(
 
     Each image has a random background, shape colour, position and size, so a
     classifier has to learn shape, not colour. It stands in for a learner's own
-    photos in the tests and the notebooks; ``per_class`` gives the images per
-    class in each split.
+    photos in the tests and the notebooks.
+
+    Args:
+      path: the folder to write into (created if need be).
+      per_class: images per class in each split, in the order of ``splits``.
+      size: the images' side in pixels.
+      seed: the seed of the generator that draws everything.
+      splits: the split folders' names.
     """
     from pathlib import Path
 

@@ -27,6 +27,14 @@ _MODES = {1: "L", 3: "RGB"}
 
 
 def is_archive(path: Path) -> bool:
+    """Whether ``path`` names a tar archive (``.tar.gz``, ``.tgz`` or ``.tar``), by its name alone.
+
+    Args:
+      path: a file or folder path.
+
+    Returns:
+      True for an archive name.
+    """
     return path.name.lower().endswith(ARCHIVE_SUFFIXES)
 
 
@@ -99,7 +107,14 @@ def _split_class(name: str, split: str) -> str | None:
 
 
 def available_splits(path: Path) -> list[str]:
-    """The split folders a directory holds (archives: not listed without a full read)."""
+    """The split folders a directory holds (archives: not listed without a full read).
+
+    Args:
+      path: a folder or an archive.
+
+    Returns:
+      The names of ``path``'s visible subfolders, sorted; ``[]`` for an archive or a file.
+    """
     if path.is_dir():
         return sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     return []
@@ -110,6 +125,15 @@ def find_splits(path: Path) -> list[str]:
 
     An archive's member names are read (its bytes are decompressed once, nothing
     is decoded or extracted); a folder's split folders are listed.
+
+    Args:
+      path: a folder or an archive of ``split/class/image`` files.
+
+    Returns:
+      The split names, sorted.
+
+    Raises:
+      JaxdlError: an archive is unreadable or holds an unsafe member.
     """
     if is_archive(path):
         splits = set()
@@ -132,6 +156,19 @@ def decode_image(
     The size in the header is checked before any pixel is decoded, and an image
     over Pillow's decompression-bomb limit (about 89 million pixels) is refused:
     a small file cannot make jaxdl allocate gigabytes.
+
+    Args:
+      data: the file's bytes (PNG, JPEG, BMP, GIF or WebP).
+      where: the file's name, for error messages.
+      shape: the (H, W, C) the image must have; None accepts any grayscale or RGB image.
+      resize: (H, W, C) to convert and resize to instead of checking.
+
+    Returns:
+      uint8 ``(H, W, C)``.
+
+    Raises:
+      JaxdlError: in one line naming ``where``, for an unreadable, truncated, oversized or
+        wrongly shaped image.
     """
     try:
         with warnings.catch_warnings():

@@ -30,6 +30,16 @@ def read_idx(path: Path) -> np.ndarray:
 
     A gzipped file is decompressed as a stream, never past the bytes its header
     promises (at most ``MAX_IDX_BYTES``): a small .gz cannot expand to fill memory.
+
+    Args:
+      path: an ``*-idx3-ubyte`` or ``*-idx1-ubyte`` file, ``.gz`` or not.
+
+    Returns:
+      A uint8 array of the shape in the header ((N, 28, 28) images, (N,) labels).
+
+    Raises:
+      JaxdlError: a bad magic number, a data type other than unsigned bytes, a header promising too
+        much, or fewer or more bytes than the header promises.
     """
     try:
         with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
@@ -59,7 +69,15 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def idx_files(directory: Path, split: str) -> tuple[Path, Path] | None:
-    """The (images, labels) files of ``split`` in ``directory``, or None if absent."""
+    """The (images, labels) files of ``split`` in ``directory``, or None if absent.
+
+    Args:
+      directory: a folder of IDX files, as MNIST and Fashion-MNIST are downloaded.
+      split: "train" (``train-*``) or "test" (``t10k-*``); the gzipped file is preferred.
+
+    Returns:
+      ``(images path, labels path)``, or None when either is missing or the split is unknown.
+    """
     prefix = SPLIT_PREFIXES.get(split)
     if prefix is None:
         return None
@@ -74,11 +92,32 @@ def idx_files(directory: Path, split: str) -> tuple[Path, Path] | None:
 
 
 def is_idx_directory(directory: Path) -> bool:
+    """Whether ``directory`` is a folder holding at least one ``*-idx1-ubyte`` or ``*-idx3-ubyte`` file.
+
+    Args:
+      directory: any path.
+
+    Returns:
+      True for a folder of IDX files.
+    """
     return directory.is_dir() and any(directory.glob("*-idx[13]-ubyte*"))
 
 
 def read_idx_split(directory: Path, split: str, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images (N, H, W, 1) and int32 labels (N,) of one split of an IDX directory."""
+    """uint8 images (N, H, W, 1) and int32 labels (N,) of one split of an IDX directory.
+
+    Args:
+      directory: a folder of IDX files.
+      split: "train" or "test".
+      num_classes: labels must be below it; None skips the check.
+
+    Returns:
+      ``(images, labels)``.
+
+    Raises:
+      JaxdlError: the split's files are missing, or images and labels disagree in count or shape,
+        or a label is out of range.
+    """
     files = idx_files(directory, split)
     if files is None:
         raise JaxdlError(

@@ -33,6 +33,12 @@ def local_copies(folder: str | os.PathLike | None) -> Iterator[None]:
 
     It takes the place of ``$JAXDL_DATA_DIR`` for this thread only and leaves
     the environment alone.
+
+    Args:
+      folder: a folder of local copies (named as ``DatasetSpec.local_names``), or None.
+
+    Raises:
+      JaxdlError: ``folder`` is not a directory.
     """
     if folder is None:
         yield
@@ -48,6 +54,17 @@ def local_copies(folder: str | os.PathLike | None) -> Iterator[None]:
 
 
 def spec_for(name: str) -> DatasetSpec:
+    """The catalogue entry of a named data set.
+
+    Args:
+      name: a key of ``DATASETS``.
+
+    Returns:
+      Its :class:`~jaxdl.data.catalog.DatasetSpec`.
+
+    Raises:
+      JaxdlError: for an unknown name, listing the known ones.
+    """
     try:
         return DATASETS[name]
     except KeyError:
@@ -55,7 +72,20 @@ def spec_for(name: str) -> DatasetSpec:
 
 
 def find_local_copy(spec: DatasetSpec, data: str | os.PathLike | None) -> Path | None:
-    """``data`` if given (it must exist), else a copy in ``$JAXDL_DATA_DIR``, else None."""
+    """``data`` if given (it must exist), else a copy in ``$JAXDL_DATA_DIR``, else None.
+
+    The folder set by :func:`local_copies` takes the place of ``$JAXDL_DATA_DIR``.
+
+    Args:
+      spec: the data set, whose ``local_names`` are looked for.
+      data: an explicit path, or None.
+
+    Returns:
+      The copy's path, or None when there is none (TFDS is then the source).
+
+    Raises:
+      JaxdlError: ``data`` does not exist, or ``$JAXDL_DATA_DIR`` is not a directory.
+    """
     if data:
         path = Path(data).expanduser()
         if not path.exists():
@@ -265,6 +295,21 @@ def load_image_folder(
     (``test_fraction``) first, then ``val`` (``val_fraction`` of what is left);
     ``val``, ``valid`` or ``validation`` folders count as the validation split.
     Each Dataset's ``source`` says where it came from.
+
+    Args:
+      path: the folder or archive; it must hold ``train/<class>/<image>`` with at least two classes.
+      image_size: (H, W) to resize every image to, or None to require one size.
+      val_fraction: the share of the remaining training images carved off as ``val`` when there is no
+        validation folder.
+      test_fraction: the share of the training images carved off as ``test`` when there is no test folder.
+      seed: the seed of the carving permutation.
+
+    Returns:
+      ``{"train": Dataset, "val": Dataset, "test": Dataset}``, all labelled with train's classes
+      (images of a class train lacks are left out, with a warning).
+
+    Raises:
+      JaxdlError: in one line, for a missing path or train split, a single class, or too few images to carve.
     """
     path = Path(path).expanduser()
     if not path.exists():

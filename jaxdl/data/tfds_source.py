@@ -27,7 +27,15 @@ DOWNLOAD_HOST = "storage.googleapis.com"  # where TFDS fetches MNIST and CIFAR-1
 
 
 def network_reachable(host: str = DOWNLOAD_HOST, timeout: float = 3.0) -> bool:
-    """Whether a TCP connection to ``host``:443 opens within ``timeout`` seconds."""
+    """Whether a TCP connection to ``host``:443 opens within ``timeout`` seconds.
+
+    Args:
+      host: the host name, by default where TFDS downloads MNIST and CIFAR-10 from.
+      timeout: seconds to wait.
+
+    Returns:
+      True if the connection opened.
+    """
     try:
         with socket.create_connection((host, 443), timeout=timeout):
             return True
@@ -52,7 +60,21 @@ def _quiet():
 def read_tfds(
     tfds_name: str, split: str, data_dir: str | None = None, batch_size: int = 4096
 ) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images (N, H, W, C) and int32 labels (N,) of a TFDS split, downloading if needed."""
+    """uint8 images (N, H, W, C) and int32 labels (N,) of a TFDS split, downloading if needed.
+
+    Args:
+      tfds_name: the TFDS builder ("mnist", "fashion_mnist", "cifar10").
+      split: the TFDS split ("train", "test").
+      data_dir: TFDS's data directory; None for its default.
+      batch_size: examples per batch read from TFDS before concatenating.
+
+    Returns:
+      ``(images, labels)``.
+
+    Raises:
+      JaxdlError: in one line that points to local copies, when TFDS or TensorFlow is missing, the
+        data set is not prepared and the download host is unreachable, or TFDS fails otherwise.
+    """
     try:
         with _quiet():
             import tensorflow_datasets as tfds

@@ -1,9 +1,13 @@
 """The experiment registry: every runnable tutorial result, by name.
 
-An experiment module defines ``EXPERIMENT = Experiment(...)``: a config
-dataclass (see :mod:`jaxdl.config`), ``run(config, run_dir) -> metrics``, and
-the tutorial claims it measures (:mod:`jaxdl.claims`). Modules are imported
-only when asked for, so ``jaxdl list`` stays quick.
+An experiment is declared once, in its module: ``EXPERIMENT = Experiment(...)``
+with its name, description, settings dataclass (from
+:mod:`jaxdl.experiments.settings`, which imports no JAX), ``run(config,
+run_dir) -> metrics`` and the tutorial claims it measures
+(:mod:`jaxdl.claims`). ``python scripts/build_index.py`` writes
+:mod:`jaxdl.experiments._index` from those declarations, so that ``jaxdl
+list`` and ``--help-config`` import no experiment; modules are imported only
+when an experiment runs.
 """
 
 from __future__ import annotations
@@ -16,133 +20,32 @@ from typing import Any
 
 from jaxdl.claims import Run
 from jaxdl.errors import JaxdlError
-
-# name -> (module, attribute, settings class in jaxdl.experiments.settings, description), in the
-# order of the tutorials' claims (and of `jaxdl reproduce`); add a line here to register a new
-# experiment. The description and the settings are named here, not only in the module, so that
-# `jaxdl list` and `--help-config` import no experiment (and so no JAX); a test checks that
-# they agree with the module's.
-_MODULES = {
-    "blobs": (
-        "jaxdl.experiments.blobs",
-        "EXPERIMENT",
-        "BlobsConfig",
-        "tutorial 0: 2-D blob classifier, full-batch SGD as one lax.scan, 64 seeds via vmap",
-    ),
-    "autodiff-modes": (
-        "jaxdl.experiments.autodiff_modes",
-        "EXPERIMENT",
-        "AutodiffModesConfig",
-        "tutorial 0: jacfwd vs jacrev over n, m = 1..1000 (time, FLOPs, memory); gradient by jvp vs vjp",
-    ),
-    "forward-gradient": (
-        "jaxdl.experiments.forward_gradient",
-        "EXPERIMENT",
-        "ForwardGradientConfig",
-        "Baydin et al. 2022: training by one jvp per step against backprop; unbiasedness, variance, cost",
-    ),
-    "forward-learning": (
-        "jaxdl.experiments.forward_learning",
-        "EXPERIMENT",
-        "ForwardLearningConfig",
-        "Ren et al. 2023: MNIST MLP by backprop, local losses (LG-BP), weight- and activity-perturbed forward "
-        "gradients, over seeds",
-    ),
-    "scratch-mlp": (
-        "jaxdl.experiments.scratch_mlp",
-        "EXPERIMENT",
-        "ScratchMLPConfig",
-        "tutorial 3: NumPy MLP with hand-written backprop vs the same in JAX, same init and batches",
-    ),
-    "scalar-engine": (
-        "jaxdl.experiments.scalar_engine",
-        "EXPERIMENT",
-        "ScalarEngineConfig",
-        "tutorial 4: MLP(784,[64,32,10]) in the scalar engine vs NumPy vs jax.jit, same updates; divergence reported",
-    ),
-    "monte-carlo": (
-        "jaxdl.experiments.monte_carlo",
-        "EXPERIMENT",
-        "MonteCarloConfig",
-        "tutorial 0: Monte Carlo unbiasedness and 1/sqrt(S) consistency, GAN loss, score vs pathwise gradients",
-    ),
-    "minibatch-sgd": (
-        "jaxdl.experiments.minibatch_sgd",
-        "EXPERIMENT",
-        "MinibatchSGDConfig",
-        "tutorial 0: minibatch gradients are unbiased, their variance falls like 1/B; SGD by batch size",
-    ),
-    "optimizers": (
-        "jaxdl.experiments.optimizers",
-        "EXPERIMENT",
-        "OptimizersConfig",
-        "tutorial 2: SGD, momentum, Nesterov, Adagrad, RMSProp, Adam, L-BFGS on a quadratic, Rosenbrock, "
-        "a saddle; LR finder",
-    ),
-    "activations": (
-        "jaxdl.experiments.activations",
-        "EXPERIMENT",
-        "ActivationsConfig",
-        "tutorial 2: per-layer gradient norms of a 20-layer MLP for six activations, initialisations and batch norm",
-    ),
-    "universal-approximation": (
-        "jaxdl.experiments.universal_approximation",
-        "EXPERIMENT",
-        "UniversalApproximationConfig",
-        "tutorial 0: one hidden layer of N sigmoids fitting 1-D and 2-D functions; max error against N",
-    ),
-    "regularization": (
-        "jaxdl.experiments.regularization",
-        "EXPERIMENT",
-        "RegularizationConfig",
-        "tutorial 2: dropout, weight decay, early stopping, clipping on an over-fitting MLP; generalisation gaps",
-    ),
-    "mnist-mlp": (
-        "jaxdl.experiments.mnist_mlp",
-        "EXPERIMENT",
-        "MNISTMLPConfig",
-        "tutorial 4: MNIST 784-128-10, SGD 1e-2, 3 epochs on 4,096 images, early stopping",
-    ),
-    "cifar10-mlp": (
-        "jaxdl.experiments.cifar10",
-        "MLP_EXPERIMENT",
-        "MLPConfig",
-        "tutorial 1: CIFAR-10 MLP 3072-100-10, Adam 1e-3, 5 epochs",
-    ),
-    "cifar10-cnn": (
-        "jaxdl.experiments.cifar10",
-        "CNN_EXPERIMENT",
-        "CNNConfig",
-        "tutorial 1: CIFAR-10 CNN (4 conv + BN), 10 epochs; recipe=tutorial|improved",
-    ),
-    "image-classifier": (
-        "jaxdl.experiments.image_classifier",
-        "EXPERIMENT",
-        "ImageClassifierConfig",
-        "tutorial 1's MLP or CNN on your own split/class/image folder (--data DIR)",
-    ),
-    "curvature": (
-        "jaxdl.experiments.curvature",
-        "EXPERIMENT",
-        "CurvatureConfig",
-        "Hessian of the CIFAR-10 MLP and CNN: Lanczos top eigenvalues, spectral density, loss slices, "
-        "HVP cost in four orders",
-    ),
-    "mnist-vae": (
-        "jaxdl.experiments.mnist_vae",
-        "EXPERIMENT",
-        "VAEConfig",
-        "tutorial 2: MNIST VAE 784-400-20, Adam, batch 32, 10 epochs; recipe=improved|tutorial; conditional option",
-    ),
-}
+from jaxdl.experiments._index import INDEX
+from jaxdl.results import RunResult
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Experiment:
+    """A runnable experiment, declared once in its module as ``EXPERIMENT = Experiment(...)``.
+
+    Attributes:
+      name: what ``jaxdl run NAME`` takes, e.g. "cifar10-cnn".
+      description: one line, shown by ``jaxdl list``.
+      config: its settings class, a frozen dataclass of :func:`jaxdl.config.setting` fields
+        (in :mod:`jaxdl.experiments.settings`) with a ``seed`` field.
+      run: ``run(config, run_dir)``: trains and measures, returning ``{figure name: value}``
+        or a :class:`~jaxdl.results.RunResult`.
+      resumable: it checkpoints every epoch, so ``--resume`` continues a cut run.
+      claims: the runs ``jaxdl reproduce`` makes and the tutorial claims it checks on each.
+      smallest: settings (``key=value``) of the quickest run that still writes every claimed figure.
+      vmapped: settings its optimizer reads as values only: a grid over them trains in one
+        vmapped program instead of one run per value.
+    """
+
     name: str
     description: str  # one line, shown by `jaxdl list`
     config: type  # a frozen dataclass with a `seed` field
-    run: Callable[[Any, Any], dict[str, Any]]  # (config, RunDir) -> metrics
+    run: Callable[[Any, Any], dict[str, Any] | RunResult]  # (config, RunDir) -> figures, or a RunResult
     resumable: bool = False  # it checkpoints every epoch, so `--resume` continues a cut run
     claims: tuple[Run, ...] = ()  # what `jaxdl reproduce` runs and checks
     smallest: tuple[str, ...] = ()  # settings of the quickest run that still writes every claimed metric
@@ -151,33 +54,118 @@ class Experiment:
 
 
 def names() -> list[str]:
-    return list(_MODULES)
+    """The registered experiments' names, in the tour's order, without importing any of them.
+
+    Returns:
+      The names, as ``jaxdl list`` shows them.
+    """
+    return list(INDEX)
 
 
 def describe(name: str) -> str:
-    """The one-line description of ``name``, without importing its module."""
+    """The one-line description of ``name``, without importing its module.
+
+    Args:
+      name: a registered experiment's name.
+
+    Returns:
+      Its description, as ``jaxdl list`` shows it.
+
+    Raises:
+      JaxdlError: ``name`` is not registered.
+    """
     check_name(name)
-    return _MODULES[name][3]
+    return INDEX[name][3]
 
 
 def settings_of(name: str) -> type:
-    """The settings dataclass of ``name``, without importing its module (nor JAX)."""
+    """The settings dataclass of ``name``, without importing its module (nor JAX).
+
+    Args:
+      name: a registered experiment's name.
+
+    Returns:
+      Its settings class, from :mod:`jaxdl.experiments.settings`.
+
+    Raises:
+      JaxdlError: ``name`` is not registered.
+    """
     check_name(name)
     from jaxdl.experiments import settings
 
-    return getattr(settings, _MODULES[name][2])
+    return getattr(settings, INDEX[name][2])
 
 
 def check_name(name: str) -> None:
-    """JaxdlError naming the closest registered experiment if ``name`` is not one."""
-    if name not in _MODULES:
-        close = difflib.get_close_matches(name, _MODULES, n=1)
+    """JaxdlError naming the closest registered experiment if ``name`` is not one.
+
+    Args:
+      name: the name given, e.g. on the command line.
+
+    Raises:
+      JaxdlError: ``name`` is not registered (the message suggests the closest name).
+    """
+    if name not in INDEX:
+        close = difflib.get_close_matches(name, INDEX, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise JaxdlError(f"unknown experiment {name!r}; {hint}`jaxdl list` shows them all")
 
 
 def get(name: str) -> Experiment:
-    """The registered experiment ``name``; JaxdlError naming the closest one if unknown."""
+    """The registered experiment ``name``; JaxdlError naming the closest one if unknown.
+
+    Imports the experiment's module (and with it JAX).
+
+    Args:
+      name: a registered experiment's name.
+
+    Returns:
+      Its :class:`Experiment` declaration.
+
+    Raises:
+      JaxdlError: ``name`` is not registered.
+    """
     check_name(name)
-    module, attribute, _, _ = _MODULES[name]
+    module, attribute, _, _ = INDEX[name]
     return getattr(importlib.import_module(module), attribute)
+
+
+_NOT_EXPERIMENTS = {"common", "settings", "_index"}
+
+
+def build_index() -> str:
+    """The text of :mod:`jaxdl.experiments._index`, from every module's ``Experiment`` declarations.
+
+    Experiments already indexed keep their place (the tour's order); new ones follow, by module name.
+
+    Returns:
+      The module's source.
+
+    Raises:
+      JaxdlError: two declarations share a name, or a settings class is not in
+        :mod:`jaxdl.experiments.settings`.
+    """
+    import pkgutil
+    from pathlib import Path
+
+    from jaxdl.experiments import settings
+
+    found: dict[str, tuple[str, str, str, str]] = {}
+    for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda m: m.name):
+        if info.name in _NOT_EXPERIMENTS:
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for attribute, value in vars(module).items():
+            if not isinstance(value, Experiment) or value.name in found and found[value.name][0] == module.__name__:
+                continue
+            if value.name in found:
+                raise JaxdlError(
+                    f"experiment {value.name} is declared twice: {found[value.name][0]}, {module.__name__}"
+                )
+            if getattr(settings, value.config.__name__, None) is not value.config:
+                raise JaxdlError(f"experiment {value.name}: its settings belong in jaxdl.experiments.settings")
+            found[value.name] = (module.__name__, attribute, value.config.__name__, value.description)
+    order = [name for name in INDEX if name in found] + [name for name in found if name not in INDEX]
+    head = (Path(__file__).parent / "_index.py").read_text().split("INDEX = {")[0]
+    body = "".join(f"    {name!r}: {found[name]!r},\n" for name in order)
+    return f"{head}INDEX = {{\n{body}}}\n"

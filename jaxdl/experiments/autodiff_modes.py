@@ -30,10 +30,6 @@ from jaxdl.rundir import RunDir
 from jaxdl.train.timing import compile_ahead, stable_seconds
 
 
-def _ints(text: str) -> list[int]:
-    return [int(v) for v in text.split(",")]
-
-
 def _measure(fn, args, repeats) -> dict[str, float]:
     compiled, compile_s = compile_ahead(jax.jit(fn), *args)
     jax.block_until_ready(compiled(*args))
@@ -53,8 +49,8 @@ def _measure(fn, args, repeats) -> dict[str, float]:
 def _sweep(config: Config, run_dir: RunDir) -> list[dict[str, Any]]:
     records = []
     key = jax.random.key(config.seed)
-    for n in _ints(config.sizes):
-        for m in _ints(config.sizes):
+    for n in config.sizes:
+        for m in config.sizes:
             sizes = [n, config.hidden, config.hidden, m]
             params = mlp_init(jax.random.fold_in(key, n * 100_003 + m), sizes, init="glorot")
             x = jax.random.normal(jax.random.fold_in(key, n), (n,))
@@ -96,7 +92,7 @@ def _crossover(records) -> float:
 
 
 def _gradient_modes(config: Config) -> dict[str, Any]:
-    sizes = _ints(config.loss_sizes)
+    sizes = list(config.loss_sizes)
     key = jax.random.key(config.seed + 1)
     params = mlp_init(key, sizes, init="glorot")
     x = jax.random.normal(jax.random.fold_in(key, 1), (256, sizes[0]))
@@ -154,8 +150,30 @@ def _checkpoint_trade(config: Config) -> dict[str, Any]:
 
 
 def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
+    """The jacfwd/jacrev sweep, the gradient by jvps against one vjp, and the ``jax.checkpoint`` trade.
+
+    Writes one history record per (n, m) point (times with their 95%
+    intervals, compile times, FLOPs, temporary bytes, and the chain-rule
+    counts ``chain_flops_f1``/``chain_flops_r1``) and ``mode_ratios.png``.
+
+    Args:
+      config: the sizes swept (``sizes``, for n and m), the hidden width, the
+        timing repeats, the loss network's sizes and the remat depth.
+      run_dir: where the history and the figure go.
+
+    Returns:
+      Metrics: ``points`` (the sweep's size); ``time_ratio_n_max_m_min``,
+      ``time_ratio_n_min_m_max`` and the matching ``flop_ratio_*``, jacfwd over
+      jacrev at the sweep's two corners (above 1: forward mode slower);
+      ``crossover_n_over_m``, where the fitted time ratio is 1;
+      ``grad_num_params``, ``grad_jvp_seconds``, ``grad_vjp_seconds``,
+      ``grad_jvp_over_vjp``, ``grad_jvp_flops`` and ``grad_vjp_flops`` for one
+      loss gradient; and, with and without ``jax.checkpoint``
+      (``*_checkpointed``), ``residual_bytes`` kept for the backward pass,
+      ``grad_flops`` and ``grad_seconds``, plus ``remat_depth``.
+    """
     records = _sweep(config, run_dir)
-    n_max, n_min = max(_ints(config.sizes)), min(_ints(config.sizes))
+    n_max, n_min = max(config.sizes), min(config.sizes)
     by_shape = {(r["n"], r["m"]): r for r in records}
     metrics: dict[str, Any] = {
         "points": len(records),

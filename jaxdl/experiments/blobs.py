@@ -5,7 +5,7 @@ Tutorial: ``make_blobs(1000, 2 features, 2 centers, std 3, random_state=1)``,
 full-batch epochs; its log ends at loss 0.2125, accuracy 92.90%. With
 ``init=tutorial`` this starts from the exact weights the tutorial's PyTorch
 code drew and prints the same ten log lines. Because one seed's 92.90% says
-little, the same training also runs from ``num_seeds`` initialisations at once
+little, the same training also runs from ``seeds`` initialisations at once
 (``jax.vmap``) and the spread of final accuracies is reported.
 """
 
@@ -28,6 +28,7 @@ from jaxdl.experiments.settings import BlobsConfig as Config
 from jaxdl.functional.losses import binary_cross_entropy_with_logits
 from jaxdl.models.blobs import BlobClassifier, tutorial_log, tutorial_params
 from jaxdl.progress import progress_bar
+from jaxdl.results import RunResult
 from jaxdl.rundir import RunDir
 from jaxdl.train import compile_ahead, full_batch_scan, timed_call
 
@@ -36,7 +37,15 @@ TUTORIAL_LOSS = 0.2125
 
 
 def make_loss_fn(model: BlobClassifier):
-    """``loss(params, (x, y)) -> (mean BCE, {"accuracy": fraction})``, class 1 where P >= 0.5."""
+    """``loss(params, (x, y)) -> (mean BCE, {"accuracy": fraction})``, class 1 where P >= 0.5.
+
+    Args:
+      model: the classifier, whose output is one logit per point.
+
+    Returns:
+      ``loss_fn(params, (x, y))`` for points ``x`` ``(n, 2)`` and labels ``y`` ``(n,)``
+      in {0, 1}: the mean binary cross-entropy and ``{"accuracy": fraction correct}``.
+    """
 
     def loss_fn(params, batch):
         x, y = batch
@@ -49,14 +58,32 @@ def make_loss_fn(model: BlobClassifier):
 
 
 def make_trainer(config: Config):
-    """``(model, loss_fn, train)``; ``train(params, batch) -> (params, history)`` is unjitted."""
+    """``(model, loss_fn, train)``; ``train(params, batch) -> (params, history)`` is unjitted.
+
+    Args:
+      config: the run's settings; ``hidden``, ``init``, ``lr`` and ``epochs`` are read
+        (``init=tutorial`` builds the model with PyTorch's scheme; :func:`initial_params`
+        then gives the tutorial's weights).
+
+    Returns:
+      The :class:`~jaxdl.models.blobs.BlobClassifier`, :func:`make_loss_fn`'s loss, and
+      :func:`~jaxdl.train.full_batch_scan`'s ``train`` for SGD over ``config.epochs``.
+    """
     model = BlobClassifier(hidden=config.hidden, init_scheme="torch" if config.init == "tutorial" else config.init)
     loss_fn = make_loss_fn(model)
     return model, loss_fn, full_batch_scan(loss_fn, optax.sgd(config.lr), config.epochs)
 
 
 def train_then_score(train, loss_fn):
-    """``(params, batch) -> (final params, history, loss_fn(final params, batch))``."""
+    """``(params, batch) -> (final params, history, loss_fn(final params, batch))``.
+
+    Args:
+      train: ``train(params, batch) -> (params, history)``, as :func:`make_trainer` returns it.
+      loss_fn: ``loss_fn(params, batch) -> (loss, metrics)``, to score the trained parameters.
+
+    Returns:
+      The unjitted function training then scoring, one program when jitted.
+    """
 
     def train_and_evaluate(params, batch):
         final, history = train(params, batch)
@@ -65,29 +92,39 @@ def train_then_score(train, loss_fn):
     return train_and_evaluate
 
 
-def initial_params(config: Config, model: BlobClassifier, x: jax.Array, num_seeds: int = 0):
-    """The run's initial parameters and, stacked, those of ``num_seeds`` more (None for 0).
+def initial_params(config: Config, model: BlobClassifier, x: jax.Array, seeds: int = 0):
+    """The run's initial parameters and, stacked, those of ``seeds`` more (None for 0).
 
     The run starts from ``key(seed)`` (or the tutorial's weights); the others from
-    ``fold_in(key(seed), 1)`` split ``num_seeds`` ways, which keeps them apart.
+    ``fold_in(key(seed), 1)`` split ``seeds`` ways, which keeps them apart.
     One compiled program draws them all, a loop over the keys: run op by op,
     each random operation would compile a program of its own, and vmapped over
     the keys, XLA compiles the 64 seeds' draw for longer than the loop
     (``docs/performance.md``).
+
+    Args:
+      config: the run's settings; ``seed`` and ``init`` are read.
+      model: the classifier to initialise.
+      x: the points, ``(n, 2)``; only the first row's shape is used.
+      seeds: further initialisations to draw (0: none).
+
+    Returns:
+      ``(params, stacked)``: the run's parameters, and the others with a leading axis of
+      ``seeds`` (None when ``seeds`` is 0).
     """
     own = config.init != "tutorial"
 
     @jax.jit
     def draw(x):
         keys = [jax.random.key(config.seed)[None]] if own else []
-        if num_seeds:
-            keys.append(jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 1), num_seeds))
+        if seeds:
+            keys.append(jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 1), seeds))
         drawn = jax.lax.map(lambda key: model.init(key, x)["params"], jnp.concatenate(keys))
         first = jax.tree.map(lambda p: p[0], drawn) if own else None
-        return first, (jax.tree.map(lambda p: p[int(own) :], drawn) if num_seeds else None)
+        return first, (jax.tree.map(lambda p: p[int(own) :], drawn) if seeds else None)
 
-    first, seeds = draw(x[:1]) if own or num_seeds else (None, None)
-    return (first if own else tutorial_params()), seeds
+    first, stacked = draw(x[:1]) if own or seeds else (None, None)
+    return (first if own else tutorial_params()), stacked
 
 
 def _fraction(value) -> float:
@@ -100,11 +137,24 @@ def _first_non_finite(values: np.ndarray) -> int | None:
     return int(bad[0]) if bad.size else None
 
 
-def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
+def run(config: Config, run_dir: RunDir) -> RunResult:
+    """Trains the blob classifier full-batch, logs as the tutorial does, then trains the ``seeds`` others.
+
+    Args:
+      config: the run's settings.
+      run_dir: where history.jsonl and the figures (decision boundary, curves, seed accuracies) go.
+
+    Returns:
+      The figures: final and last-logged loss and accuracy, the tutorial's, timings, and with
+      ``seeds`` the seeds' accuracies and their interval.
+
+    Raises:
+      JaxdlError: the loss became NaN or infinite (the history up to that epoch is kept).
+    """
     x_np, y_np = make_blobs_dataset(config.n_samples, config.cluster_std, config.data_seed)
     batch = (jnp.asarray(x_np), jnp.asarray(y_np))
     model, loss_fn, train = make_trainer(config)
-    params, seed_params = initial_params(config, model, x_np, config.num_seeds)
+    params, seed_params = initial_params(config, model, x_np, config.seeds)
 
     stages = 3
     with progress_bar(stages, "blobs", unit="stage") as bar:
@@ -155,19 +205,21 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
         # The boundary evaluates the model now: once the seeds are dispatched, XLA
         # runs them first. They train while Python draws and saves the figures.
         boundary = _boundary_figure(config, model, final_params, x_np, y_np, metrics)
-        seed_study = _start_seed_study(config, seed_params, train, loss_fn, batch) if config.num_seeds > 0 else None
-        bar.set_postfix_str("figures" + (f", {config.num_seeds} seeds training at once" if seed_study else ""))
+        seed_study = _start_seed_study(config, seed_params, train, loss_fn, batch) if config.seeds > 0 else None
+        bar.set_postfix_str("figures" + (f", {config.seeds} seeds training at once" if seed_study else ""))
         run_dir.save_figure(boundary, "decision_boundary.png")
         run_dir.save_figure(_curves_figure(config, history), "loss_accuracy.png")
+        result = RunResult(metrics)
         if seed_study:
             metrics.update(seed_study())
+            result.intervals["seed_accuracy_mean"] = stats.interval(metrics["seed_accuracies"])
             run_dir.save_figure(_seed_figure(config, model, metrics), "seed_accuracy.png")
         bar.update()
-    return metrics
+    return result
 
 
 def _start_seed_study(config, params, train, loss_fn, batch):
-    """Compiles and starts training the ``num_seeds`` initialisations ``params`` (stacked) in one vmapped call.
+    """Compiles and starts training the ``seeds`` initialisations ``params`` (stacked) in one vmapped call.
 
     Returns ``finish() -> metrics``, which waits for the result. The call is
     dispatched asynchronously, so the caller can work meanwhile; hence
@@ -187,13 +239,12 @@ def _start_seed_study(config, params, train, loss_fn, batch):
     def finish() -> dict[str, Any]:
         accuracies = np.round(np.asarray(jax.block_until_ready(pending), np.float64), 6)
         return {
-            "num_seeds": config.num_seeds,
+            "seeds": config.seeds,
             "seed_accuracy_mean": float(accuracies.mean()),
             "seed_accuracy_std": float(accuracies.std(ddof=1)) if accuracies.size > 1 else 0.0,
             "seed_accuracy_min": float(accuracies.min()),
             "seed_accuracy_max": float(accuracies.max()),
             "seed_accuracies": accuracies.tolist(),
-            "intervals": {"seed_accuracy_mean": stats.interval(accuracies.tolist())},
             "seeds_below_tutorial": float(np.mean(accuracies < TUTORIAL_ACCURACY / 100)),
             "seeds_compile_seconds": compile_seconds,
             "seeds_wall_seconds": time.perf_counter() - start,  # figures drawn meanwhile
@@ -223,7 +274,7 @@ def _seed_figure(config, model, metrics):
         xlabel="final training accuracy (%)",
         reference=TUTORIAL_ACCURACY,
         reference_label=f"tutorial {TUTORIAL_ACCURACY:.2f}%",
-        title=f"{config.num_seeds} initialisations (init={model.init_scheme}), {config.epochs} epochs",
+        title=f"{config.seeds} initialisations (init={model.init_scheme}), {config.epochs} epochs",
         unit="%",
     )
 
@@ -233,7 +284,7 @@ EXPERIMENT = Experiment(
     description="tutorial 0: 2-D blob classifier, full-batch SGD as one lax.scan, 64 seeds via vmap",
     config=Config,
     run=run,
-    smallest=("epochs=50", "num_seeds=3", "log_every=25"),
+    smallest=("epochs=50", "seeds=3", "log_every=25"),
     claims=(
         Run(name="blobs-tutorial-init", settings=("init=tutorial",), claims=(
             Claim(source="tutorial 0", statement="Linear(2,5)-Linear(5,1)-sigmoid, SGD lr 5e-4, 1000 full-batch epochs "
@@ -251,7 +302,16 @@ EXPERIMENT = Experiment(
 
 
 def check_tutorial_log(records: list[dict[str, Any]]) -> list[str]:
-    """Differences between printed log lines and the tutorial's (empty when they agree)."""
+    """Differences between printed log lines and the tutorial's (empty when they agree).
+
+    Args:
+      records: the run's per-epoch records (``epoch``, ``loss``, ``accuracy`` as a fraction),
+        in order from epoch 1.
+
+    Returns:
+      One line per logged epoch whose loss (4 decimals) or accuracy (2 decimals, in
+      percent) differs from the tutorial's.
+    """
     problems = []
     for expected in tutorial_log():
         got = records[expected["epoch"] - 1]

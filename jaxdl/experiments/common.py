@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -13,9 +12,9 @@ import optax
 
 from jaxdl import data as data_lib
 from jaxdl import plots, stats
-from jaxdl.config import parse_sweep
 from jaxdl.data.dataset import as_arrays
 from jaxdl.experiments.settings import EngineSettings
+from jaxdl.results import Group, RunResult
 from jaxdl.rundir import RunDir
 from jaxdl.train import parallel
 from jaxdl.train.fit import FitResult, fit
@@ -28,15 +27,28 @@ from jaxdl.train.task import Task
 
 @dataclasses.dataclass(frozen=True)
 class ReplicaPlan:
-    """What each replica of a run is: its seed and its swept settings (the same seeds for every setting)."""
+    """What each replica of a run is: its seed and its swept settings (the same seeds for every setting).
+
+    Attributes:
+      seeds: replica i's PRNG seed.
+      settings: replica i's swept settings, ``{name: value}`` (``{}`` without a sweep).
+    """
 
     seeds: list[int]
     settings: list[dict[str, float]]
 
     @classmethod
     def of(cls, config: EngineSettings) -> ReplicaPlan:
-        grid = parse_sweep(config.sweep)
-        combos = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+        """The replicas of ``config``: every combination of its sweep times its seeds.
+
+        Args:
+          config: the run's settings; ``seed``, ``seeds`` and ``sweep`` are read.
+
+        Returns:
+          The plan, the seeds ``seed, seed+1, ...`` varying fastest, so each setting's
+          replicas are consecutive.
+        """
+        combos = config.sweep.combinations()
         seeds = [config.seed + j for j in range(config.seeds)]
         return cls([s for _ in combos for s in seeds], [c for c in combos for _ in seeds])
 
@@ -44,7 +56,12 @@ class ReplicaPlan:
         return len(self.seeds)
 
     def groups(self) -> list[tuple[dict[str, float], list[int]]]:
-        """Each swept setting's replicas: ``[(settings, replica indices), ...]`` in order."""
+        """Each swept setting's replicas: ``[(settings, replica indices), ...]`` in order.
+
+        Returns:
+          One ``(settings, indices)`` pair per combination of the sweep (a single pair
+          ``({}, all indices)`` without one).
+        """
         out: list[tuple[dict[str, float], list[int]]] = []
         for i, settings in enumerate(self.settings):
             if not out or out[-1][0] != settings:
@@ -54,7 +71,16 @@ class ReplicaPlan:
 
 
 def unit_pixels(batch, key, train):
-    """uint8 -> [0, 1], torchvision's ``ToTensor``."""
+    """uint8 -> [0, 1], torchvision's ``ToTensor``: a :class:`~jaxdl.train.task.Task`'s ``preprocess``.
+
+    Args:
+      batch: the batch; ``batch["inputs"]`` holds uint8 images.
+      key: the step's PRNG key (unused: nothing random).
+      train: whether the step trains (unused: the same either way).
+
+    Returns:
+      The batch with ``"inputs"`` as floats in [0, 1], its other keys unchanged.
+    """
     return {**batch, "inputs": data_lib.normalize(batch["inputs"], "unit")}
 
 
@@ -69,7 +95,7 @@ def train_and_test(
     val: dict[str, np.ndarray] | data_lib.Dataset | None = None,
     patience: int | None = None,
     title: str = "",
-) -> tuple[FitResult, dict[str, Any]]:
+) -> tuple[FitResult, RunResult]:
     """Initialises from ``config.seed``, fits, evaluates on ``test``; returns the result and metrics.
 
     ``optimizer(config, steps_per_epoch)`` builds the optax transformation (a
@@ -84,6 +110,21 @@ def train_and_test(
     (``replicas``), and each swept setting's mean and 95% interval (``groups``);
     without a sweep, the top-level figures are the means over seeds and
     ``intervals`` their intervals.
+
+    Args:
+      config: the run's settings (epochs, batch size, seeds, sweep, devices, ...).
+      run_dir: where the checkpoints, history and figures go; ``run_dir.resume`` resumes.
+      task: the model, its loss and its preprocessing.
+      optimizer: ``optimizer(config, steps_per_epoch) -> optax transformation``.
+      train: the training examples (arrays or a Dataset), with ``"labels"``.
+      test: the test examples, evaluated once after training.
+      val: validation examples, evaluated after every epoch (early stopping watches their loss).
+      patience: epochs without a lower validation loss before stopping; None: never.
+      title: the figures' title.
+
+    Returns:
+      ``(fit's result, the run's figures)``: ``test_*``, the last epoch's ``train_*``/``val_*``
+      and how the run went (epochs, timings, devices).
     """
     train = as_arrays(train)
     task = dataclasses.replace(task, compute_dtype=config.precision)
@@ -130,13 +171,15 @@ def train_and_test(
     if any("diagnostics" in r for r in result.history):
         run_dir.save_figure(plots.diagnostics(result.history, title=f"{title}: layer statistics"), "diagnostics.png")
     last = result.history[-1]
-    metrics = {f"test_{k}": v for k, v in test_metrics.items()}
-    metrics.update({k: v for k, v in last.items() if k.startswith(("train_", "val_"))})
-    metrics.update(_run_figures(result))
+    figures = {f"test_{k}": v for k, v in test_metrics.items()}
+    figures.update({k: v for k, v in last.items() if k.startswith(("train_", "val_"))})  # the epoch's record
+    # one replica: a group of one, as each setting of a grid of several is
+    group = Group({}, {k: stats.interval([v]) for k, v in figures.items()})
+    figures.update(_run_figures(result))
     names = ("loss", "accuracy") if "train_accuracy" in last else ("loss",)
     curves = plots.epoch_curves(result.history, names, title=title, test=test_metrics, step_losses=result.step_losses)
     run_dir.save_figure(curves, "curves.png")
-    return result, metrics
+    return result, RunResult(figures, groups=[group])
 
 
 def _run_figures(result: FitResult) -> dict[str, Any]:
@@ -155,7 +198,7 @@ def _run_figures(result: FitResult) -> dict[str, Any]:
 
 def _train_replicas(config, run_dir, task, optimizer, steps, plan, train, test, val, patience, title):
     """``train_and_test`` for several replicas: one vmapped fit, figures per replica and per setting."""
-    swept = parse_sweep(config.sweep)
+    swept = config.sweep.as_dict()
     if swept:  # the swept values live in the optimizer state, one per replica
         tx = injected(lambda **values: optimizer(dataclasses.replace(config, **values), steps),
                       **{k: getattr(config, k) for k in swept})  # fmt: skip
@@ -180,16 +223,14 @@ def _train_replicas(config, run_dir, task, optimizer, steps, plan, train, test, 
         row.update({k: (None if result.diverged[i] or not np.isfinite(v[i]) else float(v[i]))
                     for k, v in per_replica.items()})  # fmt: skip
         replicas.append(row)
-    groups = []
-    for settings, members in plan.groups():
-        intervals = {k: stats.interval([replicas[i][k] for i in members]) for k in per_replica}
-        groups.append({"settings": settings, "intervals": intervals})
-    metrics: dict[str, Any] = {"replicas": replicas, "groups": groups, "sweep": swept}
+    groups = [Group(settings, {k: stats.interval([replicas[i][k] for i in members]) for k in per_replica})
+              for settings, members in plan.groups()]  # fmt: skip
+    metrics = RunResult({}, replicas=replicas, groups=groups, sweep=swept)
     if not swept:  # the claims' figures: means over seeds
-        metrics.update({k: v["mean"] for k, v in groups[0]["intervals"].items()})
-        metrics["intervals"] = groups[0]["intervals"]
-    metrics.update(seeds=config.seeds, num_replicas=len(plan), diverged=int(result.diverged.sum()))
-    metrics.update(_run_figures(result))
+        metrics.figures.update({k: v["mean"] for k, v in groups[0].intervals.items()})
+        metrics.intervals.update(groups[0].intervals)
+    metrics.figures.update(seeds=config.seeds, num_replicas=len(plan), diverged=int(result.diverged.sum()))
+    metrics.figures.update(_run_figures(result))
     for line in replica_table(metrics, [k for k in test_metrics]):
         print(line)
     names = ("loss", "accuracy") if "train_accuracy" in last else ("loss",)
@@ -199,17 +240,25 @@ def _train_replicas(config, run_dir, task, optimizer, steps, plan, train, test, 
     return result, metrics
 
 
-def replica_table(metrics: dict[str, Any], names: list[str]) -> list[str]:
-    """Log lines: each replica's figures, then each setting's mean +- 95% half-width."""
-    swept = list(metrics["sweep"])
+def replica_table(metrics: RunResult, names: list[str]) -> list[str]:
+    """Log lines: each replica's figures, then each setting's mean +- 95% half-width.
+
+    Args:
+      metrics: a run of several replicas.
+      names: the figures shown, e.g. ``["test_loss", "test_accuracy"]``.
+
+    Returns:
+      The lines, without newlines.
+    """
+    swept = list(metrics.sweep)
     lines = ["  ".join(["seed", *swept, *names])]
-    for row in metrics["replicas"]:
+    for row in metrics.replicas:
         values = [_fmt(row[k], k) for k in names]
         lines.append("  ".join([str(row["seed"]), *(f"{row[k]:g}" for k in swept), *values]))
-    for group in metrics["groups"]:
-        where = ", ".join(f"{k}={v:g}" for k, v in group["settings"].items()) or "mean over seeds"
+    for group in metrics.groups:
+        where = ", ".join(f"{k}={v:g}" for k, v in group.settings.items()) or "mean over seeds"
         figures = "; ".join(
-            f"{k} {stats.format_interval(group['intervals'][k], _FORMATS.get(k.split('_', 1)[-1], '{:.4f}'))}"
+            f"{k} {stats.format_interval(group.intervals[k], _FORMATS.get(k.split('_', 1)[-1], '{:.4f}'))}"
             for k in names
         )
         lines.append(f"{where}: {figures}")

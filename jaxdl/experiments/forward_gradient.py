@@ -153,7 +153,7 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
     key = jax.random.key(config.seed)
     metrics: dict[str, Any] = {}
     curves: dict[str, dict[str, dict]] = {}
-    for index, name in enumerate(config.networks.split(",")):
+    for index, name in enumerate(config.networks):
         params, loss, x, y, batch = _problem(name, config, jax.random.fold_in(key, index))
         # a random sample of at most 2,000 examples (the copies are stored class by class)
         rows = np.sort(np.random.default_rng(config.seed).choice(len(y), min(2000, len(y)), replace=False))

@@ -43,6 +43,7 @@ from jaxdl import plots, stats
 from jaxdl.claims import PERCENT, Claim, Run, at_most
 from jaxdl.experiments import Experiment
 from jaxdl.experiments.settings import ForwardLearningConfig as Config
+from jaxdl.results import RunResult
 from jaxdl.rundir import RunDir
 
 NAMES = {
@@ -64,7 +65,7 @@ def _images(config: Config, split: str, limit: int, rng: np.random.Generator) ->
     return x, np.asarray(ds.labels[rows], np.int32)
 
 
-def gradient_fn(method: str, tangents: int):
+def _gradient_fn(method: str, tangents: int):
     """``(params, x, y, key) -> (loss of the network's output, gradient or estimate)`` of one method."""
     if method == "backprop":
         return lambda p, x, y, key: jax.value_and_grad(fl.end_to_end_loss)(p, x, y)
@@ -85,7 +86,7 @@ def _train(method: str, config: Config, params, batches: np.ndarray, x, y, x_tes
 
     ``batches[e, s]`` holds the rows of seed s's steps in epoch e, the same for every method.
     """
-    tx, grads_of = optax.adam(config.lr), gradient_fn(method, config.tangents)
+    tx, grads_of = optax.adam(config.lr), _gradient_fn(method, config.tangents)
 
     def step(carry, rows, x, y):
         params, opt_state, key = carry
@@ -149,7 +150,18 @@ def _cosines(
     return out
 
 
-def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
+def run(config: Config, run_dir: RunDir) -> RunResult:
+    """Trains every method over the seeds, measures the estimators' cosines, and draws both.
+
+    Args:
+      config: the settings.
+      run_dir: where the history and ``forward_learning.png`` go.
+
+    Returns:
+      The figures (per method its mean test accuracy, ms per step and temporary bytes; the gaps
+      in points, paired by seed; the cosines), each accuracy's and gap's 95% interval over seeds,
+      and each seed's accuracies.
+    """
     key = jax.random.key(config.seed)
     rng = np.random.default_rng(config.seed)
     x, y = _images(config, "train", config.n_train, rng)
@@ -229,7 +241,6 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
             if f"cosine_{e}_end_k{ks[0]}" in metrics]  # fmt: skip
     if ends:
         print(f"... after training, k = {ks[0]}, on the method's own network: " + ", ".join(ends))
-    metrics["intervals"] = intervals
 
     run_dir.append_history([
         {"method": m, "seed": config.seed + s, "epoch": e, "test_accuracy": float(a)}
@@ -238,7 +249,12 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
     curves = {NAMES[m]: (r["accuracy"], COLORS[m]) for m, r in results.items()}
     theory = {n: [np.sqrt(k / (k + n - 1)) for k in ks] for n in widths}
     run_dir.save_figure(plots.forward_learning(curves, ks, cosines, theory), "forward_learning.png")
-    return metrics
+    replicas = [
+        {"seed": config.seed + i, "diverged": False}
+        | {f"{m}_test_accuracy": float(r["accuracy"][i, -1]) for m, r in results.items()}
+        for i in range(config.seeds)
+    ]
+    return RunResult(figures=metrics, intervals=intervals, replicas=replicas)
 
 
 EXPERIMENT = Experiment(

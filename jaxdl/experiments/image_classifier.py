@@ -9,7 +9,7 @@ a grid of misclassified test images.
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
 import numpy as np
 import optax
@@ -23,13 +23,27 @@ from jaxdl.experiments.common import train_and_test
 from jaxdl.experiments.settings import ImageClassifierConfig as Config
 from jaxdl.experiments.settings import parse_size
 from jaxdl.models.classifiers import CNN, MLP
+from jaxdl.results import RunResult
 from jaxdl.rundir import RunDir
 from jaxdl.train.task import Task, classification_loss
 
 
 def image_task(model: str, train: data_lib.Dataset, *, hidden: int = 100, drop_rate: float = 0.5,
                augment_images: bool = False) -> Task:  # fmt: skip
-    """The MLP or CNN for ``train``'s classes, its inputs standardised by ``train``'s channel statistics."""
+    """The MLP or CNN for ``train``'s classes, its inputs standardised by ``train``'s channel statistics.
+
+    Args:
+      model: "mlp" or "cnn" (tutorial 1's networks).
+      train: the training split; gives the number of classes and the
+        per-channel mean and standard deviation used for every split.
+      hidden: the MLP's hidden width.
+      drop_rate: the CNN's dropout rate.
+      augment_images: random crops (padding of 1/8 of the image's height) and
+        horizontal flips in training.
+
+    Returns:
+      The Task, with classification loss and accuracy.
+    """
     num_classes = len(train.class_names)
     network = MLP(hidden=hidden, num_classes=num_classes) if model == "mlp" else CNN(num_classes, drop_rate)
     standardize = data_lib.standardize(*data_lib.channel_stats(train.inputs))
@@ -45,13 +59,41 @@ def image_task(model: str, train: data_lib.Dataset, *, hidden: int = 100, drop_r
 
 
 def misclassified(test: data_lib.Dataset, predicted: np.ndarray, limit: int = 32) -> tuple[np.ndarray, list[str]]:
-    """Up to ``limit`` misclassified test images and their captions ("true -> predicted")."""
+    """Up to ``limit`` misclassified test images and their captions ("true -> predicted").
+
+    Args:
+      test: the test split, with ``class_names``.
+      predicted: the predicted class of every test image, int ``(len(test),)``.
+      limit: at most this many, the first in the split's order.
+
+    Returns:
+      ``(images, captions)``: the images as stored ``(k, H, W, C)`` and one
+      caption per image with the class names.
+    """
     wrong = np.flatnonzero(predicted != test.labels)[:limit]
     names = test.class_names
     return test.inputs[wrong], [f"{names[test.labels[i]]} -> {names[predicted[i]]}" for i in wrong]
 
 
-def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
+def run(config: Config, run_dir: RunDir) -> RunResult:
+    """Trains on a folder of images, tests, and draws the confusion matrix and the misclassified images.
+
+    Args:
+      config: the folder (``data``), image size, carved split fractions, the
+        model and its training settings (with early stopping by ``patience``).
+      run_dir: where the history, checkpoints and figures go.
+
+    Returns:
+      The metrics of :func:`jaxdl.experiments.common.train_and_test`
+      (``test_loss``, ``test_accuracy``, the last epoch's ``train_*`` and
+      ``val_*`` figures, ``epochs_run``, ``stopped_early``, timings), plus
+      ``class_names``, ``image_shape`` ``[H, W, C]``, ``examples`` (images per
+      split) and ``test_accuracy_per_class`` (``{class: accuracy}``; with
+      several seeds, the first seed's).
+
+    Raises:
+      JaxdlError: the training split has fewer images than one batch.
+    """
     splits = data_lib.load_image_folder(
         config.data, image_size=parse_size(config.image_size), val_fraction=config.val_fraction,
         test_fraction=config.test_fraction, seed=config.seed,
@@ -82,13 +124,13 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
     per_class = {n: float(np.mean(predicted[test.labels == k] == k)) for k, n in enumerate(names)}
     print(f"test accuracy {100 * metrics['test_accuracy']:.2f}%; per class: "
           + ", ".join(f"{n} {100 * a:.1f}%" for n, a in per_class.items()))  # fmt: skip
-    return {
-        **metrics,
+    return dataclasses.replace(metrics, figures={
+        **metrics.figures,
         "class_names": list(names),
         "image_shape": list(train.inputs.shape[1:]),
         "examples": {"train": len(train), "val": len(val), "test": len(test)},
         "test_accuracy_per_class": per_class,
-    }
+    })  # fmt: skip
 
 
 EXPERIMENT = Experiment(

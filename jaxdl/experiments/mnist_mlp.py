@@ -18,11 +18,30 @@ from jaxdl.experiments import Experiment
 from jaxdl.experiments.common import train_and_test, unit_pixels
 from jaxdl.experiments.settings import MNISTMLPConfig as Config
 from jaxdl.models.classifiers import SmallMLP
+from jaxdl.results import RunResult
 from jaxdl.rundir import RunDir
 from jaxdl.train.task import Task, classification_loss
 
 
-def run(config: Config, run_dir: RunDir) -> dict:
+def run(config: Config, run_dir: RunDir) -> RunResult:
+    """Trains the 784-128-10 MLP with early stopping on validation and tests it on the other test images.
+
+    Args:
+      config: ``n_train`` (training images, from the first), ``n_val``
+        (validation images, the first of the test split), ``patience``, the
+        learning rate and the engine's settings.
+      run_dir: where the history, checkpoints and curves go.
+
+    Returns:
+      The metrics of :func:`jaxdl.experiments.common.train_and_test`:
+      ``test_loss`` and ``test_accuracy`` on the held-out test images, the
+      last epoch's ``train_*`` and ``val_*`` figures, ``epochs_run``,
+      ``stopped_early`` and timings; with several seeds or a sweep, the
+      per-replica and per-setting figures described there.
+
+    Raises:
+      JaxdlError: ``n_val`` leaves no test images.
+    """
     train = data_lib.load("mnist", "train", data=config.data or None)
     test = data_lib.load("mnist", "test", data=config.data or None)
     if config.n_val >= len(test):
@@ -34,7 +53,7 @@ def run(config: Config, run_dir: RunDir) -> dict:
         val=test.arrays(config.n_val), patience=config.patience,
         title=f"MNIST 784-128-10, SGD {config.lr}, first {config.n_train} images",
     )  # fmt: skip
-    if "test_accuracy" in metrics:  # a sweep reports per setting instead
+    if not metrics.sweep:  # a sweep reports per setting instead
         print(f"test accuracy {100 * metrics['test_accuracy']:.2f}% on {len(held_out['labels'])} held-out images")
     return metrics
 

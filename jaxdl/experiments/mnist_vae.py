@@ -13,6 +13,8 @@ encoder and decoder also see the label, and the figure shows each digit 0-9.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,6 +27,7 @@ from jaxdl.experiments import Experiment
 from jaxdl.experiments.common import train_and_test
 from jaxdl.experiments.settings import VAEConfig as Config
 from jaxdl.models.vae import VAE, vae_loss
+from jaxdl.results import RunResult
 from jaxdl.rundir import RunDir
 from jaxdl.train.replicas import replica
 from jaxdl.train.task import Task
@@ -35,24 +38,72 @@ TUTORIAL_CODE_TEST_LOSS = 104.86
 
 
 def make_task(config: Config) -> Task:
+    """The VAE's task: the model, the negative ELBO per image, flattened unit pixels.
+
+    Args:
+      config: ``latents``, ``hidden``, and ``conditional`` (the encoder and
+        decoder also take the one-hot label, passed from ``batch["labels"]``).
+
+    Returns:
+      The Task; its metrics are the loss's two terms, ``reconstruction`` and
+      ``kl``, per image in nats.
+    """
     model = VAE(latents=config.latents, hidden=config.hidden, num_classes=10 if config.conditional else 0)
 
     return Task(model, vae_loss, flat_unit_pixels, keyword_inputs=("labels",) if config.conditional else ())
 
 
 def flat_unit_pixels(batch, key, train):
-    """uint8 images -> (B, 784) in [0, 1], ``ToTensor`` then ``view(-1, 784)``."""
+    """uint8 images -> (B, 784) in [0, 1], ``ToTensor`` then ``view(-1, 784)``.
+
+    Args:
+      batch: a raw batch; ``"inputs"`` holds uint8 images ``(B, 28, 28, 1)``.
+      key: unused (the signature every preprocess has).
+      train: unused: training and evaluation see the same pixels.
+
+    Returns:
+      The batch with ``"inputs"`` as float32 ``(B, 784)``; other keys unchanged.
+    """
     image = data_lib.normalize(batch["inputs"], "unit")
     return {**batch, "inputs": image.reshape(image.shape[0], -1)}
 
 
 def optimizer(config: Config, steps_per_epoch: int) -> optax.GradientTransformation:
+    """Adam at a constant ``lr`` (``recipe=tutorial``), else on a one-cycle schedule peaking at ``peak_lr``.
+
+    Args:
+      config: ``recipe``, ``lr``, ``peak_lr`` and ``epochs``.
+      steps_per_epoch: optimizer steps per epoch; the schedule spans
+        ``epochs * steps_per_epoch`` steps.
+
+    Returns:
+      The optax transformation.
+    """
     if config.recipe == "tutorial":
         return optax.adam(config.lr)
     return optax.adam(optax.cosine_onecycle_schedule(config.epochs * steps_per_epoch, config.peak_lr))
 
 
-def run(config: Config, run_dir: RunDir) -> dict:
+def run(config: Config, run_dir: RunDir) -> RunResult:
+    """Trains the VAE, tests it, and draws samples, reconstructions and (2-D latents) the latent space.
+
+    The figures are of the first seed's model: ``samples.png``,
+    ``reconstructions.png`` and, with ``latents=2``, ``latent_space.png``.
+
+    Args:
+      config: the architecture, ``recipe``, ``conditional`` and the engine's
+        settings.
+      run_dir: where the history, checkpoints and figures go.
+
+    Returns:
+      ``reference_test_loss`` (the tutorial's PyTorch code's test loss here, in
+      nats per image) and the metrics of
+      :func:`jaxdl.experiments.common.train_and_test`: ``test_loss`` (the
+      negative ELBO per image, nats), ``test_reconstruction`` and ``test_kl``
+      (its two terms), the last epoch's ``train_*`` figures and the run's
+      timings; with several seeds or a sweep, the per-replica and per-setting
+      figures described there.
+    """
     train = data_lib.load("mnist", "train", data=config.data or None)
     test = data_lib.load("mnist", "test", data=config.data or None)
     task = make_task(config)
@@ -60,14 +111,14 @@ def run(config: Config, run_dir: RunDir) -> dict:
         config, run_dir, task, optimizer, train, test,
         title=f"MNIST VAE 784-{config.hidden}-{config.latents}, recipe={config.recipe}, loss per image (nats)",
     )  # fmt: skip
-    if "test_loss" in metrics:  # a sweep reports per setting instead
+    if not metrics.sweep:  # a sweep reports per setting instead
         print(
             f"test loss {metrics['test_loss']:.2f} nats per image "
             f"(the tutorial's PyTorch code here: {TUTORIAL_CODE_TEST_LOSS})"
         )
     params = result.state.params if config.seeds == 1 and not config.sweep else replica(result.state, 0).params
     _figures(config, run_dir, task, params, test)  # replica 0's: the run of the first seed
-    return {"reference_test_loss": TUTORIAL_CODE_TEST_LOSS, **metrics}
+    return dataclasses.replace(metrics, figures={"reference_test_loss": TUTORIAL_CODE_TEST_LOSS, **metrics.figures})
 
 
 def _images(logits: jax.Array) -> np.ndarray:

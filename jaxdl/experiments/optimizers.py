@@ -27,10 +27,34 @@ from jaxdl.rundir import RunDir
 
 
 def quadratic(p):
+    """An ill-conditioned bowl, ``(x^2 + 50 y^2) / 2``: curvature 50 times steeper along y, minimum 0 at (0, 0).
+
+    Args:
+      p: the point ``(x, y)``, an array of shape (2,).
+
+    Returns:
+      The value, a scalar.
+
+    Example:
+      >>> float(quadratic(jnp.array([1.0, 1.0])))
+      25.5
+    """
     return 0.5 * (p[0] ** 2 + 50.0 * p[1] ** 2)
 
 
 def rosenbrock(p):
+    """Rosenbrock's banana valley, ``(1 - x)^2 + 100 (y - x^2)^2``: minimum 0 at (1, 1) in a curved valley.
+
+    Args:
+      p: the point ``(x, y)``, an array of shape (2,).
+
+    Returns:
+      The value, a scalar.
+
+    Example:
+      >>> float(rosenbrock(jnp.array([1.0, 1.0])))
+      0.0
+    """
     return (1 - p[0]) ** 2 + 100.0 * (p[1] - p[0] ** 2) ** 2
 
 
@@ -44,6 +68,17 @@ PROBLEMS = {
 
 
 def make(name: str, lr: float) -> optax.GradientTransformation:
+    """One of the compared first-order optimizers (momentum 0.9 where it has one).
+
+    Args:
+      name: "sgd" or "momentum" (the pure pytree versions of
+        :mod:`jaxdl.functional.optim`), "nesterov", "adagrad", "rmsprop" or
+        "adam" (optax).
+      lr: the learning rate.
+
+    Returns:
+      The optimizer as an optax transformation.
+    """
     return {
         "sgd": lambda: optim.sgd(lr),  # the pure pytree versions
         "momentum": lambda: optim.momentum(lr, 0.9),
@@ -55,6 +90,19 @@ def make(name: str, lr: float) -> optax.GradientTransformation:
 
 
 def trajectory(f, start, tx: optax.GradientTransformation, steps: int) -> np.ndarray:
+    """The points ``tx`` visits minimising ``f`` from ``start``, compiled as one scan.
+
+    Args:
+      f: the objective, ``(2,) array -> scalar`` (e.g. :func:`rosenbrock`).
+      start: the first point ``(x, y)``.
+      tx: the optimizer.
+      steps: how many steps.
+
+    Returns:
+      The path, float32 ``(steps + 1, 2)``: the start, then the point after
+      each step.
+    """
+
     def step(carry, _):
         p, s = carry
         updates, s = tx.update(jax.grad(f)(p), s, p)
@@ -67,6 +115,16 @@ def trajectory(f, start, tx: optax.GradientTransformation, steps: int) -> np.nda
 
 
 def lbfgs_trajectory(f, start, steps: int) -> np.ndarray:
+    """Like :func:`trajectory`, for optax's L-BFGS with its line search (which needs ``f`` itself).
+
+    Args:
+      f: the objective, ``(2,) array -> scalar``.
+      start: the first point ``(x, y)``.
+      steps: how many steps (each may evaluate ``f`` several times).
+
+    Returns:
+      The path, float32 ``(steps + 1, 2)``.
+    """
     tx = optax.lbfgs()
     value_and_grad = optax.value_and_grad_from_state(f)
 
@@ -83,6 +141,14 @@ def lbfgs_trajectory(f, start, steps: int) -> np.ndarray:
 
 
 def saddle(p):
+    """``x^2 - y^2 + y^4 / 4``: a saddle at (0, 0), minima -1 at (0, +-sqrt(2)).
+
+    Args:
+      p: the point ``(x, y)``, an array of shape (2,).
+
+    Returns:
+      The value, a scalar.
+    """
     return p[0] ** 2 - p[1] ** 2 + p[1] ** 4 / 4
 
 
@@ -147,6 +213,25 @@ def _range_test(config: Config):
 
 
 def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
+    """Trajectories on the quadratic and Rosenbrock, the saddle, and the learning-rate range test.
+
+    Writes the range test's losses by step as the history, ``trajectories.png``
+    and ``lr_range_test.png``.
+
+    Args:
+      config: ``steps`` per trajectory (and on the saddle), ``range_steps`` of
+        the range test, and the seed.
+      run_dir: where the history and figures go.
+
+    Returns:
+      Metrics: ``{problem}_{optimizer}_final_value``, f after ``steps`` for
+      each problem ("quadratic", "rosenbrock") and optimizer (the six of
+      :func:`make` and "lbfgs"); ``saddle_gd_final`` and ``saddle_noisy_final``
+      (f where gradient descent from (1, 0) ends, without and with gradient
+      noise; 0 is stuck, -1 the minimum); ``range_test_suggested_lr``, and
+      ``range_test_loss_at_suggested`` and ``range_test_loss_at_1e-3`` (the
+      digits MLP's loss after 300 SGD steps at each rate).
+    """
     paths: dict[str, dict[str, np.ndarray]] = {}
     metrics: dict[str, Any] = {}
     for problem, (f, start, rates) in PROBLEMS.items():

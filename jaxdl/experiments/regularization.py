@@ -12,8 +12,6 @@ each, and the curves are drawn side by side.
 
 from __future__ import annotations
 
-from typing import Any
-
 import flax.linen as nn
 import jax
 import numpy as np
@@ -27,6 +25,7 @@ from jaxdl.experiments import Experiment
 from jaxdl.experiments.common import unit_pixels
 from jaxdl.experiments.settings import RegularizationConfig as Config
 from jaxdl.models.classifiers import dense
+from jaxdl.results import RunResult
 from jaxdl.rundir import RunDir
 from jaxdl.train.fit import fit
 from jaxdl.train.replicas import init_replicas
@@ -35,11 +34,27 @@ from jaxdl.train.task import Task, classification_loss
 
 
 class WideMLP(nn.Module):
+    """Two wide ReLU layers, each followed by dropout, then 10 logits: wide enough to memorise noisy labels.
+
+    Attributes:
+      hidden: the width of both hidden layers.
+      drop_rate: the dropout rate after each hidden layer (0: none).
+    """
+
     hidden: int = 512
     drop_rate: float = 0.0
 
     @nn.compact
     def __call__(self, x, train: bool = False):
+        """Logits for a batch of images.
+
+        Args:
+          x: inputs ``(B, ...)``, flattened to ``(B, features)``.
+          train: apply dropout (which then needs a ``"dropout"`` PRNG stream).
+
+        Returns:
+          Logits, ``(B, 10)``.
+        """
         x = x.reshape(x.shape[0], -1)
         for i in range(2):
             x = nn.relu(dense(self.hidden, x.shape[-1], f"fc{i + 1}")(x))
@@ -59,8 +74,25 @@ def _data(config: Config):
 
 
 def noisy_labels(labels: np.ndarray, fraction: float, seed: int, num_classes: int = 10) -> np.ndarray:
-    """Replace ``round(fraction * n)`` labels by a different class drawn uniformly: memorising them is
-    pure over-fitting, so the validation curves separate the regularisers clearly."""
+    """Replace ``round(fraction * n)`` labels by a different class drawn uniformly.
+
+    Memorising them is pure over-fitting, so the validation curves separate
+    the regularisers clearly.
+
+    Args:
+      labels: integer class labels ``(n,)``; not modified.
+      fraction: the share of labels to replace, in [0, 1].
+      seed: fixes which labels are replaced and by what.
+      num_classes: the number of classes; a replacement is never the true class.
+
+    Returns:
+      A copy of ``labels`` with the chosen ones replaced.
+
+    Example:
+      >>> labels = np.arange(10)
+      >>> int((noisy_labels(labels, 0.2, seed=0) != labels).sum())
+      2
+    """
     rng = np.random.default_rng([seed, 1])
     flip = rng.choice(len(labels), round(fraction * len(labels)), replace=False)
     labels = labels.copy()
@@ -68,7 +100,33 @@ def noisy_labels(labels: np.ndarray, fraction: float, seed: int, num_classes: in
     return labels
 
 
-def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
+def run(config: Config, run_dir: RunDir) -> RunResult:
+    """Trains the wide MLP with no regulariser and with each of four, and compares their generalisation.
+
+    Each variant's run (history, checkpoints) goes in a subdirectory of
+    ``run_dir``; the combined history and ``regularization.png`` in ``run_dir``.
+
+    Args:
+      config: the dataset, ``n_train``/``n_val``, ``label_noise``, the
+        regularisers' settings (``drop_rate``, ``weight_decay``, ``patience``,
+        ``clip_norm``), the training settings and ``seeds`` (several: each
+        variant's seeds train as one vmapped program).
+      run_dir: where the variants' runs and the figure go.
+
+    Returns:
+      Metrics per variant V (``none``, ``dropout``, ``weight_decay``,
+      ``early_stopping``, ``clipping``), the last epoch's figures as means
+      over seeds: ``V_val_accuracy``;
+      ``V_loss_gap`` (validation minus training loss) and ``V_accuracy_gap``
+      (training minus validation accuracy), the generalisation gap, training
+      figures on the noisy labels; ``V_gain`` (validation accuracy minus
+      ``none``'s, paired by seed); and ``V_epochs_run`` (fewer than
+      ``epochs`` when early stopping stopped it). With several seeds, also
+      ``seeds`` and ``intervals`` (a 95% interval for each mean).
+
+    Raises:
+      JaxdlError: ``n_train + n_val`` exceeds the training split.
+    """
     split = _data(config)
     variants = {
         "none": (0.0, optax.adam(config.lr), None),
@@ -107,15 +165,16 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
               f"accuracy {100 * means[f'{key}_accuracy_gap']:.2f} points"
               + (f"  (mean of {len(seeds)} seeds)" if len(seeds) > 1 else ""))  # fmt: skip
     metrics.update({k: float(np.mean(v)) for k, v in per_seed.items()})
+    result = RunResult(metrics)
     if len(seeds) > 1:
-        metrics["intervals"] = {k: stats.interval(v.tolist()) for k, v in per_seed.items()}
+        result.intervals.update({k: stats.interval(v.tolist()) for k, v in per_seed.items()})
         metrics["seeds"] = len(seeds)
         for key in ("dropout", "weight_decay", "early_stopping", "clipping"):
             print(f"validation accuracy gain of {key.replace('_', ' ')}: "
-                  f"{stats.format_interval(metrics['intervals'][f'{key}_gain'], '{:+.2%}')}")  # fmt: skip
+                  f"{stats.format_interval(result.intervals[f'{key}_gain'], '{:+.2%}')}")  # fmt: skip
     run_dir.append_history([{"variant": n, **r} for n, h in histories.items() for r in h])
     run_dir.save_figure(plots.regularization(histories), "regularization.png")
-    return metrics
+    return result
 
 
 EXPERIMENT = Experiment(

@@ -1,9 +1,9 @@
 """Tutorial 4's scalar-engine run, which never finished, finished, and the speed ladder to jax.jit.
 
 The tutorial trains MLP(784, [64, 32, 10]) built from ``Scalar`` objects with
-MSE against one-hot targets and per-sample SGD (lr 0.05) on MNIST: at about a
-second per sample in pure Python (the run reports its own figure), its 5 epochs
-x 512 images take most of an hour.
+MSE against one-hot targets and per-sample SGD (lr 0.05) on MNIST: in pure
+Python every sample is slow (the run reports its own figure; see
+docs/performance.md), so its 5 epochs x 512 images take a long time.
 This runs the same model and the same updates three ways, from the same
 initial weights on the same samples: the scalar engine (pure Python), NumPy
 (a hand-written backward pass), and JAX (one ``lax.scan`` over the samples
@@ -37,7 +37,17 @@ SIZES = (784, 64, 32, 10)
 
 
 def weights_of(model: MLP) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The scalar model's parameters as (W (out, in), b (out,)) float64 arrays."""
+    """The scalar model's parameters as (W (out, in), b (out,)) float64 arrays.
+
+    Gives NumPy and JAX the scalar engine's initial weights, and its final
+    ones to compare against theirs.
+
+    Args:
+      model: a scalar-engine MLP.
+
+    Returns:
+      One ``(W, b)`` pair per layer, input layer first.
+    """
     return [
         (np.array([[w.data for w in n.w] for n in layer.neurons]), np.array([n.b.data for n in layer.neurons]))
         for layer in model.layers
@@ -45,8 +55,18 @@ def weights_of(model: MLP) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def scalar_epoch(model: MLP, images: np.ndarray, labels: np.ndarray, lr: float) -> list[float]:
-    """The tutorial's manual loop: per-image SGD on the squared error against a one-hot target,
-    in the scalar engine; the loss of each image, stopping at the first that is not finite."""
+    """The tutorial's manual loop: per-image SGD on the squared error against a one-hot target, in the scalar engine.
+
+    Args:
+      model: the scalar-engine MLP, updated in place.
+      images: flattened images in [0, 1], float64 ``(n, 784)``.
+      labels: integer classes ``(n,)``.
+      lr: the learning rate.
+
+    Returns:
+      The loss of each image before its update, stopping at (and including)
+      the first that is not finite.
+    """
     losses = []
     params = model.parameters()
     for x, label in zip(images, labels, strict=True):
@@ -90,8 +110,17 @@ def _numpy_epoch(weights, images, labels, lr) -> tuple[list, list[float]]:
 
 
 def jax_epoch_fn(lr: float):
-    """The same loop in JAX: ``epoch(weights, images, labels) -> (weights, losses)``, one jitted
-    ``lax.scan`` over the images; ``weights`` as :func:`weights_of` gives them."""
+    """The same loop in JAX: ``epoch(weights, images, labels) -> (weights, losses)``, one jitted scan.
+
+    Args:
+      lr: the learning rate, a constant of the compiled program.
+
+    Returns:
+      The jitted epoch: ``weights`` as :func:`weights_of` gives them (as JAX
+      arrays), ``images`` ``(n, 784)`` and ``labels`` ``(n,)``; it returns the
+      updated weights and each image's loss ``(n,)``. Unlike
+      :func:`scalar_epoch` it does not stop at a non-finite loss.
+    """
 
     def loss_fn(weights, x, label):
         h = x
@@ -113,6 +142,27 @@ def _first_non_finite(losses) -> int | None:
 
 
 def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
+    """Trains the same MLP in the scalar engine, NumPy and JAX, and compares their speed and results.
+
+    Writes each sample's loss in the three as the history, and ``loss.png``
+    when the scalar engine's losses stayed finite.
+
+    Args:
+      config: ``n_train`` images per epoch, ``epochs``, ``lr``, ``init`` (the
+        tutorial's, torch or he), ``n_test`` and the seed.
+      run_dir: where the history and the figure go.
+
+    Returns:
+      Metrics: ``samples_trained`` and ``diverged_at_sample`` (the 1-based
+      sample whose loss was first not finite, or None);
+      ``scalar_seconds_per_sample``, ``numpy_seconds_per_sample`` and
+      ``jax_seconds_per_sample`` (compile excluded), with
+      ``jax_speedup_over_scalar`` and ``numpy_speedup_over_scalar``; and, when
+      training finished, ``max_param_difference_numpy`` and
+      ``max_param_difference_jax`` (against the scalar engine's parameters),
+      ``test_accuracy`` on ``n_test`` images and ``final_loss`` (the last
+      epoch's mean).
+    """
     train = data_lib.load("mnist", "train", data=config.data or None)
     test = data_lib.load("mnist", "test", data=config.data or None)
     images = train.inputs[: config.n_train].reshape(-1, 784).astype(np.float64) / 255.0

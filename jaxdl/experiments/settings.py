@@ -10,10 +10,9 @@ there (``blobs.Config``, ``cifar10.CNNConfig``).
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Literal
 
-from jaxdl.config import parse_sweep, setting
+from jaxdl.config import Sweep, setting
 from jaxdl.errors import JaxdlError
 
 
@@ -42,23 +41,30 @@ class EngineSettings:
     seeds: int = setting(
         1, "replicas trained together by jax.vmap, seeded seed, seed+1, ...: figures as mean +- 95% interval", ge=1
     )
-    sweep: str = setting(
-        "", "value-only settings swept in the same program, KEY=A,B;KEY=C,D (written by --set KEY=A,B)"
-    )
+    sweep: Sweep = setting(Sweep(), "value-only settings trained side by side in one program (from --set KEY=A,B)")
     api: Literal["linen", "nnx"] = setting(
         "linen", "the network in Flax Linen, or its Flax NNX twin (jaxdl.models.nnx_models): same start, same steps"
     )
 
     def fixed_length(self) -> str | None:
-        """Why a finished run of these settings cannot be trained for more epochs (None: it can)."""
+        """Why a finished run of these settings cannot be trained for more epochs.
+
+        Returns:
+          The reason, one line for the user, or None when the run can go on (``jaxdl resume --epochs``).
+        """
         return None
 
     def check(self) -> None:
-        # Before anything is written: the devices exist and the batch (or the replicas) split over them.
+        """Checks, before anything is written, that the devices exist and the batch (or replicas) split over them.
+
+        Raises:
+          JaxdlError: too few devices, a batch or a replica count that does not divide over them, or
+            diagnostics or TensorBoard asked of several replicas.
+        """
         from jaxdl.train import parallel  # JAX: only when a run is checked, not to list settings
 
         mesh = parallel.data_mesh(self.devices)
-        replicas = self.seeds * math.prod(len(v) for v in parse_sweep(self.sweep).values())
+        replicas = self.seeds * len(self.sweep.combinations())
         if replicas == 1:
             parallel.check_batch_size(self.batch_size, mesh)
         elif replicas % mesh.size:
@@ -73,6 +79,8 @@ class EngineSettings:
 # blobs
 @dataclasses.dataclass(frozen=True)
 class BlobsConfig:
+    """Settings of ``blobs`` (tutorial 0): full-batch SGD on scikit-learn's two-dimensional blobs."""
+
     n_samples: int = setting(1000, "points drawn by make_blobs", ge=2)
     cluster_std: float = setting(3.0, "standard deviation of each blob", gt=0)
     data_seed: int = setting(1, "make_blobs random_state (the tutorial's 1)", ge=0)
@@ -86,9 +94,10 @@ class BlobsConfig:
         "weights, Glorot uniform or He normal",
     )
     seed: int = setting(0, "PRNG seed for the initial weights", ge=0)
-    num_seeds: int = setting(64, "initialisations trained at once with vmap (0 skips)", ge=0)
+    seeds: int = setting(64, "initialisations trained at once with vmap, besides the first (0 skips)", ge=0)
 
     def check(self) -> None:
+        """Refuses ``init=tutorial`` with a width other than the tutorial's 5 (raises JaxdlError)."""
         if self.init == "tutorial" and self.hidden != 5:
             raise JaxdlError(f"init=tutorial needs hidden=5 (the tutorial's width), got {self.hidden}")
 
@@ -96,25 +105,25 @@ class BlobsConfig:
 # autodiff_modes
 @dataclasses.dataclass(frozen=True)
 class AutodiffModesConfig:
-    sizes: str = setting("1,10,100,1000", "values of n and of m, comma-separated")
+    """Settings of ``autodiff-modes``: jacfwd against jacrev over n and m, and a loss gradient by jvp against vjp."""
+
+    sizes: tuple[int, ...] = setting((1, 10, 100, 1000), "values of n and of m", ge=1)
     hidden: int = setting(64, "hidden width of f: R^n -> R^m", ge=1)
     repeats: int = setting(
         7, "least timed samples per measurement (more until the median's 95% interval is within +-5%, at most 60)", ge=1
     )
-    loss_sizes: str = setting("16,64,32,1", "layer widths of the network whose loss gradient is timed")
+    loss_sizes: tuple[int, ...] = setting(
+        (16, 64, 32, 1), "layer widths of the network whose loss gradient is timed", ge=1
+    )
     remat_depth: int = setting(16, "layers of the network used for the jax.checkpoint comparison", ge=1)
     seed: int = setting(0, "PRNG seed", ge=0)
 
     def check(self) -> None:
-        for name in ("sizes", "loss_sizes"):
-            try:
-                values = [int(v) for v in getattr(self, name).split(",")]
-            except ValueError:
-                raise JaxdlError(
-                    f"setting {name} must be comma-separated integers, got {getattr(self, name)!r}"
-                ) from None
-            if not values or min(values) < 1:
-                raise JaxdlError(f"setting {name} must hold positive integers, got {getattr(self, name)!r}")
+        """Refuses empty ``sizes`` and ``loss_sizes`` of fewer than two widths (raises JaxdlError)."""
+        if not self.sizes:
+            raise JaxdlError("setting sizes needs at least one value")
+        if len(self.loss_sizes) < 2:
+            raise JaxdlError("setting loss_sizes needs at least two widths (inputs and outputs)")
 
 
 # forward_gradient
@@ -123,7 +132,11 @@ NETWORKS = ("blobs", "digits", "cifar10")
 
 @dataclasses.dataclass(frozen=True)
 class ForwardGradientConfig:
-    networks: str = setting("blobs,digits,cifar10", "comma-separated: blobs, digits, cifar10 (needs a local copy)")
+    """Settings of ``forward-gradient``: SGD with forward gradients against backprop on three networks."""
+
+    networks: tuple[Literal["blobs", "digits", "cifar10"], ...] = setting(
+        NETWORKS, "the networks trained (cifar10 needs a local copy)"
+    )
     data: str = setting("", "local copy of CIFAR-10 for the cifar10 network; empty: $JAXDL_DATA_DIR or TFDS")
     steps: int = setting(2000, "SGD steps of each training run", ge=2)
     batch_size: int = setting(64, "examples per step (blobs: the full batch of 1,000)", ge=1)
@@ -138,11 +151,9 @@ class ForwardGradientConfig:
     seed: int = setting(0, "PRNG seed: initialisation, directions and batches", ge=0)
 
     def check(self) -> None:
-        names = self.networks.split(",")
-        unknown = [n for n in names if n not in NETWORKS]
-        if unknown or not names:
-            raise JaxdlError(f"setting networks: unknown {unknown[0] if unknown else '(none)'}; choose from "
-                             f"{', '.join(NETWORKS)}")  # fmt: skip
+        """Refuses an empty ``networks`` (raises JaxdlError)."""
+        if not self.networks:
+            raise JaxdlError(f"setting networks needs at least one of {', '.join(NETWORKS)}")
 
 
 # forward_learning
@@ -176,6 +187,11 @@ class ForwardLearningConfig:
     seed: int = setting(0, "PRNG seed: initialisation, tangents, subsets and shuffling", ge=0)
 
     def check(self) -> None:
+        """Checks the methods, the comma-separated integers and that the groups divide every width.
+
+        Raises:
+          JaxdlError: a setting is not one of those, in one line naming it.
+        """
         unknown = [m for m in self.methods.split(",") if m not in FORWARD_LEARNING_METHODS]
         if unknown:
             raise JaxdlError(f"setting methods: unknown {unknown[0]!r}; choose from "
@@ -196,28 +212,28 @@ class ForwardLearningConfig:
 # scratch_mlp
 @dataclasses.dataclass(frozen=True)
 class ScratchMLPConfig:
+    """Settings of ``scratch-mlp``: a NumPy MLP with hand-written backprop against the same in JAX, on two digits."""
+
     dataset: Literal["digits", "mnist"] = setting("digits", "digits: scikit-learn's 8x8 digits; mnist: 28x28")
     data: str = setting("", "local copy of MNIST for dataset=mnist")
-    classes: str = setting("3,8", "the two digits to tell apart, e.g. 3,8")
-    hidden: str = setting("16,8", "hidden layer widths, comma-separated")
+    classes: tuple[int, ...] = setting((3, 8), "the two digits to tell apart, e.g. 3,8", ge=0, le=9)
+    hidden: tuple[int, ...] = setting((16, 8), "hidden layer widths (empty: no hidden layer)", ge=1)
     epochs: int = setting(40, "epochs", ge=1)
     batch_size: int = setting(64, "mini-batch size", ge=1)
     lr: float = setting(0.1, "SGD learning rate", gt=0)
     seed: int = setting(0, "seed of the initial parameters and of the batch order", ge=0)
 
     def check(self) -> None:
-        try:
-            classes = [int(c) for c in self.classes.split(",")]
-            [int(h) for h in self.hidden.split(",") if h]
-        except ValueError:
-            raise JaxdlError("settings classes and hidden take comma-separated integers, e.g. classes=3,8") from None
-        if len(classes) != 2 or classes[0] == classes[1] or not all(0 <= c <= 9 for c in classes):
-            raise JaxdlError(f"setting classes needs two different digits, got {self.classes!r}")
+        """Refuses ``classes`` other than two different digits (raises JaxdlError)."""
+        if len(self.classes) != 2 or self.classes[0] == self.classes[1]:
+            raise JaxdlError(f"setting classes needs two different digits, got {','.join(map(str, self.classes))}")
 
 
 # scalar_engine
 @dataclasses.dataclass(frozen=True)
 class ScalarEngineConfig:
+    """Settings of ``scalar-engine``: the tutorial's scalar autograd engine trained on a few MNIST images."""
+
     data: str = setting("", "local copy of MNIST (folder, .tar.gz, IDX folder); empty: $JAXDL_DATA_DIR or TFDS")
     n_train: int = setting(24, "first MNIST training images (the tutorial's 512)", ge=1)
     epochs: int = setting(1, "passes over them (the tutorial's 5)", ge=1)
@@ -232,6 +248,8 @@ class ScalarEngineConfig:
 # monte_carlo
 @dataclasses.dataclass(frozen=True)
 class MonteCarloConfig:
+    """Settings of ``monte-carlo``: Monte Carlo means of a Gaussian, and score against pathwise gradients."""
+
     mu: float = setting(0.5, "mean of the Gaussian")
     sigma: float = setting(1.0, "standard deviation of the Gaussian", gt=0)
     max_samples: int = setting(100_000, "largest S (powers of 10 from 1 up to it)", ge=10)
@@ -243,9 +261,11 @@ class MonteCarloConfig:
 # minibatch_sgd
 @dataclasses.dataclass(frozen=True)
 class MinibatchSGDConfig:
+    """Settings of ``minibatch-sgd``: the minibatch gradient's bias and variance, and SGD by batch size."""
+
     batch_for_bias: int = setting(32, "batch size of the unbiasedness test", ge=1)
     draws: int = setting(4000, "minibatch gradients drawn per batch size", ge=10)
-    sgd_batches: str = setting("8,32,128,1000", "batch sizes of the SGD comparison")
+    sgd_batches: tuple[int, ...] = setting((8, 32, 128, 1000), "batch sizes of the SGD comparison", ge=1)
     epochs: int = setting(30, "epochs of each SGD run", ge=1)
     lr: float = setting(0.05, "SGD learning rate", gt=0)
     seed: int = setting(0, "PRNG seed", ge=0)
@@ -254,6 +274,8 @@ class MinibatchSGDConfig:
 # optimizers
 @dataclasses.dataclass(frozen=True)
 class OptimizersConfig:
+    """Settings of ``optimizers``: seven optimizers on three toy problems, and a learning-rate range test."""
+
     steps: int = setting(300, "steps on each toy problem", ge=1)
     range_steps: int = setting(300, "steps of the learning-rate range test", ge=10)
     seed: int = setting(0, "PRNG seed", ge=0)
@@ -262,6 +284,8 @@ class OptimizersConfig:
 # activations
 @dataclasses.dataclass(frozen=True)
 class ActivationsConfig:
+    """Settings of ``activations``: per-layer gradient norms of a deep MLP by activation and initialisation."""
+
     depth: int = setting(20, "hidden layers", ge=2)
     steps: int = setting(200, "SGD steps before the second measurement", ge=1)
     lr: float = setting(0.05, "SGD learning rate", gt=0)
@@ -272,24 +296,25 @@ class ActivationsConfig:
 # universal_approximation
 @dataclasses.dataclass(frozen=True)
 class UniversalApproximationConfig:
-    widths: str = setting("1,2,4,8,16,32,64", "hidden widths N, comma-separated")
+    """Settings of ``universal-approximation``: one hidden layer of N sigmoids fitting 1-D and 2-D functions."""
+
+    widths: tuple[int, ...] = setting((1, 2, 4, 8, 16, 32, 64), "hidden widths N", ge=1)
     steps: int = setting(12000, "full-batch Adam steps per fit", ge=1)
     lr: float = setting(3e-2, "Adam learning rate", gt=0)
     points: int = setting(200, "training points per axis", ge=4)
     seed: int = setting(0, "PRNG seed", ge=0)
 
     def check(self) -> None:
-        try:
-            widths = [int(w) for w in self.widths.split(",")]
-        except ValueError:
-            raise JaxdlError(f"setting widths must be comma-separated integers, got {self.widths!r}") from None
-        if not widths or min(widths) < 1:
-            raise JaxdlError(f"setting widths must be positive, got {self.widths!r}")
+        """Refuses an empty ``widths`` (raises JaxdlError)."""
+        if not self.widths:
+            raise JaxdlError("setting widths needs at least one width")
 
 
 # regularization
 @dataclasses.dataclass(frozen=True)
 class RegularizationConfig:
+    """Settings of ``regularization``: dropout, weight decay, early stopping and clipping against over-fitting."""
+
     dataset: Literal["digits", "mnist"] = setting("digits", "digits (embedded) or mnist (needs a local copy)")
     data: str = setting("", "local copy of MNIST for dataset=mnist")
     n_train: int = setting(300, "training images (few, to over-fit)", ge=10)
@@ -313,6 +338,8 @@ class RegularizationConfig:
 # mnist_mlp
 @dataclasses.dataclass(frozen=True)
 class MNISTMLPConfig(EngineSettings):
+    """Settings of ``mnist-mlp``: MNIST 784-128-10 with early stopping, trained by the engine."""
+
     data: str = setting("", "local copy of MNIST (folder, .tar.gz, IDX folder); empty: $JAXDL_DATA_DIR or TFDS")
     n_train: int = setting(4096, "first training images used", ge=1)
     n_val: int = setting(1024, "first test images used for validation", ge=1)
@@ -325,6 +352,8 @@ class MNISTMLPConfig(EngineSettings):
 # cifar10
 @dataclasses.dataclass(frozen=True)
 class MLPConfig(EngineSettings):
+    """Settings of ``cifar10-mlp``: tutorial 1's MLP on CIFAR-10, trained by the engine."""
+
     data: str = setting("", "local copy of CIFAR-10 (folder, .tar.gz); empty: $JAXDL_DATA_DIR or TFDS")
     train_size: int = setting(0, "train on a random sample of this many training images (0: all of them)", ge=0)
     hidden: int = setting(100, "hidden units (the tutorial's code 100; its text mentions 200)", ge=1)
@@ -335,6 +364,8 @@ class MLPConfig(EngineSettings):
 
 @dataclasses.dataclass(frozen=True)
 class CNNConfig(EngineSettings):
+    """Settings of ``cifar10-cnn``: tutorial 1's CNN on CIFAR-10, tutorial or improved recipe."""
+
     data: str = setting("", "local copy of CIFAR-10 (folder, .tar.gz); empty: $JAXDL_DATA_DIR or TFDS")
     train_size: int = setting(0, "train on a random sample of this many training images (0: all of them)", ge=0)
     recipe: Literal["improved", "tutorial"] = setting(
@@ -368,6 +399,8 @@ class CNNConfig(EngineSettings):
 # image_classifier
 @dataclasses.dataclass(frozen=True)
 class ImageClassifierConfig(EngineSettings):
+    """Settings of ``image-classifier``: tutorial 1's CNN or MLP on your own folder of images."""
+
     data: str = setting("", "your split/class/image folder or a .tar.gz of one (required)")
     model: Literal["cnn", "mlp"] = setting("cnn", "tutorial 1's CNN (4 conv + batch norm) or its MLP")
     image_size: str = setting("", "HxW every image is resized to, e.g. 32x32; empty: the images' own (all alike)")
@@ -384,6 +417,7 @@ class ImageClassifierConfig(EngineSettings):
     patience: int = setting(0, "stop after this many epochs without a lower validation loss (0: never)", ge=0)
 
     def check(self) -> None:
+        """The engine's checks, then refuses a missing ``data`` or a malformed ``image_size`` (raises JaxdlError)."""
         super().check()
         if not self.data:
             raise JaxdlError("image-classifier needs {data}: a split/class/image folder or a .tar.gz of one")
@@ -391,7 +425,17 @@ class ImageClassifierConfig(EngineSettings):
 
 
 def parse_size(text: str) -> tuple[int, int] | None:
-    """ "32x32" -> (32, 32); "" -> None."""
+    """Reads an image size setting: "32x32" -> (32, 32); "" -> None.
+
+    Args:
+      text: ``HxW`` in pixels (``x`` or ``X``), or empty text for the images' own size.
+
+    Returns:
+      ``(height, width)``, or None for empty text.
+
+    Raises:
+      JaxdlError: text that is not ``HxW`` of positive integers.
+    """
     if not text:
         return None
     try:
@@ -406,7 +450,9 @@ def parse_size(text: str) -> tuple[int, int] | None:
 # curvature
 @dataclasses.dataclass(frozen=True)
 class CurvatureConfig:
-    networks: str = setting("mlp,cnn", "comma-separated: mlp (no batch norm), cnn (batch norm)")
+    """Settings of ``curvature``: the Hessian of the CIFAR-10 MLP and CNN: top eigenvalues, density, loss slices."""
+
+    networks: tuple[Literal["mlp", "cnn"], ...] = setting(("mlp", "cnn"), "mlp (no batch norm), cnn (batch norm)")
     data: str = setting("", "local copy of CIFAR-10 (folder, .tar.gz); empty: $JAXDL_DATA_DIR or TFDS")
     train_size: int = setting(0, "train on a random sample of this many training images (0: all of them)", ge=0)
     epochs: int = setting(3, "training epochs of a network not restored from a run", ge=0)
@@ -420,12 +466,13 @@ class CurvatureConfig:
     density_iterations: int = setting(20, "Lanczos steps per start of the density", ge=2)
     slice_points: int = setting(21, "points of the 1-D slice (the 2-D slice uses half as many per axis)", ge=3)
     slice_radius: float = setting(1.0, "the slices span [-radius, radius] in filter-normalised units", gt=0)
+    hvp_costs: bool = setting(True, "time each order's Hessian-vector product (five more programs per network)")
     seed: int = setting(0, "PRNG seed", ge=0)
 
     def check(self) -> None:
-        unknown = [n for n in self.networks.split(",") if n not in ("mlp", "cnn")]
-        if unknown:
-            raise JaxdlError(f"setting networks: unknown {unknown[0]!r}; choose from mlp, cnn")
+        """Refuses an empty ``networks`` and fewer Lanczos iterations than ``top_k`` (raises JaxdlError)."""
+        if not self.networks:
+            raise JaxdlError("setting networks needs at least one of mlp, cnn")
         if self.lanczos_iterations < self.top_k:
             raise JaxdlError(f"setting lanczos_iterations ({self.lanczos_iterations}) must be >= top_k ({self.top_k})")
 
@@ -433,6 +480,8 @@ class CurvatureConfig:
 # mnist_vae
 @dataclasses.dataclass(frozen=True)
 class VAEConfig(EngineSettings):
+    """Settings of ``mnist-vae``: a (conditional) variational autoencoder on MNIST."""
+
     data: str = setting("", "local copy of MNIST (folder, .tar.gz, IDX folder); empty: $JAXDL_DATA_DIR or TFDS")
     latents: int = setting(20, "latent dimensions (2 draws the latent space)", ge=1)
     hidden: int = setting(400, "hidden units of encoder and decoder", ge=1)

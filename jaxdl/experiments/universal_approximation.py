@@ -24,10 +24,30 @@ from jaxdl.train.full_batch import full_batch_scan
 
 
 def target_1d(x):
+    """The 1-D target, ``sin(2 pi x) + 0.5 cos(5 pi x)``: two frequencies, so a few sigmoids cannot fit it.
+
+    Args:
+      x: points ``(..., 1)`` in [0, 1].
+
+    Returns:
+      The values, shape ``x.shape[:-1]``.
+
+    Example:
+      >>> float(target_1d(jnp.array([0.0])))
+      0.5
+    """
     return jnp.sin(2 * jnp.pi * x[..., 0]) + 0.5 * jnp.cos(5 * jnp.pi * x[..., 0])
 
 
 def target_2d(x):
+    """The 2-D target, ``sin(2 pi x) cos(2 pi y)``.
+
+    Args:
+      x: points ``(..., 2)`` in [0, 1]^2.
+
+    Returns:
+      The values, shape ``x.shape[:-1]``.
+    """
     return jnp.sin(2 * jnp.pi * x[..., 0]) * jnp.cos(2 * jnp.pi * x[..., 1])
 
 
@@ -44,6 +64,17 @@ def init_sigmoid_layer(key: jax.Array, dim: int, width: int, steepness: float = 
 
     The theorem's construction needs steps inside the cube; a default (Glorot)
     initialisation makes every sigmoid nearly linear on [0, 1] and the fit stalls.
+
+    Args:
+      key: PRNG key for the slopes, the centres and the output layer.
+      dim: the input dimension.
+      width: N, the number of sigmoids.
+      steepness: the slopes' standard deviation; larger makes sharper steps.
+
+    Returns:
+      :func:`jaxdl.functional.mlp_init` parameters for ``[dim, width, 1]``:
+      ``dense0`` (the sigmoids, ``w`` ``(dim, width)``) and the Glorot output
+      layer ``dense1``.
     """
     w_key, c_key, out_key = jax.random.split(key, 3)
     w = steepness * jax.random.normal(w_key, (dim, width))
@@ -54,7 +85,19 @@ def init_sigmoid_layer(key: jax.Array, dim: int, width: int, steepness: float = 
 
 
 def fit(width: int, target, dim: int, config: Config):
-    """Fits G^N by Adam on a grid; returns the parameters and the max error on a 4x finer grid."""
+    """Fits G^N by full-batch Adam on a grid and measures its max error on a 4x finer grid.
+
+    Args:
+      width: N, the number of sigmoids.
+      target: the function to fit, ``(..., dim) -> (...)``, e.g. :func:`target_1d`.
+      dim: the input dimension, 1 or 2 (in 2-D the training grid has
+        ``config.points // 4`` points per axis).
+      config: ``points``, ``lr``, ``steps`` and ``seed``.
+
+    Returns:
+      ``(params, max_error, predict)``: the fitted parameters, ``max |G^N - f|``
+      on the fine grid, and ``predict(points) -> values`` for plotting.
+    """
     x = _grid(config.points if dim == 1 else config.points // 4, dim)
     y = target(x)
     params = init_sigmoid_layer(jax.random.fold_in(jax.random.key(config.seed), width * 10 + dim), dim, width)
@@ -73,7 +116,21 @@ def fit(width: int, target, dim: int, config: Config):
 
 
 def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
-    widths = [int(w) for w in config.widths.split(",")]
+    """Fits both targets for each width and records the max error against N.
+
+    Writes one history record per (dimension, width) and ``fits.png``.
+
+    Args:
+      config: ``widths`` (the hidden widths N, smallest first), ``points``,
+        ``steps``, ``lr`` and ``seed``.
+      run_dir: where the history and the figure go.
+
+    Returns:
+      Metrics: ``max_error_{1,2}d_nN`` for each width N, and
+      ``error_ratio_1d``/``error_ratio_2d``, the first width's max error over
+      the last's (large: more sigmoids fit better).
+    """
+    widths = list(config.widths)
     records, fits = [], {}
     for dim, target in ((1, target_1d), (2, target_2d)):
         for width in widths:

@@ -24,6 +24,14 @@ Params = dict[str, dict[str, jax.Array]]
 
 
 def layer_name(index: int) -> str:
+    """The key of layer ``index`` in the parameter dict: ``"dense{index}"``.
+
+    Args:
+      index: the layer's position, 0 for the first.
+
+    Returns:
+      The name, e.g. ``"dense0"``.
+    """
     return f"dense{index}"
 
 

@@ -31,6 +31,16 @@ def batch_statistics(x: jax.Array | Sequence[jax.Array]) -> tuple[jax.Array, jax
 
     ``x`` may be a list of arrays, groups of one batch (see :func:`batch_normalize`): the statistics
     are then those of the whole batch, combined from each group's sums.
+
+    Args:
+      x: ``(..., features)`` activations, or a list of such groups with the same feature count.
+
+    Returns:
+      ``(mean, var)``, each ``(features,)``; the variance is clipped at 0 against rounding.
+
+    Example:
+      >>> batch_statistics(jnp.array([[1.0], [3.0]]))
+      (Array([2.], dtype=float32), Array([1.], dtype=float32))
     """
     feature_count(x)  # the groups agree
     groups = [g.astype(jnp.promote_types(g.dtype, jnp.float32)) for g in _groups(x)]
@@ -39,7 +49,17 @@ def batch_statistics(x: jax.Array | Sequence[jax.Array]) -> tuple[jax.Array, jax
 
 
 def feature_count(x) -> int:
-    """The size of the last axis of an array, or of a list of groups (which must agree)."""
+    """The size of the last axis of an array, or of a list of groups (which must agree).
+
+    Args:
+      x: an array, or a list or tuple of arrays.
+
+    Returns:
+      The feature count.
+
+    Raises:
+      ValueError: when the groups' last axes differ.
+    """
     counts = {g.shape[-1] for g in _groups(x)}
     if len(counts) != 1:
         raise ValueError(f"groups of one batch must have the same number of features, got {sorted(counts)}")
@@ -47,7 +67,15 @@ def feature_count(x) -> int:
 
 
 def map_groups(x, f):
-    """``f`` applied to an array, or to each of a list of groups (giving a list)."""
+    """``f`` applied to an array, or to each of a list of groups (giving a list).
+
+    Args:
+      x: an array, or a list or tuple of arrays.
+      f: a function of one array.
+
+    Returns:
+      ``f(x)`` for an array; ``[f(g) for g in x]`` for groups.
+    """
     return _like(x, [f(g) for g in _groups(x)])
 
 
@@ -79,6 +107,17 @@ def normalize(x: jax.Array, mean, var, scale, bias, epsilon: float) -> jax.Array
 
     The result has the type of ``x``, ``scale`` and ``bias`` together (as Flax's), so bfloat16
     activations and parameters stay bfloat16 although the statistics are float32.
+
+    Args:
+      x: ``(..., features)`` activations.
+      mean: ``(features,)`` means, e.g. the running averages.
+      var: ``(features,)`` variances.
+      scale: ``(features,)`` learned scale (gamma).
+      bias: ``(features,)`` learned shift (beta).
+      epsilon: added to the variance so a constant feature does not divide by zero.
+
+    Returns:
+      The normalised activations, shaped like ``x``.
     """
     dtype = jnp.result_type(x, scale, bias)
     mean, var, scale, bias = _features(x, mean, var, scale, bias)
@@ -92,6 +131,22 @@ def batch_normalize(x, scale: jax.Array, bias: jax.Array, epsilon: float = 1e-5)
     ``x`` is an array or a list of arrays, the groups of one batch: each is normalised by the statistics of
     all of them together and a list comes back, so that a network can carry its batch as independent
     groups between batch norms (see :class:`jaxdl.models.classifiers.CNN`).
+
+    Args:
+      x: ``(..., features)`` activations, or a list of groups of one batch.
+      scale: ``(features,)`` learned scale (gamma).
+      bias: ``(features,)`` learned shift (beta).
+      epsilon: added to the variance; not differentiated.
+
+    Returns:
+      The normalised activations, shaped like ``x`` (a list for a list). Each feature then has mean
+      ``bias`` and standard deviation about ``scale`` over the batch.
+
+    Example:
+      >>> y = batch_normalize(jnp.array([[1.0], [3.0]]), jnp.ones(1), jnp.zeros(1))
+      >>> y.round(3)
+      Array([[-1.],
+             [ 1.]], dtype=float32)
     """
     mean, var = batch_statistics(x)
     return map_groups(x, lambda g: normalize(g, mean, var, scale, bias, epsilon))

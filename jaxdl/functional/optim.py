@@ -19,7 +19,21 @@ class SGDState(NamedTuple):
 
 
 def sgd(learning_rate: float) -> optax.GradientTransformation:
-    """Tutorial 3's ``update_parameters`` for any pytree: p <- p - lr * dp."""
+    """Tutorial 3's ``update_parameters`` for any pytree: p <- p - lr * dp.
+
+    Args:
+      learning_rate: the step size lr.
+
+    Returns:
+      An ``optax.GradientTransformation``: ``update`` returns ``-lr * grads`` as the updates, to be
+      added with ``optax.apply_updates``.
+
+    Example:
+      >>> opt = sgd(0.1)
+      >>> updates, _ = opt.update({"w": 2.0}, opt.init({"w": 1.0}))
+      >>> updates
+      {'w': -0.2}
+    """
 
     def init(params):
         del params
@@ -33,11 +47,25 @@ def sgd(learning_rate: float) -> optax.GradientTransformation:
 
 
 class MomentumState(NamedTuple):
-    velocity: Any  # the running sum v <- beta v + g, shaped like the parameters
+    """Momentum's state.
+
+    Attributes:
+      velocity: the running sum v <- beta v + g, a pytree shaped like the parameters.
+    """
+
+    velocity: Any
 
 
 def momentum(learning_rate: float, beta: float = 0.9) -> optax.GradientTransformation:
-    """Heavy-ball momentum: v <- beta v + g; p <- p - lr v (optax.sgd(lr, momentum=beta))."""
+    """Heavy-ball momentum: v <- beta v + g; p <- p - lr v (optax.sgd(lr, momentum=beta)).
+
+    Args:
+      learning_rate: the step size lr.
+      beta: how much of the previous velocity each step keeps, in [0, 1).
+
+    Returns:
+      An ``optax.GradientTransformation`` whose state is a :class:`MomentumState`.
+    """
 
     def init(params):
         return MomentumState(jax.tree.map(lambda p: 0.0 * p, params))

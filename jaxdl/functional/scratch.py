@@ -19,7 +19,15 @@ import numpy as np
 
 
 def initialize_parameters(layer_sizes: list[int], seed: int = 0) -> dict[str, np.ndarray]:
-    """He initialisation: W{l} ~ N(0, 2 / n_{l-1}), b{l} = 0 (a local RNG, no global seed)."""
+    """He initialisation: W{l} ~ N(0, 2 / n_{l-1}), b{l} = 0 (a local RNG, no global seed).
+
+    Args:
+      layer_sizes: ``[n_0, n_1, ..., n_L]``, the input width first.
+      seed: seeds a local ``numpy.random.Generator``.
+
+    Returns:
+      ``{"W1": (n_1, n_0), "b1": (n_1, 1), ..., "WL", "bL"}`` as float64 NumPy arrays.
+    """
     rng = np.random.default_rng(seed)
     params = {}
     for l in range(1, len(layer_sizes)):
@@ -30,27 +38,77 @@ def initialize_parameters(layer_sizes: list[int], seed: int = 0) -> dict[str, np
 
 
 def linear_combination(A_prev, W, b):
+    """Z = W A_prev + b, one layer's pre-activation.
+
+    Args:
+      A_prev: (n_{l-1}, m) the previous layer's activations, one column per example.
+      W: (n_l, n_{l-1}) weights.
+      b: (n_l, 1) biases, broadcast over the columns.
+
+    Returns:
+      Z, (n_l, m).
+    """
     return W @ A_prev + b
 
 
 def relu(Z):
+    """max(0, Z), elementwise.
+
+    Args:
+      Z: pre-activations.
+
+    Returns:
+      An array shaped like ``Z``.
+    """
     return np.maximum(0, Z)
 
 
 def sigmoid(Z):
+    """1 / (1 + exp(-Z)), elementwise.
+
+    Args:
+      Z: pre-activations.
+
+    Returns:
+      Values in (0, 1), shaped like ``Z``.
+    """
     return 1.0 / (1.0 + np.exp(-Z))
 
 
 def relu_gradient(Z):
+    """ReLU's derivative: 1 where Z > 0, else 0 (0 at Z = 0, as PyTorch).
+
+    Args:
+      Z: the pre-activations the ReLU saw.
+
+    Returns:
+      A 0/1 array shaped like ``Z``, in its dtype.
+    """
     return (Z > 0).astype(Z.dtype)
 
 
 def num_layers(params) -> int:
+    """The number of layers L in a parameter dict holding W1, b1, ..., WL, bL.
+
+    Args:
+      params: from :func:`initialize_parameters`.
+
+    Returns:
+      L.
+    """
     return len(params) // 2
 
 
 def forward_propagation(X, params):
-    """Returns the output AL (1, m) and the caches (A_prev, W, b, Z) of every layer."""
+    """Returns the output AL (1, m) and the caches (A_prev, W, b, Z) of every layer.
+
+    Args:
+      X: (n_0, m) inputs, one column per example.
+      params: from :func:`initialize_parameters`.
+
+    Returns:
+      ``(AL, caches)``: the sigmoid outputs (1, m), and per layer the tuple the backward pass reads.
+    """
     caches, A, L = [], X, num_layers(params)
     for l in range(1, L + 1):
         W, b = params[f"W{l}"], params[f"b{l}"]
@@ -61,12 +119,32 @@ def forward_propagation(X, params):
 
 
 def compute_error(AL, Y):
-    """Mean binary cross-entropy (with the tutorial's sign typo fixed)."""
+    """Mean binary cross-entropy (with the tutorial's sign typo fixed).
+
+    Args:
+      AL: (1, m) predicted probabilities, strictly inside (0, 1).
+      Y: (1, m) labels, 0 or 1.
+
+    Returns:
+      The cost as a Python float.
+    """
     m = Y.shape[1]
     return float(-(1.0 / m) * np.sum(Y * np.log(AL) + (1 - Y) * np.log(1 - AL)))
 
 
 def backward_linear_combination(dZ, A_prev, W, b):
+    """Backward through Z = W A_prev + b, with the gradients averaged over the m examples.
+
+    Args:
+      dZ: (n_l, m) gradient of the per-example cost with respect to Z.
+      A_prev: (n_{l-1}, m) the layer's input.
+      W: (n_l, n_{l-1}) its weights.
+      b: its biases (unused; kept for the tutorial's signature).
+
+    Returns:
+      ``(dA_prev, dW, db)``: the gradient for the layer below (n_{l-1}, m), and the mean gradients of
+      ``W`` and ``b``.
+    """
     m = A_prev.shape[1]
     dW = (1.0 / m) * dZ @ A_prev.T
     db = (1.0 / m) * np.sum(dZ, axis=1, keepdims=True)
@@ -74,7 +152,16 @@ def backward_linear_combination(dZ, A_prev, W, b):
 
 
 def backward_propagation(AL, Y, caches):
-    """Gradients of the mean BCE: dZ_L = AL - Y, then back through ReLU layers."""
+    """Gradients of the mean BCE: dZ_L = AL - Y, then back through ReLU layers.
+
+    Args:
+      AL: (1, m) outputs of :func:`forward_propagation`.
+      Y: (1, m) labels.
+      caches: the caches :func:`forward_propagation` returned.
+
+    Returns:
+      ``{"dW1": ..., "db1": ..., ...}``, each shaped like its parameter.
+    """
     grads, L, dA = {}, len(caches), None
     dZ = AL - Y  # dE/dZ_L for a sigmoid output and BCE (per example; 1/m is applied below)
     for l in range(L, 0, -1):
@@ -86,7 +173,16 @@ def backward_propagation(AL, Y, caches):
 
 
 def update_parameters(params, grads, learning_rate):
-    """Plain SGD: p <- p - lr * dp."""
+    """Plain SGD: p <- p - lr * dp.
+
+    Args:
+      params: ``{"W1": ..., "b1": ..., ...}``.
+      grads: ``{"dW1": ..., "db1": ..., ...}``, as :func:`backward_propagation` names them.
+      learning_rate: the step size.
+
+    Returns:
+      The new parameter dict (``params`` is not changed).
+    """
     return {name: value - learning_rate * grads[f"d{name}"] for name, value in params.items()}
 
 
@@ -94,7 +190,16 @@ def update_parameters(params, grads, learning_rate):
 
 
 def jax_loss(params, X, Y):
-    """The same network and cost in jax.numpy (differentiable by jax.grad)."""
+    """The same network and cost in jax.numpy (differentiable by jax.grad).
+
+    Args:
+      params: ``{"W1": ..., "b1": ..., ...}`` (NumPy or JAX arrays).
+      X: (n_0, m) inputs, one column per example.
+      Y: (1, m) labels.
+
+    Returns:
+      The mean binary cross-entropy, a scalar JAX array.
+    """
     import jax.numpy as jnp
 
     A, L = X, num_layers(params)
@@ -109,6 +214,14 @@ def jax_backward(params, X, Y):
 
     ``grads`` has the keys of ``params`` (W1, b1, ...), so it can be compared
     with ``jax.grad(jax_loss)`` leaf by leaf and fed to any pytree optimizer.
+
+    Args:
+      params: ``{"W1": ..., "b1": ..., ...}``.
+      X: (n_0, m) inputs, one column per example.
+      Y: (1, m) labels.
+
+    Returns:
+      ``(loss, grads)``: the mean BCE and its gradient, keyed like ``params``.
     """
     import jax.numpy as jnp
 

@@ -36,6 +36,15 @@ class BlobClassifier(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:  # (N, 2) -> (N,)
+        """One logit per point: positive means class 1.
+
+        Args:
+          x: ``(N, 2)`` points (or ``(..., N, 2)``).
+
+        Returns:
+          ``(N,)`` logits; ``sigmoid`` of them is the tutorial's output.
+        """
+
         def dense(features: int, fan_in: int, name: str) -> ColumnDense:
             bias_init = torch_linear_bias(fan_in) if self.init_scheme == "torch" else zeros
             return ColumnDense(features, kernel_init=kernel_init(self.init_scheme), bias_init=bias_init, name=name)
@@ -53,6 +62,11 @@ class ColumnDense(nn.Module):
     initialisations, ``nn.Dense`` gives activations laid out (seed, point, 5),
     whose minor axis of 5 XLA's CPU kernels handle slowly; with the points
     minor the study trains faster (``docs/performance.md``).
+
+    Attributes:
+      features: the output width.
+      kernel_init: the kernel's initialiser, ``(key, (in, features), dtype) -> array``.
+      bias_init: the bias's initialiser, ``(key, (features,), dtype) -> array``.
     """
 
     features: int
@@ -61,6 +75,14 @@ class ColumnDense(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        """``kernel' x + bias``, the bias broadcast along the points.
+
+        Args:
+          x: ``(..., in, N)``, one column per point.
+
+        Returns:
+          ``(..., features, N)``.
+        """
         kernel = self.param("kernel", self.kernel_init, (x.shape[-2], self.features), jnp.float32)
         bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
         return jnp.swapaxes(kernel, 0, 1) @ x + bias.reshape((1,) * (x.ndim - 2) + (-1, 1))
@@ -72,11 +94,20 @@ def _tutorial_resource() -> dict[str, Any]:
 
 
 def tutorial_params() -> dict[str, Any]:
-    """The exact initial weights the tutorial's PyTorch code draws (seed 2024), Flax layout."""
+    """The exact initial weights the tutorial's PyTorch code draws (seed 2024), Flax layout.
+
+    Returns:
+      ``{"hidden": {"kernel", "bias"}, "output": {...}}`` float32 arrays, ready for
+      ``BlobClassifier().apply({"params": ...}, x)``.
+    """
     params = _tutorial_resource()["params"]
     return jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), params, is_leaf=lambda v: isinstance(v, list))
 
 
 def tutorial_log() -> list[dict[str, float]]:
-    """The tutorial's ten log lines: epoch, loss, accuracy in percent."""
+    """The tutorial's ten log lines: epoch, loss, accuracy in percent.
+
+    Returns:
+      A list of ten dicts, as the tutorial printed them, to compare a run with.
+    """
     return _tutorial_resource()["tutorial_log"]

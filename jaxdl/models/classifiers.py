@@ -22,21 +22,46 @@ from jaxdl.functional.init import torch_linear_bias, torch_linear_kernel
 
 
 def dense(features: int, fan_in: int, name: str | None = None) -> nn.Dense:
-    """``nn.Linear``: a dense layer with PyTorch's default initialisation."""
+    """``nn.Linear``: a dense layer with PyTorch's default initialisation.
+
+    Args:
+      features: the output width.
+      fan_in: the input width, which sets the bias's bound (Flax's initialisers do not see it).
+      name: the layer's name in the parameter dict, or None for Flax's automatic one.
+
+    Returns:
+      An ``nn.Dense`` with kernel and bias drawn from U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    """
     return nn.Dense(features, kernel_init=torch_linear_kernel, bias_init=torch_linear_bias(fan_in), name=name)
 
 
 class BatchNorm(nn.Module):
     """``flax.linen.BatchNorm`` over the last axis, with the same variables and values, differentiated by
-    :func:`jaxdl.functional.normalization.batch_normalize`'s rule (one backward pass fewer than Flax's)."""
+    :func:`jaxdl.functional.normalization.batch_normalize`'s rule (one backward pass fewer than Flax's).
+
+    Attributes:
+      use_running_average: normalise by the running statistics (evaluation) instead of the batch's
+        (training, which also updates them in the ``batch_stats`` collection).
+      momentum: Flax's convention: the running average keeps this much of its old value each step
+        (PyTorch's momentum 0.1 is 0.9 here).
+      epsilon: added to the variance before the square root.
+    """
 
     use_running_average: bool = False
-    momentum: float = 0.9  # Flax's convention: the running average keeps this much of its old value
+    momentum: float = 0.9
     epsilon: float = 1e-5
 
     @nn.compact
     def __call__(self, x):
-        """``x``: an array, or a list of arrays that are groups of one batch, normalised together (see CNN)."""
+        """Normalises ``x`` over every axis but the last.
+
+        Args:
+          x: ``(..., features)`` activations, or a list of arrays that are groups of one batch,
+            normalised together (see :class:`CNN`).
+
+        Returns:
+          The normalised activations, shaped like ``x`` (a list for a list).
+        """
         shape = (normalization.feature_count(x),)
         running_mean = self.variable("batch_stats", "mean", jnp.zeros, shape, jnp.float32)
         running_var = self.variable("batch_stats", "var", jnp.ones, shape, jnp.float32)
@@ -55,7 +80,15 @@ class BatchNorm(nn.Module):
 
 
 def batch_norm(train: bool, name: str | None = None) -> BatchNorm:
-    """``nn.BatchNorm1d/2d`` with PyTorch's defaults."""
+    """``nn.BatchNorm1d/2d`` with PyTorch's defaults.
+
+    Args:
+      train: normalise by the batch's statistics and update the running ones; False uses the running ones.
+      name: the layer's name, or None.
+
+    Returns:
+      A :class:`BatchNorm` with momentum 0.9 (PyTorch's 0.1) and epsilon 1e-5.
+    """
     return BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name)
 
 
@@ -64,20 +97,39 @@ def _flatten(x: jax.Array) -> jax.Array:
 
 
 class MLP(nn.Module):
-    """Tutorial 1's CIFAR-10 MLP: flatten -> Linear(3072, hidden) -> ReLU -> Linear(hidden, 10)."""
+    """Tutorial 1's CIFAR-10 MLP: flatten -> Linear(3072, hidden) -> ReLU -> Linear(hidden, 10).
+
+    Attributes:
+      hidden: the hidden layer's width.
+      num_classes: the number of output logits.
+    """
 
     hidden: int = 100
     num_classes: int = 10
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """Class logits for a batch of images.
+
+        Args:
+          x: ``(B, ...)`` images, flattened to ``(B, features)``.
+          train: unused (no dropout or batch norm); taken so every classifier has one signature.
+
+        Returns:
+          ``(B, num_classes)`` logits.
+        """
         x = _flatten(x)
         x = relu(dense(self.hidden, x.shape[-1], "fc1")(x))
         return dense(self.num_classes, self.hidden, "fc2")(x)
 
 
 class SmallMLP(MLP):
-    """Tutorial 4's comparison network: flatten -> Linear(784, 128) -> ReLU -> Linear(128, 10)."""
+    """Tutorial 4's comparison network: flatten -> Linear(784, 128) -> ReLU -> Linear(128, 10).
+
+    Attributes:
+      hidden: the hidden layer's width (128).
+      num_classes: the number of output logits.
+    """
 
     hidden: int = 128
 
@@ -104,8 +156,20 @@ def conv3x3(
         it into its product when the patch rows are thin (see
         :func:`im2col_conv3x3`).
 
+    Returns:
+      ``(B, ceil(H / stride), ceil(W / stride), F)``.
+
+    Raises:
+      ValueError: for an unknown ``impl``, or Winograd with a stride other than 1.
+
     All three are plain JAX, so every transformation applies: ``grad``, ``jvp``,
     ``linearize``, ``jacfwd``, Hessian-vector products in any order, ``vmap``.
+
+    Example: every implementation computes the same convolution.
+
+      >>> x, k = jnp.ones((1, 4, 4, 16)), jnp.ones((3, 3, 16, 2))
+      >>> [float(conv3x3(x, k, impl=i)[0, 1, 1, 0]) for i in ("im2col", "winograd", "xla")]
+      [144.0, 144.0, 144.0]
     """
     chex.assert_rank(x, 4)  # NHWC
     chex.assert_shape(kernel, (3, 3, x.shape[-1], None))
@@ -172,6 +236,13 @@ def winograd_conv3x3(x: jax.Array, kernel: jax.Array) -> jax.Array:
     Faster than :func:`im2col_conv3x3` on XLA's CPU backend for the CNN's wider layers; F(4x4, 3x3), the
     first layer's 3 channels and one batched ``einsum`` were slower (the measurements, with
     ``scripts/bench_conv.py``, are in ``docs/performance.md``).
+
+    Args:
+      x: ``(B, H, W, C)`` floats; odd H or W are fine.
+      kernel: ``(3, 3, C, F)``.
+
+    Returns:
+      ``(B, H, W, F)``, the convolution with padding 1 (no bias).
     """
     b, h, w, c = x.shape
     th, tw = (h + 1) // 2, (w + 1) // 2  # tiles; an odd size gets a padded last tile, cut off at the end
@@ -231,6 +302,15 @@ def im2col_conv3x3(x: jax.Array, kernel: jax.Array, stride: int = 1, bias: jax.A
 
     Other ways to build the patches, other splits of the work and XLA's CPU flags were measured and
     not kept (``docs/performance.md``).
+
+    Args:
+      x: ``(B, H, W, C)`` floats.
+      kernel: ``(3, 3, C, F)``.
+      stride: the same in both directions.
+      bias: ``(F,)`` or None.
+
+    Returns:
+      ``(B, ceil(H / stride), ceil(W / stride), F)``.
     """
     b, h, w, c = x.shape
     s = stride
@@ -264,14 +344,28 @@ FOLD_BIAS_MAX_CHANNELS = 16  # see im2col_conv3x3: a first layer's 3 channels, n
 
 
 class Conv3x3(nn.Module):
-    """``nn.Conv2d(in, out, kernel_size=3, stride, padding=1)`` on NHWC inputs, via :func:`conv3x3`."""
+    """``nn.Conv2d(in, out, kernel_size=3, stride, padding=1)`` on NHWC inputs, via :func:`conv3x3`.
+
+    Attributes:
+      features: output channels F.
+      stride: the same in both directions.
+      impl: the implementation, as :func:`conv3x3`'s ``impl``.
+    """
 
     features: int
     stride: int = 1
-    impl: ConvImpl = "auto"  # see conv3x3
+    impl: ConvImpl = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        """The convolution with this layer's kernel and bias (PyTorch's initialisation, fan_in = 9 C).
+
+        Args:
+          x: ``(B, H, W, C)``; integer images are cast to the kernel's dtype first.
+
+        Returns:
+          ``(B, ceil(H / stride), ceil(W / stride), features)``.
+        """
         fan_in = 9 * x.shape[-1]
         kernel = self.param("kernel", torch_linear_kernel, (3, 3, x.shape[-1], self.features))
         bias = self.param("bias", torch_linear_bias(fan_in), (self.features,))
@@ -286,12 +380,18 @@ class CNN(nn.Module):
     Four 3x3 convolutions (3->32 s1, 32->32 s2, 32->64 s1, 64->64 s2), each
     followed by batch norm and leaky ReLU; flatten; Linear(4096, 128), batch
     norm, leaky ReLU, dropout 0.5; Linear(128, 10).
+
+    Attributes:
+      num_classes: the number of output logits.
+      drop_rate: the probability that dropout zeroes a unit of the 128-wide layer.
+      conv: the convolutions' implementation, as :func:`conv3x3`'s ``impl``.
+      batch_groups: how many groups the convolutions see the batch in; 0 chooses (see :meth:`groups`).
     """
 
     num_classes: int = 10
     drop_rate: float = 0.5
-    conv: ConvImpl = "auto"  # the convolutions' implementation, see conv3x3
-    batch_groups: int = 0  # groups the convolutions see the batch in; 0: auto, see CNN.groups
+    conv: ConvImpl = "auto"
+    batch_groups: int = 0
 
     def groups(self) -> int:
         """On a CPU (with auto) the convolutional layers carry the batch as two independent groups.
@@ -302,6 +402,12 @@ class CNN(nn.Module):
         rounding of the statistics' sums). Why: XLA's profiler showed one of the two threads idle for
         most of the one-group training step (the measurements: ``docs/performance.md``). On a GPU or TPU
         one operation already fills the device.
+
+        Returns:
+          ``batch_groups`` if set, else 2 on a CPU and 1 elsewhere.
+
+        Raises:
+          ValueError: for a negative ``batch_groups``.
         """
         if self.batch_groups < 0:
             raise ValueError(f"batch_groups must be at least 1 (or 0 for auto), got {self.batch_groups}")
@@ -311,6 +417,16 @@ class CNN(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """Class logits for a batch of images.
+
+        Args:
+          x: ``(B, 32, 32, 3)`` images (NHWC), floats or uint8.
+          train: batch statistics and dropout (needs a ``"dropout"`` RNG) when True; running statistics
+            and no dropout when False.
+
+        Returns:
+          ``(B, num_classes)`` logits.
+        """
         groups = jnp.array_split(x, max(1, min(self.groups(), x.shape[0])))  # no empty group
         for i, (features, stride) in enumerate(((32, 1), (32, 2), (64, 1), (64, 2)), start=1):
             conv = Conv3x3(features, stride, self.conv, name=f"conv{i}")  # called once per group: one kernel
@@ -323,5 +439,17 @@ class CNN(nn.Module):
 
 
 def count_params(params) -> int:
-    """Number of trainable parameters (batch-norm running statistics are not parameters)."""
+    """Number of trainable parameters (batch-norm running statistics are not parameters).
+
+    Args:
+      params: the ``"params"`` collection (a pytree of arrays).
+
+    Returns:
+      The total number of entries.
+
+    Example:
+      >>> params = MLP(hidden=4).init(jax.random.key(0), jnp.zeros((1, 8)))["params"]
+      >>> count_params(params)  # 8 * 4 + 4 + 4 * 10 + 10
+      86
+    """
     return sum(math.prod(a.shape) for a in jax.tree.leaves(params))

@@ -109,7 +109,18 @@ class DamagedCheckpoint(Exception):
 
 
 def state_digest(state: TrainState) -> str:
-    """SHA-256 of every array in ``state`` (names, dtypes, shapes and bytes); this process's copy."""
+    """SHA-256 of every array in ``state`` (names, dtypes, shapes and bytes); this process's copy.
+
+    Saved in each checkpoint's record and recomputed on restore, so arrays that
+    read back differently from how they were saved are caught.
+
+    Args:
+      state: the state to digest; a replicated array is read from this
+        process's first shard.
+
+    Returns:
+      The hex digest, 64 characters; equal for states with equal arrays.
+    """
     h = hashlib.sha256()
     flat = jax.tree_util.tree_flatten_with_path(flax.serialization.to_state_dict(state))[0]
     for path, leaf in flat:
@@ -122,7 +133,17 @@ def state_digest(state: TrainState) -> str:
 
 
 class Checkpoints:
-    """Numbered checkpoints (by optimizer step) under ``directory``."""
+    """Numbered checkpoints (by optimizer step) under ``directory``.
+
+    Args:
+      directory: where the checkpoints go, one subdirectory per step; created
+        if missing. A damaged checkpoint is moved to ``DIRECTORY-damaged``.
+      keep: how many of the newest checkpoints to keep; older ones are deleted
+        as new ones are saved.
+
+    Raises:
+      JaxdlError: ``directory`` cannot be created or written.
+    """
 
     def __init__(self, directory: str | Path, keep: int = 3):
         import orbax.checkpoint as ocp
@@ -143,6 +164,13 @@ class Checkpoints:
 
     def save(self, step: int, state: TrainState, record: dict[str, Any]) -> None:
         """Saves ``state`` and ``record`` (plus the state's digest) as checkpoint ``step``.
+
+        Args:
+          step: the checkpoint's number: the optimizer steps taken so far.
+          state: the TrainState to save (its arrays; the optimizer is not
+            saved: :meth:`restore` takes it from ``like``).
+          record: JSON-serialisable facts about the run so far; it must hold
+            ``"history"`` for :meth:`restore` to accept it.
 
         Raises:
           JaxdlError: the checkpoint could not be written (a full disk, a
@@ -167,14 +195,32 @@ class Checkpoints:
             ) from e
 
     def steps(self) -> list[int]:
-        """The saved checkpoints' steps, newest first."""
+        """The saved checkpoints' steps, newest first.
+
+        Returns:
+          The steps as a list of ints; empty when nothing has been saved.
+        """
         return sorted(self._manager.all_steps(), reverse=True)
 
     def latest(self) -> int | None:
+        """The newest checkpoint's step.
+
+        Returns:
+          That step, or None when there is no checkpoint.
+        """
         return self._manager.latest_step()
 
     def restore(self, step: int, like: TrainState) -> tuple[TrainState, dict[str, Any]]:
         """The state saved at ``step`` (shaped like ``like``) and its JSON record, verified.
+
+        Args:
+          step: which checkpoint, as listed by :meth:`steps`.
+          like: a TrainState with the saved one's structure, shapes and dtypes
+            (e.g. a freshly initialised one); it also provides the optimizer.
+
+        Returns:
+          ``(state, record)``: the restored TrainState and the record saved
+          with it (with ``"history"`` and ``"state_sha256"``).
 
         Raises:
           DamagedCheckpoint: a file is missing, truncated or unreadable, or the arrays
@@ -219,7 +265,18 @@ class Checkpoints:
                 raise DamagedCheckpoint(f"file {name} does not match its checksum")
 
     def set_aside(self, step: int) -> Path:
-        """Moves a damaged checkpoint out of the manager's reach (never deletes it); returns where."""
+        """Moves a damaged checkpoint out of the manager's reach (never deletes it); returns where.
+
+        The checkpoint goes to ``DIRECTORY-damaged/STEP`` (``STEP-2``, ... if
+        taken), so a run can fall back to an earlier checkpoint while the
+        damaged one stays for inspection.
+
+        Args:
+          step: the damaged checkpoint.
+
+        Returns:
+          The path it was moved to.
+        """
         aside = self.directory.with_name(self.directory.name + "-damaged")
         aside.mkdir(exist_ok=True)
         target = aside / str(step)
@@ -233,6 +290,7 @@ class Checkpoints:
         return target
 
     def close(self) -> None:
+        """Closes the Orbax manager; call it when done saving and restoring."""
         with _orbax_quiet():
             self._manager.close()
 

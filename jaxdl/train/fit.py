@@ -65,13 +65,30 @@ class FitResult:
     def evaluate(self, data: dict[str, np.ndarray] | Dataset) -> dict[str, Any]:
         """The trained state's per-example averages on ``data`` (e.g. ``{"loss", "accuracy"}``), exact
         over every example: no dropout, batch norm's running statistics, a masked last batch.
-        With replicas, each value is an ``(R,)`` array, one per replica."""
+        With replicas, each value is an ``(R,)`` array, one per replica.
+
+        Args:
+          data: ``{name: array}`` with the examples on the leading axis ("inputs", "labels", ...),
+            or a :class:`~jaxdl.data.dataset.Dataset`.
+
+        Returns:
+          ``{metric name: average}``: floats for one run, ``(R,)`` arrays with replicas.
+        """
         sums = self.fns.evaluate(self.state, self.fns.place(as_arrays(data)))
         return averages(sums) if self.fns.replicas is None else replica_averages(sums)
 
     def predict(self, data: dict[str, np.ndarray] | Dataset) -> np.ndarray:
         """The trained model's outputs (a classifier's logits) for every example of ``data``, in order,
-        as at evaluation: no dropout, batch norm's running statistics (``(R, n, ...)`` with replicas)."""
+        as at evaluation: no dropout, batch norm's running statistics (``(R, n, ...)`` with replicas).
+
+        Args:
+          data: ``{name: array}`` with the examples on the leading axis, or a
+            :class:`~jaxdl.data.dataset.Dataset`; only what the model reads is used.
+
+        Returns:
+          The outputs, ``(n, ...)`` for n examples (a classifier's ``(n, classes)``), or
+          ``(R, n, ...)`` with replicas.
+        """
         return np.asarray(self.fns.predict(self.state, self.fns.place(as_arrays(data))))
 
 
@@ -80,6 +97,12 @@ class EarlyStopping:
     """Stops after ``patience`` epochs without a lower validation loss (None: never).
 
     Saved with every checkpoint, so a resumed run stops where an uncut one would.
+
+    Attributes:
+      patience: epochs without a lower validation loss before stopping; None never stops.
+      best_loss: the lowest validation loss seen (``inf`` before the first epoch).
+      best_epoch: the epoch that reached it (0 before the first epoch).
+      bad_epochs: epochs since then without a lower loss.
     """
 
     patience: int | None = None
@@ -88,7 +111,15 @@ class EarlyStopping:
     bad_epochs: int = 0
 
     def update(self, epoch: int, val_loss: float) -> bool:
-        """Records an epoch's validation loss; True if training should stop."""
+        """Records an epoch's validation loss; True if training should stop.
+
+        Args:
+          epoch: the epoch's number (1-based).
+          val_loss: its validation loss (``inf`` for a non-finite one).
+
+        Returns:
+          Whether ``patience`` epochs have now passed without a lower loss.
+        """
         if val_loss < self.best_loss:
             self.best_loss, self.best_epoch, self.bad_epochs = val_loss, epoch, 0
         else:
@@ -116,12 +147,25 @@ class ChunkSizer:
     The first chunk is one step; each later one is sized from the last one's
     measured seconds per step (growing at most 8x at a time), within 1 and the
     epoch's steps. A stop request waits at most about one chunk.
+
+    Args:
+      seconds: the duration a chunk aims at, in seconds.
+      steps_per_epoch: training steps in one epoch, the largest chunk.
+
+    Attributes:
+      size: the next chunk's steps.
     """
 
     def __init__(self, seconds: float, steps_per_epoch: int):
         self.seconds, self.steps_per_epoch, self.size = seconds, steps_per_epoch, 1
 
     def observe(self, steps: int, seconds: float) -> None:
+        """Sizes the next chunk from one just run (a chunk shorter than :attr:`size` is ignored).
+
+        Args:
+          steps: the steps the chunk ran.
+          seconds: its wall-clock duration, in seconds, finished (blocked on).
+        """
         if steps < self.size:  # an epoch's short last chunk: mostly dispatch overhead, a poor estimate
             return
         per_step = max(seconds, 1e-9) / steps
@@ -134,7 +178,15 @@ def _same(size: int, stop: bool) -> tuple[int, bool]:
 
 def agree_across_processes(size: int, stop: bool) -> tuple[int, bool]:
     """Every process of a multi-process run must run the same chunks (their steps hold collectives):
-    process 0's chunk size, and a stop if any process was asked to stop."""
+    process 0's chunk size, and a stop if any process was asked to stop.
+
+    Args:
+      size: this process's next chunk size, in steps.
+      stop: whether this process was asked to stop.
+
+    Returns:
+      ``(process 0's size, whether any process was asked to stop)``, the same on every process.
+    """
     from jax.experimental import multihost_utils
 
     rows = np.asarray(multihost_utils.process_allgather(np.array([size, int(stop)], np.int32)))
@@ -157,9 +209,23 @@ def train_in_chunks(
 
     After each chunk, ``on_chunk(first step, end step, seconds, sums)`` sees it (the progress bar), and
     ``agree(next chunk size, stop())`` settles both for every process
-    (:func:`agree_across_processes` in a multi-process run). Returns the state, the
-    per-step sums, the steps of the epoch now done and the seconds the chunks took
-    (each blocked until finished).
+    (:func:`agree_across_processes` in a multi-process run).
+
+    Args:
+      train_steps: :attr:`EpochFns.train_steps` (compiled), which donates the state and sums.
+      state: the training state, placed on the devices.
+      data: the training data, placed on the devices.
+      batches: the epoch's :meth:`EpochFns.batches`.
+      sums: the epoch's per-step metric sums so far, ``(steps_per_epoch, ...)`` each.
+      done: the epoch's steps already run (0 for a fresh epoch).
+      chunks: sizes each chunk, and knows the epoch's steps.
+      stop: polled after each chunk; True ends the loop at that step boundary.
+      agree: ``(next chunk size, stop) -> (size, stop)`` settled across processes.
+      on_chunk: ``(first step, end step, seconds, sums)``, called after each chunk.
+
+    Returns:
+      ``(state, per-step sums, the steps of the epoch now done, the seconds the chunks
+      took)``, each chunk blocked until finished.
     """
     seconds = 0.0
     while done < chunks.steps_per_epoch:
@@ -216,17 +282,37 @@ class Hook:
     name: str = ""  # its entry in a checkpoint's record; "" saves nothing
 
     def after_epoch(self, end: EpochEnd) -> None:
-        """Reads the finished epoch; may add entries to ``end.record`` or clear ``end.active``."""
+        """Reads the finished epoch; may add entries to ``end.record`` or clear ``end.active``.
+
+        Args:
+          end: the finished epoch, shared with the hooks after this one.
+        """
 
     def saved(self) -> Any:
-        """What a checkpoint keeps of this hook (JSON)."""
+        """What a checkpoint keeps of this hook (JSON).
+
+        Returns:
+          A JSON-ready value, given back to :meth:`restore` on resume (None by default).
+        """
 
     def restore(self, saved: Any) -> None:
-        """Takes back what :meth:`saved` returned, when a run resumes."""
+        """Takes back what :meth:`saved` returned, when a run resumes.
+
+        Args:
+          saved: the value :meth:`saved` returned, read back from the checkpoint's JSON record.
+        """
 
 
 class EarlyStopper(Hook):
-    """Early stopping on the validation loss, one :class:`EarlyStopping` per replica."""
+    """Early stopping on the validation loss, one :class:`EarlyStopping` per replica.
+
+    Args:
+      patience: epochs without a lower validation loss before a replica stops; None: never
+        (the best loss is still kept).
+      replicas: R, the runs trained together (1 for one run).
+      log: where the early-stopping line goes.
+      numbered: name the replica in that line (a run of several replicas).
+    """
 
     name = "early_stopping"
 
@@ -306,6 +392,13 @@ class _Run:
             record["step_sums"] = {k: [v.tolist(), v.dtype.str] for k, v in step_sums.items()}
             record["partial_seconds"] = self.partial_seconds
         return record
+
+    def save(self, checkpoints: Checkpoints, state: TrainState, hooks: Sequence[Hook], epoch: int, done: int,
+             steps_per_epoch: int, step_sums: dict[str, np.ndarray] | None = None) -> int:  # fmt: skip
+        """Saves a checkpoint of ``state`` after ``done`` steps of ``epoch``, with this record; returns its step."""
+        step = (epoch - 1) * steps_per_epoch + done
+        checkpoints.save(step, state, self.record(epoch, done, step_sums, hooks))
+        return step
 
     def restore(self, record: dict[str, Any], steps_per_epoch: int, hooks: Sequence[Hook]) -> None:
         """Takes back a checkpoint's record (format 2, or the one before it, which had no ``format``)."""
@@ -426,26 +519,13 @@ def fit(
     fns = make_epoch_fns(task, batch_size, len(next(iter(train_data.values()))), mesh=mesh, replicas=replicas)
     data, val = fns.place_train(train_data), (fns.place(val_data) if val_data is not None else None)
     run = _Run(replicas or 1)
-    hooks = [
-        *(h if isinstance(h, Hook) else _Callback(h) for h in hooks),
-        _History(run, run_dir, epochs, log),
-        *([EarlyStopper(patience, run.replicas, log, numbered=replicas is not None)] if val is not None else []),
-    ]
+    hooks = _all_hooks(hooks, run, run_dir, epochs, val is not None, patience, replicas, log)
     checkpoints = Checkpoints(run_dir.path / "checkpoints", keep_checkpoints) if run_dir else None
     if resume:
         state = _resume(checkpoints, state, run, hooks, run_dir, fns.steps_per_epoch, log)
     state = fns.place_state(state)
 
-    def save(epoch: int, done: int, step_sums: dict[str, np.ndarray] | None = None) -> int:
-        step = (epoch - 1) * fns.steps_per_epoch + done
-        checkpoints.save(step, state, run.record(epoch, done, step_sums, hooks))
-        return step
-
-    stage(f"compiling the training steps{' and the evaluation' if val is not None else ''}"
-          f"{f' ({replicas} replicas in one program)' if replicas else ''}")  # fmt: skip
-    train_steps, evaluate, zero_sums, compile_seconds = _compile(fns, state, data, val, key)
-    left = epochs - run.epoch + 1
-    stage(f"compiled in {compile_seconds:.1f} s; {left} epoch{'s' * (left != 1)} of {fns.steps_per_epoch} steps to run")
+    train_steps, evaluate, zero_sums, compile_seconds = _compile(fns, state, data, val, key, epochs - run.epoch + 1)
 
     chunks = ChunkSizer(chunk_seconds, fns.steps_per_epoch)
     agree = agree_across_processes if jax.process_count() > 1 else _same
@@ -468,20 +548,19 @@ def fit(
             if done < fns.steps_per_epoch:  # stopped by a signal
                 run.partial_seconds = epoch_seconds
                 _guard({k: v[:done] for k, v in step_sums.items()}, epoch, trained, run, replicas, checkpoints, log)
-                step = save(epoch, done, step_sums)
+                step = run.save(checkpoints, state, hooks, epoch, done, fns.steps_per_epoch, step_sums)
                 run_dir.write_history(run.history)  # the finished epochs, even if none
                 raise _stopped(stop_requests, step, _where(epoch, done, fns.steps_per_epoch), checkpoints)
             step_losses.append(_guard(step_sums, epoch, trained, run, replicas, checkpoints, log))
-            examples = (done - first) * run.replicas * batch_size
             val_sums = evaluate(state, val) if evaluate is not None else None
             record = _record(epoch, step_sums, val_sums, run, trained, replicas)
+            examples = (done - first) * run.replicas * batch_size
             record.update(seconds=epoch_seconds, examples_per_second=examples / max(epoch_seconds, 1e-12))
             bar.clear()  # before the hooks' lines
-            end = EpochEnd(epoch, state, record, run.active)
             for hook in hooks:  # the caller's, then the history and early stopping
-                hook.after_epoch(end)
+                hook.after_epoch(EpochEnd(epoch, state, record, run.active))
             if checkpoints:
-                step = save(epoch, fns.steps_per_epoch)
+                step = run.save(checkpoints, state, hooks, epoch, fns.steps_per_epoch, fns.steps_per_epoch)
             if not run.active.any():
                 stopped_early = True
                 break
@@ -489,8 +568,26 @@ def fit(
                 raise _stopped(stop_requests, step, _where(epoch, done, fns.steps_per_epoch), checkpoints)
     if checkpoints:
         checkpoints.close()
+    return _result(state, run, step_losses, stopped_early, compile_seconds, fns, replicas)
+
+
+def _all_hooks(given: Sequence[Hook | EpochCallback], run: _Run, run_dir: RunDir | None, epochs: int,
+               validated: bool, patience: int | None, replicas: int | None,
+               log: Callable[[str], None]) -> list[Hook]:  # fmt: skip
+    """The caller's hooks (functions wrapped), then the history and, with validation data, early stopping
+    (which also keeps the best validation loss when there is no patience)."""
+    hooks = [*(h if isinstance(h, Hook) else _Callback(h) for h in given), _History(run, run_dir, epochs, log)]
+    if validated:
+        hooks.append(EarlyStopper(patience, run.replicas, log, numbered=replicas is not None))
+    return hooks
+
+
+def _result(state: TrainState, run: _Run, step_losses: list[np.ndarray], stopped_early: bool,
+            compile_seconds: float, fns: EpochFns, replicas: int | None) -> FitResult:  # fmt: skip
+    """The :class:`FitResult` of a finished (or early-stopped) run; its times count every epoch of the
+    run, resumed or not."""
     losses = np.concatenate(step_losses) if step_losses else np.zeros((0, run.replicas))
-    train_seconds = sum(r["seconds"] for r in run.history)  # every epoch of the run, resumed or not
+    train_seconds = sum(r["seconds"] for r in run.history)
     examples = sum(r["seconds"] * r["examples_per_second"] for r in run.history)
     return FitResult(
         state=state,
@@ -499,8 +596,7 @@ def fit(
         stopped_early=stopped_early,
         compile_seconds=compile_seconds,
         train_seconds=train_seconds,
-        examples_per_second=sum(r["seconds"] * r["examples_per_second"] for r in run.history)
-        / max(train_seconds, 1e-12),
+        examples_per_second=examples / max(train_seconds, 1e-12),
         fns=fns,
         step_losses=losses if replicas else losses[:, 0],
         diverged=run.diverged if replicas else None,
@@ -518,8 +614,11 @@ def _resume(checkpoints: Checkpoints | None, state: TrainState, run: _Run, hooks
     return state
 
 
-def _compile(fns: EpochFns, state: TrainState, data: dict, val: dict | None, key: jax.Array):
-    """(train_steps, evaluate, an epoch's zero sums on the host, seconds): compiled ahead of training."""
+def _compile(fns: EpochFns, state: TrainState, data: dict, val: dict | None, key: jax.Array, epochs_left: int):
+    """(train_steps, evaluate, an epoch's zero sums on the host, seconds): compiled ahead of training,
+    between two stage lines."""
+    stage(f"compiling the training steps{' and the evaluation' if val is not None else ''}"
+          f"{f' ({fns.replicas} replicas in one program)' if fns.replicas else ''}")  # fmt: skip
     start = time.perf_counter()
     zero_sums = fns.zero_sums(state, data)  # placed afresh for each epoch (the loop donates them)
     first = (fns.epoch_batches(key, 1), fns.place(zero_sums), np.int32(0), np.int32(1))
@@ -527,7 +626,12 @@ def _compile(fns: EpochFns, state: TrainState, data: dict, val: dict | None, key
     if fns.replicas:  # before training: XLA knows what the program needs
         check_memory(_compiled_bytes(train_steps), f"{fns.replicas} replicas")
     evaluate = fns.evaluate.lower(state, val).compile() if val is not None else None
-    return train_steps, evaluate, zero_sums, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    stage(
+        f"compiled in {seconds:.1f} s; {epochs_left} epoch{'s' * (epochs_left != 1)} of {fns.steps_per_epoch} "
+        "steps to run"
+    )
+    return train_steps, evaluate, zero_sums, seconds
 
 
 def _show(bar: Any, epoch: int, examples_per_step: int, first: int, end: int, seconds: float,

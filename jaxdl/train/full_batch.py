@@ -27,6 +27,16 @@ def full_batch_scan(
     it. The returned function is pure and unjitted: wrap it in ``jax.jit``, or
     ``jax.jit(jax.vmap(...))`` to train many initialisations at once.
 
+    Args:
+      loss_fn: ``loss_fn(params, batch) -> (scalar loss, {metric name: scalar})``,
+        differentiated with respect to ``params``.
+      optimizer: the Optax transformation applied once per epoch; its state is
+        initialised from ``params`` inside ``train``.
+      num_epochs: updates to run, each on the whole batch.
+
+    Returns:
+      ``train(params, batch) -> (params after num_epochs updates, history)``.
+
     Example:
       >>> train = jax.jit(full_batch_scan(loss_fn, optax.sgd(0.1), num_epochs=100))
       >>> params, history = train(params, (x, y))

@@ -70,8 +70,20 @@ def layer_statistics(task: Task, state: TrainState, batch: Batch, histograms: bo
     ``statistics`` is ``{"activations": {layer: {mean, std, dead_fraction}},
     "parameters": {module: {grad_norm, param_norm, update_ratio}}}``; ``histograms``
     maps ``"activations/LAYER"`` and ``"gradients/MODULE"`` to raw histograms
-    (empty unless asked for: they double the compile time of the CNN's statistics).
-    Nothing in ``state`` changes.
+    (empty unless asked for: they add much to the compile time, see
+    docs/performance.md). Nothing in ``state`` changes.
+
+    Args:
+      task: the task being trained; its model is run in training mode.
+      state: the current TrainState: parameters, batch statistics, optimizer
+        state (for the update ratio) and key (the probe's keys derive from it).
+      batch: a raw batch with ``"mask"``; :class:`Instruments` passes its
+        fixed probe batch, so epochs are measured on the same examples.
+      histograms: whether to compute the histograms too.
+
+    Returns:
+      ``(statistics, histograms)`` as above, device arrays (scalars in
+      ``statistics``).
     """
     key = jax.random.fold_in(state.key, PROBE_SALT)
     data_key, dropout_key, sample_key = jax.random.split(key, 3)
@@ -151,6 +163,13 @@ class Instruments(Hook):
             self.writer = SummaryWriter(str(tensorboard_dir))
 
     def after_epoch(self, end: EpochEnd) -> None:
+        """Measures the layers when the epoch is due and writes the record's scalars.
+
+        Args:
+          end: the finished epoch; its ``record`` gets ``"diagnostics"`` (the
+            statistics of :func:`layer_statistics`, as floats) on measured
+            epochs.
+        """
         epoch, extra = end.epoch, {}
         if self.every and epoch % self.every == 0:
             statistics, histograms = jax.device_get(self._statistics(end.state, self.probe))
@@ -165,7 +184,15 @@ class Instruments(Hook):
         self.write_scalars(end.record, epoch)
 
     def write_scalars(self, record: Mapping[str, Any], step: int) -> None:
-        """Every number in ``record`` (nested dicts as ``a/b/c`` tags) as a TensorBoard scalar at ``step``."""
+        """Every number in ``record`` (nested dicts as ``a/b/c`` tags) as a TensorBoard scalar at ``step``.
+
+        Does nothing without a ``tensorboard_dir``. Booleans and the
+        ``"epoch"`` entry are skipped.
+
+        Args:
+          record: an epoch's history record (losses, metrics, diagnostics).
+          step: the x-axis value, the epoch number for :func:`fit` records.
+        """
         if self.writer is None:
             return
         for tag, value in traverse_util.flatten_dict(dict(record), sep="/").items():
@@ -174,5 +201,6 @@ class Instruments(Hook):
         self.writer.flush()
 
     def close(self) -> None:
+        """Flushes and closes the TensorBoard writer, if there is one."""
         if self.writer is not None:
             self.writer.close()

@@ -29,7 +29,23 @@ DATA_AXIS = "data"
 
 
 def data_mesh(devices: int = 0) -> Mesh:
-    """A mesh over the first ``devices`` of ``jax.devices()`` (0: all of them), axis ``data``."""
+    """A mesh over the first ``devices`` of ``jax.devices()`` (0: all of them), axis ``data``.
+
+    Args:
+      devices: how many devices to use; 0 means all that JAX sees. A
+        multi-process run must use all of them.
+
+    Returns:
+      A 1-D Mesh whose one axis is named ``DATA_AXIS`` ("data").
+
+    Raises:
+      JaxdlError: more devices asked for than JAX sees, or fewer than all in
+        a multi-process run.
+
+    Example:
+      >>> data_mesh().axis_names
+      ('data',)
+    """
     available = jax.devices()
     count = devices or len(available)
     if count > len(available):
@@ -44,15 +60,40 @@ def data_mesh(devices: int = 0) -> Mesh:
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
+    """Every device of ``mesh`` holds the whole array (parameters, optimizer state, keys).
+
+    Args:
+      mesh: the data mesh of :func:`data_mesh`.
+
+    Returns:
+      A NamedSharding with an empty PartitionSpec.
+    """
     return NamedSharding(mesh, PartitionSpec())
 
 
 def batch_sharded(mesh: Mesh) -> NamedSharding:
-    """Leading (example) axis split over the mesh, other axes whole."""
+    """Leading (example) axis split over the mesh, other axes whole.
+
+    Args:
+      mesh: the data mesh of :func:`data_mesh`.
+
+    Returns:
+      A NamedSharding splitting axis 0 over ``DATA_AXIS``; the leading axis
+      must divide by ``mesh.size``.
+    """
     return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
 
 def check_batch_size(batch_size: int, mesh: Mesh) -> None:
+    """Checks that a global batch divides evenly over the mesh's devices.
+
+    Args:
+      batch_size: the global batch size (all devices together).
+      mesh: the data mesh.
+
+    Raises:
+      JaxdlError: ``batch_size`` is not a multiple of ``mesh.size``.
+    """
     if batch_size % mesh.size:
         raise JaxdlError(
             f"batch_size {batch_size} does not divide over {mesh.size} devices; "
@@ -67,12 +108,29 @@ def _place(array: Any, sharding: NamedSharding) -> jax.Array:
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
-    """Every leaf of ``tree`` as a global array replicated over ``mesh``."""
+    """Every leaf of ``tree`` as a global array replicated over ``mesh``.
+
+    Args:
+      tree: a pytree of host or device arrays, the same in every process.
+      mesh: the data mesh.
+
+    Returns:
+      The same tree with each leaf a ``jax.Array`` sharded by :func:`replicated`.
+    """
     return jax.tree.map(lambda x: _place(x, replicated(mesh)), tree)
 
 
 def shard_leading(tree: Any, mesh: Mesh) -> Any:
-    """Every leaf of ``tree`` split over ``mesh`` along its leading axis (replicas of a vmapped run)."""
+    """Every leaf of ``tree`` split over ``mesh`` along its leading axis (replicas of a vmapped run).
+
+    Args:
+      tree: a pytree whose leaves share a leading axis that divides by
+        ``mesh.size`` (e.g. the replica axis of :func:`init_replicas`).
+      mesh: the data mesh.
+
+    Returns:
+      The same tree with each leaf a ``jax.Array`` sharded by :func:`batch_sharded`.
+    """
     return jax.tree.map(lambda x: _place(x, batch_sharded(mesh)), tree)
 
 
@@ -80,6 +138,15 @@ def shard_examples(data: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Arr
     """Arrays split by example over ``mesh``, zero-padded to a multiple of its size.
 
     The padding rows are never drawn: epochs draw indices below the true count.
+
+    Args:
+      data: ``{name: array}``, examples on the leading axis, equal in length.
+      mesh: the data mesh; each device gets ``ceil(n / mesh.size)`` rows.
+
+    Returns:
+      ``{name: jax.Array}`` sharded by :func:`batch_sharded`, each padded with
+      zero rows to a multiple of ``mesh.size``; each process transfers only
+      its own devices' rows.
     """
     n = len(next(iter(data.values())))
     padded = -(-n // mesh.size) * mesh.size
@@ -99,7 +166,20 @@ def initialize_distributed(
     """``jax.distributed.initialize``, also reading ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``.
 
     JAX itself reads ``JAX_COORDINATOR_ADDRESS`` and detects Slurm, Open MPI
-    and Cloud TPU; anything left unset is left to that detection.
+    and Cloud TPU; anything left unset is left to that detection. Call it once
+    per process, before any other JAX call.
+
+    Args:
+      coordinator: ``HOST:PORT`` of process 0's coordination service (None:
+        from the environment or cluster detection).
+      num_processes: the number of processes (None: ``JAX_NUM_PROCESSES`` or
+        detection).
+      process_id: this process's index, 0 to ``num_processes - 1`` (None:
+        ``JAX_PROCESS_ID`` or detection).
+
+    Raises:
+      JaxdlError: an environment variable is not an integer, or JAX could not
+        initialise (e.g. missing settings, coordinator unreachable).
     """
 
     def env_int(name: str) -> int | None:

@@ -39,6 +39,20 @@ def injected(factory: Callable[..., optax.GradientTransformation], **values: flo
 
     ``factory`` takes the named values as keyword arguments and may use them anywhere, a
     schedule's peak included (``lambda peak_lr: optax.adam(optax.cosine_onecycle_schedule(n, peak_lr))``).
+
+    Args:
+      factory: builds the optimizer from the named values, passed as keyword
+        arguments.
+      **values: each hyperparameter's initial value; :func:`with_hyperparams`
+        (or ``init_replicas(hyperparams=...)``) sets per-replica values later.
+
+    Returns:
+      The optimizer, whose state holds the values under ``hyperparams``.
+
+    Example:
+      >>> tx = injected(lambda lr: optax.sgd(lr), lr=0.5)
+      >>> float(tx.init({"w": jnp.zeros(2)}).hyperparams["lr"])
+      0.5
     """
 
     def inner(**kwargs):
@@ -64,6 +78,26 @@ def init_replicas(
 
     Replica i is :func:`jaxdl.train.init_state` of ``jax.random.key(seeds[i])``. ``hyperparams``
     gives each replica its own value of optimizer hyperparameters declared with :func:`injected`.
+
+    Args:
+      task: the model, loss and preprocessing.
+      tx: the optimizer, the same for every replica (built with :func:`injected`
+        when ``hyperparams`` is given).
+      data: the training data; only its first ``batch_size`` examples are read,
+        for shapes and dtypes.
+      seeds: one seed per replica; repeating a seed repeats its initialisation
+        (e.g. to compare learning rates from the same start).
+      batch_size: the size of the sample batch used for initialisation.
+      hyperparams: ``{name: one value per replica}`` for injected hyperparameters.
+
+    Returns:
+      ``(state, shuffle_keys)``: the stacked TrainState (every leaf with a
+      leading axis of R) and the raw shuffling keys ``(R, 2)`` to pass to
+      :func:`jaxdl.train.fit` as ``key``.
+
+    Raises:
+      JaxdlError: no seeds, the R states would not fit in the device's memory,
+        or ``hyperparams`` does not match the injected ones.
     """
     if not len(seeds):
         raise JaxdlError("init_replicas needs at least one seed")
@@ -87,7 +121,20 @@ def init_replicas(
 
 
 def with_hyperparams(state: TrainState, hyperparams: Mapping[str, Sequence[float]]) -> TrainState:
-    """The stacked ``state`` with replica i's injected hyperparameter ``name`` set to ``hyperparams[name][i]``."""
+    """The stacked ``state`` with replica i's injected hyperparameter ``name`` set to ``hyperparams[name][i]``.
+
+    Args:
+      state: a stacked TrainState whose optimizer was built with :func:`injected`.
+      hyperparams: ``{name: values}``, one value per replica for each named
+        hyperparameter; names not given keep their values.
+
+    Returns:
+      The state with ``opt_state.hyperparams`` replaced.
+
+    Raises:
+      JaxdlError: the optimizer has no injected hyperparameters, a name is not
+        among them, or a list's length is not the number of replicas.
+    """
     stored = getattr(state.opt_state, "hyperparams", None)
     if stored is None:
         raise JaxdlError("per-replica hyperparameters need an optimizer built with jaxdl.train.injected")
@@ -104,8 +151,11 @@ def with_hyperparams(state: TrainState, hyperparams: Mapping[str, Sequence[float
 
 
 def available_bytes() -> int | None:
-    """Memory the first device can still take: a GPU's free memory, on a CPU the host's
-    ``MemAvailable``; None where neither is known."""
+    """Memory the first device can still take: a GPU's free memory, on a CPU the host's ``MemAvailable``.
+
+    Returns:
+      Bytes available, or None where neither is known.
+    """
     device = jax.devices()[0]
     stats = device.memory_stats() if device.platform != "cpu" else None
     if stats and "bytes_limit" in stats:
@@ -121,7 +171,18 @@ def available_bytes() -> int | None:
 
 
 def check_memory(needed: int, what: str) -> None:
-    """JaxdlError if ``needed`` bytes exceed what the device has left (when that is known)."""
+    """JaxdlError if ``needed`` bytes exceed what the device has left (when that is known).
+
+    Checked before allocating, so an oversized study fails with a message
+    instead of an out-of-memory crash part-way.
+
+    Args:
+      needed: the estimated bytes.
+      what: what needs them, for the message (e.g. "8 replicas' states").
+
+    Raises:
+      JaxdlError: ``needed`` exceeds :func:`available_bytes`.
+    """
     free = available_bytes()
     if free is not None and needed > free:
         raise JaxdlError(
@@ -131,7 +192,18 @@ def check_memory(needed: int, what: str) -> None:
 
 
 def state_bytes(task: Task, tx: optax.GradientTransformation, data: dict[str, np.ndarray], batch_size: int) -> int:
-    """Bytes of one run's TrainState, from shapes alone (nothing is computed)."""
+    """Bytes of one run's TrainState, from shapes alone (nothing is computed).
+
+    Args:
+      task: the model, loss and preprocessing.
+      tx: the optimizer (its state counts too).
+      data: ``{name: array}``; only shapes and dtypes are read.
+      batch_size: the sample batch's size for initialisation.
+
+    Returns:
+      The total bytes of the state's arrays: parameters, batch statistics,
+      optimizer state, step and key.
+    """
     sample = {name: jax.ShapeDtypeStruct((batch_size, *np.shape(a)[1:]), np.asarray(a[:1]).dtype)
               for name, a in data.items()}  # fmt: skip
     sample["mask"] = jax.ShapeDtypeStruct((batch_size,), jnp.bool_)
@@ -144,5 +216,13 @@ def state_bytes(task: Task, tx: optax.GradientTransformation, data: dict[str, np
 
 
 def replica(tree: Any, index: int) -> Any:
-    """Replica ``index`` of a stacked state (or any tree with a leading replica axis)."""
+    """Replica ``index`` of a stacked state (or any tree with a leading replica axis).
+
+    Args:
+      tree: a pytree whose every leaf has the replica axis first.
+      index: which replica, 0 to R - 1.
+
+    Returns:
+      The same tree with the replica axis indexed away: one run's state.
+    """
     return jax.tree.map(lambda x: x[index], tree)

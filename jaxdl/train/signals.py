@@ -15,7 +15,16 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class StopRequests:
-    """A context in which SIGTERM and SIGINT set :attr:`signal_number` instead of ending the process."""
+    """A context in which SIGTERM and SIGINT set :attr:`signal_number` instead of ending the process.
+
+    Args:
+      enabled: install the handlers; False (or a thread other than the main one)
+        makes the context a no-op whose :attr:`requested` stays False.
+
+    Attributes:
+      enabled: whether the handlers are installed on entry.
+      signal_number: the first signal received inside the context, or None.
+    """
 
     def __init__(self, enabled: bool = True):
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
@@ -24,10 +33,12 @@ class StopRequests:
 
     @property
     def requested(self) -> bool:
+        """Whether a stop was asked for: a signal arrived inside the context."""
         return self.signal_number is not None
 
     @property
     def signal_name(self) -> str:
+        """The name of the signal received ("SIGTERM", "SIGINT"), or "" when none was."""
         return signal.Signals(self.signal_number).name if self.signal_number else ""
 
     def _handle(self, number: int, frame) -> None:

@@ -26,7 +26,20 @@ Preprocess = Callable[[Batch, jax.Array, bool], Batch]
 
 
 def classification_loss(logits: jax.Array, batch: Batch) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Softmax cross-entropy and accuracy, per example."""
+    """Softmax cross-entropy and accuracy, per example.
+
+    The default ``Task.example_loss``; the steps average both with the batch's
+    mask, so padded examples never count.
+
+    Args:
+      logits: the model's outputs, float ``(B, classes)``.
+      batch: the preprocessed batch; ``batch["labels"]`` holds integer class
+        indices ``(B,)``.
+
+    Returns:
+      ``(losses, {"accuracy": correct})``: the cross-entropy of each example
+      ``(B,)``, and 1.0 where the arg-max class is the label, else 0.0 ``(B,)``.
+    """
     labels = batch["labels"]
     chex.assert_rank([logits, labels], [2, 1])
     chex.assert_equal_shape_prefix([logits, labels], 1)
@@ -71,7 +84,21 @@ class Task:
             raise ValueError(f"compute_dtype must be float32 or bfloat16, got {self.compute_dtype!r}")
 
     def init(self, key: jax.Array, batch: Batch) -> dict[str, Any]:
-        """Initial variables for a batch shaped like ``batch``."""
+        """Initial variables for a batch shaped like ``batch``.
+
+        The batch is preprocessed as at evaluation first, so the model is
+        initialised on the inputs it will see.
+
+        Args:
+          key: PRNG key; split into the parameter, augmentation and
+            dropout/sampling keys.
+          batch: a raw (not preprocessed) example batch; only its shapes and
+            dtypes matter.
+
+        Returns:
+          The Flax variables dict: ``"params"``, and ``"batch_stats"`` when the
+          model has batch normalisation.
+        """
         init_key, data_key, sample_key = jax.random.split(key, 3)
         batch = self.preprocess(batch, data_key, False)
         rngs = {"params": init_key, "dropout": sample_key, "sample": sample_key}
@@ -81,7 +108,23 @@ class Task:
         return {name: batch[name] for name in self.keyword_inputs}
 
     def apply(self, params: Any, batch_stats: Any, batch: Batch, key: jax.Array, train: bool) -> tuple[Any, Batch, Any]:
-        """``(float32 model outputs, the preprocessed batch, the new batch statistics)``."""
+        """Preprocesses ``batch`` and runs the model on it, in ``compute_dtype``.
+
+        Args:
+          params: the model's parameters (float32; cast to ``compute_dtype``
+            for the call).
+          batch_stats: batch-normalisation statistics, or ``{}`` when the
+            model has none.
+          batch: a raw batch ("inputs", "labels", "mask", ...).
+          key: PRNG key, split into the augmentation, dropout and sampling keys.
+          train: training mode: augmentation, dropout and batch statistics
+            computed from (and folded into) this batch.
+
+        Returns:
+          ``(outputs, batch, batch_stats)``: the model's outputs as float32, the
+          preprocessed batch (what the loss reads its labels from), and the
+          batch statistics, updated when ``train`` and unchanged otherwise.
+        """
         data_key, dropout_key, sample_key = jax.random.split(key, 3)
         batch = self.preprocess(batch, data_key, train)
         inputs = batch["inputs"]
@@ -101,11 +144,34 @@ class Task:
     def forward(
         self, params: Any, batch_stats: Any, batch: Batch, key: jax.Array, train: bool
     ) -> tuple[jax.Array, dict[str, jax.Array], Any]:
-        """Per-example losses, per-example metrics and the updated batch statistics."""
+        """Per-example losses, per-example metrics and the updated batch statistics.
+
+        Args:
+          params: the model's parameters.
+          batch_stats: batch-normalisation statistics, or ``{}``.
+          batch: a raw batch ("inputs", "labels", "mask", ...).
+          key: PRNG key for augmentation, dropout and sampling.
+          train: training mode (see :meth:`apply`).
+
+        Returns:
+          ``(losses, metrics, batch_stats)``: ``example_loss``'s per-example
+          losses ``(B,)`` and ``{name: (B,)}`` metrics, unreduced (the caller
+          applies the mask), and the batch statistics from :meth:`apply`.
+        """
         outputs, batch, batch_stats = self.apply(params, batch_stats, batch, key, train)
         losses, metrics = self.example_loss(outputs, batch)
         return losses, metrics, batch_stats
 
     def predict(self, params: Any, batch_stats: Any, batch: Batch, key: jax.Array) -> Any:
-        """The model's outputs on ``batch`` as at evaluation (no dropout, running statistics)."""
+        """The model's outputs on ``batch`` as at evaluation (no dropout, running statistics).
+
+        Args:
+          params: the model's parameters.
+          batch_stats: batch-normalisation statistics, or ``{}``.
+          batch: a raw batch; it is preprocessed as at evaluation.
+          key: PRNG key; only a sampling model (the VAE) uses it here.
+
+        Returns:
+          The model's outputs as float32, e.g. logits ``(B, classes)``.
+        """
         return self.apply(params, batch_stats, batch, key, train=False)[0]
