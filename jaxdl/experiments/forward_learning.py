@@ -166,8 +166,8 @@ def run(config: Config, run_dir: RunDir) -> RunResult:
     rng = np.random.default_rng(config.seed)
     x, y = _images(config, "train", config.n_train, rng)
     x_test, y_test = _images(config, "test", config.n_test, rng)
-    hidden = [int(h) for h in config.hidden.split(",")]
-    sizes, methods, ks = [x.shape[1], *hidden], config.methods.split(","), [int(k) for k in config.cosine_ks.split(",")]
+    hidden, methods, ks = list(config.hidden), list(config.methods), list(config.cosine_ks)
+    sizes = [x.shape[1], *hidden]
     batch = min(config.batch_size, len(y))
     steps = len(y) // batch
     # every method starts from the same initialisations and reads the same batches: seed s of each is paired
