@@ -217,8 +217,8 @@ def run(config: Config, run_dir: RunDir) -> RunResult:
     for estimator, table in cosines.items():
         for k, row in zip(ks, table, strict=True):
             metrics[f"cosine_{estimator}_k{k}"] = float(row.mean())
-    # ... and at the end, on each forward method's own trained network: the batch gradient shrinks as the
-    # examples are learnt while each example's own gradient, which sets the noise, does not
+    # ... and at the end, on each forward method's own trained network (seed 0): whether its estimate
+    # stays as close to the gradient once the examples are learnt
     for method, estimator in (("fg-w", "weight"), ("fg-a", "activity")):
         if method in results:
             end = _cosines(
