@@ -692,6 +692,45 @@ def forward_gradient(curves: dict, metrics: dict) -> Figure:
     return fig
 
 
+def forward_learning(curves: dict, ks: Sequence[int], cosines: dict, theory: dict) -> Figure:
+    """Test accuracy against epoch per method, and each forward estimator's cosine against tangents k.
+
+    Args:
+      curves: ``{label: (accuracy (seeds, epochs + 1), colour)}``, drawn as the mean and 95% interval.
+      ks: the numbers of tangents measured.
+      cosines: ``{estimator: (len(ks), blocks)}`` cosines to the exact local gradient.
+      theory: ``{n: values at ks}``, the weight-perturbed theory for n directions.
+
+    Returns:
+      The figure, two panels side by side.
+    """
+    fig, (acc, cos) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, (accuracy, color) in curves.items():  # accuracy: (seeds, epochs + 1)
+        mean, low, high = _band(100 * np.asarray(accuracy, float))
+        epochs = np.arange(len(mean))
+        acc.plot(epochs, mean, "o-", c=color, ms=3, label=f"{name}: {mean[-1]:.2f}%")
+        acc.fill_between(epochs, low, high, color=color, alpha=0.2, lw=0)
+    acc.xaxis.get_major_locator().set_params(integer=True)
+    acc.set(xlabel="epoch", ylabel="test accuracy (%)", ylim=(0, 100),
+            title=f"MNIST, mean and 95% interval over {len(next(iter(curves.values()))[0])} seeds")  # fmt: skip
+    acc.legend(fontsize=8, loc="lower right")
+    styles = ["-", "--", ":", "-."]
+    for (estimator, table), color in zip(cosines.items(), ("tab:orange", "tab:green"), strict=False):
+        for b in range(table.shape[1]):
+            cos.plot(
+                ks, table[:, b], styles[b % 4], c=color, marker="o", ms=3, label=f"{estimator}-perturbed, block {b}"
+            )
+    for b, (n, values) in enumerate(theory.items()):
+        cos.plot(ks, values, styles[b % 4], c="gray", lw=0.8, label=f"sqrt(k / (k + n - 1)), n = {n:,} per head")
+    cos.set(xscale="log", yscale="log", xlabel="tangents k", ylabel="rms cosine to the exact local gradient",
+            title="forward-gradient estimators at initialisation")  # fmt: skip
+    for ax in (acc, cos):
+        ax.grid(alpha=0.3, which="both")
+    cos.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def curvature_spectra(metrics: dict, densities: dict) -> Figure:
     """Top Hessian eigenvalues (Lanczos) and the eigenvalue density at initialisation and after training.
 

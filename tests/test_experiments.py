@@ -102,13 +102,16 @@ NOT_JUDGED_AT_SMALLEST = {
     ("autodiff-modes", "time_ratio_n_max_m_min"): "timings of 30-wide functions",
     ("autodiff-modes", "time_ratio_n_min_m_max"): "timings of 30-wide functions",
     ("autodiff-modes", "grad_jvp_over_vjp"): "timings of a 4-8-1 network",
+    # FG-A's gap to backprop: the smallest run trains one epoch of 3 steps on 30 images
+    ("forward-learning", "gap_fg_a_points"): "30 random training images",
     # where the scalar engine's tutorial run diverges: 2 samples end before it does (the metric is None)
     ("scalar-engine-tutorial", "diverged_at_sample"): "2 of the tutorial's samples",
 }
 
 
 # experiments whose smallest run takes over about 3.5 s on 2 cores: their tests are marked slow
-SLOW = {"curvature", "forward-gradient", "regularization", "cifar10-cnn", "activations", "minibatch-sgd", "monte-carlo",
+SLOW = {"curvature", "forward-gradient", "forward-learning", "regularization", "cifar10-cnn", "activations",
+        "minibatch-sgd", "monte-carlo",
         "autodiff-modes", "optimizers", "mnist-vae", "universal-approximation", "scalar-engine"}  # fmt: skip
 
 
@@ -395,6 +398,24 @@ def test_forward_gradient_is_unbiased_with_the_predicted_variance_and_slower_per
     assert metrics["digits_parameters"] == 64 * 32 + 32 + 32 * 10 + 10
     assert metrics["digits_backprop_final_loss"] < metrics["digits_forward_final_loss"]
     assert_figure(out / "forward_gradient.png", (1638, 813))
+
+
+@reads("forward-learning")
+def test_forward_learning_trains_every_method_over_seeds_and_measures_each_estimators_cosine(run_of):
+    out, metrics = run_of("forward-learning", data="mnist")
+    methods = ("backprop", "lg-bp", "fg-w", "fg-a", "heads")
+    for method in methods:
+        summary = metrics.intervals[f"{method}_test_accuracy"]
+        assert summary["n"] == 2 and np.isclose(summary["mean"], metrics[f"{method}_test_accuracy"])
+        assert metrics[f"{method}_ms_per_step"] > 0 and metrics[f"{method}_temp_bytes"] > 0
+    # 16 units in 16 groups: activity perturbation has 1 direction per example and head, weight perturbation 785
+    assert metrics["cosine_activity_k1"] > 3 * metrics["cosine_weight_k1"]
+    assert metrics["cosine_weight_k2"] > metrics["cosine_weight_k1"]
+    records = read_history(out / "history.jsonl")
+    assert {(r["method"], r["epoch"]) for r in records} == {(m, e) for m in methods for e in (0, 1)}
+    assert [r["seed"] for r in metrics.replicas] == [0, 1]
+    assert 0 < metrics["cosine_activity_end_k1"] <= 1 and 0 < metrics["cosine_weight_end_k1"] <= 1
+    assert_figure(out / "forward_learning.png", (1308, 483))
 
 
 @reads("curvature")

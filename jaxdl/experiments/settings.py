@@ -156,6 +156,53 @@ class ForwardGradientConfig:
             raise JaxdlError(f"setting networks needs at least one of {', '.join(NETWORKS)}")
 
 
+# forward_learning
+FORWARD_LEARNING_METHODS = ("backprop", "lg-bp", "fg-w", "fg-a", "heads")
+
+
+@dataclasses.dataclass(frozen=True)
+class ForwardLearningConfig:
+    """Settings of ``forward-learning``: backprop, local losses and forward gradients on an MNIST MLP."""
+
+    data: str = setting("", "local copy of MNIST; empty: $JAXDL_DATA_DIR or TFDS")
+    hidden: tuple[int, ...] = setting(
+        (256, 256, 256), "widths of the blocks (a dense layer, ReLU and `groups` linear heads each)", ge=1
+    )
+    methods: tuple[Literal["backprop", "lg-bp", "fg-w", "fg-a", "heads"], ...] = setting(
+        FORWARD_LEARNING_METHODS,
+        "backprop (end to end), lg-bp (backprop inside each block, local losses), fg-w / fg-a (weight- / "
+        "activity-perturbed forward gradients of the local losses), heads (the heads alone, the dense layers "
+        "frozen at their start: what the exact heads learn on random features)",
+    )
+    epochs: int = setting(4, "passes over the training images, the same for every method", ge=1)
+    batch_size: int = setting(128, "examples per step", ge=1)
+    lr: float = setting(1e-3, "Adam learning rate, the same for every method", gt=0)
+    groups: int = setting(
+        16, "local losses per block: head j's gradient enters the j-th group of the block's units only", ge=1
+    )
+    tangents: int = setting(1, "random tangents averaged per block and step by fg-w and fg-a", ge=1)
+    n_train: int = setting(0, "training images, a random subset (0: all)", ge=0)
+    n_test: int = setting(0, "test images, a random subset (0: all)", ge=0)
+    seeds: int = setting(4, "replicas per method trained together by jax.vmap (seeds seed, seed+1, ...)", ge=1)
+    cosine_ks: tuple[int, ...] = setting(
+        (1, 4, 16, 64), "numbers of tangents k at which each estimator's cosine is measured", ge=1
+    )
+    cosine_draws: int = setting(16, "estimates drawn per k for the cosine", ge=2)
+    seed: int = setting(0, "PRNG seed: initialisation, tangents, subsets and shuffling", ge=0)
+
+    def check(self) -> None:
+        """Checks that there is a method, a block and a k, and that the groups divide every width.
+
+        Raises:
+          JaxdlError: one of those fails, in one line naming the setting.
+        """
+        for name in ("methods", "hidden", "cosine_ks"):
+            if not getattr(self, name):
+                raise JaxdlError(f"setting {name} needs at least one value")
+        if any(h % self.groups for h in self.hidden):
+            raise JaxdlError(f"setting groups={self.groups} must divide every width in hidden={self.hidden}")
+
+
 # scratch_mlp
 @dataclasses.dataclass(frozen=True)
 class ScratchMLPConfig:
