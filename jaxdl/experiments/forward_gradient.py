@@ -101,7 +101,18 @@ def _train(loss, params, x, y, batch, steps, lr, key, estimator: str):
 
 
 def forward_lr(config: Config, params) -> float:
-    """The forward gradient's SGD rate for this network: min(lr, forward_lr_n / (n + 2))."""
+    """The forward gradient's SGD rate for this network: min(lr, forward_lr_n / (n + 2)).
+
+    The estimate's second moment is (n + 2) |g|^2 for n parameters, so a rate that is stable for it
+    falls like 1/n.
+
+    Args:
+      config: the run's settings (``lr``, ``forward_lr_n``).
+      params: the network's parameters (only their count matters).
+
+    Returns:
+      The learning rate.
+    """
     return min(config.lr, config.forward_lr_n / (ravel_pytree(params)[0].size + 2))
 
 
@@ -150,6 +161,20 @@ def _unbiasedness(loss, params, x, y, draws: int, key: jax.Array) -> dict[str, f
 
 
 def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
+    """Per network: the forward gradient's unbiasedness and variance, then SGD by backprop and by it.
+
+    Args:
+      config: the run's settings (``networks``, ``steps``, ``lr``, ``draws``, ...).
+      run_dir: where the loss curves (history) and ``forward_gradient.png`` go.
+
+    Returns:
+      Figures per network ``N``: ``N_parameters``, ``N_max_abs_z`` and ``N_max_abs_z_over_bound`` (the
+      unbiasedness test), ``N_variance`` against ``N_variance_theory`` ((n + 1) |g|^2), and per estimator
+      ``E`` (backprop, forward) ``N_E_final_loss``, ``N_E_ms_per_step``, ``N_E_temp_bytes``,
+      ``N_E_steps_to_forward_final`` and ``N_E_seconds_to_forward_final`` (to the loss the forward
+      gradient ends at), ``N_steps_ratio`` and ``N_seconds_ratio``; over all networks
+      ``worst_max_abs_z_over_bound`` and ``worst_variance_over_theory`` (largest |log| ratio).
+    """
     key = jax.random.key(config.seed)
     metrics: dict[str, Any] = {}
     curves: dict[str, dict[str, dict]] = {}
