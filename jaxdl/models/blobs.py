@@ -89,7 +89,16 @@ class ColumnDense(nn.Module):
 
 
 def column_dense(kernel: jax.Array, bias: jax.Array, x: jax.Array) -> jax.Array:
-    """:class:`ColumnDense`'s product, ``(..., in, N) -> (..., features, N)``: shared with its NNX twin."""
+    """:class:`ColumnDense`'s product, ``(..., in, N) -> (..., features, N)``: shared with its NNX twin.
+
+    Args:
+      kernel: ``(in, features)``, PyTorch's weight transposed.
+      bias: ``(features,)``.
+      x: ``(..., in, N)``: N examples as columns, as the tutorial lays them out.
+
+    Returns:
+      ``kernel.T @ x + bias``, ``(..., features, N)``.
+    """
     return jnp.swapaxes(kernel, 0, 1) @ x + bias.reshape((1,) * (x.ndim - 2) + (-1, 1))
 
 
