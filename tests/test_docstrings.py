@@ -37,7 +37,6 @@ import jaxdl
 # remove a module's name once it passes.
 NOT_YET = {
     "jaxdl.experiments.forward_gradient",
-    "jaxdl.models.nnx_models",
 }
 
 _SECTION = re.compile(r"^(\s*)([A-Z][A-Za-z ]*):\s*$")
