@@ -37,20 +37,42 @@ from jaxdl.models.vae import reparameterize, with_label
 
 
 class Linear(nnx.Module):
-    """``nn.Linear`` (``flax.linen.Dense`` with PyTorch's initialisation): ``x @ kernel + bias``."""
+    """``nn.Linear`` (``flax.linen.Dense`` with PyTorch's initialisation): ``x @ kernel + bias``.
+
+    Args:
+      fan_in: the input width; the kernel is ``(fan_in, features)`` and PyTorch's bounds scale with it.
+      features: the output width; the bias is ``(features,)``.
+      rngs: the ``nnx.Rngs`` whose ``params`` stream draws the initial kernel and bias.
+    """
 
     def __init__(self, fan_in: int, features: int, *, rngs: nnx.Rngs):
         self.kernel = nnx.Param(torch_linear_kernel(rngs.params(), (fan_in, features), jnp.float32))
         self.bias = nnx.Param(torch_linear_bias(fan_in)(rngs.params(), (features,), jnp.float32))
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        """The affine map over ``x``'s last axis.
+
+        Args:
+          x: ``(..., fan_in)`` inputs.
+
+        Returns:
+          ``(..., features)``: ``x @ kernel + bias``.
+        """
         # the product Flax's Dense computes, contracting x's last axis with the kernel's first
         y = jax.lax.dot_general(x, self.kernel[...], (((x.ndim - 1,), (0,)), ((), ())))
         return y + self.bias[...].reshape((1,) * (y.ndim - 1) + (-1,))
 
 
 class BatchNorm(nnx.Module):
-    """:class:`jaxdl.models.classifiers.BatchNorm`: PyTorch's defaults, statistics over a batch's groups."""
+    """:class:`jaxdl.models.classifiers.BatchNorm`: PyTorch's defaults, statistics over a batch's groups.
+
+    Args:
+      features: the number of features (the last axis); scale, bias and the running mean and variance
+        are ``(features,)``, starting at ones, zeros, zeros and ones.
+      momentum: Flax's convention: the running average keeps this much of its old value each training
+        call (PyTorch's momentum 0.1 is 0.9 here).
+      epsilon: added to the variance before the square root.
+    """
 
     def __init__(self, features: int, momentum: float = 0.9, epsilon: float = 1e-5):
         self.scale, self.bias = nnx.Param(jnp.ones(features)), nnx.Param(jnp.zeros(features))
@@ -58,6 +80,17 @@ class BatchNorm(nnx.Module):
         self.momentum, self.epsilon = momentum, epsilon
 
     def __call__(self, x: jax.Array | list[jax.Array], train: bool) -> jax.Array | list[jax.Array]:
+        """Normalises ``x`` over every axis but the last.
+
+        Args:
+          x: ``(..., features)`` activations, or a list of arrays that are groups of one batch,
+            normalised together by the whole batch's statistics (see :class:`CNN`).
+          train: normalise by the batch's statistics and update the running mean and variance in
+            place when True; normalise by the running statistics, unchanged, when False.
+
+        Returns:
+          The normalised activations, shaped like ``x`` (a list for a list).
+        """
         scale, bias = self.scale[...], self.bias[...]
         if not train:
             statistics = self.mean[...], self.var[...]
@@ -71,7 +104,15 @@ class BatchNorm(nnx.Module):
 
 
 class Conv3x3(nnx.Module):
-    """:class:`jaxdl.models.classifiers.Conv3x3`: ``nn.Conv2d(kernel_size=3, padding=1)``, PyTorch's init."""
+    """:class:`jaxdl.models.classifiers.Conv3x3`: ``nn.Conv2d(kernel_size=3, padding=1)``, PyTorch's init.
+
+    Args:
+      in_features: input channels C; PyTorch's bounds use fan_in = 9 C.
+      features: output channels F; the kernel is ``(3, 3, C, F)`` (HWIO), the bias ``(F,)``.
+      stride: the same in both directions.
+      impl: the implementation, as :func:`jaxdl.models.classifiers.conv3x3`'s ``impl``.
+      rngs: the ``nnx.Rngs`` whose ``params`` stream draws the initial kernel and bias.
+    """
 
     def __init__(self, in_features: int, features: int, stride: int = 1, impl: ConvImpl = "auto", *,
                  rngs: nnx.Rngs):  # fmt: skip
@@ -81,6 +122,14 @@ class Conv3x3(nnx.Module):
         self.stride, self.impl = stride, impl
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        """The convolution with this layer's kernel and bias.
+
+        Args:
+          x: ``(B, H, W, C)`` (NHWC); integer images are cast to the kernel's dtype first.
+
+        Returns:
+          ``(B, ceil(H / stride), ceil(W / stride), F)``.
+        """
         kernel = self.kernel[...]
         if not jnp.issubdtype(x.dtype, jnp.floating):
             x = x.astype(kernel.dtype)  # uint8 images as they load
@@ -89,7 +138,15 @@ class Conv3x3(nnx.Module):
 
 class ColumnDense(nnx.Module):
     """:class:`jaxdl.models.blobs.ColumnDense`: ``nn.Dense`` for points stored as columns,
-    ``(..., in, N) -> (..., features, N)``; biases drawn as PyTorch's under ``init_scheme="torch"``, else zero."""
+    ``(..., in, N) -> (..., features, N)``; biases drawn as PyTorch's under ``init_scheme="torch"``, else zero.
+
+    Args:
+      fan_in: the input width ``in``; the kernel is ``(fan_in, features)``.
+      features: the output width; the bias is ``(features,)``.
+      init_scheme: the kernel initialiser's name, as :func:`jaxdl.functional.init.kernel_init`'s
+        ("torch" draws PyTorch's ``nn.Linear`` kernel and bias; the others leave the bias at zero).
+      rngs: the ``nnx.Rngs`` whose ``params`` stream draws the initial kernel and bias.
+    """
 
     def __init__(self, fan_in: int, features: int, init_scheme: str = "torch", *, rngs: nnx.Rngs):
         bias_init = torch_linear_bias(fan_in) if init_scheme == "torch" else zeros
@@ -97,38 +154,102 @@ class ColumnDense(nnx.Module):
         self.bias = nnx.Param(bias_init(rngs.params(), (features,), jnp.float32))
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        """``kernel' x + bias``, the bias broadcast along the points.
+
+        Args:
+          x: ``(..., fan_in, N)``: N points stored as columns.
+
+        Returns:
+          ``(..., features, N)``.
+        """
         return column_dense(self.kernel[...], self.bias[...], x)
 
 
 class BlobClassifier(nnx.Module):
-    """:class:`jaxdl.models.BlobClassifier`, tutorial 0's ``Linear(2, 5) -> Linear(5, 1)``: one logit per point."""
+    """:class:`jaxdl.models.BlobClassifier`, tutorial 0's ``Linear(2, 5) -> Linear(5, 1)``: one logit per point.
+
+    Args:
+      in_features: the coordinates per point (the tutorial's 2).
+      hidden: the width of the first layer (the tutorial's 5).
+      init_scheme: the kernel initialiser's name; "torch" draws what PyTorch's ``nn.Linear`` draws
+        (kernel and bias), the others leave the biases at zero.
+      rngs: the ``nnx.Rngs`` whose ``params`` stream draws both layers' initial arrays.
+    """
 
     def __init__(self, in_features: int = 2, hidden: int = 5, init_scheme: str = "torch", *, rngs: nnx.Rngs):
         self.hidden = ColumnDense(in_features, hidden, init_scheme, rngs=rngs)
         self.output = ColumnDense(hidden, 1, init_scheme, rngs=rngs)
 
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:  # (N, 2) -> (N,)
+        """One logit per point: positive means class 1.
+
+        Args:
+          x: ``(N, 2)`` points (or ``(..., N, in_features)``).
+          train: unused (the network has neither dropout nor batch norm); taken as the other twins take it.
+
+        Returns:
+          ``(N,)`` logits (``(..., N)``); ``sigmoid`` of them is the tutorial's output.
+        """
         return self.output(self.hidden(jnp.swapaxes(x, -1, -2)))[..., 0, :]
 
 
 class MLP(nnx.Module):
-    """:class:`jaxdl.models.MLP`: flatten -> Linear(in, hidden) -> ReLU -> Linear(hidden, classes)."""
+    """:class:`jaxdl.models.MLP`: flatten -> Linear(in, hidden) -> ReLU -> Linear(hidden, classes).
+
+    Args:
+      in_features: the inputs' values per example once flattened (3072 for ``(32, 32, 3)`` images).
+      hidden: the width of the hidden layer.
+      num_classes: the number of output logits.
+      rngs: the ``nnx.Rngs`` whose ``params`` stream draws both layers' initial arrays.
+    """
 
     def __init__(self, in_features: int = 3072, hidden: int = 100, num_classes: int = 10, *, rngs: nnx.Rngs):
         self.fc1, self.fc2 = Linear(in_features, hidden, rngs=rngs), Linear(hidden, num_classes, rngs=rngs)
 
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """Class logits for a batch, flattened per example.
+
+        Args:
+          x: ``(B, ...)`` inputs of ``in_features`` values each, e.g. ``(B, 32, 32, 3)`` images.
+          train: unused (no dropout or batch norm); taken as the other twins take it.
+
+        Returns:
+          ``(B, num_classes)`` logits, e.g. ``(B, 10)``.
+        """
         return self.fc2(relu(self.fc1(x.reshape(x.shape[0], -1))))
 
 
 def SmallMLP(in_features: int = 784, hidden: int = 128, num_classes: int = 10, *, rngs: nnx.Rngs) -> MLP:  # noqa: N802
-    """:class:`jaxdl.models.SmallMLP`: the MLP 784-128-10."""
+    """:class:`jaxdl.models.SmallMLP`: the MLP 784-128-10.
+
+    Args:
+      in_features: the values per example once flattened (784 for ``(28, 28)`` images).
+      hidden: the width of the hidden layer.
+      num_classes: the number of output logits.
+      rngs: the ``nnx.Rngs`` whose ``params`` stream draws the initial arrays.
+
+    Returns:
+      An :class:`MLP` of these widths, mapping ``(B, 28, 28)`` images to ``(B, 10)`` logits by default.
+    """
     return MLP(in_features, hidden, num_classes, rngs=rngs)
 
 
 class CNN(nnx.Module):
     """:class:`jaxdl.models.CNN`: four 3x3 convolutions with batch norm and leaky ReLU, then
-    Linear(4096, 128), batch norm, leaky ReLU, dropout and Linear(128, 10); 591,914 parameters."""
+    Linear(4096, 128), batch norm, leaky ReLU, dropout and Linear(128, 10); 591,914 parameters.
+
+    Args:
+      num_classes: the number of output logits.
+      drop_rate: the probability that dropout zeroes a unit of the 128-wide layer.
+      conv: the convolutions' implementation, as :func:`jaxdl.models.classifiers.conv3x3`'s ``impl``.
+      batch_groups: how many groups the convolutions see the batch in; 0 chooses as the Linen CNN's
+        :meth:`jaxdl.models.classifiers.CNN.groups` does.
+      image_size: the height and width of the square input images; sets the first linear layer's
+        fan-in (4096 for 32).
+      channels: the input images' channels (3 for RGB).
+      rngs: the ``nnx.Rngs`` whose ``params`` stream draws the initial weights; dropout keeps a fork
+        of its ``dropout`` stream for the masks.
+    """
 
     LAYERS = ((32, 1), (32, 2), (64, 1), (64, 2))
 
@@ -145,7 +266,18 @@ class CNN(nnx.Module):
         self.batch_groups = batch_groups
 
     def __call__(self, x: jax.Array, train: bool = False, dropout_key: jax.Array | None = None) -> jax.Array:
-        """``dropout_key``: the dropout mask's key (default: the next key of the model's ``dropout`` stream)."""
+        """Class logits for a batch of images.
+
+        Args:
+          x: ``(B, 32, 32, 3)`` images (NHWC; ``(B, image_size, image_size, channels)``), floats or uint8.
+          train: batch statistics (updating the running ones in place) and dropout when True; running
+            statistics and no dropout when False.
+          dropout_key: the dropout mask's key (default: the next key of the model's ``dropout``
+            stream); used only when ``train``.
+
+        Returns:
+          ``(B, num_classes)`` logits, e.g. ``(B, 10)``.
+        """
         groups = LinenCNN(batch_groups=self.batch_groups).groups()  # the same choice as the Linen CNN's
         parts = jnp.array_split(x, max(1, min(groups, x.shape[0])))
         for i in range(1, len(self.LAYERS) + 1):
@@ -158,7 +290,16 @@ class CNN(nnx.Module):
 
 class VAE(nnx.Module):
     """:class:`jaxdl.models.VAE`: ``(logits, mean, logvar)`` of images ``(B, 784)`` (and labels when
-    conditional); the reparameterisation draws from the ``sample`` stream of ``rngs``."""
+    conditional); the reparameterisation draws from the ``sample`` stream of ``rngs``.
+
+    Args:
+      latents: the dimension of z (the tutorial's 20).
+      hidden: the width of the encoder's and decoder's hidden layer (400).
+      features: pixels per image (784).
+      num_classes: > 0 conditions the encoder and decoder on the one-hot label.
+      rngs: the ``nnx.Rngs`` whose ``params`` stream draws the five layers' initial arrays; the model
+        keeps it, and its ``sample`` stream gives the reparameterisation's noise.
+    """
 
     def __init__(self, latents: int = 20, hidden: int = 400, features: int = 784, num_classes: int = 0, *,
                  rngs: nnx.Rngs):  # fmt: skip
@@ -172,15 +313,47 @@ class VAE(nnx.Module):
         return with_label(x, labels, self.num_classes)
 
     def encode(self, image: jax.Array, labels: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        """q(z|x): the encoder's Gaussian for each image.
+
+        Args:
+          image: ``(B, features)`` images, e.g. ``(B, 784)`` in [0, 1].
+          labels: ``(B,)`` integer labels for a conditional VAE; ignored (may be None) when ``num_classes`` is 0.
+
+        Returns:
+          ``(mean, logvar)``, each ``(B, latents)``.
+        """
         h = relu(self.enc(self._with_label(image, labels)))
         return self.enc_mean(h), self.enc_logvar(h)
 
     def decode(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+        """The reconstruction's Bernoulli logits for latents ``z``.
+
+        Args:
+          z: ``(B, latents)`` latent codes.
+          labels: ``(B,)`` integer labels for a conditional VAE; ignored (may be None) when ``num_classes`` is 0.
+
+        Returns:
+          ``(B, features)`` logits, e.g. ``(B, 784)``.
+        """
         return self.dec_out(relu(self.dec(self._with_label(z, labels))))
 
     def __call__(self, image: jax.Array, labels: jax.Array | None = None, train: bool = False,
                  key: jax.Array | None = None):  # fmt: skip
-        """``key``: the reparameterisation's noise (default: the next key of the ``sample`` stream)."""
+        """Encodes, samples z by the reparameterisation, and decodes.
+
+        Args:
+          image: ``(B, features)`` images, e.g. ``(B, 784)`` in [0, 1].
+          labels: ``(B,)`` integer labels; needed when ``num_classes`` > 0, else ignored.
+          train: unused (no dropout or batch norm); taken as the Linen VAE takes it.
+          key: the reparameterisation's noise (default: the next key of the ``sample`` stream).
+
+        Returns:
+          ``(logits, mean, logvar)``: the reconstruction's ``(B, features)`` Bernoulli logits and
+          q(z|x)'s ``(B, latents)`` mean and log-variance.
+
+        Raises:
+          ValueError: a conditional VAE called without labels.
+        """
         if self.num_classes and labels is None:
             raise ValueError("a conditional VAE (num_classes > 0) needs labels")
         mean, logvar = self.encode(image, labels)
@@ -190,6 +363,14 @@ class VAE(nnx.Module):
 
 def from_linen(model: nnx.Module, variables: dict[str, Any]) -> nnx.Module:
     """Loads Linen ``variables`` (``{"params": ..., "batch_stats": ...}``) into the twin ``model``, in place.
+
+    Args:
+      model: the NNX twin, e.g. :class:`CNN`, of the Linen module whose variables these are.
+      variables: the Linen module's variables, as ``init`` gives them; a collection the twin lacks
+        may be absent.
+
+    Returns:
+      ``model`` itself, now holding the Linen arrays.
 
     Raises:
       ValueError: the trees differ (another network, or other widths).
@@ -208,7 +389,15 @@ def from_linen(model: nnx.Module, variables: dict[str, Any]) -> nnx.Module:
 
 
 def to_linen(model: nnx.Module) -> dict[str, Any]:
-    """The twin's arrays as Linen variables: ``{"params": ...}`` and ``{"batch_stats": ...}`` where it has any."""
+    """The twin's arrays as Linen variables: ``{"params": ...}`` and ``{"batch_stats": ...}`` where it has any.
+
+    Args:
+      model: an NNX twin, e.g. :class:`MLP`.
+
+    Returns:
+      ``{"params": ...}``, with ``"batch_stats"`` too when the twin has batch norm: nested dicts of
+      arrays in the Linen module's tree, ready for its ``apply``.
+    """
     variables = {"params": nnx.to_pure_dict(nnx.state(model, nnx.Param))}
     stats = nnx.to_pure_dict(nnx.state(model, nnx.BatchStat))
     if stats:
@@ -234,7 +423,16 @@ def _twin_of(linen: Any, x: jax.Array, rngs: nnx.Rngs) -> nnx.Module:
 
 def linen_key(stream: str, child: str | None, key: jax.Array) -> jax.Array:
     """The key a Linen module draws with ``make_rng(stream)`` (in its child ``child``, or at the top) when
-    applied with ``rngs={stream: key}``: the twin then draws the same noise."""
+    applied with ``rngs={stream: key}``: the twin then draws the same noise.
+
+    Args:
+      stream: the RNG stream's name, e.g. ``"dropout"`` or ``"sample"``.
+      child: the name of the child module that draws, e.g. ``"Dropout_0"``; None for the top module.
+      key: the ``jax.random`` key given to Linen's ``apply`` for ``stream``.
+
+    Returns:
+      The key ``make_rng(stream)`` returns there.
+    """
     import flax.linen as nn
 
     class Draw(nn.Module):
@@ -267,15 +465,46 @@ class AsLinen:
     checkpoints and resumes are unchanged; inside each compiled step the twin is merged from them, run,
     and its batch statistics split out again. ``init`` is the Linen module's, and the dropout and
     sampling noise are the keys the Linen module would draw: from one seed the two APIs train alike.
+
+    Attributes:
+      linen: the Linen module this twin stands for (:class:`jaxdl.models.BlobClassifier`, ``MLP``,
+        ``SmallMLP``, ``CNN`` or ``VAE``); it gives ``init`` and the twin's widths.
     """
 
     linen: Any  # the Linen module this twin stands for
 
     def init(self, rngs: dict[str, jax.Array], x: jax.Array, *args, **kwargs) -> dict[str, Any]:
+        """The Linen module's ``init``: the variables both APIs start from.
+
+        Args:
+          rngs: Linen's keys by stream, e.g. ``{"params": key, "dropout": key}``.
+          x: an example batch, e.g. ``(B, 32, 32, 3)`` images, that fixes the shapes.
+          *args: passed on to the Linen module's ``init`` (the VAE's labels).
+          **kwargs: passed on likewise (``train`` among them).
+
+        Returns:
+          The Linen variables, ``{"params": ...}`` and ``{"batch_stats": ...}`` where the network has any.
+        """
         return self.linen.init(rngs, x, *args, **kwargs)
 
     def apply(self, variables: dict[str, Any], x: jax.Array, *args, train: bool = False,
               rngs: dict[str, jax.Array] | None = None, mutable: Any = False, **kwargs):  # fmt: skip
+        """Runs the twin on Linen ``variables``, as the Linen module's ``apply`` would.
+
+        Args:
+          variables: the Linen variables, ``{"params": ...}`` and ``"batch_stats"`` where the network has any.
+          x: the input batch, e.g. ``(B, 32, 32, 3)`` images for the CNN or ``(B, 784)`` for the VAE.
+          *args: passed on to the VAE (its labels); the other twins take none.
+          train: training mode: batch statistics and dropout (the CNN).
+          rngs: Linen's keys by stream: ``"sample"`` for the VAE, ``"dropout"`` for the CNN in
+            training; the twin draws the keys the Linen module would derive from them.
+          mutable: truthy (as Linen's ``mutable=["batch_stats"]``) to return the updated batch statistics too.
+          **kwargs: passed on to the VAE; the other twins take none.
+
+        Returns:
+          The network's outputs (e.g. ``(B, 10)`` logits; the VAE's ``(logits, mean, logvar)``), or
+          ``(outputs, {"batch_stats": ...})`` when ``mutable``.
+        """
         abstract = nnx.eval_shape(lambda: _twin_of(self.linen, x, nnx.Rngs(0)))
         graphdef, params, stats, rest = nnx.split(abstract, nnx.Param, nnx.BatchStat, ...)
         nnx.replace_by_pure_dict(params, variables["params"])
