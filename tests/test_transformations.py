@@ -120,8 +120,9 @@ class _Lazy(dict):
 
 
 FLAX_MODULES = ["BlobClassifier", "MLP", "SmallMLP", "CNN-train", "CNN-eval", "VAE", "Conv3x3-stride2"]
+# slow: the CNN (its second-order programs compile for tens of seconds) and the VAE (over the 3.5 s mark)
 NAMES = [
-    pytest.param(name, marks=[pytest.mark.slow] if "CNN" in name else [])
+    pytest.param(name, marks=[pytest.mark.slow] if "CNN" in name or "VAE" in name else [])
     for name in [*FLAX_MODULES, "mlp_apply", *(f"nnx:{name}" for name in FLAX_MODULES)]
 ]
 
