@@ -47,38 +47,25 @@ def run_experiment(
       overrides: ``"key=value"`` settings.
       seed: shorthand for the ``seed`` setting (None: as ``overrides`` or the default say).
       seeds: shorthand for the ``seeds`` setting, for an experiment that has one.
-      data: shorthand for the ``data`` setting (a local copy of the data set), for an
-        experiment that reads one.
-      data_dir: a folder of local data copies, searched before ``$JAXDL_DATA_DIR``
-        for this run only.
+      data: shorthand for the ``data`` setting (a local copy of the data set it reads).
+      data_dir: a folder of local data copies, searched before ``$JAXDL_DATA_DIR`` for this run only.
       out: the run directory (default ``runs/NAME/TIMESTAMP``).
       overwrite: allow ``out`` to hold an earlier run.
-      resume: continue the run in ``out`` from its newest checkpoint; only
-        experiments declared ``resumable`` can.
-      tensorboard: write TensorBoard event files (the ``tensorboard`` setting of the
-        experiments that train with the engine).
-      distributed: ``coordinator``, ``num_processes``, ``process_id`` (None values
-        are read from the environment): join a multi-process run first; process
-        0 writes the run directory, all processes write its checkpoints.
+      resume: continue the run in ``out`` from its newest checkpoint (``resumable`` experiments).
+      tensorboard: write TensorBoard event files (the engine's ``tensorboard`` setting).
+      distributed: ``coordinator``, ``num_processes``, ``process_id`` (None: from the environment):
+        join a multi-process run first; process 0 writes the run directory, all write checkpoints.
 
     Returns:
       The run directory's path and what the run measured (also written to its ``metrics.json``).
 
     Raises:
-      JaxdlError: any mistake in the request, before anything is written; a
-        failure during the run keeps what was already written.
+      JaxdlError: a mistake in the request, before anything is written (a failure later keeps the files).
     """
     experiment = experiments.get(name)
     overrides = [*overrides, *_shorthands(experiment, seed=seed, seeds=seeds, data=data, tensorboard=tensorboard)]
     _check_request(experiment, out=out, overwrite=overwrite, resume=resume, distributed=distributed)
-    writer = True  # only process 0 of a multi-process run writes files
-    if distributed is not None:
-        import jax
-
-        from jaxdl.train.parallel import initialize_distributed
-
-        initialize_distributed(**distributed)  # before any JAX computation, checks included
-        writer = jax.process_index() == 0
+    writer = _join(distributed) if distributed is not None else True  # process 0 writes the files
     if resume and (Path(out) / "config.json").is_file():  # else RunDir says there is no run to resume
         overrides = [*_settings_of_the_run(experiment, read_json(Path(out) / "config.json")), *overrides]
     plan = Plan.of(experiment, overrides)
@@ -86,21 +73,12 @@ def run_experiment(
     record = {"experiment": name, "config": config_lib.to_dict(plan.config), "environment": environment()}
     if plan.sequential:
         record.update(grid=plan.given)
-    clock = CompileClock()
     try:
         if resume:
             _check_resumable(run_dir, record, plan)
         else:
             run_dir.write_json("config.json", record)
-        with local_copies(data_dir):
-            if plan.sequential:
-                result = _run_grid(experiment, plan, run_dir)
-            else:
-                result = RunResult.of(experiment.run(plan.config, run_dir))
-                if plan.given:
-                    result.sweep_table = sweep_outputs(run_dir, result.groups, plan.given)
-        result.compile = clock.read()  # JAX's own compiling in this run: see CompileClock
-        run_dir.write_json("metrics.json", result.to_json())
+        result = _execute(experiment, plan, run_dir, data_dir)
     except BaseException as e:
         if run_dir.discard_if_not_started():  # a retry of the corrected command must not be refused
             e.discarded_run = str(run_dir.path)  # type: ignore[attr-defined]  # what the CLI's last line says
@@ -108,6 +86,31 @@ def run_experiment(
     finally:
         run_dir.close()
     return str(run_dir.path), result
+
+
+def _join(distributed: dict[str, Any]) -> bool:
+    """Joins a multi-process run before any JAX computation; True for the process that writes files (0)."""
+    import jax
+
+    from jaxdl.train.parallel import initialize_distributed
+
+    initialize_distributed(**distributed)  # checks included
+    return jax.process_index() == 0
+
+
+def _execute(experiment: experiments.Experiment, plan: Plan, run_dir: RunDir, data_dir: Any) -> RunResult:
+    """Runs the plan's programs (one, or a grid's in turn) and writes ``metrics.json``."""
+    clock = CompileClock()
+    with local_copies(data_dir):
+        if plan.sequential:
+            result = _run_grid(experiment, plan, run_dir)
+        else:
+            result = RunResult.of(experiment.run(plan.config, run_dir))
+            if plan.given:
+                result.sweep_table = sweep_outputs(run_dir, result.groups, plan.given)
+    result.compile = clock.read()  # JAX's own compiling in this run: see CompileClock
+    run_dir.write_json("metrics.json", result.to_json())
+    return result
 
 
 def _shorthands(experiment: experiments.Experiment, **given: Any) -> list[str]:

@@ -64,6 +64,32 @@ def _norm(tree: Any) -> jax.Array:
     return optax.tree.norm(tree)
 
 
+def _activations(task: Task, state: TrainState, batch: Batch, key: jax.Array) -> dict[str, jax.Array]:
+    """Each layer's output on ``batch`` in training mode (Flax's captured intermediates), by layer name."""
+    data_key, dropout_key, sample_key = jax.random.split(key, 3)
+    pre = task.preprocess(batch, data_key, True)
+    keywords = {name: pre[name] for name in task.keyword_inputs}
+    variables = {"params": state.params, **({"batch_stats": state.batch_stats} if state.batch_stats else {})}
+    _, captured = task.model.apply(
+        variables, pre["inputs"], **keywords, train=True, capture_intermediates=True,
+        rngs={"dropout": dropout_key, "sample": sample_key}, mutable=["intermediates", "batch_stats"],
+    )  # fmt: skip
+    activations = {}
+    for path, calls in traverse_util.flatten_dict(captured["intermediates"]).items():
+        name = "/".join(path[:-1])  # (..., "conv1", "__call__") -> "conv1"
+        # One output per call. A layer called on each group of the batch (the CNN's convolutions), or
+        # returning a list of groups (its batch norms), has the batch's activations in pieces; a tuple
+        # (the VAE encoder's mean and log-variance) is not one activation.
+        pieces = [piece for output in calls for piece in (output if isinstance(output, list) else [output])]
+        if (
+            name
+            and not path[-2].startswith("Dropout")
+            and all(isinstance(piece, jax.Array) and piece.ndim >= 2 for piece in pieces)
+        ):
+            activations[name] = jnp.concatenate(pieces)
+    return activations
+
+
 def layer_statistics(task: Task, state: TrainState, batch: Batch, histograms: bool = True) -> tuple[dict, dict]:
     """``(statistics, histograms)`` of every layer on ``batch`` (see the module docstring); jit it.
 
@@ -86,27 +112,7 @@ def layer_statistics(task: Task, state: TrainState, batch: Batch, histograms: bo
       ``statistics``).
     """
     key = jax.random.fold_in(state.key, PROBE_SALT)
-    data_key, dropout_key, sample_key = jax.random.split(key, 3)
-    pre = task.preprocess(batch, data_key, True)
-    keywords = {name: pre[name] for name in task.keyword_inputs}
-    variables = {"params": state.params, **({"batch_stats": state.batch_stats} if state.batch_stats else {})}
-    _, captured = task.model.apply(
-        variables, pre["inputs"], **keywords, train=True, capture_intermediates=True,
-        rngs={"dropout": dropout_key, "sample": sample_key}, mutable=["intermediates", "batch_stats"],
-    )  # fmt: skip
-    activations = {}
-    for path, calls in traverse_util.flatten_dict(captured["intermediates"]).items():
-        name = "/".join(path[:-1])  # (..., "conv1", "__call__") -> "conv1"
-        # One output per call. A layer called on each group of the batch (the CNN's convolutions), or
-        # returning a list of groups (its batch norms), has the batch's activations in pieces; a tuple
-        # (the VAE encoder's mean and log-variance) is not one activation.
-        pieces = [piece for output in calls for piece in (output if isinstance(output, list) else [output])]
-        if (
-            name
-            and not path[-2].startswith("Dropout")
-            and all(isinstance(piece, jax.Array) and piece.ndim >= 2 for piece in pieces)
-        ):
-            activations[name] = jnp.concatenate(pieces)
+    activations = _activations(task, state, batch, key)
 
     def loss(params):
         losses, _, _ = task.forward(params, state.batch_stats, batch, key, train=True)

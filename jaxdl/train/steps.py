@@ -313,6 +313,21 @@ def make_epoch_fns(
     state_sharding = parallel.replicated(mesh) if replicas is None else split_sharding
     gather = functools.partial(_gather, sharding=split_sharding)
 
+    train_steps = _train_steps_fn(one_step, gather, state_sharding, replicas)
+
+    def per_replica(fn):  # each replica's state on the same data
+        return jax.jit(fn if replicas is None else jax.vmap(fn, in_axes=(0, None)))
+
+    return EpochFns(
+        train_steps, per_replica(_evaluate_fn(eval_step, gather, batch_size)), steps_per_epoch(num_train, batch_size),
+        mesh, batch_size, num_train, one_step, per_replica(_predict_fn(task, gather, batch_size)), replicas,
+    )  # fmt: skip
+
+
+def _train_steps_fn(one_step: Callable, gather: Callable, state_sharding: Any, replicas: int | None) -> Callable:
+    """``train_steps(state, data, batches, step_sums, first, stop)``, jitted with the state and the sums
+    donated: one run's steps in a ``fori_loop``, or R replicas' under ``jax.vmap``."""
+
     def replica_chunk(replica, data, first, stop):
         """One replica through steps ``first`` to ``stop - 1`` (vmapped over replicas by the caller);
         an inactive one is then put back as it was (once per chunk: activity changes only between
@@ -346,13 +361,7 @@ def make_epoch_fns(
 
         return jax.lax.fori_loop(first, stop, body, (state, step_sums))
 
-    def per_replica(fn):  # each replica's state on the same data
-        return jax.jit(fn if replicas is None else jax.vmap(fn, in_axes=(0, None)))
-
-    return EpochFns(
-        train_steps, per_replica(_evaluate_fn(eval_step, gather, batch_size)), steps_per_epoch(num_train, batch_size),
-        mesh, batch_size, num_train, one_step, per_replica(_predict_fn(task, gather, batch_size)), replicas,
-    )  # fmt: skip
+    return train_steps
 
 
 def _gather(data: dict[str, jax.Array], rows: jax.Array, valid: jax.Array, sharding: Any) -> Batch:
