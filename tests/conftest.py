@@ -80,9 +80,19 @@ def built_once(name: str, build) -> Path:
 
 @pytest.fixture
 def x64():
-    """Runs a test with float64 enabled (gradient checks need it)."""
-    with jax.enable_x64(True):
-        yield
+    """Runs a test in float64 (gradient checks need it), with XLA's backend optimisations off (LLVM at -O0).
+
+    The float64 tests check maths (derivatives to second order, Hessians, estimators' statistics) in
+    programs that no user runs, on inputs of a few hundred numbers: they compile in half the time at -O0
+    and still run in milliseconds (measured: docs/performance.md). XLA's graph optimisations (fusion,
+    simplification) run as always; every float32 test compiles what users run."""
+    before = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    try:
+        with jax.enable_x64(True):
+            yield
+    finally:
+        jax.config.update("jax_disable_most_optimizations", before)
 
 
 def _load_script(name: str):
