@@ -205,5 +205,5 @@ def test_checkpoint_records_of_the_format_before_resume_and_a_newer_format_is_re
     again = _Run(1)
     again.restore(run.record(2, 8, None, hooks), steps_per_epoch=8, hooks=hooks)  # this format round-trips
     assert (again.epoch, again.history, hooks[0].stoppers[0].best_loss) == (3, before["history"], 0.5)
-    with pytest.raises(JaxdlError, match="^a checkpoint record of format 3; this jaxdl reads formats 1 and 2$"):
-        _Run(1).restore({**before, "format": 3}, steps_per_epoch=8, hooks=hooks)
+    with pytest.raises(JaxdlError, match="^a checkpoint record of format 4; this jaxdl reads formats 1 to 3$"):
+        _Run(1).restore({**before, "format": 4}, steps_per_epoch=8, hooks=hooks)
