@@ -661,8 +661,9 @@ def _show(bar: Any, epoch: int, examples_per_step: int, first: int, end: int, se
 def _check_arguments(state: TrainState, train_data: dict, val_data: dict | None, batch_size: int,
                      patience: int | None, key: jax.Array) -> None:  # fmt: skip
     if key.ndim not in (1, 2) or np.shape(state.step) != key.shape[:-1]:  # one key per replica, or one run's
-        raise JaxdlError(f"shuffling keys of shape {key.shape} for a state of {np.shape(state.step) or 'one run, no'} "
-                         "replica axis; one key per replica (init_replicas), or one key for one run")  # fmt: skip
+        runs = f"{np.shape(state.step)[0]} replicas" if np.ndim(state.step) else "one run"
+        raise JaxdlError(f"shuffling keys of shape {key.shape} for a state of {runs}; give one key per replica "
+                         "(init_replicas), or one key for one run")  # fmt: skip
     chex.assert_equal_shape_prefix(list(train_data.values()), 1)  # one example per row in every array
     n_train = len(next(iter(train_data.values())))
     if n_train < batch_size:
