@@ -174,10 +174,10 @@ def _over_replicas(fn: Callable, in_axes: tuple[int | None, ...]) -> Callable:
     """``jax.vmap(fn, in_axes)`` over the replicas' leading axis (the arguments whose axis is 0).
 
     Over an axis of one replica it applies ``fn`` to that replica alone and stacks the result:
-    what vmap computes, compiled as the unbatched program. (Batched by vmap, a batch of one
-    replica's convolutions and matmuls ran the CNN's steps about half as fast on XLA's CPU
-    backend, and rounded differently.) The axis's size is known when tracing: no branch at run
-    time, and R = 1 and R > 1 share every other line.
+    what vmap computes, compiled as the unbatched program. (Batched by vmap, one replica's
+    convolutions and matmuls ran slower on XLA's CPU backend and rounded differently from one
+    run's.) The axis's size is known when tracing: no branch at run time, and R = 1 and R > 1
+    share every other line.
     """
 
     def mapped(*args):
@@ -406,7 +406,8 @@ def make_epoch_fns(
 
 def _train_steps_fn(one_step: Callable, gather: Callable, state_sharding: Any) -> Callable:
     """``train_steps(state, data, batches, step_sums, first, stop)`` of R replicas (unjitted): each
-    replica's steps in a ``fori_loop``, under ``jax.vmap``; step i's sums go to row i."""
+    replica's steps in a ``fori_loop``, mapped over the replicas by :func:`_over_replicas`; step i's
+    sums go to row i."""
 
     def replica_chunk(replica, data, first, stop):
         """One replica through steps ``first`` to ``stop - 1`` (vmapped over replicas by the caller);
