@@ -1,5 +1,8 @@
 """The training engine: steps, compiled epochs, exact masked evaluation, resume, NaN, early stopping."""
 
+import shutil
+import signal
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -8,12 +11,13 @@ import optax
 import pytest
 
 from jaxdl import data as D
-from jaxdl.errors import JaxdlError
+from jaxdl.errors import JaxdlError, Stopped
 from jaxdl.experiments import mnist_vae
 from jaxdl.experiments.common import unit_pixels
 from jaxdl.models import CNN, VAE, SmallMLP, vae_loss
 from jaxdl.rundir import RunDir, read_history
-from jaxdl.train.fit import EarlyStopper, EarlyStopping, Hook, _Run, fit
+from jaxdl.train.checkpoint import Checkpoints
+from jaxdl.train.fit import ChunkSizer, EarlyStopper, EarlyStopping, Hook, _Run, fit
 from jaxdl.train.state import TrainState, init_state
 from jaxdl.train.steps import averages, make_epoch_fns, make_train_step
 from jaxdl.train.task import Task, classification_loss
@@ -205,5 +209,62 @@ def test_checkpoint_records_of_the_format_before_resume_and_a_newer_format_is_re
     again = _Run(1)
     again.restore(run.record(2, 8, None, hooks), steps_per_epoch=8, hooks=hooks)  # this format round-trips
     assert (again.epoch, again.history, hooks[0].stoppers[0].best_loss) == (3, before["history"], 0.5)
-    with pytest.raises(JaxdlError, match="^a checkpoint record of format 3; this jaxdl reads formats 1 and 2$"):
-        _Run(1).restore({**before, "format": 3}, steps_per_epoch=8, hooks=hooks)
+    with pytest.raises(JaxdlError, match="^a checkpoint record of format 4; this jaxdl reads formats 1 to 3$"):
+        _Run(1).restore({**before, "format": 4}, steps_per_epoch=8, hooks=hooks)
+
+
+def _as_written_before(record, old_format):
+    """A format-3 record of one run as jaxdl wrote it before: format 2 kept a partial epoch's step sums
+    as ``(steps,)``, not ``(steps, 1)``; format 1 also had no ``format``, ``active`` or ``diverged``,
+    and kept early stopping as one dict."""
+    record = {k: v for k, v in record.items() if k != "state_sha256"}
+    record["format"] = 2
+    record["step_sums"] = {k: [[row[0] for row in rows], dtype] for k, (rows, dtype) in record["step_sums"].items()}
+    if old_format == 1:
+        del record["format"], record["active"], record["diverged"]
+        record["early_stopping"] = record["early_stopping"][0]
+    return record
+
+
+@pytest.mark.parametrize("old_format", [2, 1])
+def test_a_single_runs_checkpoint_of_an_older_format_resumes_mid_epoch_bitwise(digits, tmp_path, monkeypatch,
+                                                                               old_format):  # fmt: skip
+    # The state is saved as the caller holds it in every format (one run: no replica axis); only the
+    # record changed. A checkpoint rewritten with the older record must resume where it was cut, and
+    # the run must end as an uncut one does.
+    task = Task(SmallMLP(), classification_loss, unit_pixels)
+    state = make_state(task, digits, optax.adam(1e-3))
+    run = dict(epochs=3, batch_size=32, key=jax.random.PRNGKey(3), val_data=digits, patience=5,  # noqa: C408
+               chunk_seconds=1e-6, log=lambda s: None)  # fmt: skip
+    uncut = fit(task, state, digits, **run)
+    observe, chunks = ChunkSizer.observe, []
+
+    def observe_then_signal(self, steps, seconds):  # every step is a chunk; stop after 11: epoch 2, step 3 of 8
+        observe(self, steps, seconds)
+        chunks.append(steps)
+        if len(chunks) == 11:
+            signal.raise_signal(signal.SIGTERM)
+
+    monkeypatch.setattr(ChunkSizer, "observe", observe_then_signal)
+    (tmp_path / "config.json").write_text("{}")  # what marks a run directory (written by the runner)
+    with pytest.raises(Stopped):
+        fit(task, state, digits, run_dir=RunDir(tmp_path, overwrite=True), **run)
+    monkeypatch.setattr(ChunkSizer, "observe", observe)
+    checkpoints = Checkpoints(tmp_path / "checkpoints")
+    saved, record = checkpoints.restore(11, state)
+    assert record["format"] == 3 and np.shape(record["step_sums"]["loss"][0]) == (8, 1)
+    shutil.rmtree(tmp_path / "checkpoints" / "11")
+    checkpoints = Checkpoints(tmp_path / "checkpoints")
+    checkpoints.save(11, saved, _as_written_before(record, old_format))
+    checkpoints.close()
+    lines = []
+    resumed = fit(task, state, digits, run_dir=RunDir(tmp_path, resume=True), resume=True,
+                  **{**run, "log": lines.append})  # fmt: skip
+    assert lines[0].startswith("resumed from checkpoint 11 (epoch 2, step 3 of 8)")
+    chex.assert_trees_all_equal(resumed.state.params, uncut.state.params)
+    assert [_without_seconds(r) for r in resumed.history] == [_without_seconds(r) for r in uncut.history]
+    assert resumed.step_losses.shape == (16,) and resumed.diverged is None  # the 2 epochs it finished
+
+
+def _without_seconds(record):
+    return {k: v for k, v in record.items() if k not in ("seconds", "examples_per_second")}

@@ -19,8 +19,7 @@ from jaxdl.rundir import RunDir
 from jaxdl.train import parallel
 from jaxdl.train.fit import FitResult, fit
 from jaxdl.train.instruments import Instruments
-from jaxdl.train.replicas import init_replicas, injected
-from jaxdl.train.state import init_state
+from jaxdl.train.replicas import init_replicas, injected, replica
 from jaxdl.train.steps import steps_per_epoch
 from jaxdl.train.task import Task
 
@@ -132,42 +131,61 @@ def train_and_test(
         from jaxdl.models.nnx_models import AsLinen
 
         task = dataclasses.replace(task, model=AsLinen(task.model))
-    steps = steps_per_epoch(len(train["labels"]), config.batch_size)
     plan = ReplicaPlan.of(config)
+    state, keys = _initial_state(config, task, optimizer, plan, train)
+    instruments = _instruments(config, run_dir, task, train)  # one run only (EngineSettings.check)
     if len(plan) > 1:
-        return _train_replicas(config, run_dir, task, optimizer, steps, plan, train, test, val, patience, title)
-    tx = optimizer(config, steps)
-    state, shuffle_key = init_state(task, tx, train, jax.random.key(config.seed), batch_size=config.batch_size)
-    instruments = None
-    if config.diagnostics or config.tensorboard:
-        probe = {k: v[: max(config.batch_size, 100)] for k, v in train.items()}
-        instruments = Instruments(
-            task, probe, every=config.diagnostics_every if config.diagnostics else 0,
-            tensorboard_dir=run_dir.path / "tensorboard" if config.tensorboard else None,
-        )  # fmt: skip
+        print(f"training {len(plan)} replicas in one program: seeds {plan.seeds[0]}-{plan.seeds[-1]}"
+              + (f" x {config.sweep}" if config.sweep.as_dict() else ""))  # fmt: skip
     try:
         result = fit(
-            task,
-            state,
-            train,
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            key=shuffle_key,
-            val_data=val,
-            run_dir=run_dir,
-            keep_checkpoints=config.keep_checkpoints,
-            patience=patience,
-            resume=run_dir.resume,
-            mesh=parallel.data_mesh(config.devices),
-            chunk_seconds=config.chunk_seconds,
+            task, state, train, epochs=config.epochs, batch_size=config.batch_size, key=keys, val_data=val,
+            run_dir=run_dir, keep_checkpoints=config.keep_checkpoints, patience=patience, resume=run_dir.resume,
+            mesh=parallel.data_mesh(config.devices), chunk_seconds=config.chunk_seconds,
             hooks=[instruments] if instruments else (),
-        )
+        )  # fmt: skip
         test_metrics = result.evaluate(test)
         if instruments:
             instruments.write_scalars({f"test_{k}": v for k, v in test_metrics.items()}, result.history[-1]["epoch"])
     finally:
         if instruments:
             instruments.close()
+    # How the figures are reported: one run's own (a group of one), or each replica's with each setting's means.
+    if len(plan) == 1:
+        return result, _one_run_figures(run_dir, result, test_metrics, title)
+    return result, _replica_figures(config, run_dir, result, test_metrics, plan, title)
+
+
+def _initial_state(config, task, optimizer, plan, train) -> tuple[Any, jax.Array]:
+    """The replicas' initial state and shuffling keys (:func:`init_replicas`, the swept settings injected);
+    one run's without the replica axis, the shape in which :func:`fit` takes, reports and returns one run."""
+    steps = steps_per_epoch(len(train["labels"]), config.batch_size)
+    swept = config.sweep.as_dict()
+    if swept:  # the swept values live in the optimizer state, one per replica
+        tx = injected(lambda **values: optimizer(dataclasses.replace(config, **values), steps),
+                      **{k: getattr(config, k) for k in swept})  # fmt: skip
+        hyperparams = {k: [s[k] for s in plan.settings] for k in swept}
+    else:
+        tx, hyperparams = optimizer(config, steps), None
+    state, keys = init_replicas(task, tx, train, plan.seeds, batch_size=config.batch_size, hyperparams=hyperparams)
+    if len(plan) == 1:
+        return replica(state, 0), keys[0]
+    return state, keys
+
+
+def _instruments(config, run_dir: RunDir, task: Task, train: dict[str, np.ndarray]) -> Instruments | None:
+    """The layer statistics and TensorBoard hook the settings ask for, or None."""
+    if not (config.diagnostics or config.tensorboard):
+        return None
+    probe = {k: v[: max(config.batch_size, 100)] for k, v in train.items()}
+    return Instruments(
+        task, probe, every=config.diagnostics_every if config.diagnostics else 0,
+        tensorboard_dir=run_dir.path / "tensorboard" if config.tensorboard else None,
+    )  # fmt: skip
+
+
+def _one_run_figures(run_dir: RunDir, result: FitResult, test_metrics: dict[str, float], title: str) -> RunResult:
+    """One run's figures: its test metrics and last epoch's, a group of one; its curves and diagnostics."""
     if any("diagnostics" in r for r in result.history):
         run_dir.save_figure(plots.diagnostics(result.history, title=f"{title}: layer statistics"), "diagnostics.png")
     last = result.history[-1]
@@ -179,7 +197,7 @@ def train_and_test(
     names = ("loss", "accuracy") if "train_accuracy" in last else ("loss",)
     curves = plots.epoch_curves(result.history, names, title=title, test=test_metrics, step_losses=result.step_losses)
     run_dir.save_figure(curves, "curves.png")
-    return result, RunResult(figures, groups=[group])
+    return RunResult(figures, groups=[group])
 
 
 def _run_figures(result: FitResult) -> dict[str, Any]:
@@ -196,25 +214,11 @@ def _run_figures(result: FitResult) -> dict[str, Any]:
     }
 
 
-def _train_replicas(config, run_dir, task, optimizer, steps, plan, train, test, val, patience, title):
-    """``train_and_test`` for several replicas: one vmapped fit, figures per replica and per setting."""
+def _replica_figures(config, run_dir, result, test_metrics, plan, title) -> RunResult:
+    """Several replicas' figures: each replica's, each swept setting's mean and interval; the table and curves."""
     swept = config.sweep.as_dict()
-    if swept:  # the swept values live in the optimizer state, one per replica
-        tx = injected(lambda **values: optimizer(dataclasses.replace(config, **values), steps),
-                      **{k: getattr(config, k) for k in swept})  # fmt: skip
-        hyperparams = {k: [s[k] for s in plan.settings] for k in swept}
-    else:
-        tx, hyperparams = optimizer(config, steps), None
-    state, keys = init_replicas(task, tx, train, plan.seeds, batch_size=config.batch_size, hyperparams=hyperparams)
     title += f" (swept: {config.sweep})" if swept else ""
-    print(f"training {len(plan)} replicas in one program: seeds {plan.seeds[0]}-{plan.seeds[-1]}"
-          + (f" x {config.sweep}" if swept else ""))  # fmt: skip
-    result = fit(
-        task, state, train, epochs=config.epochs, batch_size=config.batch_size, key=keys, val_data=val,
-        run_dir=run_dir, keep_checkpoints=config.keep_checkpoints, patience=patience, resume=run_dir.resume,
-        mesh=parallel.data_mesh(config.devices), chunk_seconds=config.chunk_seconds,
-    )  # fmt: skip
-    test_metrics = {f"test_{k}": v for k, v in result.evaluate(test).items()}
+    test_metrics = {f"test_{k}": v for k, v in test_metrics.items()}
     last = result.history[-1]
     per_replica = {**test_metrics, **{k: np.array(v, float) for k, v in last["replicas"].items()}}
     replicas = []
@@ -237,7 +241,7 @@ def _train_replicas(config, run_dir, task, optimizer, steps, plan, train, test, 
     run_dir.save_figure(
         plots.replica_curves(result.history, names, plan.groups(), test=test_metrics, title=title), "curves.png"
     )
-    return result, metrics
+    return metrics
 
 
 def replica_table(metrics: RunResult, names: list[str]) -> list[str]:

@@ -22,11 +22,13 @@ from jaxdl.train.checkpoint import Checkpoints, DamagedCheckpoint
 from jaxdl.train.replicas import check_memory
 from jaxdl.train.signals import StopRequests
 from jaxdl.train.state import TrainState, raw_key
-from jaxdl.train.steps import EpochFns, averages, make_epoch_fns, replica_averages
+from jaxdl.train.steps import EpochFns, make_epoch_fns, replica_averages
 from jaxdl.train.task import Task
 
 # (epoch, state after it, its history record) -> entries to add to the record, or None
 EpochCallback = Callable[[int, TrainState, dict[str, Any]], dict[str, Any] | None]
+
+FORMAT = 3  # of a checkpoint's record: 3 keeps every replica's step sums as (steps, R), R = 1 for one run
 
 
 @dataclasses.dataclass
@@ -74,8 +76,7 @@ class FitResult:
         Returns:
           ``{metric name: average}``: floats for one run, ``(R,)`` arrays with replicas.
         """
-        sums = self.fns.evaluate(self.state, self.fns.place(as_arrays(data)))
-        return averages(sums) if self.fns.replicas is None else replica_averages(sums)
+        return self.fns.averages(self.fns.evaluate(self.state, self.fns.place(as_arrays(data))))
 
     def predict(self, data: dict[str, np.ndarray] | Dataset) -> np.ndarray:
         """The trained model's outputs (a classifier's logits) for every example of ``data``, in order,
@@ -368,9 +369,11 @@ class _Callback(Hook):
 @dataclasses.dataclass
 class _Run:
     """What a checkpoint keeps besides the TrainState: where the run is, its history, which replicas go
-    on (``active``) and which diverged, and the hooks' records. One run is one replica (R = 1)."""
+    on (``active``) and which diverged, and the hooks' records. One run is one replica (R = 1);
+    ``one_run`` only says how it is shown: records and lines that name no replica."""
 
     replicas: int
+    one_run: bool = False  # the caller trains one run (a state without a replica axis)
     epoch: int = 1  # the epoch to run next
     steps_done: int = 0  # of that epoch, when a stop cut it
     step_sums: dict[str, np.ndarray] | None = None  # those steps' sums
@@ -385,10 +388,10 @@ class _Run:
     def record(
         self, epoch: int, done: int, step_sums: dict[str, np.ndarray] | None, hooks: Sequence[Hook]
     ) -> dict[str, Any]:
-        record = {"format": 2, "epoch": epoch, "steps_done": done, "history": self.history,
+        record = {"format": FORMAT, "epoch": epoch, "steps_done": done, "history": self.history,
                   "active": self.active.tolist(), "diverged": self.diverged.tolist()}  # fmt: skip
         record.update({hook.name: hook.saved() for hook in hooks if hook.name})
-        if step_sums is not None:  # float32 values are exact in JSON's doubles
+        if step_sums is not None:  # (steps, R) each; float32 values are exact in JSON's doubles
             record["step_sums"] = {k: [v.tolist(), v.dtype.str] for k, v in step_sums.items()}
             record["partial_seconds"] = self.partial_seconds
         return record
@@ -401,9 +404,16 @@ class _Run:
         return step
 
     def restore(self, record: dict[str, Any], steps_per_epoch: int, hooks: Sequence[Hook]) -> None:
-        """Takes back a checkpoint's record (format 2, or the one before it, which had no ``format``)."""
-        if record.get("format", 1) not in (1, 2):
-            raise JaxdlError(f"a checkpoint record of format {record['format']}; this jaxdl reads formats 1 and 2")
+        """Takes back a checkpoint's record: format 3, or an older one (2, or 1, which had no ``format``).
+
+        The formats differ only in the record: before 3 a single run saved its partial epoch's
+        ``step_sums`` as ``(steps,)``, now ``(steps, 1)``; format 1 kept its early stopping as one
+        dict (:meth:`EarlyStopper.restore`). The state is saved as the caller holds it in all three.
+        """
+        if record.get("format", 1) not in (1, 2, FORMAT):
+            raise JaxdlError(
+                f"a checkpoint record of format {record['format']}; this jaxdl reads formats 1 to {FORMAT}"
+            )
         self.history = record["history"]
         self.active = np.asarray(record.get("active", self.active), bool)
         self.diverged = np.asarray(record.get("diverged", self.diverged), bool)
@@ -415,7 +425,8 @@ class _Run:
             self.epoch, self.steps_done, self.step_sums = record["epoch"] + 1, 0, None
         else:  # saved mid-epoch: finish that epoch from its next step
             self.epoch, self.steps_done = record["epoch"], done
-            self.step_sums = {k: np.asarray(v[0], dtype=v[1]) for k, v in record["step_sums"].items()}
+            self.step_sums = {k: np.asarray(v[0], dtype=v[1]).reshape(steps_per_epoch, self.replicas)
+                              for k, v in record["step_sums"].items()}  # fmt: skip
             self.partial_seconds = record.get("partial_seconds", 0.0)
 
 
@@ -514,12 +525,12 @@ def fit(
       Stopped: a signal stopped the run after its checkpoint was saved.
     """
     train_data, val_data, key = as_arrays(train_data), as_arrays(val_data), raw_key(key)
-    replicas = None if key.ndim == 1 else key.shape[0]
-    _check_arguments(state, train_data, val_data, batch_size, patience, replicas)
-    fns = make_epoch_fns(task, batch_size, len(next(iter(train_data.values()))), mesh=mesh, replicas=replicas)
+    _check_arguments(state, train_data, val_data, batch_size, patience, key)
+    fns = make_epoch_fns(task, batch_size, len(next(iter(train_data.values()))), mesh=mesh,
+                         replicas=key.shape[0] if key.ndim == 2 else None)  # fmt: skip
     data, val = fns.place_train(train_data), (fns.place(val_data) if val_data is not None else None)
-    run = _Run(replicas or 1)
-    hooks = _all_hooks(hooks, run, run_dir, epochs, val is not None, patience, replicas, log)
+    run = _Run(fns.num_replicas, one_run=fns.replicas is None)
+    hooks = _all_hooks(hooks, run, run_dir, epochs, val is not None, patience, log)
     checkpoints = Checkpoints(run_dir.path / "checkpoints", keep_checkpoints) if run_dir else None
     if resume:
         state = _resume(checkpoints, state, run, hooks, run_dir, fns.steps_per_epoch, log)
@@ -547,13 +558,13 @@ def fit(
                 epoch_seconds, first = epoch_seconds + run.partial_seconds, 0
             if done < fns.steps_per_epoch:  # stopped by a signal
                 run.partial_seconds = epoch_seconds
-                _guard({k: v[:done] for k, v in step_sums.items()}, epoch, trained, run, replicas, checkpoints, log)
+                _guard({k: v[:done] for k, v in step_sums.items()}, epoch, trained, run, checkpoints, log)
                 step = run.save(checkpoints, state, hooks, epoch, done, fns.steps_per_epoch, step_sums)
                 run_dir.write_history(run.history)  # the finished epochs, even if none
                 raise _stopped(stop_requests, step, _where(epoch, done, fns.steps_per_epoch), checkpoints)
-            step_losses.append(_guard(step_sums, epoch, trained, run, replicas, checkpoints, log))
+            step_losses.append(_guard(step_sums, epoch, trained, run, checkpoints, log))
             val_sums = evaluate(state, val) if evaluate is not None else None
-            record = _record(epoch, step_sums, val_sums, run, trained, replicas)
+            record = _record(epoch, step_sums, val_sums, run, trained)
             examples = (done - first) * run.replicas * batch_size
             record.update(seconds=epoch_seconds, examples_per_second=examples / max(epoch_seconds, 1e-12))
             bar.clear()  # before the hooks' lines
@@ -568,25 +579,27 @@ def fit(
                 raise _stopped(stop_requests, step, _where(epoch, done, fns.steps_per_epoch), checkpoints)
     if checkpoints:
         checkpoints.close()
-    return _result(state, run, step_losses, stopped_early, compile_seconds, fns, replicas)
+    return _result(state, run, step_losses, stopped_early, compile_seconds, fns)
 
 
 def _all_hooks(given: Sequence[Hook | EpochCallback], run: _Run, run_dir: RunDir | None, epochs: int,
-               validated: bool, patience: int | None, replicas: int | None,
-               log: Callable[[str], None]) -> list[Hook]:  # fmt: skip
+               validated: bool, patience: int | None, log: Callable[[str], None]) -> list[Hook]:  # fmt: skip
     """The caller's hooks (functions wrapped), then the history and, with validation data, early stopping
     (which also keeps the best validation loss when there is no patience)."""
     hooks = [*(h if isinstance(h, Hook) else _Callback(h) for h in given), _History(run, run_dir, epochs, log)]
     if validated:
-        hooks.append(EarlyStopper(patience, run.replicas, log, numbered=replicas is not None))
+        hooks.append(EarlyStopper(patience, run.replicas, log, numbered=not run.one_run))
     return hooks
 
 
 def _result(state: TrainState, run: _Run, step_losses: list[np.ndarray], stopped_early: bool,
-            compile_seconds: float, fns: EpochFns, replicas: int | None) -> FitResult:  # fmt: skip
+            compile_seconds: float, fns: EpochFns) -> FitResult:  # fmt: skip
     """The :class:`FitResult` of a finished (or early-stopped) run; its times count every epoch of the
-    run, resumed or not."""
+    run, resumed or not. One run's losses lose their replica axis, and it has no ``diverged``."""
     losses = np.concatenate(step_losses) if step_losses else np.zeros((0, run.replicas))
+    diverged = run.diverged
+    if run.one_run:  # shown as one run
+        losses, diverged = losses[:, 0], None
     train_seconds = sum(r["seconds"] for r in run.history)
     examples = sum(r["seconds"] * r["examples_per_second"] for r in run.history)
     return FitResult(
@@ -598,8 +611,8 @@ def _result(state: TrainState, run: _Run, step_losses: list[np.ndarray], stopped
         train_seconds=train_seconds,
         examples_per_second=examples / max(train_seconds, 1e-12),
         fns=fns,
-        step_losses=losses if replicas else losses[:, 0],
-        diverged=run.diverged if replicas else None,
+        step_losses=losses,
+        diverged=diverged,
     )
 
 
@@ -623,8 +636,8 @@ def _compile(fns: EpochFns, state: TrainState, data: dict, val: dict | None, key
     zero_sums = fns.zero_sums(state, data)  # placed afresh for each epoch (the loop donates them)
     first = (fns.epoch_batches(key, 1), fns.place(zero_sums), np.int32(0), np.int32(1))
     train_steps = fns.train_steps.lower(state, data, *first).compile()
-    if fns.replicas:  # before training: XLA knows what the program needs
-        check_memory(_compiled_bytes(train_steps), f"{fns.replicas} replicas")
+    # before training: XLA knows what the program needs
+    check_memory(_compiled_bytes(train_steps), f"the training steps of {fns.num_replicas} replica(s)")
     evaluate = fns.evaluate.lower(state, val).compile() if val is not None else None
     seconds = time.perf_counter() - start
     stage(
@@ -646,9 +659,11 @@ def _show(bar: Any, epoch: int, examples_per_step: int, first: int, end: int, se
 
 
 def _check_arguments(state: TrainState, train_data: dict, val_data: dict | None, batch_size: int,
-                     patience: int | None, replicas: int | None) -> None:  # fmt: skip
-    if replicas is not None and np.shape(state.step) != (replicas,):
-        raise JaxdlError(f"{replicas} shuffling keys for a state of {np.shape(state.step)} replicas (init_replicas)")
+                     patience: int | None, key: jax.Array) -> None:  # fmt: skip
+    if key.ndim not in (1, 2) or np.shape(state.step) != key.shape[:-1]:  # one key per replica, or one run's
+        runs = f"{np.shape(state.step)[0]} replicas" if np.ndim(state.step) else "one run"
+        raise JaxdlError(f"shuffling keys of shape {key.shape} for a state of {runs}; give one key per replica "
+                         "(init_replicas), or one key for one run")  # fmt: skip
     chex.assert_equal_shape_prefix(list(train_data.values()), 1)  # one example per row in every array
     n_train = len(next(iter(train_data.values())))
     if n_train < batch_size:
@@ -695,16 +710,15 @@ def _replica_record(
     return record
 
 
-def _record(
-    epoch: int, step_sums: dict[str, np.ndarray], val_sums: Any, run: _Run, trained: np.ndarray, replicas: int | None
-) -> dict[str, Any]:
-    """An epoch's history record: the averages of one run, or the replicas' means and values."""
-    if replicas is not None:
-        previous = run.history[-1] if run.history else None
-        return _replica_record(epoch, step_sums, val_sums, ~run.diverged, trained, previous)
-    record = {"epoch": epoch, **{f"train_{k}": v for k, v in averages(step_sums).items()}}
-    if val_sums is not None:
-        record.update({f"val_{k}": v for k, v in averages(val_sums).items()})
+def _record(epoch: int, step_sums: dict[str, np.ndarray], val_sums: Any, run: _Run, trained: np.ndarray
+            ) -> dict[str, Any]:  # fmt: skip
+    """An epoch's history record: the replicas' means and values; one run's figures alone."""
+    if val_sums is not None:  # one run's evaluation comes back without its replica axis
+        val_sums = {k: np.reshape(v, (run.replicas,)) for k, v in jax.device_get(val_sums).items()}
+    previous = run.history[-1] if run.history else None
+    record = _replica_record(epoch, step_sums, val_sums, ~run.diverged, trained, previous)
+    if run.one_run:  # shown as one run: its figures, without the lists of one value
+        del record["replicas"], record["replicas_counted"]
     return record
 
 
@@ -713,7 +727,6 @@ def _guard(
     epoch: int,
     trained: np.ndarray,
     run: _Run,
-    replicas: int | None,
     checkpoints: Checkpoints | None,
     log: Callable[[str], None],
 ) -> np.ndarray:
@@ -728,7 +741,7 @@ def _guard(
     for i in np.flatnonzero(~np.isfinite(losses).all(axis=0) & trained & ~run.diverged):
         first_bad[i] = step = int(np.flatnonzero(~np.isfinite(losses[:, i]))[0])
         run.diverged[i], run.active[i] = True, False
-        if replicas is not None:
+        if not run.one_run:
             log(
                 f"replica {i} diverged: its loss became {losses[step, i]} at epoch {epoch}, step {step + 1}; "
                 "it is frozen and left out of the means"
@@ -738,7 +751,7 @@ def _guard(
         where = f"the last good checkpoint is step {kept}" if kept else "no checkpoint was written yet"
         what = (
             f"the loss of every replica became non-finite by epoch {epoch}"
-            if replicas is not None
+            if not run.one_run
             else f"the loss became {losses[first_bad[0], 0]} at epoch {epoch}, step {first_bad[0] + 1}"
         )
         raise JaxdlError(f"{what}; {where}; lower the learning rate or clip gradients")

@@ -107,6 +107,19 @@ def _place(array: Any, sharding: NamedSharding) -> jax.Array:
     return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
 
+def place(tree: Any, sharding: NamedSharding) -> Any:
+    """Every leaf of ``tree`` as a global array placed by ``sharding``.
+
+    Args:
+      tree: a pytree of host or device arrays, the same in every process.
+      sharding: how each leaf is laid out over the mesh's devices.
+
+    Returns:
+      The same tree with each leaf a ``jax.Array`` placed by ``sharding``.
+    """
+    return jax.tree.map(lambda x: _place(x, sharding), tree)
+
+
 def replicate(tree: Any, mesh: Mesh) -> Any:
     """Every leaf of ``tree`` as a global array replicated over ``mesh``.
 

@@ -13,19 +13,20 @@ to stop at a step boundary when asked (preemption) and resume there.
 Metrics are returned as sums over the batch's real examples plus their
 ``count``, so padded batches and epochs of any size average exactly.
 
-With a mesh of several devices, each gathered batch is constrained to be
-split over the mesh and the state to stay replicated; ``jit`` partitions the
-rest (see :mod:`jaxdl.train.parallel`).
+**Replicas: one code path.** Every program trains R >= 1 independent runs (seeds, or
+hyperparameter values: see :func:`jaxdl.train.replicas.init_replicas`) whose state has a
+leading axis of R, by running the same step under ``jax.vmap``: each replica draws its own
+shuffled batches and keys, and the R steps compile into one program. The data are shared,
+not copied. Metric sums get a trailing replica axis. A replica marked inactive (stopped
+early, or diverged) keeps its state: it is computed with the others and put back at the end
+of each chunk, and its sums mean nothing. A single run is R = 1: its state is stacked to a
+leading axis of 1 on the way into each program and unstacked on the way out (inside the
+jit, see :func:`_boundary`), so callers see one run's shapes.
 
-**Replicas.** With ``replicas=R`` every leaf of the state has a leading axis
-of R independent runs (seeds, or hyperparameter values: see
-:func:`jaxdl.train.state.init_replicas`), and the same step runs under
-``jax.vmap``: each replica draws its own shuffled batches and keys, and
-the R steps compile into one program. The data are shared, not copied.
-Metric sums get a trailing replica axis. A replica marked inactive (stopped
-early, or diverged) keeps its state: it is computed with the others and put
-back at the end of each chunk, and its sums mean nothing. With several devices, the replica axis,
-not the batch, is split over the mesh.
+The only branch between one replica and several is what the mesh splits
+(:func:`_sharding`): one replica's batch examples over the devices, the state
+replicated (``jit`` partitions the rest, see :mod:`jaxdl.train.parallel`); several
+replicas, the replica axis.
 """
 
 from __future__ import annotations
@@ -33,17 +34,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding
 
 from jaxdl.data.batching import epoch_indices, masked_mean, num_batches
 from jaxdl.errors import JaxdlError
 from jaxdl.train import parallel
-from jaxdl.train.state import TrainState
+from jaxdl.train.state import TrainState, raw_key
 from jaxdl.train.task import Batch, Task
 
 EVAL_KEY_SALT = 2**31 - 1
@@ -134,78 +135,147 @@ def steps_per_epoch(num_train: int, batch_size: int) -> int:
     return num_batches(num_train, batch_size, drop_remainder=True)
 
 
+class _Sharding(NamedTuple):
+    """What the programs split over the mesh (chosen by :func:`_sharding`)."""
+
+    state: NamedSharding  # the state's sharding
+    split_examples: bool  # the training set split by example over the mesh; False: whole on every device
+
+
+def _sharding(mesh: Mesh, batch_size: int, replicas: int) -> _Sharding:
+    """The one branch between one replica and several: what is split over the mesh.
+
+    One replica (a single run, R = 1): each batch's examples are split over the devices and
+    the state is whole on each, so XLA all-reduces the gradients (data parallelism). Several:
+    the replicas are split over the devices, each trained whole on its own, and every device
+    holds the whole training set, which every replica draws from.
+    """
+    if replicas == 1:
+        parallel.check_batch_size(batch_size, mesh)
+        return _Sharding(parallel.replicated(mesh), split_examples=True)
+    if replicas % mesh.size:
+        raise JaxdlError(f"{replicas} replicas do not divide over {mesh.size} devices; use a multiple of {mesh.size}")
+    return _Sharding(parallel.batch_sharded(mesh), split_examples=False)
+
+
+def _stack(tree: Any) -> Any:
+    return jax.tree.map(lambda x: x[None], tree)
+
+
+def _unstack(tree: Any) -> Any:
+    return jax.tree.map(lambda x: x[0], tree)
+
+
+def _same(tree: Any) -> Any:
+    return tree
+
+
+def _over_replicas(fn: Callable, in_axes: tuple[int | None, ...]) -> Callable:
+    """``jax.vmap(fn, in_axes)`` over the replicas' leading axis (the arguments whose axis is 0).
+
+    Over an axis of one replica it applies ``fn`` to that replica alone and stacks the result:
+    what vmap computes, compiled as the unbatched program. (Batched by vmap, one replica's
+    convolutions and matmuls ran slower on XLA's CPU backend and rounded differently from one
+    run's.) The axis's size is known when tracing: no branch at run time, and R = 1 and R > 1
+    share every other line.
+    """
+
+    def mapped(*args):
+        sizes = {jnp.shape(x)[0] for a, ax in zip(args, in_axes, strict=True) if ax == 0 for x in jax.tree.leaves(a)}
+        if sizes == {1}:
+            return _stack(fn(*(_unstack(a) if ax == 0 else a for a, ax in zip(args, in_axes, strict=True))))
+        return jax.vmap(fn, in_axes=in_axes)(*args)
+
+    return mapped
+
+
+def _boundary(replicas: int | None) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """The one place where a single run becomes R = 1: ``(into, out)``, giving one run's state (or
+    its outputs) a leading replica axis of 1 and taking it away again; for replicas, whose state
+    already has that axis, both leave trees as they are."""
+    return (_stack, _unstack) if replicas is None else (_same, _same)
+
+
 @dataclasses.dataclass(frozen=True)
 class EpochFns:
     """Compiled training-step and evaluation functions for one task, batch size and data size.
 
-    Made by :func:`make_epoch_fns`, which documents the data they take.
+    Made by :func:`make_epoch_fns`, which documents the data they take. Every program trains
+    R >= 1 replicas under ``jax.vmap``; one run (``replicas=None``) is R = 1, its state stacked
+    to a leading axis of 1 on the way in and unstacked on the way out, inside the jit.
 
     Attributes:
       train_steps: ``(state, data, batches, step_sums, first, stop) -> (state, step_sums)``:
         steps ``first`` to ``stop - 1`` of an epoch, jitted, the state and sums donated.
       evaluate: ``(state, data) -> metric sums`` over the whole data set (one per replica).
       steps_per_epoch: training steps per epoch (the last partial batch dropped).
-      mesh: the devices each batch (or, with replicas, the replica axis) is split over.
+      mesh: the devices each batch (or, with several replicas, the replica axis) is split over.
       batch_size: examples per step.
       num_train: training examples drawn from (the first rows of the training data).
       train_step: the unjitted step of one run, ``(state, batch) -> (state, metric sums)``.
       predict: ``(state, data) ->`` the model's outputs for every example, in order (per replica).
       replicas: R, the runs the state's leading axis holds; None for one run and no such axis.
+      sharding: what the programs split over the mesh, from :func:`_sharding`.
       _sums_shapes: the metric sums' shapes, traced once by :meth:`zero_sums` (a cache).
     """
 
     train_steps: Any  # (state, data, batches, step_sums, first, stop) -> (state, step_sums)
     evaluate: Any  # (state, data) -> metric sums over the data set (one per replica)
     steps_per_epoch: int
-    mesh: Mesh  # the devices each batch (or, with replicas, the replica axis) is split over
+    mesh: Mesh  # the devices each batch (or, with several replicas, the replica axis) is split over
     batch_size: int
     num_train: int
     train_step: Any  # the unjitted step of one run
     predict: Any  # (state, data) -> the model's outputs for every example, in order (per replica)
-    replicas: int | None = None  # R: the state's leading axis holds R runs; None: one run, no such axis
+    replicas: int | None  # R: the state's leading axis holds R runs; None: one run, no such axis
+    sharding: _Sharding  # what is split over the mesh
+    _sums_shapes: dict = dataclasses.field(default_factory=dict, repr=False)  # traced once
 
-    def batches(self, key: jax.Array, active: Any = None) -> tuple[jax.Array, ...]:
-        """The epoch shuffled by ``key``: ``(indices, mask)``, one row per step (drawn once per epoch,
-        not per chunk: a permutation of CIFAR-10's 50,000 rows costs as much as a step).
-
-        With replicas, ``key`` holds one key per replica (``(R, 2)``), each replica gets its own
-        order (``(R, steps, batch)``), and ``active`` (R booleans, default all) is appended:
-        an inactive replica's state is left as it is.
-
-        Args:
-          key: the epoch's PRNG key, or one per replica, ``(R, 2)``.
-          active: with replicas, which ones train this epoch, R booleans (default: all).
+    @property
+    def num_replicas(self) -> int:
+        """R, the replicas each program trains: 1 for one run.
 
         Returns:
-          ``(indices, mask)``, ``(steps, batch_size)`` each (``(R, steps, batch_size)``
-          with replicas, then ``active`` too), replicated over the mesh.
+          ``replicas``, or 1 where it is None.
         """
+        return self.replicas or 1
+
+    def batches(self, key: jax.Array, active: Any = None) -> tuple[jax.Array, ...]:
+        """The epoch shuffled by ``key``: ``(indices, mask, active)``, each replica its own order
+        (drawn once per epoch, not per chunk: a permutation of CIFAR-10's 50,000 rows costs as much
+        as a step). An inactive replica's state is left as it is.
+
+        Args:
+          key: the epoch's PRNG key (raw or typed), or one per replica, ``(R, 2)``.
+          active: which replicas train this epoch, R booleans (default: all).
+
+        Returns:
+          ``(indices, mask, active)``: ``(R, steps, batch_size)``, the same, and ``(R,)``, with
+          R = 1 for one key; replicated over the mesh.
+        """
+        key = raw_key(key)
+        keys = jnp.reshape(key, (-1, key.shape[-1]))  # one run's key is R = 1's
         draw = functools.partial(epoch_indices, num_examples=self.num_train, batch_size=self.batch_size)
-        if self.replicas is None:
-            return self.place(draw(key))
-        active = np.ones(self.replicas, bool) if active is None else np.asarray(active, bool)
-        return self.place((*jax.vmap(draw)(key), active))
+        active = np.ones(len(keys), bool) if active is None else np.asarray(active, bool)
+        return self.place((*_over_replicas(draw, (0,))(keys), active))
 
     def epoch_batches(self, key: jax.Array, epoch: int, active: Any = None) -> tuple[jax.Array, ...]:
         """Epoch ``epoch``'s :meth:`batches`, shuffled by ``fold_in(key, epoch)`` (each replica's key).
 
         Args:
-          key: the run's shuffling key, or one per replica, ``(R, 2)``.
+          key: the run's shuffling key (raw), or one per replica, ``(R, 2)``.
           epoch: the epoch's number, folded into the key.
-          active: with replicas, which ones train this epoch, R booleans (default: all).
+          active: which replicas train this epoch, R booleans (default: all).
 
         Returns:
           What :meth:`batches` returns for the epoch's key.
         """
-        if self.replicas is None:
-            return self.batches(jax.random.fold_in(key, epoch))
-        return self.batches(jax.vmap(jax.random.fold_in, (0, None))(key, epoch), active)
-
-    _sums_shapes: dict = dataclasses.field(default_factory=dict, repr=False)  # traced once
+        keys = jnp.reshape(key, (-1, key.shape[-1]))
+        return self.batches(jax.vmap(jax.random.fold_in, (0, None))(keys, epoch), active)
 
     def zero_sums(self, state: TrainState, data: dict[str, Any]) -> dict[str, np.ndarray]:
         """An epoch's per-step metric sums before its first step, on the host: zeros,
-        ``(steps_per_epoch,)`` each, or ``(steps_per_epoch, R)`` with replicas.
+        ``(steps_per_epoch, R)`` each (R = 1 for one run).
 
         Args:
           state: the training state (abstract shapes suffice), to trace the step's sums.
@@ -215,11 +285,11 @@ class EpochFns:
           ``{metric name: zeros}``, ``"loss"`` and ``"count"`` included, as NumPy arrays.
         """
         if not self._sums_shapes:
-            if self.replicas is not None:  # one replica's shapes
-                state = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), state)
-            self._sums_shapes.update(jax.eval_shape(self.train_step, state, _batch_like(data, self.batch_size))[1])
-        extra = () if self.replicas is None else (self.replicas,)
-        return {k: np.zeros((self.steps_per_epoch, *extra, *s.shape), s.dtype) for k, s in self._sums_shapes.items()}
+            stacked = jax.eval_shape(_boundary(self.replicas)[0], state)
+            one = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), stacked)  # one replica's
+            self._sums_shapes.update(jax.eval_shape(self.train_step, one, _batch_like(data, self.batch_size))[1])
+        shape = (self.steps_per_epoch, self.num_replicas)
+        return {k: np.zeros((*shape, *s.shape), s.dtype) for k, s in self._sums_shapes.items()}
 
     def train_epoch(self, state: TrainState, data: dict[str, Any], key: jax.Array):
         """One whole epoch in one call: ``(state, per-step metric sums)``.
@@ -227,18 +297,28 @@ class EpochFns:
         Args:
           state: the training state, placed with :meth:`place_state`; its buffers are donated.
           data: the training data, placed with :meth:`place_train`.
-          key: the epoch's shuffling key (one run: replicas use :meth:`epoch_batches`
-            and ``train_steps``).
+          key: the epoch's shuffling key, or one per replica.
 
         Returns:
-          The state after the epoch, and ``{metric name: (steps_per_epoch,) sums}``.
+          The state after the epoch, and ``{metric name: (steps_per_epoch, R) sums}`` (R = 1 for one run).
         """
         sums = self.place(self.zero_sums(state, data))
         return self.train_steps(state, data, self.batches(key), sums, np.int32(0), np.int32(self.steps_per_epoch))
 
+    def averages(self, sums: dict[str, Any]) -> dict[str, Any]:
+        """Per-example averages of :attr:`evaluate`'s sums.
+
+        Args:
+          sums: what :attr:`evaluate` returned.
+
+        Returns:
+          ``{metric name: average}``: floats for one run, ``(R,)`` arrays with replicas.
+        """
+        return averages(sums) if self.replicas is None else replica_averages(sums)
+
     def place_train(self, data: dict[str, Any]) -> dict[str, jax.Array]:
-        """Training arrays as ``train_steps`` takes them: split by example over the mesh (whole on
-        every device with replicas, which are split instead).
+        """Training arrays as ``train_steps`` takes them: split by example over the mesh for one
+        replica, whole on every device for several (which are split instead).
 
         Args:
           data: ``{name: array}``, examples on the leading axis.
@@ -246,9 +326,9 @@ class EpochFns:
         Returns:
           The same arrays on the mesh's devices.
         """
-        if self.replicas is not None:
-            return parallel.replicate(data, self.mesh)
-        return parallel.shard_examples(data, self.mesh)
+        if self.sharding.split_examples:
+            return parallel.shard_examples(data, self.mesh)
+        return parallel.replicate(data, self.mesh)
 
     def place(self, tree: Any) -> Any:
         """A key, sums or evaluation data set as ``train_steps``/``evaluate`` take them: replicated.
@@ -262,7 +342,7 @@ class EpochFns:
         return parallel.replicate(tree, self.mesh)
 
     def place_state(self, state: TrainState) -> TrainState:
-        """The state as ``train_steps`` takes it: replicated, or with replicas split by replica.
+        """The state as ``train_steps`` takes it: replicated for one replica, split by replica for several.
 
         Args:
           state: the training state (with replicas, every leaf's leading axis is R).
@@ -270,9 +350,7 @@ class EpochFns:
         Returns:
           The state on the mesh's devices.
         """
-        if self.replicas is None:
-            return self.place(state)
-        return parallel.shard_leading(state, self.mesh)
+        return parallel.place(state, self.sharding.state)
 
 
 def make_epoch_fns(
@@ -286,7 +364,11 @@ def make_epoch_fns(
     (evaluation data). The train epoch shuffles with ``key``; the eval epoch
     walks the data in order with a masked last batch. ``mesh`` defaults to
     every device JAX sees; ``batch_size`` must divide over it, or with
-    ``replicas`` (R runs in one program, vmapped), R must.
+    several replicas (R runs in one program, vmapped), R must.
+
+    Every program is the vmapped one of R >= 1 replicas: one run (``replicas=None``) is
+    R = 1, stacked on the way in and unstacked on the way out (inside the jit), so its
+    functions take and return one run's state, without a replica axis.
 
     Args:
       task: the model, its per-example loss and its preprocessing.
@@ -302,31 +384,30 @@ def make_epoch_fns(
       JaxdlError: a batch size (or replica count) that does not divide over the mesh.
     """
     mesh = mesh if mesh is not None else parallel.data_mesh()
-    if replicas is None:
-        parallel.check_batch_size(batch_size, mesh)
-    elif replicas % mesh.size:
-        raise JaxdlError(f"{replicas} replicas do not divide over {mesh.size} devices; use a multiple of {mesh.size}")
+    sharding = _sharding(mesh, batch_size, replicas or 1)
     one_step = train_step_fn(task)
-    eval_step = eval_step_fn(task)
-    # One run: examples split over the mesh, the state whole on every device. Replicas: replicas split.
-    split_sharding = parallel.batch_sharded(mesh)
-    state_sharding = parallel.replicated(mesh) if replicas is None else split_sharding
-    gather = functools.partial(_gather, sharding=split_sharding)
+    gather = functools.partial(_gather, sharding=parallel.batch_sharded(mesh))  # a batch's examples split
+    into, out = _boundary(replicas)
+    program = _train_steps_fn(one_step, gather, sharding.state)
 
-    train_steps = _train_steps_fn(one_step, gather, state_sharding, replicas)
+    @functools.partial(jax.jit, donate_argnums=(0, 3))
+    def train_steps(state: TrainState, data: dict[str, jax.Array], batches, step_sums, first, stop):
+        state, step_sums = program(into(state), data, batches, step_sums, first, stop)
+        return out(state), step_sums
 
     def per_replica(fn):  # each replica's state on the same data
-        return jax.jit(fn if replicas is None else jax.vmap(fn, in_axes=(0, None)))
+        return jax.jit(lambda state, data: out(_over_replicas(fn, (0, None))(into(state), data)))
 
-    return EpochFns(
-        train_steps, per_replica(_evaluate_fn(eval_step, gather, batch_size)), steps_per_epoch(num_train, batch_size),
-        mesh, batch_size, num_train, one_step, per_replica(_predict_fn(task, gather, batch_size)), replicas,
-    )  # fmt: skip
+    evaluate = per_replica(_evaluate_fn(eval_step_fn(task), gather, batch_size))
+    predict = per_replica(_predict_fn(task, gather, batch_size))
+    return EpochFns(train_steps, evaluate, steps_per_epoch(num_train, batch_size), mesh, batch_size, num_train,
+                    one_step, predict, replicas, sharding)  # fmt: skip
 
 
-def _train_steps_fn(one_step: Callable, gather: Callable, state_sharding: Any, replicas: int | None) -> Callable:
-    """``train_steps(state, data, batches, step_sums, first, stop)``, jitted with the state and the sums
-    donated: one run's steps in a ``fori_loop``, or R replicas' under ``jax.vmap``."""
+def _train_steps_fn(one_step: Callable, gather: Callable, state_sharding: Any) -> Callable:
+    """``train_steps(state, data, batches, step_sums, first, stop)`` of R replicas (unjitted): each
+    replica's steps in a ``fori_loop``, mapped over the replicas by :func:`_over_replicas`; step i's
+    sums go to row i."""
 
     def replica_chunk(replica, data, first, stop):
         """One replica through steps ``first`` to ``stop - 1`` (vmapped over replicas by the caller);
@@ -342,24 +423,13 @@ def _train_steps_fn(one_step: Callable, gather: Callable, state_sharding: Any, r
         new, rows = jax.lax.fori_loop(first, stop, body, (state, rows))
         return jax.tree.map(lambda n, o: jnp.where(active, n, o), new, state), rows
 
-    @functools.partial(jax.jit, donate_argnums=(0, 3))
     def train_steps(state: TrainState, data: dict[str, jax.Array], batches, step_sums, first, stop):
-        """Steps ``first`` to ``stop - 1`` of an epoch's ``batches``; step i's sums go to row i."""
-        indices, mask = batches[:2]
-        if replicas is not None:
-            rows = jax.tree.map(lambda r: r.T, step_sums)  # (R, steps): a replica's rows together
-            group = (state, indices, mask, batches[2], rows)
-            state, rows = jax.vmap(functools.partial(replica_chunk, data=data, first=first, stop=stop))(group)
-            state = jax.lax.with_sharding_constraint(state, state_sharding)
-            return state, jax.tree.map(lambda r: r.T, rows)
-
-        def body(i, carry):
-            state, step_sums = carry
-            state, sums = one_step(state, gather(data, indices[i], mask[i]))
-            state = jax.lax.with_sharding_constraint(state, state_sharding)
-            return state, jax.tree.map(lambda rows, value: rows.at[i].set(value), step_sums, sums)
-
-        return jax.lax.fori_loop(first, stop, body, (state, step_sums))
+        indices, mask, active = batches
+        rows = jax.tree.map(lambda r: jnp.moveaxis(r, 1, 0), step_sums)  # (R, steps): a replica's rows together
+        chunk = functools.partial(replica_chunk, data=data, first=first, stop=stop)
+        state, rows = _over_replicas(chunk, (0,))((state, indices, mask, active, rows))
+        state = jax.lax.with_sharding_constraint(state, state_sharding)
+        return state, jax.tree.map(lambda r: jnp.moveaxis(r, 0, 1), rows)
 
     return train_steps
 
