@@ -13,7 +13,6 @@ each, and the curves are drawn side by side.
 from __future__ import annotations
 
 import flax.linen as nn
-import jax
 import numpy as np
 import optax
 
@@ -29,7 +28,6 @@ from jaxdl.results import RunResult
 from jaxdl.rundir import RunDir
 from jaxdl.train.fit import fit
 from jaxdl.train.replicas import init_replicas
-from jaxdl.train.state import init_state
 from jaxdl.train.task import Task, classification_loss
 
 
@@ -139,10 +137,7 @@ def run(config: Config, run_dir: RunDir) -> RunResult:
     seeds = [config.seed + j for j in range(config.seeds)]
     for name, (drop_rate, tx, patience) in variants.items():
         task = Task(WideMLP(drop_rate=drop_rate), classification_loss, unit_pixels)
-        if len(seeds) == 1:
-            state, shuffle_key = init_state(task, tx, split["train"], jax.random.key(config.seed))
-        else:  # every seed of this variant in one vmapped program
-            state, shuffle_key = init_replicas(task, tx, split["train"], seeds)
+        state, shuffle_key = init_replicas(task, tx, split["train"], seeds)  # every seed in one program
         # The variants' runs live inside this run's directory, which is new or overwritten as a whole.
         sub = RunDir(run_dir.path / name.replace(" ", "_"), overwrite=True)
         result = fit(task, state, split["train"], epochs=config.epochs, batch_size=config.batch_size, key=shuffle_key,
@@ -151,8 +146,7 @@ def run(config: Config, run_dir: RunDir) -> RunResult:
         last = result.history[-1]
         histories[name] = result.history
         key = name.replace(" ", "_")
-        values = last.get("replicas", {k: [v] for k, v in last.items() if k.startswith(("train_", "val_"))})
-        values = {k: np.array(v, float) for k, v in values.items()}
+        values = {k: np.array(v, float) for k, v in last["replicas"].items()}  # each seed's figures
         per_seed[f"{key}_val_accuracy"] = values["val_accuracy"]
         per_seed[f"{key}_loss_gap"] = values["val_loss"] - values["train_loss"]
         per_seed[f"{key}_accuracy_gap"] = values["train_accuracy"] - values["val_accuracy"]

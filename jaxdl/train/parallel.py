@@ -133,20 +133,6 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
     return jax.tree.map(lambda x: _place(x, replicated(mesh)), tree)
 
 
-def shard_leading(tree: Any, mesh: Mesh) -> Any:
-    """Every leaf of ``tree`` split over ``mesh`` along its leading axis (replicas of a vmapped run).
-
-    Args:
-      tree: a pytree whose leaves share a leading axis that divides by
-        ``mesh.size`` (e.g. the replica axis of :func:`init_replicas`).
-      mesh: the data mesh.
-
-    Returns:
-      The same tree with each leaf a ``jax.Array`` sharded by :func:`batch_sharded`.
-    """
-    return jax.tree.map(lambda x: _place(x, batch_sharded(mesh)), tree)
-
-
 def shard_examples(data: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
     """Arrays split by example over ``mesh``, zero-padded to a multiple of its size.
 
