@@ -692,7 +692,7 @@ def forward_gradient(curves: dict, metrics: dict) -> Figure:
     return fig
 
 
-def forward_learning(curves: dict, ks: Sequence[int], cosines: dict, theory: dict) -> Figure:
+def forward_learning(curves: dict, ks: Sequence[int], cosines: dict, theory: dict, dataset: str = "MNIST") -> Figure:
     """Test accuracy against epoch per method, and each forward estimator's cosine against tangents k.
 
     Args:
@@ -700,6 +700,7 @@ def forward_learning(curves: dict, ks: Sequence[int], cosines: dict, theory: dic
       ks: the numbers of tangents measured.
       cosines: ``{estimator: (len(ks), blocks)}`` cosines to the exact local gradient.
       theory: ``{n: values at ks}``, the weight-perturbed theory for n directions.
+      dataset: the images' name, for the accuracy panel's title.
 
     Returns:
       The figure, two panels side by side.
@@ -712,7 +713,7 @@ def forward_learning(curves: dict, ks: Sequence[int], cosines: dict, theory: dic
         acc.fill_between(epochs, low, high, color=color, alpha=0.2, lw=0)
     acc.xaxis.get_major_locator().set_params(integer=True)
     acc.set(xlabel="epoch", ylabel="test accuracy (%)", ylim=(0, 100),
-            title=f"MNIST, mean and 95% interval over {len(next(iter(curves.values()))[0])} seeds")  # fmt: skip
+            title=f"{dataset}, mean and 95% interval over {len(next(iter(curves.values()))[0])} seeds")  # fmt: skip
     acc.legend(fontsize=8, loc="lower right")
     styles = ["-", "--", ":", "-."]
     for (estimator, table), color in zip(cosines.items(), ("tab:orange", "tab:green"), strict=False):

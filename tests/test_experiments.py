@@ -104,6 +104,7 @@ NOT_JUDGED_AT_SMALLEST = {
     ("autodiff-modes", "grad_jvp_over_vjp"): "timings of a 4-8-1 network",
     # FG-A's gap to backprop: the smallest run trains one epoch of 3 steps on 30 images
     ("forward-learning", "gap_fg_a_points"): "30 random training images",
+    ("forward-learning-cifar10", "gap_fg_a_points"): "20 random training images",
     # where the scalar engine's tutorial run diverges: 2 samples end before it does (the metric is None)
     ("scalar-engine-tutorial", "diverged_at_sample"): "2 of the tutorial's samples",
 }
@@ -415,6 +416,37 @@ def test_forward_learning_trains_every_method_over_seeds_and_measures_each_estim
     assert {(r["method"], r["epoch"]) for r in records} == {(m, e) for m in methods for e in (0, 1)}
     assert [r["seed"] for r in metrics.replicas] == [0, 1]
     assert 0 < metrics["cosine_activity_end_k1"] <= 1 and 0 < metrics["cosine_weight_end_k1"] <= 1
+    assert_figure(out / "forward_learning.png", (1308, 483))
+
+
+def test_forward_learning_flattens_cifar10_to_3072_inputs_standardised_per_channel(tiny_data):
+    from jaxdl.experiments.forward_learning import _images
+    from jaxdl.experiments.settings import ForwardLearningConfig
+
+    config = ForwardLearningConfig(dataset="cifar10", data=str(tiny_data["cifar10"]))
+    x, y, x_test, y_test = _images(config, np.random.default_rng(0))
+    assert x.shape == (20, 3072) and x_test.shape == (10, 3072) and x.dtype == np.float32
+    assert sorted(y.tolist()) == sorted(list(range(10)) * 2) and y_test.dtype == np.int32
+    channels = x.reshape(20, 32, 32, 3)  # by the training images' statistics: mean 0 and deviation 1 per channel
+    np.testing.assert_allclose(channels.mean((0, 1, 2)), 0, atol=1e-4)
+    np.testing.assert_allclose(channels.std((0, 1, 2)), 1, atol=1e-3)
+    # tuning reads held-out training images in place of the test split
+    x, _, x_val, _ = _images(dataclasses.replace(config, validation=5), np.random.default_rng(0))
+    assert len(x) == 15 and len(x_val) == 5 and not any((x == row).all(1).any() for row in x_val)
+
+
+@reads("forward-learning")
+def test_forward_learning_trains_the_same_blocked_mlp_on_cifar10_and_writes_its_figure(run_of):
+    out, metrics = run_of("forward-learning", "dataset=cifar10", data="cifar10")
+    _, mnist = run_of("forward-learning", data="mnist")
+    # the same network but the first dense layer, 3072 inputs wide instead of 784
+    assert metrics["parameters"] - mnist["parameters"] == (3072 - 784) * 16
+    for method in ("backprop", "lg-bp", "fg-w", "fg-a", "heads"):
+        assert metrics.intervals[f"{method}_test_accuracy"]["n"] == 2
+        assert 0 <= metrics[f"{method}_test_accuracy"] <= 1 and metrics[f"{method}_ms_per_step"] > 0
+    assert np.isfinite(metrics["gap_fg_a_points"]) and 0 < metrics["cosine_activity_k1"] <= 1
+    assert read_json(out / "config.json")["config"]["dataset"] == "cifar10"
+    assert {r["epoch"] for r in read_history(out / "history.jsonl")} == {0, 1}
     assert_figure(out / "forward_learning.png", (1308, 483))
 
 

@@ -10,7 +10,7 @@ INDEX = {
     'blobs': ('jaxdl.experiments.blobs', 'EXPERIMENT', 'BlobsConfig', 'tutorial 0: 2-D blob classifier, full-batch SGD as one lax.scan, 64 seeds via vmap'),
     'autodiff-modes': ('jaxdl.experiments.autodiff_modes', 'EXPERIMENT', 'AutodiffModesConfig', 'tutorial 0: jacfwd vs jacrev over n, m = 1..1000 (time, FLOPs, memory); gradient by jvp vs vjp'),
     'forward-gradient': ('jaxdl.experiments.forward_gradient', 'EXPERIMENT', 'ForwardGradientConfig', 'Baydin et al. 2022: training by one jvp per step against backprop; unbiasedness, variance, cost'),
-    'forward-learning': ('jaxdl.experiments.forward_learning', 'EXPERIMENT', 'ForwardLearningConfig', 'Ren et al. 2023: MNIST MLP by backprop, local losses (LG-BP), weight- and activity-perturbed forward gradients, over seeds'),
+    'forward-learning': ('jaxdl.experiments.forward_learning', 'EXPERIMENT', 'ForwardLearningConfig', 'Ren et al. 2023: MNIST or CIFAR-10 MLP by backprop, local losses (LG-BP), weight- and activity-perturbed forward gradients, over seeds'),
     'scratch-mlp': ('jaxdl.experiments.scratch_mlp', 'EXPERIMENT', 'ScratchMLPConfig', 'tutorial 3: NumPy MLP with hand-written backprop vs the same in JAX, same init and batches'),
     'scalar-engine': ('jaxdl.experiments.scalar_engine', 'EXPERIMENT', 'ScalarEngineConfig', 'tutorial 4: MLP(784,[64,32,10]) in the scalar engine vs NumPy vs jax.jit, same updates; divergence reported'),
     'monte-carlo': ('jaxdl.experiments.monte_carlo', 'EXPERIMENT', 'MonteCarloConfig', 'tutorial 0: Monte Carlo unbiasedness and 1/sqrt(S) consistency, GAN loss, score vs pathwise gradients'),

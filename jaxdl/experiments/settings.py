@@ -162,9 +162,12 @@ FORWARD_LEARNING_METHODS = ("backprop", "lg-bp", "fg-w", "fg-a", "heads")
 
 @dataclasses.dataclass(frozen=True)
 class ForwardLearningConfig:
-    """Settings of ``forward-learning``: backprop, local losses and forward gradients on an MNIST MLP."""
+    """Settings of ``forward-learning``: backprop, local losses and forward gradients on an MNIST or CIFAR-10 MLP."""
 
-    data: str = setting("", "local copy of MNIST; empty: $JAXDL_DATA_DIR or TFDS")
+    dataset: Literal["mnist", "cifar10"] = setting(
+        "mnist", "the images, flattened: mnist (784 inputs in [0, 1]) or cifar10 (3072, standardised per channel)"
+    )
+    data: str = setting("", "local copy of the dataset; empty: $JAXDL_DATA_DIR or TFDS")
     hidden: tuple[int, ...] = setting(
         (256, 256, 256), "widths of the blocks (a dense layer, ReLU and `groups` linear heads each)", ge=1
     )
@@ -183,6 +186,9 @@ class ForwardLearningConfig:
     tangents: int = setting(1, "random tangents averaged per block and step by fg-w and fg-a", ge=1)
     n_train: int = setting(0, "training images, a random subset (0: all)", ge=0)
     n_test: int = setting(0, "test images, a random subset (0: all)", ge=0)
+    validation: int = setting(
+        0, "for tuning: hold out this many training images and report on them in place of the test images", ge=0
+    )
     seeds: int = setting(4, "replicas per method trained together by jax.vmap (seeds seed, seed+1, ...)", ge=1)
     cosine_ks: tuple[int, ...] = setting(
         (1, 4, 16, 64), "numbers of tangents k at which each estimator's cosine is measured", ge=1
