@@ -138,7 +138,7 @@ class Claim:
           metrics: the run's metrics.
 
         Returns:
-          The figure as a float.
+          The figure as a float; NaN where the run recorded None (e.g. a target never reached).
 
         Raises:
           KeyError: the metrics lack the named key (a renamed metric).
@@ -147,7 +147,8 @@ class Claim:
             return float(self.metric(metrics))
         if self.metric not in metrics:
             raise KeyError(f"the metrics have no {self.metric!r}")
-        return float(metrics[self.metric])
+        value = metrics[self.metric]
+        return math.nan if value is None else float(value)  # None: the run could not measure it
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
