@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -13,11 +13,12 @@ import optax
 from jaxdl import data as data_lib
 from jaxdl import plots, stats
 from jaxdl.data.dataset import as_arrays
+from jaxdl.errors import JaxdlError
 from jaxdl.experiments.settings import EngineSettings
 from jaxdl.results import Group, RunResult
 from jaxdl.rundir import RunDir
 from jaxdl.train import parallel
-from jaxdl.train.fit import FitResult, fit
+from jaxdl.train.fit import FitResult, Hook, fit
 from jaxdl.train.instruments import Instruments
 from jaxdl.train.replicas import init_replicas, injected, replica
 from jaxdl.train.steps import steps_per_epoch
@@ -93,6 +94,7 @@ def train_and_test(
     *,
     val: dict[str, np.ndarray] | data_lib.Dataset | None = None,
     patience: int | None = None,
+    hooks: Sequence[Hook] = (),
     title: str = "",
 ) -> tuple[FitResult, RunResult]:
     """Initialises from ``config.seed``, fits, evaluates on ``test``; returns the result and metrics.
@@ -119,6 +121,7 @@ def train_and_test(
       test: the test examples, evaluated once after training.
       val: validation examples, evaluated after every epoch (early stopping watches their loss).
       patience: epochs without a lower validation loss before stopping; None: never.
+      hooks: :func:`jaxdl.train.fit`'s hooks, called after every epoch (before the instruments).
       title: the figures' title.
 
     Returns:
@@ -128,8 +131,10 @@ def train_and_test(
     train = as_arrays(train)
     task = dataclasses.replace(task, compute_dtype=config.precision)
     if config.api == "nnx":  # the NNX twin behind Linen's interface: the engine and its state are unchanged
-        from jaxdl.models.nnx_models import AsLinen
+        from jaxdl.models.nnx_models import AsLinen, has_twin
 
+        if not has_twin(task.model):
+            raise JaxdlError(f"api=nnx: {type(task.model).__name__} has no Flax NNX twin yet; use api=linen")
         task = dataclasses.replace(task, model=AsLinen(task.model))
     plan = ReplicaPlan.of(config)
     state, keys = _initial_state(config, task, optimizer, plan, train)
@@ -142,7 +147,7 @@ def train_and_test(
             task, state, train, epochs=config.epochs, batch_size=config.batch_size, key=keys, val_data=val,
             run_dir=run_dir, keep_checkpoints=config.keep_checkpoints, patience=patience, resume=run_dir.resume,
             mesh=parallel.data_mesh(config.devices), chunk_seconds=config.chunk_seconds,
-            hooks=[instruments] if instruments else (),
+            hooks=[*hooks, *([instruments] if instruments else [])],
         )  # fmt: skip
         test_metrics = result.evaluate(test)
         if instruments:

@@ -405,6 +405,20 @@ def to_linen(model: nnx.Module) -> dict[str, Any]:
     return variables
 
 
+def has_twin(linen: Any) -> bool:
+    """Whether the Linen module ``linen`` has an NNX twin here (:class:`AsLinen` can stand in for it).
+
+    Args:
+      linen: a Linen module.
+
+    Returns:
+      True for the blob classifier, the MLPs, the CNN and the VAE.
+    """
+    from jaxdl.models import blobs, classifiers, vae
+
+    return isinstance(linen, (blobs.BlobClassifier, classifiers.MLP, classifiers.CNN, vae.VAE))
+
+
 def _twin_of(linen: Any, x: jax.Array, rngs: nnx.Rngs) -> nnx.Module:
     """The NNX twin of the Linen module ``linen`` for inputs shaped like ``x``."""
     from jaxdl.models import blobs, classifiers, vae
