@@ -25,4 +25,5 @@ INDEX = {
     'image-classifier': ('jaxdl.experiments.image_classifier', 'EXPERIMENT', 'ImageClassifierConfig', "tutorial 1's MLP or CNN on your own split/class/image folder (--data DIR)"),
     'curvature': ('jaxdl.experiments.curvature', 'EXPERIMENT', 'CurvatureConfig', 'Hessian of the CIFAR-10 MLP and CNN: Lanczos top eigenvalues, spectral density, loss slices, HVP cost in four orders'),
     'mnist-vae': ('jaxdl.experiments.mnist_vae', 'EXPERIMENT', 'VAEConfig', 'tutorial 2: MNIST VAE 784-400-20, Adam, batch 32, 10 epochs; recipe=improved|tutorial; conditional option'),
+    'cifar10-speedrun': ('jaxdl.experiments.cifar10_speedrun', 'EXPERIMENT', 'SpeedrunConfig', "time to the tutorial's CNN accuracy on CIFAR-10: an airbench-style network and recipe"),
 }

@@ -396,6 +396,41 @@ class CNNConfig(EngineSettings):
         return None
 
 
+# cifar10_speedrun
+@dataclasses.dataclass(frozen=True)
+class SpeedrunConfig(EngineSettings):
+    """Settings of ``cifar10-speedrun``: an airbench-style network and recipe, for time to accuracy."""
+
+    data: str = setting("", "local copy of CIFAR-10 (folder, .tar.gz); empty: $JAXDL_DATA_DIR or TFDS")
+    train_size: int = setting(0, "train on a random sample of this many training images (0: all of them)", ge=0)
+    validation: int = setting(
+        0, "hold out this many training images and report on them, not on the test split (for tuning)", ge=0
+    )
+    target: float = setting(0.7552, "accuracy to reach (the tutorial's CNN: 75.52%); the run stops there", gt=0, le=1)
+    epochs: int = setting(2, "the budget: training epochs, and the length of the learning-rate schedule", ge=1)
+    batch_size: int = setting(500, "examples per step", ge=1)
+    widths: tuple[int, ...] = setting((64, 128, 128), "channels of the three conv blocks", ge=1)
+    whiten: bool = setting(True, "first layer: whitening filters from the data's 2x2 patches (false: learned)")
+    whitening_stride: int = setting(2, "the first layer's stride: 2 halves the image for speed, 1 keeps it", ge=1, le=2)
+    tta: bool = setting(True, "evaluate on each image and its mirror image, averaging the logits")
+    flip: bool = setting(True, "random horizontal flips in training")
+    translate: int = setting(2, "random shifts of up to this many pixels (reflected borders) in training", ge=0)
+    label_smoothing: float = setting(0.2, "label smoothing", ge=0, lt=1)
+    lr: float = setting(11.5, "learning rate per 1,024 examples, decoupled from the momentum (airbench's form)", gt=0)
+    momentum: float = setting(0.85, "Nesterov momentum", ge=0, lt=1)
+    weight_decay: float = setting(0.0153, "weight decay per 1,024 examples, decoupled from the learning rate", ge=0)
+    bias_scaler: float = setting(64.0, "batch-norm biases learn this many times faster (not decaying faster)", gt=0)
+    schedule: Literal["triangle", "constant"] = setting(
+        "triangle", "triangle: from 0.2 up to 1 at 23% of the steps, down to 0.07 at the end; constant: 1"
+    )
+    conv: Literal["auto", "im2col", "winograd", "xla"] = setting(
+        "auto", "convolutions: Winograd or im2col products (CPU), XLA's convolution (GPU, TPU), or auto by backend"
+    )
+
+    def fixed_length(self) -> str | None:
+        return "the learning-rate schedule spans the epochs the run began with"
+
+
 # image_classifier
 @dataclasses.dataclass(frozen=True)
 class ImageClassifierConfig(EngineSettings):
