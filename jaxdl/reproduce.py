@@ -23,6 +23,7 @@ import difflib
 import html
 import io
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -178,7 +179,7 @@ def _row(tour_run: TourRun, claim: Claim, quick: bool, outcome: dict[str, Any]) 
         value = claim.value(outcome["metrics"])
     except (KeyError, TypeError, ValueError) as e:
         return {**row, "status": "failed", "reason": f"cannot read the figure: {e}"}
-    row.update(value=value, jaxdl=claim.fmt.format(value))
+    row.update(value=value, jaxdl="none recorded" if math.isnan(value) else claim.fmt.format(value))
     summary = claim.interval(outcome["metrics"])
     if summary is not None:  # judged on the mean, shown with its interval
         row.update(jaxdl=format_interval(summary, claim.fmt), n=summary["n"], half_width=summary["half_width"])

@@ -249,3 +249,16 @@ def test_training_claims_are_judged_on_the_mean_and_shown_with_their_interval(tm
     assert rows[1]["jaxdl"].startswith("+4.00% +- ") and rows[1]["status"] == "quick"
     full = [r for r in reproduce_lib.tour() if r.name in ("cifar10-mlp", "mnist-vae", "regularization")]
     assert all(r.run.seeds >= 4 for r in full)
+
+
+def test_a_figure_the_run_recorded_as_none_reads_none_recorded_not_nan():
+    from jaxdl.claims import Claim, Run
+
+    claim = Claim(source="tutorial 1", statement="seconds to the target", tutorial="", metric="seconds_to_target",
+                  fmt="{:.1f} s")  # fmt: skip
+    tour_run = reproduce_lib.TourRun("cifar10-speedrun", Run(name="speedrun", claims=(claim,)))
+    outcome = {"status": "ran", "metrics": RunResult(figures={"seconds_to_target": None})}
+    row = reproduce_lib._row(tour_run, claim, False, outcome)
+    assert row["jaxdl"] == "none recorded" and row["status"] == "measured"
+    outcome = {"status": "ran", "metrics": RunResult(figures={"seconds_to_target": 84.25})}
+    assert reproduce_lib._row(tour_run, claim, False, outcome)["jaxdl"] == "84.2 s"
