@@ -39,7 +39,14 @@ WHITENING_SAMPLE = 10  # the whitening filters come from every 10th training ima
 
 
 def standardize(images: jax.Array | np.ndarray) -> jax.Array:
-    """uint8 images -> float32 with each channel's training mean 0 and standard deviation 1."""
+    """uint8 images -> float32 with each channel's training mean 0 and standard deviation 1.
+
+    Args:
+      images: ``(B, H, W, 3)`` uint8 pixels.
+
+    Returns:
+      float32 images, same shape.
+    """
     return (jnp.asarray(images, jnp.float32) / 255 - CIFAR_MEAN) / CIFAR_STD
 
 
