@@ -30,11 +30,14 @@ import sys
 try:
     import torch
     import torch.nn as nn
-    import torchvision
-    import torchvision.transforms as transforms
     from torch.utils.data import DataLoader
 except ModuleNotFoundError:
-    sys.exit("torch_cifar10_tutorial.py: needs PyTorch and torchvision; run it with a Python that has them")
+    sys.exit("torch_cifar10_tutorial.py: needs PyTorch; run it with a Python that has it (jaxdl's environment has none)")
+try:
+    import torchvision
+    import torchvision.transforms as transforms
+except ModuleNotFoundError:
+    sys.exit("torch_cifar10_tutorial.py: needs torchvision beside PyTorch; run it with a Python that has both")
 
 ARCHIVE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "datasets", "cifar10-jpg.tar.gz")
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
