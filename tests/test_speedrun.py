@@ -128,3 +128,24 @@ def test_stride_one_is_airbench94s_network_on_the_whole_image():
     variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((2, 32, 32, 3))))
     assert sum(x.size for x in jax.tree.leaves(variables["params"])) == 1_971_352  # the whitening filters are constants
     assert jax.eval_shape(lambda v: model.apply(v, jnp.zeros((2, 32, 32, 3))), variables).shape == (2, 10)
+
+
+@pytest.mark.slow  # compiling the JVP and the gradient takes about 30 s on 2 cores
+def test_the_network_under_grad_jvp_and_vmap_forward_equals_reverse_and_batched_equals_single():
+    x = jax.random.normal(jax.random.key(0), (4, 32, 32, 3))
+    whitening = whitening_filters(np.asarray(x))
+    net = SpeedrunNet(whitening=whitening, widths=(4, 8, 8), conv="xla")
+    variables = net.init(jax.random.key(1), x)
+    params, stats = variables["params"], {"batch_stats": variables["batch_stats"]}
+
+    def loss(p):  # evaluation mode: running statistics, both TTA views
+        return jnp.sum(net.apply({"params": p, **stats}, x) ** 2)
+
+    tangent = jax.tree.map(lambda a: jax.random.normal(jax.random.key(2), a.shape), params)
+    _, forward = jax.jvp(loss, (params,), (tangent,))
+    grads = jax.grad(loss)(params)
+    reverse = sum(jnp.vdot(g, t) for g, t in zip(jax.tree.leaves(grads), jax.tree.leaves(tangent), strict=True))
+    np.testing.assert_allclose(forward, reverse, rtol=1e-4)
+    assert abs(forward) > 1e-3  # a direction the loss moves along
+    batched = jax.vmap(lambda image: net.apply(variables, image[None])[0])(x)
+    np.testing.assert_allclose(batched, net.apply(variables, x), rtol=1e-5, atol=1e-6)
