@@ -78,6 +78,36 @@ def built_once(name: str, build) -> Path:
     return folder
 
 
+XLA_O0_ENV = "JAX_DISABLE_MOST_OPTIMIZATIONS"  # what jax reads at import: the flag reaches subprocesses too
+
+
+@pytest.fixture(scope="module", autouse=True)
+def xla_backend_at_o0(request):
+    """A module marked ``pytestmark = pytest.mark.xla_o0`` compiles with XLA's backend optimisations off
+    (``jax_disable_most_optimizations``: LLVM at -O0), in this process and in its subprocesses.
+
+    Those modules check properties on tiny inputs: derivatives against each other, one code path against
+    another (replicas against single runs, resumed against uninterrupted, NNX against Linen, several devices
+    against one), each side compiled alike. XLA's graph passes (fusion, simplification) run as always, so
+    the programs are the ones users run, lowered by a quicker code generator; at these sizes they compile in
+    about half the time and run in milliseconds either way (measured: docs/performance.md). The modules that
+    run experiments, notebooks and the command line as a user does stay at the default level."""
+    if request.node.get_closest_marker("xla_o0") is None:
+        yield
+        return
+    before, env_before = jax.config.read("jax_disable_most_optimizations"), os.environ.get(XLA_O0_ENV)
+    jax.config.update("jax_disable_most_optimizations", True)
+    os.environ[XLA_O0_ENV] = "true"
+    try:
+        yield
+    finally:
+        jax.config.update("jax_disable_most_optimizations", before)
+        if env_before is None:
+            os.environ.pop(XLA_O0_ENV, None)
+        else:
+            os.environ[XLA_O0_ENV] = env_before
+
+
 @pytest.fixture
 def x64():
     """Runs a test in float64 (gradient checks need it), with XLA's backend optimisations off (LLVM at -O0).

@@ -10,6 +10,8 @@ from jaxdl import autodiff as A
 from jaxdl.functional import mlp_apply, mlp_init
 from jaxdl.functional import scratch as S
 
+pytestmark = pytest.mark.xla_o0  # properties on tiny inputs: quicker to compile (tests/conftest.py)
+
 
 def _mlp(sizes, seed=0):
     params = mlp_init(jax.random.key(seed), sizes, init="glorot", dtype=jnp.float64)

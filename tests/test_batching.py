@@ -7,6 +7,8 @@ import pytest
 
 from jaxdl import data as D
 
+pytestmark = pytest.mark.xla_o0  # properties on tiny inputs: quicker to compile (tests/conftest.py)
+
 
 def test_dropped_remainder_gives_full_distinct_batches():
     idx, mask = D.epoch_indices(jax.random.key(0), 103, 10)

@@ -10,6 +10,8 @@ from jax.flatten_util import ravel_pytree
 from jaxdl import curvature
 from jaxdl.functional import mlp_apply, mlp_init, softmax_cross_entropy
 
+pytestmark = pytest.mark.xla_o0  # properties on tiny inputs: quicker to compile (tests/conftest.py)
+
 
 @pytest.fixture
 def small(x64):

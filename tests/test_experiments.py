@@ -10,6 +10,7 @@ import sys
 import tempfile
 import types
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -529,3 +530,9 @@ def test_api_nnx_without_a_twin_is_refused_in_one_line(tiny_data, tmp_path, caps
     assert main([*args, *(a for s in ("epochs=1", "widths=4,4,4", "api=nnx") for a in ("--set", s))]) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("api=nnx: SpeedrunNet has no Flax NNX twin yet; use api=linen") and len(err.splitlines()) == 1
+
+
+def test_the_experiments_compile_what_users_run():
+    # no xla_o0 mark here (tests/conftest.py): every run above compiles at XLA's default optimisation level
+    assert not jax.config.read("jax_disable_most_optimizations")
+    assert os.environ.get("JAX_DISABLE_MOST_OPTIMIZATIONS") != "true"

@@ -16,6 +16,8 @@ from jax.flatten_util import ravel_pytree
 from jaxdl import forward_learning as fl
 from jaxdl.functional import mlp_apply, mlp_init, softmax_cross_entropy
 
+pytestmark = pytest.mark.xla_o0  # properties on tiny inputs: quicker to compile (tests/conftest.py)
+
 Z = 4.5  # standard errors a sample mean may stray from its expectation (a two-sided p of 7e-6)
 
 

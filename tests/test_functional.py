@@ -12,6 +12,8 @@ from jax.test_util import check_grads
 
 from jaxdl import functional as F
 
+pytestmark = pytest.mark.xla_o0  # properties on tiny inputs: quicker to compile (tests/conftest.py)
+
 
 def _rand(key, shape, scale=1.0):
     return scale * jax.random.normal(jax.random.key(key), shape, dtype=jnp.float64)

@@ -1,5 +1,7 @@
 """The tutorials' networks: output shapes, exact parameter counts, the convolution, the VAE."""
 
+import os
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -8,6 +10,8 @@ import pytest
 
 from jaxdl.models import CNN, MLP, VAE, Conv3x3, SmallMLP, count_params, reparameterize, vae_loss
 from jaxdl.models.classifiers import conv3x3
+
+pytestmark = pytest.mark.xla_o0  # properties on tiny inputs: quicker to compile (tests/conftest.py)
 
 RNGS = {"params": jax.random.key(0), "dropout": jax.random.key(1), "sample": jax.random.key(2)}
 
@@ -251,3 +255,9 @@ def test_reparameterize_draws_from_the_posterior():
     assert float(z.std()) == pytest.approx(0.5, abs=0.01)
     grads = jax.grad(lambda m: reparameterize(jax.random.key(1), m, logvar).sum())(mean)
     np.testing.assert_array_equal(grads, 1.0)  # the pathwise gradient flows to the mean
+
+
+def test_this_module_compiles_with_xla_backend_optimisations_off():
+    # its pytestmark: tests/conftest.py's xla_backend_at_o0 turns the flag on for the module and its subprocesses
+    assert jax.config.read("jax_disable_most_optimizations")
+    assert os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] == "true"

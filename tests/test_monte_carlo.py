@@ -9,6 +9,8 @@ import pytest
 
 from jaxdl import monte_carlo as mc
 
+pytestmark = pytest.mark.xla_o0  # properties on tiny inputs: quicker to compile (tests/conftest.py)
+
 
 def _many(estimator, n=2000, seed=0):
     return np.asarray(jax.jit(jax.vmap(estimator))(jax.random.split(jax.random.key(seed), n)), np.float64)

@@ -11,6 +11,8 @@ from flax import nnx
 from jaxdl.models import CNN, MLP, VAE, SmallMLP
 from jaxdl.models import nnx_models as twins
 
+pytestmark = pytest.mark.xla_o0  # properties on tiny inputs: quicker to compile (tests/conftest.py)
+
 KEY = jax.random.key(0)
 
 

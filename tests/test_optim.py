@@ -9,6 +9,8 @@ import pytest
 
 from jaxdl.functional import optim
 
+pytestmark = pytest.mark.xla_o0  # properties on tiny inputs: quicker to compile (tests/conftest.py)
+
 PARAMS = [
     jnp.float32(1.5),
     (jnp.ones(3), (jnp.arange(2.0), jnp.float32(-1.0))),

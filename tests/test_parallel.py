@@ -26,6 +26,8 @@ from jaxdl.train.fit import fit
 from jaxdl.train.state import init_state
 from jaxdl.train.task import Task, classification_loss
 
+pytestmark = pytest.mark.xla_o0  # properties on tiny inputs: quicker to compile (tests/conftest.py)
+
 WORKER = Path(__file__).with_name("parallel_worker.py")
 # 8 SGD steps (lr 0.01, momentum 0.9) amplify the ~1e-7 rounding differences of a
 # different reduction order to at most ~4e-6 (batch norm's running variance); a wrong

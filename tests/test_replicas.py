@@ -26,6 +26,8 @@ from jaxdl.train.replicas import init_replicas, injected, replica
 from jaxdl.train.state import init_state
 from jaxdl.train.task import Task, classification_loss
 
+pytestmark = pytest.mark.xla_o0  # properties on tiny inputs: quicker to compile (tests/conftest.py)
+
 
 @pytest.fixture(scope="module")
 def digits():

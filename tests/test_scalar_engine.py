@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from jaxdl.autodiff.scalar import MLP, Dual, Scalar, draw_graph, gradient_by_duals, reverse_gradient, to_dot
 from jaxdl.errors import JaxdlError
 
+pytestmark = pytest.mark.xla_o0  # properties on tiny inputs: quicker to compile (tests/conftest.py)
+
 # Operations safe on every real input, so random graphs never leave the domain.
 UNARY = {
     "neg": (lambda a: -a, lambda a: -a),

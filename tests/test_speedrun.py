@@ -12,6 +12,8 @@ from jaxdl.experiments.settings import SpeedrunConfig
 from jaxdl.models.speedrun import SpeedrunNet, dirac_kernel, max_pool_2x2, patches, whitening_filters
 from jaxdl.train.fit import EpochEnd
 
+pytestmark = pytest.mark.xla_o0  # properties on tiny inputs: quicker to compile (tests/conftest.py)
+
 
 def test_whitening_filters_make_the_patches_uncorrelated_with_unit_variance():
     rng = np.random.default_rng(0)

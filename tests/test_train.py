@@ -22,6 +22,8 @@ from jaxdl.train.state import TrainState, init_state
 from jaxdl.train.steps import averages, make_epoch_fns, make_train_step
 from jaxdl.train.task import Task, classification_loss
 
+pytestmark = pytest.mark.xla_o0  # properties on tiny inputs: quicker to compile (tests/conftest.py)
+
 
 @pytest.fixture(scope="module")
 def digits():

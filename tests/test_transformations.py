@@ -15,6 +15,8 @@ from jaxdl.functional import mlp_apply, mlp_init
 from jaxdl.models import CNN, MLP, VAE, BlobClassifier, Conv3x3, SmallMLP, vae_loss
 from jaxdl.models import nnx_models as twins
 
+pytestmark = pytest.mark.xla_o0  # properties on tiny inputs: quicker to compile (tests/conftest.py)
+
 RNGS = {"params": jax.random.key(0), "dropout": jax.random.key(1), "sample": jax.random.key(2)}
 
 
