@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from jaxdl.results import RunResult
 
 
@@ -16,6 +18,7 @@ def _run_blobs(out, cache, extra_env=None):
     return RunResult.read(out)
 
 
+@pytest.mark.slow
 def test_a_second_run_loads_every_program_the_first_compiled(tmp_path):
     cache = tmp_path / "xla"
     first = _run_blobs(tmp_path / "a", cache)
@@ -30,6 +33,7 @@ def test_a_second_run_loads_every_program_the_first_compiled(tmp_path):
     assert second.compile["xla_s"] < first.compile["xla_s"]
 
 
+@pytest.mark.slow
 def test_the_cache_can_be_turned_off(tmp_path):
     _run_blobs(tmp_path / "a", tmp_path / "xla", {"JAXDL_COMPILATION_CACHE": "off"})
     assert not (tmp_path / "xla").exists()

@@ -338,6 +338,7 @@ def test_cache_lock_files_go_with_their_entry_and_orphans_on_the_next_use(tmp_pa
 # ---------------------------------------------------------------------- TFDS
 
 
+@pytest.mark.slow
 def test_tfds_source_with_mock_data(monkeypatch):
     tfds = pytest.importorskip("tensorflow_datasets")
     pytest.importorskip("tensorflow", reason="TFDS's reader needs the project's [tfds] extra")

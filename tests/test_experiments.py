@@ -113,9 +113,9 @@ NOT_JUDGED_AT_SMALLEST = {
 }
 
 
-# experiments whose smallest run takes over about 3.5 s on 2 cores: their tests are marked slow
+# experiments whose smallest run takes over about 5 s on 2 cores (in a full run): their tests are marked slow
 SLOW = {"curvature", "forward-gradient", "forward-learning", "regularization", "cifar10-cnn", "activations",
-        "cifar10-speedrun",
+        "cifar10-speedrun", "cifar10-mlp",
         "minibatch-sgd", "monte-carlo",
         "autodiff-modes", "optimizers", "mnist-vae", "universal-approximation", "scalar-engine"}  # fmt: skip
 

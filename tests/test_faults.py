@@ -138,6 +138,7 @@ LIMITED_JAXDL = [sys.executable, "-c", "import resource, runpy, sys; "
                  "sys.argv = ['jaxdl', *sys.argv[2:]]; runpy.run_module('jaxdl.cli', run_name='__main__')"]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_figures_are_written_gives_one_line_and_keeps_the_written_files(tmp_path):
     # Writes past 20 kB fail (EFBIG), as a disk that fills up after the small JSON files would.
     out = tmp_path / "run"
@@ -365,6 +366,7 @@ def test_sigterm_at_a_random_step_then_resume_ends_equal_to_an_uncut_run(mnist_f
     assert [_without_timings(r) for r in histories[1]] == [_without_timings(r) for r in histories[0]]
 
 
+@pytest.mark.slow
 def test_sigterm_from_outside_stops_a_run_in_one_line(mnist_folder, tmp_path):
     out = tmp_path / "r"
     args = _mnist_args(mnist_folder, out, "epochs=100000", "batch_size=1")
@@ -391,6 +393,7 @@ def test_sigterm_from_outside_stops_a_run_in_one_line(mnist_folder, tmp_path):
 # -- two writers -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_second_writer_of_the_same_out_stops_naming_the_holder(tmp_path):
     out = tmp_path / "r"
     out.mkdir()

@@ -210,6 +210,7 @@ def test_local_losses_train_each_block_on_its_own_head_only(x64):
     np.testing.assert_allclose(local[-1], e2e_loss, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_a_guess_gives_the_projection_of_the_gradient_on_it(x64):
     params, loss = mlp_problem([4, 5, 3], batch=4)
     true = jax.grad(loss)(params)

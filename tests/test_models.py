@@ -47,6 +47,7 @@ def test_cnn_batch_norm_statistics_and_dropout():
     np.testing.assert_array_equal(model.apply(variables, x), model.apply(variables, x))  # eval is deterministic
 
 
+@pytest.mark.slow
 def test_batch_norm_of_groups_is_batch_norm_of_their_concatenation(x64):
     from jaxdl.functional.normalization import batch_normalize
 
@@ -225,6 +226,7 @@ def test_cnn_takes_uint8_images_as_they_load():
         conv3x3(images, variables["params"]["conv1"]["kernel"])
 
 
+@pytest.mark.slow
 def test_vae_shapes_loss_and_parameter_count():
     model = VAE()
     image = jax.random.uniform(jax.random.key(0), (4, 784))

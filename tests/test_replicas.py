@@ -182,6 +182,7 @@ def test_grid_errors_on_the_command_line_are_one_line_with_exit_2(tmp_path, caps
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_a_vmapped_grid_times_seeds_writes_the_sweep(tmp_path, image_folder):
     data = image_folder(tmp_path / "mnist", [str(d) for d in range(10)], 28, "L", {"train": 3, "test": 3})
     out = tmp_path / "run"

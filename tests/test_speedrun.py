@@ -54,6 +54,7 @@ def test_dirac_kernel_starts_as_the_identity_on_the_first_channels():
     assert float(jnp.abs(kernel[..., 4:]).max()) > 0  # the other filters keep PyTorch's random start
 
 
+@pytest.mark.slow
 def test_evaluation_averages_each_image_and_its_mirror_image():
     x = jax.random.normal(jax.random.key(0), (3, 32, 32, 3))
     net = SpeedrunNet(widths=(4, 8, 8))

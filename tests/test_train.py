@@ -228,6 +228,7 @@ def _as_written_before(record, old_format):
     return record
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("old_format", [2, 1])
 def test_a_single_runs_checkpoint_of_an_older_format_resumes_mid_epoch_bitwise(digits, tmp_path, monkeypatch,
                                                                                old_format):  # fmt: skip

@@ -122,7 +122,7 @@ class _Lazy(dict):
 
 
 FLAX_MODULES = ["BlobClassifier", "MLP", "SmallMLP", "CNN-train", "CNN-eval", "VAE", "Conv3x3-stride2"]
-# slow: the CNN (its second-order programs compile for tens of seconds) and the VAE (over the 3.5 s mark)
+# slow: the CNN (its second-order programs compile for tens of seconds) and the VAE (over the slow mark)
 NAMES = [
     pytest.param(name, marks=[pytest.mark.slow] if "CNN" in name or "VAE" in name else [])
     for name in [*FLAX_MODULES, "mlp_apply", *(f"nnx:{name}" for name in FLAX_MODULES)]
@@ -135,6 +135,7 @@ def nets():
         yield networks()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_check_grads_to_order_two_in_both_modes(name, nets, x64):
     loss, params, inputs = nets[name]
