@@ -115,7 +115,7 @@ def x64():
     The float64 tests check maths (derivatives to second order, Hessians, estimators' statistics) in
     programs that no user runs, on inputs of a few hundred numbers: they compile in half the time at -O0
     and still run in milliseconds (measured: docs/performance.md). XLA's graph optimisations (fusion,
-    simplification) run as always; every float32 test compiles what users run."""
+    simplification) run as always; float32 tests are at -O0 only in modules marked ``xla_o0``."""
     before = jax.config.read("jax_disable_most_optimizations")
     jax.config.update("jax_disable_most_optimizations", True)
     try:
