@@ -226,6 +226,46 @@ def test_a_failed_writes_unretrieved_futures_are_not_logged_again(caplog, error,
     assert any("_GatheringFuture exception was never retrieved" in m for m in messages) == logged, messages
 
 
+def _raised_while_handling_a_failed_write() -> RuntimeError:
+    try:
+        raise OSError(errno.EFBIG, "File too large")
+    except OSError:
+        try:
+            raise RuntimeError("raised while handling it")  # its implicit __context__ is the OSError
+        except RuntimeError as e:
+            return e
+
+
+@pytest.mark.parametrize(
+    ("error", "logged"),
+    [
+        (OSError(errno.EFBIG, "File too large"), False),
+        (_raised_while_handling_a_failed_write(), False),
+        (ValueError("a bug, not a failed write"), True),
+    ],
+)
+def test_orbaxs_thread_reporting_a_failed_write_after_the_save_raised_is_not_logged_again(caplog, error, logged):
+    # CI once printed Orbax's "_SignalingThread.run() raised an exception: [Errno 27] File too large" (absl,
+    # with its traceback) after the one-line error: its background thread logs the failed write whenever it
+    # gets to it, after the save has raised. Here it logs as Orbax's thread does.
+    from absl import logging as absl_logging
+
+    from jaxdl.train.checkpoint import _echoes_of_a_failure_quiet
+
+    with contextlib.suppress(RuntimeError), _echoes_of_a_failure_quiet():  # as around a save that fails
+        raise RuntimeError("the save failed")
+    with caplog.at_level(logging.ERROR, logger="absl"):
+        try:
+            raise error
+        except BaseException as e:
+            absl_logging.exception(
+                "[process=%d][thread=%s][operation_id=%s] _SignalingThread.run() raised an exception: %s",
+                0, "array_type_handler", 1, e,
+            )  # fmt: skip
+    messages = [r.getMessage() for r in caplog.records if r.name == "absl"]
+    assert any("_SignalingThread.run() raised an exception" in m for m in messages) == logged, messages
+
+
 @pytest.mark.slow
 def test_a_checkpoint_that_cannot_be_written_keeps_the_earlier_ones(tmp_path):
     # In a process of its own: the file-size limit must not stop this one's writes (pytest's log).

@@ -40,8 +40,9 @@ def _echoes_of_a_failure_quiet():
 
     When a save or restore fails part-way, TensorStore futures still pending finish later, some before
     Orbax raises and some after, at exit too: they call back into Orbax's closed asyncio loop (Python
-    reports each as an unraisable ``RuntimeError('Event loop is closed')``) and asyncio logs the other
-    failed writes as "exception was never retrieved". The failure itself is reported in one line. The hooks
+    reports each as an unraisable ``RuntimeError('Event loop is closed')``), asyncio logs the other
+    failed writes as "exception was never retrieved", and Orbax's background thread logs its failed write
+    through absl once the save has already raised. The failure itself is reported in one line. The hooks
     come off again when the operation succeeds and stay (once) when it failed; importing jaxdl installs
     nothing. Every other unraisable exception and log record is reported as before.
     """
@@ -55,7 +56,8 @@ def _echoes_of_a_failure_quiet():
             previous(unraisable)
 
     sys.unraisablehook = hook
-    logging.getLogger("asyncio").addFilter(late_writes)
+    for logger in LATE_LOGGERS:
+        logging.getLogger(logger).addFilter(late_writes)
     try:
         yield
     except BaseException:
@@ -63,7 +65,11 @@ def _echoes_of_a_failure_quiet():
         raise
     if sys.unraisablehook is hook:  # not replaced by someone else meanwhile
         sys.unraisablehook = previous
-    logging.getLogger("asyncio").removeFilter(late_writes)
+    for logger in LATE_LOGGERS:
+        logging.getLogger(logger).removeFilter(late_writes)
+
+
+LATE_LOGGERS = ("asyncio", "absl")  # asyncio's unretrieved futures; Orbax's background threads log through absl
 
 
 def _keep_quiet() -> None:
@@ -75,17 +81,26 @@ _quiet_for_good = False
 
 
 class _LateWriteFailures(logging.Filter):
-    """Drops asyncio's "<Future, Task or _GatheringFuture> exception was never retrieved" for a failed
-    write (an OSError, or TensorStore's wrapping of one). Which of the writes asyncio reports depends on the
-    order they fail in, so the check is on the message's ending, not on the future's class."""
+    """Drops the late reports of a failed write (an OSError, or TensorStore's wrapping of one, anywhere in
+    the exception's chain): asyncio's "<Future, Task or _GatheringFuture> exception was never retrieved",
+    and Orbax's "_SignalingThread.run() raised an exception", which its thread logs whenever it gets to it.
+    Which of the writes asyncio reports depends on the order they fail in, so the check is on the message,
+    not on the future's class."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        unretrieved = str(record.msg).split("\n", 1)[0].endswith("exception was never retrieved")
-        failed_write = isinstance(error, OSError) or any(
+        first_line = str(record.msg).split("\n", 1)[0]
+        late = first_line.endswith("exception was never retrieved") or "_SignalingThread.run() raised" in first_line
+        return not (late and _a_failed_write(record.exc_info[1] if record.exc_info else None))
+
+
+def _a_failed_write(error: BaseException | None) -> bool:
+    while error is not None:
+        if isinstance(error, OSError) or any(
             code in str(error) for code in ("os_error_code", "RESOURCE_EXHAUSTED", "OUT_OF_RANGE")
-        )
-        return not (unretrieved and failed_write)
+        ):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 @contextlib.contextmanager
