@@ -537,49 +537,90 @@ def fit(
     state = fns.place_state(state)
 
     train_steps, evaluate, zero_sums, compile_seconds = _compile(fns, state, data, val, key, epochs - run.epoch + 1)
-
-    chunks = ChunkSizer(chunk_seconds, fns.steps_per_epoch)
-    agree = agree_across_processes if jax.process_count() > 1 else _same
-    stopped_early, step_losses = False, []
-    with (
-        progress_bar((epochs - run.epoch + 1) * fns.steps_per_epoch - run.steps_done, "training", "step") as bar,
-        StopRequests(enabled=checkpoints is not None) as stop_requests,
-    ):
-        for epoch in range(run.epoch, epochs + 1):
-            first = run.steps_done if epoch == run.epoch else 0
-            trained = run.active.copy()  # the replicas this epoch trains (the others are frozen)
-            sums = fns.place(run.step_sums if first else zero_sums)
-            state, sums, done, epoch_seconds = train_in_chunks(
-                train_steps, state, data, fns.epoch_batches(key, epoch, run.active), sums, first, chunks,
-                lambda: stop_requests.requested, agree, functools.partial(_show, bar, epoch, run.replicas * batch_size),
-            )  # fmt: skip
-            step_sums = jax.device_get(sums)
-            if first and run.partial_seconds:  # resumed mid-epoch: the steps before the stop count too
-                epoch_seconds, first = epoch_seconds + run.partial_seconds, 0
-            if done < fns.steps_per_epoch:  # stopped by a signal
-                run.partial_seconds = epoch_seconds
-                _guard({k: v[:done] for k, v in step_sums.items()}, epoch, trained, run, checkpoints, log)
-                step = run.save(checkpoints, state, hooks, epoch, done, fns.steps_per_epoch, step_sums)
-                run_dir.write_history(run.history)  # the finished epochs, even if none
-                raise _stopped(stop_requests, step, _where(epoch, done, fns.steps_per_epoch), checkpoints)
-            step_losses.append(_guard(step_sums, epoch, trained, run, checkpoints, log))
-            val_sums = evaluate(state, val) if evaluate is not None else None
-            record = _record(epoch, step_sums, val_sums, run, trained)
-            examples = (done - first) * run.replicas * batch_size
-            record.update(seconds=epoch_seconds, examples_per_second=examples / max(epoch_seconds, 1e-12))
-            bar.clear()  # before the hooks' lines
-            for hook in hooks:  # the caller's, then the history and early stopping
-                hook.after_epoch(EpochEnd(epoch, state, record, run.active))
-            if checkpoints:
-                step = run.save(checkpoints, state, hooks, epoch, fns.steps_per_epoch, fns.steps_per_epoch)
-            if not run.active.any():
-                stopped_early = True
-                break
-            if agree(chunks.size, stop_requests.requested)[1] and epoch < epochs:
-                raise _stopped(stop_requests, step, _where(epoch, done, fns.steps_per_epoch), checkpoints)
+    loop = _EpochLoop(
+        fns, train_steps, evaluate, zero_sums, data, val, key, run, hooks, checkpoints, run_dir, epochs, log
+    )
+    state, step_losses, stopped_early = loop.train(state, ChunkSizer(chunk_seconds, fns.steps_per_epoch))
     if checkpoints:
         checkpoints.close()
     return _result(state, run, step_losses, stopped_early, compile_seconds, fns)
+
+
+@dataclasses.dataclass
+class _EpochLoop:
+    """What every epoch of :func:`fit` runs with: the compiled programs, the placed data, the run's
+    record, the hooks and the checkpoints."""
+
+    fns: EpochFns
+    train_steps: Any
+    evaluate: Any
+    zero_sums: dict[str, np.ndarray]
+    data: dict[str, jax.Array]
+    val: dict[str, jax.Array] | None
+    key: jax.Array
+    run: _Run
+    hooks: Sequence[Hook]
+    checkpoints: Checkpoints | None
+    run_dir: RunDir | None
+    epochs: int
+    log: Callable[[str], None]
+
+    def train(self, state: TrainState, chunks: ChunkSizer) -> tuple[TrainState, list[np.ndarray], bool]:
+        """Runs the epochs left: ``(state, each epoch's per-step losses, whether early stopping ended it)``."""
+        fns, run, checkpoints = self.fns, self.run, self.checkpoints
+        agree = agree_across_processes if jax.process_count() > 1 else _same
+        step_losses = []
+        steps_left = (self.epochs - run.epoch + 1) * fns.steps_per_epoch - run.steps_done
+        with (
+            progress_bar(steps_left, "training", "step") as bar,
+            StopRequests(enabled=checkpoints is not None) as stop_requests,
+        ):
+            for epoch in range(run.epoch, self.epochs + 1):
+                first = run.steps_done if epoch == run.epoch else 0
+                trained = run.active.copy()  # the replicas this epoch trains (the others are frozen)
+                sums = fns.place(run.step_sums if first else self.zero_sums)
+                state, sums, done, seconds = train_in_chunks(
+                    self.train_steps, state, self.data, fns.epoch_batches(self.key, epoch, run.active), sums,
+                    first, chunks, lambda: stop_requests.requested, agree,
+                    functools.partial(_show, bar, epoch, run.replicas * fns.batch_size),
+                )  # fmt: skip
+                step_sums = jax.device_get(sums)
+                if first and run.partial_seconds:  # resumed mid-epoch: the steps before the stop count too
+                    seconds, first = seconds + run.partial_seconds, 0
+                if done < fns.steps_per_epoch:  # stopped by a signal
+                    raise self._stop_within(stop_requests, state, epoch, done, seconds, trained, step_sums)
+                step_losses.append(_guard(step_sums, epoch, trained, run, checkpoints, self.log))
+                bar.clear()  # before the hooks' lines
+                step = self._end_epoch(state, epoch, step_sums, trained, seconds, done - first)
+                if not run.active.any():
+                    return state, step_losses, True
+                if agree(chunks.size, stop_requests.requested)[1] and epoch < self.epochs:
+                    raise _stopped(stop_requests, step, _where(epoch, done, fns.steps_per_epoch), checkpoints)
+        return state, step_losses, False
+
+    def _end_epoch(self, state: TrainState, epoch: int, step_sums: dict[str, np.ndarray], trained: np.ndarray,
+                   seconds: float, steps: int) -> int | None:  # fmt: skip
+        """Evaluates, records and hands a finished epoch to the hooks, then saves a checkpoint (its step)."""
+        val_sums = self.evaluate(state, self.val) if self.evaluate is not None else None
+        record = _record(epoch, step_sums, val_sums, self.run, trained)
+        examples = steps * self.run.replicas * self.fns.batch_size
+        record.update(seconds=seconds, examples_per_second=examples / max(seconds, 1e-12))
+        for hook in self.hooks:  # the caller's, then the history and early stopping
+            hook.after_epoch(EpochEnd(epoch, state, record, self.run.active))
+        if not self.checkpoints:
+            return None
+        steps_per_epoch = self.fns.steps_per_epoch
+        return self.run.save(self.checkpoints, state, self.hooks, epoch, steps_per_epoch, steps_per_epoch)
+
+    def _stop_within(self, requests: StopRequests, state: TrainState, epoch: int, done: int, seconds: float,
+                     trained: np.ndarray, step_sums: dict[str, np.ndarray]) -> Stopped:  # fmt: skip
+        """A stop in the middle of an epoch: its finished steps are guarded and saved with their sums."""
+        run, steps_per_epoch = self.run, self.fns.steps_per_epoch
+        run.partial_seconds = seconds
+        _guard({k: v[:done] for k, v in step_sums.items()}, epoch, trained, run, self.checkpoints, self.log)
+        step = run.save(self.checkpoints, state, self.hooks, epoch, done, steps_per_epoch, step_sums)
+        self.run_dir.write_history(run.history)  # the finished epochs, even if none
+        return _stopped(requests, step, _where(epoch, done, steps_per_epoch), self.checkpoints)
 
 
 def _all_hooks(given: Sequence[Hook | EpochCallback], run: _Run, run_dir: RunDir | None, epochs: int,
