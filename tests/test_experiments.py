@@ -448,7 +448,8 @@ def test_forward_learning_trains_the_same_blocked_mlp_on_cifar10_and_writes_its_
     for method in ("backprop", "lg-bp", "fg-w", "fg-a", "heads"):
         assert metrics.intervals[f"{method}_test_accuracy"]["n"] == 2
         assert 0 <= metrics[f"{method}_test_accuracy"] <= 1 and metrics[f"{method}_ms_per_step"] > 0
-    assert np.isfinite(metrics["gap_fg_a_points"]) and 0 < metrics["cosine_activity_k1"] <= 1
+    # 16 units in 16 groups: a random sign along each unit gives the exact local gradient, up to rounding
+    assert np.isfinite(metrics["gap_fg_a_points"]) and 0 < metrics["cosine_activity_k1"] <= 1 + 1e-6
     assert read_json(out / "config.json")["config"]["dataset"] == "cifar10"
     assert {r["epoch"] for r in read_history(out / "history.jsonl")} == {0, 1}
     assert_figure(out / "forward_learning.png", (1308, 483))

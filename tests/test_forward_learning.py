@@ -79,8 +79,8 @@ def dense_problem(batch, fan_in, width, classes=3, seed=0, groups=1):
     return params, x, y
 
 
-@pytest.mark.parametrize("k", [1, 3])
-def test_activity_perturbed_weight_gradient_is_unbiased_with_variance_h_plus_1_per_example(k, x64):
+@pytest.mark.parametrize("k, signs", [(1, False), (3, False), (1, True), (3, True)])
+def test_activity_perturbed_weight_gradient_is_unbiased_with_variance_h_plus_1_per_example(k, signs, x64):
     params, x, y = dense_problem(batch=5, fan_in=6, width=4)
     block = params["block0"]
     true = jax.grad(lambda d: fl.end_to_end_loss({"block0": {"dense": d, "head": block["head"]}}, x, y))(block["dense"])
@@ -93,20 +93,33 @@ def test_activity_perturbed_weight_gradient_is_unbiased_with_variance_h_plus_1_p
 
     g = jax.grad(lambda z: per_example(z).sum())(z)  # row i is grad l_i: l_i reads z_i only
     draws, batch, width = 4000, 5, 4
-    estimates = np.asarray(
-        jax.jit(
-            jax.vmap(
-                lambda key: fl.dense_weight_gradient(x, fl.activity_perturbed(per_example, z, key, k)[1])["w"].ravel()
-            )
-        )(jax.random.split(jax.random.key(3), draws))
-    )
+
+    def estimate(key):
+        return fl.dense_weight_gradient(x, fl.activity_perturbed(per_example, z, key, k, signs=signs)[1])["w"].ravel()
+
+    estimates = np.asarray(jax.jit(jax.vmap(estimate))(jax.random.split(jax.random.key(3), draws)))
     x, g, true = np.asarray(x), np.asarray(g), np.asarray(true["w"]).ravel()
-    # Var of estimate [a, b] = sum_i x_ia^2 (|g_i|^2 + g_ib^2) / (k B^2): the tangents of the examples are independent
+    # Var of estimate [a, b] = sum_i x_ia^2 (|g_i|^2 + s g_ib^2) / (k B^2): the tangents of the examples are
+    # independent; s = 1 for normal tangents (E[(g.u)^2 u_b^2] = |g|^2 + 2 g_b^2), s = -1 for random signs
+    # (u_b^2 = 1: E[(g.u)^2 u_b^2] = |g|^2), so H - 1 in place of H + 1 in the total
+    s = -1 if signs else 1
     g2 = np.sum(g**2, 1)
-    variances = np.einsum("ia,ib->ab", x**2, g2[:, None] + g**2) / (k * batch**2)
+    variances = np.einsum("ia,ib->ab", x**2, g2[:, None] + s * g**2) / (k * batch**2)
     assert_unbiased(estimates, true, variances.ravel(), draws)
-    total = np.sum(np.sum(x**2, 1) * (width + 1) * g2) / (k * batch**2)
+    total = np.sum(np.sum(x**2, 1) * (width + s) * g2) / (k * batch**2)
     assert_mean_near(np.sum((estimates - true) ** 2, 1), total, "total variance")
+
+
+@pytest.mark.parametrize("shape", [(3, 50), (64,), (1,)])
+def test_random_signs_are_fair_independent_and_unpacked_32_to_a_word(shape):
+    u = np.asarray(fl.random_signs(jax.random.key(0), shape))
+    assert u.shape == shape and u.dtype == np.float32 and set(np.unique(u)) <= {-1.0, 1.0}
+    draws = np.asarray(jax.vmap(lambda k: fl.random_signs(k, shape).ravel())(jax.random.split(jax.random.key(1), 4000)))
+    # E[u u^T] = I: each entry of the mean of 4,000 products has standard error 1 / sqrt(4000)
+    second = draws.T @ draws / len(draws)
+    bound = statistics.NormalDist().inv_cdf(1 - 0.0005 / second.size) / np.sqrt(len(draws))
+    assert np.max(np.abs(second - np.eye(second.shape[0]))) < bound
+    assert np.max(np.abs(draws.mean(0))) < bound  # fair: each bit of a word is a sign of its own
 
 
 @pytest.mark.slow

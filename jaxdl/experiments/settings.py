@@ -183,7 +183,13 @@ class ForwardLearningConfig:
     groups: int = setting(
         16, "local losses per block: head j's gradient enters the j-th group of the block's units only", ge=1
     )
-    tangents: int = setting(1, "random tangents averaged per block and step by fg-w and fg-a", ge=1)
+    tangents: int = setting(
+        64,
+        "random tangents averaged per block and step by fg-a (fg-w draws one: each of its tangents is as large as "
+        "the weights)",
+        ge=1,
+    )
+    signs: bool = setting(True, "fg-a's tangents are random signs, 32 per random word, rather than normal draws")
     n_train: int = setting(0, "training images, a random subset (0: all)", ge=0)
     n_test: int = setting(0, "test images, a random subset (0: all)", ge=0)
     validation: int = setting(
