@@ -329,10 +329,10 @@ EXPERIMENT = Experiment(
         Run(name="forward-learning", data="mnist",
             quick=("n_train=2048", "n_test=1000", "epochs=2", "batch_size=64", "hidden=128,128",
                    "cosine_ks=1,4,16", "cosine_draws=8"),
-            claims=_claims("MNIST MLP 784-256-256-256-10", 1.5)),
+            claims=_claims("MNIST MLP 784-512-512-512-10", 1.5)),
         Run(name="forward-learning-cifar10", data="cifar10", settings=("dataset=cifar10",),
             quick=("n_train=2048", "n_test=1000", "epochs=2", "batch_size=64", "hidden=128,128",
                    "cosine_ks=1,4,16", "cosine_draws=8"),
-            claims=_claims("CIFAR-10 MLP 3072-256-256-256-10", 5)),
+            claims=_claims("CIFAR-10 MLP 3072-512-512-512-10", 5)),
     ),
 )  # fmt: skip

@@ -169,7 +169,7 @@ class ForwardLearningConfig:
     )
     data: str = setting("", "local copy of the dataset; empty: $JAXDL_DATA_DIR or TFDS")
     hidden: tuple[int, ...] = setting(
-        (256, 256, 256), "widths of the blocks (a dense layer, ReLU and `groups` linear heads each)", ge=1
+        (512, 512, 512), "widths of the blocks (a dense layer, ReLU and `groups` linear heads each)", ge=1
     )
     methods: tuple[Literal["backprop", "lg-bp", "fg-w", "fg-a", "heads"], ...] = setting(
         FORWARD_LEARNING_METHODS,
