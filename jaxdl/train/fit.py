@@ -462,66 +462,45 @@ def _where(epoch: int, done: int, steps_per_epoch: int) -> str:
     return f"end of epoch {epoch}" if done >= steps_per_epoch else f"epoch {epoch}, step {done} of {steps_per_epoch}"
 
 
-def fit(
-    task: Task,
-    state: TrainState,
-    train_data: dict[str, np.ndarray] | Dataset,
-    *,
-    epochs: int,
-    batch_size: int,
-    key: jax.Array,
-    val_data: dict[str, np.ndarray] | Dataset | None = None,
-    run_dir: RunDir | None = None,
-    keep_checkpoints: int = 3,
-    patience: int | None = None,
-    resume: bool = False,
-    mesh: Mesh | None = None,
-    chunk_seconds: float = 10.0,
-    hooks: Sequence[Hook | EpochCallback] = (),
-    log: Callable[[str], None] = print,
-) -> FitResult:
-    """Trains ``state`` for ``epochs`` epochs, in compiled chunks of steps.
+def fit(task: Task, state: TrainState, train_data: dict[str, np.ndarray] | Dataset, *, epochs: int, batch_size: int,
+        key: jax.Array, val_data: dict[str, np.ndarray] | Dataset | None = None, run_dir: RunDir | None = None,
+        keep_checkpoints: int = 3, patience: int | None = None, resume: bool = False, mesh: Mesh | None = None,
+        chunk_seconds: float = 10.0, hooks: Sequence[Hook | EpochCallback] = (),
+        log: Callable[[str], None] = print) -> FitResult:  # fmt: skip
+    """Trains ``state`` for ``epochs`` epochs, in compiled chunks of steps (bitwise the same however chunked).
 
-    Each epoch runs as compiled chunks of about ``chunk_seconds`` (a whole epoch
-    when it is shorter); the result is bitwise the same however it is chunked.
-    After each epoch: the non-finite-loss guard, the epoch's record, the ``hooks``,
-    early stopping, the history and a checkpoint, in that order.
-    With a ``run_dir``, SIGTERM or Ctrl-C stops the run at the end of the chunk
-    under way: it saves a checkpoint of that step (with the epoch's partial
-    metrics), and raises :class:`jaxdl.errors.Stopped`; ``resume=True`` then
-    finishes the same epoch and ends bitwise equal to an uninterrupted run.
+    After each epoch: the non-finite-loss guard, the epoch's record, the ``hooks``, early stopping, the
+    history and a checkpoint, in that order. With a ``run_dir``, SIGTERM or Ctrl-C stops the run at the end
+    of the chunk under way, saves a checkpoint of that step and raises :class:`jaxdl.errors.Stopped`;
+    ``resume=True`` then ends bitwise equal to an uninterrupted run.
 
     Args:
       task: the model, loss and preprocessing.
       state: the initial TrainState (also the shape a resumed state is restored into).
-      train_data: a Dataset, or host arrays with examples on the leading axis
-        ("inputs", "labels", ...).
+      train_data: a Dataset, or host arrays with examples on the leading axis ("inputs", "labels", ...).
       epochs: total epochs, counting those of a resumed run.
       batch_size: examples per step; the last partial batch is dropped.
-      key: PRNG key for shuffling (typed or raw); epoch e shuffles with ``fold_in(key, e)``.
-        One key per replica (``(R, 2)`` raw, or ``(R,)`` typed) trains a stacked state of R
-        replicas (:func:`jaxdl.train.init_replicas`) in one vmapped program: early stopping
-        and the guard then act per replica, and hooks receive the stacked state.
+      key: PRNG key for shuffling (epoch e shuffles with ``fold_in(key, e)``). One key per replica
+        (``(R, 2)`` raw or ``(R,)`` typed) trains a stacked state of R replicas
+        (:func:`jaxdl.train.init_replicas`) in one vmapped program; early stopping and the guard act per
+        replica, and hooks receive the stacked state.
       val_data: evaluated after every epoch; early stopping watches its loss.
-      run_dir: where history.jsonl and checkpoints/ go (None: neither, and
-        signals keep their usual effect).
+      run_dir: where history.jsonl and checkpoints/ go (None: neither, and signals keep their usual effect).
       keep_checkpoints: newest checkpoints kept: one per epoch, plus one on a stop.
       patience: stop after this many epochs without a lower validation loss (None: never).
       resume: continue from the newest good checkpoint in ``run_dir``.
-      mesh: the devices each batch is split over (default: every device JAX sees);
-        ``batch_size`` must divide over it.
+      mesh: the devices each batch is split over (default: every device); ``batch_size`` must divide over it.
       chunk_seconds: the longest a stop request waits for the steps under way.
-      hooks: :class:`Hook` objects (:class:`jaxdl.train.instruments.Instruments` adds layer
-        statistics), or functions ``callback(epoch, state, record)`` returning entries to add to
-        the epoch's record.
+      hooks: :class:`Hook` objects (:class:`jaxdl.train.instruments.Instruments` adds layer statistics), or
+        functions ``callback(epoch, state, record)`` returning entries to add to the epoch's record.
       log: where the per-epoch line goes.
 
     Returns:
       A :class:`FitResult`.
 
     Raises:
-      JaxdlError: the loss became NaN or infinite (the message names the epoch
-        and step; earlier checkpoints are kept), or there is nothing to resume.
+      JaxdlError: the loss became NaN or infinite (the message names the epoch and step; earlier
+        checkpoints are kept), or there is nothing to resume.
       Stopped: a signal stopped the run after its checkpoint was saved.
     """
     train_data, val_data, key = as_arrays(train_data), as_arrays(val_data), raw_key(key)
@@ -537,9 +516,8 @@ def fit(
     state = fns.place_state(state)
 
     train_steps, evaluate, zero_sums, compile_seconds = _compile(fns, state, data, val, key, epochs - run.epoch + 1)
-    loop = _EpochLoop(
-        fns, train_steps, evaluate, zero_sums, data, val, key, run, hooks, checkpoints, run_dir, epochs, log
-    )
+    loop = _EpochLoop(fns, train_steps, evaluate, zero_sums, data, val, key, run, hooks, checkpoints, run_dir, epochs,
+                      log)  # fmt: skip
     state, step_losses, stopped_early = loop.train(state, ChunkSizer(chunk_seconds, fns.steps_per_epoch))
     if checkpoints:
         checkpoints.close()
