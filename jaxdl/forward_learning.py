@@ -83,7 +83,7 @@ def random_signs(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> j
     """Independent fair ``+1`` / ``-1`` entries (Rademacher), 32 from each random 32-bit word.
 
     A tangent needs ``E[u u^T] = I``, which random signs have as normal draws do; drawing a normal costs a
-    whole random word (about as much as 30 multiply-adds on a CPU), a sign costs one bit of one.
+    whole random word, a sign one bit of one.
 
     Args:
       key: the draw's key.
