@@ -1,12 +1,13 @@
 """Tutorial 0's universal approximation theorem, measured: one hidden layer of N sigmoids fits a continuous function.
 
 G^N(x) = sum_j alpha_j sigmoid(w_j . x + theta_j) (+ a bias) is fitted by full-batch Adam (one compiled
-``lax.scan`` per width) to f(x) = sin(2 pi x) + 0.5 cos(5 pi x) on [0, 1] and to
+program per dimension, every width vmapped) to f(x) = sin(2 pi x) + 0.5 cos(5 pi x) on [0, 1] and to
 f(x, y) = sin(2 pi x) cos(2 pi y) on [0, 1]^2; the maximum error on a fine grid falls as N grows.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -84,35 +85,68 @@ def init_sigmoid_layer(key: jax.Array, dim: int, width: int, steepness: float = 
     return params
 
 
-def fit(width: int, target, dim: int, config: Config):
-    """Fits G^N by full-batch Adam on a grid and measures its max error on a 4x finer grid.
+def _padded_inits(widths: tuple[int, ...], dim: int, seed: int):
+    """Each width's :func:`init_sigmoid_layer`, its hidden units padded with zeros to the widest, stacked;
+    and the masks ``(len(widths), widest)`` that keep the padding's units out of the network."""
+    widest = max(widths)
+
+    def pad(a, axis, width):
+        return jnp.pad(a, [(0, widest - width) if i == axis % a.ndim else (0, 0) for i in range(a.ndim)])
+
+    inits = []
+    for width in widths:
+        p = init_sigmoid_layer(jax.random.fold_in(jax.random.key(seed), width * 10 + dim), dim, width)
+        inits.append({"dense0": {"w": pad(p["dense0"]["w"], -1, width), "b": pad(p["dense0"]["b"], -1, width)},
+                      "dense1": {"w": pad(p["dense1"]["w"], 0, width), "b": p["dense1"]["b"]}})  # fmt: skip
+    masks = jnp.asarray([[1.0] * w + [0.0] * (widest - w) for w in widths])
+    return jax.tree.map(lambda *a: jnp.stack(a), *inits), masks
+
+
+def _model(params, mask, x):
+    """G^N at ``x``: the masked units output zero, so their weights get zero gradients and Adam never moves them."""
+    return mlp_apply(params, x, activation=lambda h: sigmoid(h) * jnp.broadcast_to(mask, h.shape))[..., 0]
+
+
+@functools.partial(jax.jit, static_argnames=("widths", "target", "dim", "steps", "lr", "seed"))
+def _fit_widths(x, fine, *, widths, target, dim, steps, lr, seed):
+    """Every width fitted at once (vmapped over the padded networks): their parameters and max errors."""
+    params, masks = _padded_inits(widths, dim, seed)
+    y, truth = target(x), target(fine)
+
+    def fit_one(p, mask):
+        def loss_fn(p, batch):
+            return jnp.mean((_model(p, mask, batch[0]) - batch[1]) ** 2), {}
+
+        p, _ = full_batch_scan(loss_fn, optax.adam(lr), steps)(p, (x, y))
+        return p, jnp.max(jnp.abs(_model(p, mask, fine) - truth))
+
+    return (*jax.vmap(fit_one)(params, masks), masks)
+
+
+def fit(widths: tuple[int, ...], target, dim: int, config: Config):
+    """Fits G^N for each N in ``widths`` by full-batch Adam on a grid; each max error on a 4x finer grid.
+
+    The networks train together, in one compiled program: each narrower one is padded to the widest with
+    units masked to zero, and the stack is vmapped. A masked unit adds an exact zero to the output and gets
+    zero gradients, so each network trains as it would alone (up to the order of float sums).
 
     Args:
-      width: N, the number of sigmoids.
+      widths: the numbers of sigmoids N.
       target: the function to fit, ``(..., dim) -> (...)``, e.g. :func:`target_1d`.
       dim: the input dimension, 1 or 2 (in 2-D the training grid has
         ``config.points // 4`` points per axis).
       config: ``points``, ``lr``, ``steps`` and ``seed``.
 
     Returns:
-      ``(params, max_error, predict)``: the fitted parameters, ``max |G^N - f|``
-      on the fine grid, and ``predict(points) -> values`` for plotting.
+      ``(max_errors, predict)``: ``max |G^N - f|`` on the fine grid for each width, and
+      ``predict(points) -> (len(widths), len(points))`` values for plotting.
     """
     x = _grid(config.points if dim == 1 else config.points // 4, dim)
-    y = target(x)
-    params = init_sigmoid_layer(jax.random.fold_in(jax.random.key(config.seed), width * 10 + dim), dim, width)
-
-    def model(p, x):
-        return mlp_apply(p, x, activation=sigmoid)[..., 0]
-
-    def loss_fn(p, batch):
-        return jnp.mean((model(p, batch[0]) - batch[1]) ** 2), {}
-
-    train = jax.jit(full_batch_scan(loss_fn, optax.adam(config.lr), config.steps))
-    params, _ = train(params, (x, y))
     fine = _grid(4 * config.points if dim == 1 else config.points, dim)
-    max_error = float(jnp.max(jnp.abs(model(params, fine) - target(fine))))
-    return params, max_error, (lambda pts: model(params, pts))
+    params, errors, masks = _fit_widths(x, fine, widths=tuple(widths), target=target, dim=dim, steps=config.steps,
+                                        lr=config.lr, seed=config.seed)  # fmt: skip
+    predict = jax.jit(jax.vmap(_model, in_axes=(0, 0, None)))
+    return [float(e) for e in errors], (lambda points: predict(params, masks, points))
 
 
 def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
@@ -133,17 +167,17 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
     widths = list(config.widths)
     records, fits = [], {}
     for dim, target in ((1, target_1d), (2, target_2d)):
-        for width in widths:
-            _, error, predict = fit(width, target, dim, config)
+        errors, fits[dim] = fit(widths, target, dim, config)
+        for width, error in zip(widths, errors, strict=True):
             records.append({"dim": dim, "width": width, "max_error": error})
-            fits[(dim, width)] = predict
             print(f"{dim}-D  N={width:<4} max |G^N - f| = {error:.4f}")
     run_dir.append_history(records)
-    curve = np.asarray(_grid(400, 1))
+    curve = _grid(400, 1)
+    curves = np.asarray(fits[1](curve))
     run_dir.save_figure(
         plots.universal_approximation(
-            curve[:, 0], np.asarray(target_1d(curve)), {w: np.asarray(fits[(1, w)](curve)) for w in widths}, records
-        ),
+            np.asarray(curve[:, 0]), np.asarray(target_1d(curve)), {w: curves[i] for i, w in enumerate(widths)}, records
+        ),  # fmt: skip
         "fits.png",
     )
     errors = {f"max_error_{r['dim']}d_n{r['width']}": r["max_error"] for r in records}
