@@ -90,8 +90,9 @@ def xla_backend_at_o0(request):
     another (replicas against single runs, resumed against uninterrupted, NNX against Linen, several devices
     against one), each side compiled alike. XLA's graph passes (fusion, simplification) run as always, so
     the programs are the ones users run, lowered by a quicker code generator; at these sizes they compile in
-    about half the time and run in milliseconds either way (measured: docs/performance.md). The modules that
-    run experiments, notebooks and the command line as a user does stay at the default level."""
+    about half the time and run in milliseconds either way (measured: docs/performance.md). test_experiments
+    is one of them: its claims at the smallest settings are properties of the pipeline. The modules that run
+    the command line, the tour and the notebooks as a user does stay at the default level."""
     if request.node.get_closest_marker("xla_o0") is None:
         yield
         return

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import pytest
 
 from jaxdl.cli import main
@@ -23,6 +24,12 @@ TIMINGS = {
     "seeds_compile_seconds",
     "seeds_wall_seconds",
 }
+
+
+def test_the_command_line_compiles_what_users_run():
+    # no xla_o0 mark here (tests/conftest.py): the runs below compile at XLA's default optimisation level
+    assert not jax.config.read("jax_disable_most_optimizations")
+    assert os.environ.get("JAX_DISABLE_MOST_OPTIMIZATIONS") != "true"
 
 
 def test_list_shows_every_experiment(capsys):

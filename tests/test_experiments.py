@@ -24,6 +24,11 @@ from jaxdl.results import RunResult
 from jaxdl.rundir import read_history, read_json
 from jaxdl.train.checkpoint import Checkpoints
 
+# The claims' values at the smallest settings are properties of the pipeline, not of XLA's machine code:
+# compiled at -O0 like the other property modules (tests/conftest.py), in 0.77x of the time. The command
+# line and the notebooks run as users run them, at the default level (test_cli checks it).
+pytestmark = pytest.mark.xla_o0
+
 TIMINGS = ("seconds", "examples_per_second", "compile_seconds", "train_seconds", "seconds_per_epoch", "compile")
 
 
@@ -533,7 +538,6 @@ def test_api_nnx_without_a_twin_is_refused_in_one_line(tiny_data, tmp_path, caps
     assert err.endswith("api=nnx: SpeedrunNet has no Flax NNX twin yet; use api=linen") and len(err.splitlines()) == 1
 
 
-def test_the_experiments_compile_what_users_run():
-    # no xla_o0 mark here (tests/conftest.py): every run above compiles at XLA's default optimisation level
-    assert not jax.config.read("jax_disable_most_optimizations")
-    assert os.environ.get("JAX_DISABLE_MOST_OPTIMIZATIONS") != "true"
+def test_the_experiments_compile_at_o0_in_this_process_and_its_subprocesses():
+    assert jax.config.read("jax_disable_most_optimizations")
+    assert os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] == "true"
