@@ -147,7 +147,9 @@ def _flat_hvp(loss: Callable[..., jax.Array], params: Any, data: tuple, v: jax.A
 # would otherwise spend the compilation folding the images through the first layers (minutes for a
 # CNN). ``loss`` is static: a function defined once (not a fresh closure per call) compiles once.
 @functools.partial(jax.jit, static_argnames=("loss", "iterations"))
-def _lanczos_on_hessian(loss, params, data, v0, iterations):
+def _lanczos_on_hessian(loss, params, data, key, iterations):
+    flat, _ = ravel_pytree(params)
+    v0 = jax.random.normal(key, flat.shape, flat.dtype)  # a random start overlaps every eigenvector
     return lanczos(lambda v: _flat_hvp(loss, params, data, v), v0, iterations)[0]
 
 
@@ -173,9 +175,7 @@ def top_eigenvalues(
     Example:
         >>> top = top_eigenvalues(loss, params, x, y, k=5, key=jax.random.key(0))  # doctest: +SKIP
     """
-    flat, _ = ravel_pytree(params)
-    v0 = jax.random.normal(key, flat.shape, flat.dtype)
-    t = _lanczos_on_hessian(loss, params, data, v0, iterations or max(3 * k, 30))
+    t = _lanczos_on_hessian(loss, params, data, key, iterations or max(3 * k, 30))
     return np.sort(np.linalg.eigvalsh(np.asarray(t, np.float64)))[::-1][:k]
 
 
@@ -211,11 +211,9 @@ def spectral_density(
     Returns:
       ``(grid, density, {"nodes", "weights"})``: the density integrates to about 1 over the grid.
     """
-    flat, _ = ravel_pytree(params)
     nodes, weights = [], []
     for i in range(vectors):
-        v0 = jax.random.normal(jax.random.fold_in(key, i), flat.shape, flat.dtype)
-        t = np.asarray(_lanczos_on_hessian(loss, params, data, v0, iterations), np.float64)
+        t = np.asarray(_lanczos_on_hessian(loss, params, data, jax.random.fold_in(key, i), iterations), np.float64)
         values, eigvecs = np.linalg.eigh(t)
         nodes.append(values)
         weights.append(eigvecs[0] ** 2 / vectors)

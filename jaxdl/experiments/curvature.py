@@ -157,7 +157,9 @@ def lanczos_against_exact(seed: int, k: int = 5, iterations: int = 30) -> float:
         ds = data_lib.load("digits", "train")
         x = jnp.asarray(data_lib.normalize(ds.inputs[:500], "unit").reshape(500, -1), jnp.float64)
         y = jnp.asarray(ds.labels[:500])
-        params = jax.tree.map(lambda a: a.astype(jnp.float64), mlp_init(jax.random.key(seed), [64, 8, 10]))
+        params = jax.jit(lambda k: jax.tree.map(lambda a: a.astype(jnp.float64), mlp_init(k, [64, 8, 10])))(
+            jax.random.key(seed)
+        )  # one program, not one per operation
         flat, unravel = ravel_pytree(params)
         hessian = jax.jit(jax.hessian(lambda q, x, y: _digits_loss(unravel(q), x, y)))(flat, x, y)  # one program
         exact = np.sort(np.linalg.eigvalsh(np.asarray(hessian)))
@@ -223,10 +225,10 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
             "line": (line_points, curvature.loss_slice(loss, params, directions[:1], line_points, *data)),
             "square": (square_points, curvature.loss_slice(loss, params, directions, square_points, *data)),
         }
-        metrics[f"{name}_parameters"] = int(ravel_pytree(params)[0].size)
+        metrics[f"{name}_parameters"] = sum(int(np.size(p)) for p in jax.tree.leaves(params))
         metrics[f"{name}_top_eigenvalues"] = [float(v) for v in top]
         metrics[f"{name}_top_eigenvalue"] = float(top[0])
-        metrics[f"{name}_loss"] = float(loss(params, *data))
+        metrics[f"{name}_loss"] = float(jax.jit(loss)(params, *data))  # one program, not one per operation
         if not config.hvp_costs:
             continue
         costs[name] = _hvp_costs(loss, data, params, jax.random.fold_in(key, 50 + index))
