@@ -29,6 +29,7 @@ weight-perturbed one, ``E[cos^2] = k / (k + n - 1)``. See
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -106,6 +107,12 @@ def _gradient_fn(method: str, tangents: int, signs: bool):
     return local
 
 
+@jax.jit
+def _accuracy(params, x, y):
+    """Each replica's accuracy on ``(x, y)``: one program for every method."""
+    return jax.vmap(lambda p: jnp.mean(jnp.argmax(fl.blocked_mlp_apply(p, x), -1) == y))(params)
+
+
 def _train(method: str, config: Config, params, batches: np.ndarray, x, y, x_test, y_test, key) -> dict[str, Any]:
     """Trains the replicas ``params`` (stacked over seeds) for ``len(batches)`` epochs; one compiled epoch.
 
@@ -123,10 +130,6 @@ def _train(method: str, config: Config, params, batches: np.ndarray, x, y, x_tes
     def epoch(state, rows, x, y):  # rows: (seeds, steps, batch)
         return jax.vmap(lambda s, r: jax.lax.scan(lambda c, b: step(c, b, x, y), s, r))(state, rows)
 
-    @jax.jit
-    def accuracy(params, x, y):
-        return jax.vmap(lambda p: jnp.mean(jnp.argmax(fl.blocked_mlp_apply(p, x), -1) == y))(params)
-
     seeds = len(batches[0])
     state = (params, jax.vmap(tx.init)(params), jax.random.split(key, seeds))
     x, y, x_test, y_test = (jnp.asarray(a) for a in (x, y, x_test, y_test))
@@ -134,12 +137,12 @@ def _train(method: str, config: Config, params, batches: np.ndarray, x, y, x_tes
     compiled = jax.jit(epoch).lower(state, batches[0], x, y).compile()
     compile_seconds = time.perf_counter() - start
     memory = compiled.memory_analysis()
-    accuracies, losses, seconds = [np.asarray(accuracy(state[0], x_test, y_test))], [], 0.0
+    accuracies, losses, seconds = [np.asarray(_accuracy(state[0], x_test, y_test))], [], 0.0
     for rows in batches:
         start = time.perf_counter()
         state, loss = jax.block_until_ready(compiled(state, rows, x, y))
         seconds += time.perf_counter() - start
-        accuracies.append(np.asarray(accuracy(state[0], x_test, y_test)))
+        accuracies.append(np.asarray(_accuracy(state[0], x_test, y_test)))
         losses.append(np.asarray(loss).mean(1))
     return {
         "accuracy": np.stack(accuracies, 1),  # (seeds, epochs + 1), epoch 0 the initialisation
@@ -151,27 +154,33 @@ def _train(method: str, config: Config, params, batches: np.ndarray, x, y, x_tes
     }
 
 
+@functools.partial(jax.jit, static_argnames=("k", "estimator", "signs"))
+def _mean_cos2(params, x, y, exact, keys, *, k: int, estimator: str, signs: bool) -> jax.Array:
+    """Each block's squared cosine to ``exact`` averaged over one estimate per key; the network, the data
+    and the exact gradients are arguments, not constants of the program."""
+
+    def one(key):
+        est = fl.local_gradients(params, x, y, key, estimator=estimator, num_tangents=k, signs=signs)[1]
+        return jnp.stack(
+            [fl.cosine(est[b]["dense"], exact[b]["dense"]) ** 2 for b in map(fl.block_name, range(len(params)))]
+        )
+
+    return jax.lax.map(one, keys).mean(0)  # one draw at a time: k tangents of every weight are enough
+
+
 def _cosines(
     params, x, y, ks: list[int], draws: int, key: jax.Array, signs: bool, estimators=("weight", "activity")
 ) -> dict[str, np.ndarray]:
     """Per forward estimator, the root-mean-square cosine of each block's dense gradient to LG-BP's: (k, blocks);
     the activity-perturbed tangents are random ``signs`` or normal, as in training."""
     _, exact = fl.local_gradients(params, x, y, key, estimator="backprop")
-    blocks = [fl.block_name(i) for i in range(len(params))]
     out = {}
     for estimator in estimators:
         rows = []
         for k in ks:
-
-            @jax.jit
-            def cos2(keys, k=k, estimator=estimator):
-                def one(key):
-                    est = fl.local_gradients(params, x, y, key, estimator=estimator, num_tangents=k, signs=signs)[1]
-                    return jnp.stack([fl.cosine(est[b]["dense"], exact[b]["dense"]) ** 2 for b in blocks])
-
-                return jax.lax.map(one, keys).mean(0)  # one draw at a time: k tangents of every weight are enough
-
-            rows.append(np.sqrt(np.asarray(cos2(jax.random.split(jax.random.fold_in(key, k), draws)))))
+            keys = jax.random.split(jax.random.fold_in(key, k), draws)
+            cos2 = _mean_cos2(params, x, y, exact, keys, k=k, estimator=estimator, signs=signs)
+            rows.append(np.sqrt(np.asarray(cos2)))
         out[estimator] = np.stack(rows)
     return out
 
