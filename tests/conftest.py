@@ -91,8 +91,10 @@ def xla_backend_at_o0(request):
     against one), each side compiled alike. XLA's graph passes (fusion, simplification) run as always, so
     the programs are the ones users run, lowered by a quicker code generator; at these sizes they compile in
     about half the time and run in milliseconds either way (measured: docs/performance.md). test_experiments
-    is one of them: its claims at the smallest settings are properties of the pipeline. The modules that run
-    the command line, the tour and the notebooks as a user does stay at the default level."""
+    and test_notebooks are among them: the claims at the smallest settings and the cells that run and draw
+    are properties of the code, not of the machine code. The modules that run the command line and the
+    tour as a user does (test_cli, test_reproduce, test_faults, ...) stay at the default level (test_cli
+    checks it)."""
     if request.node.get_closest_marker("xla_o0") is None:
         yield
         return

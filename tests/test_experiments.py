@@ -25,8 +25,8 @@ from jaxdl.rundir import read_history, read_json
 from jaxdl.train.checkpoint import Checkpoints
 
 # The claims' values at the smallest settings are properties of the pipeline, not of XLA's machine code:
-# compiled at -O0 like the other property modules (tests/conftest.py), in 0.77x of the time. The command
-# line and the notebooks run as users run them, at the default level (test_cli checks it).
+# compiled at -O0 like the other property modules (tests/conftest.py). The tests of the command line and
+# the tour (test_cli, test_reproduce, test_faults, ...) compile at the default level, as users do.
 pytestmark = pytest.mark.xla_o0
 
 TIMINGS = ("seconds", "examples_per_second", "compile_seconds", "train_seconds", "seconds_per_epoch", "compile")

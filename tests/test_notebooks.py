@@ -14,6 +14,9 @@ from jaxdl.data.catalog import CIFAR10_CLASSES
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "datasets"
+# Whether every cell runs and draws does not depend on XLA's machine code: the kernels compile at -O0
+# (tests/conftest.py; they inherit the environment), as the experiments' tests do.
+pytestmark = pytest.mark.xla_o0
 
 
 @pytest.fixture(scope="module")
