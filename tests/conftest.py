@@ -91,19 +91,24 @@ def xla_backend_at_o0(request):
     against one), each side compiled alike. XLA's graph passes (fusion, simplification) run as always, so
     the programs are the ones users run, lowered by a quicker code generator; at these sizes they compile in
     about half the time and run in milliseconds either way (measured: docs/performance.md). test_experiments
-    and test_notebooks are among them: the claims at the smallest settings and the cells that run and draw
-    are properties of the code, not of the machine code. The modules that run the command line and the
-    tour as a user does (test_cli, test_reproduce, test_faults, ...) stay at the default level (test_cli
-    checks it)."""
+    (every experiment at its smallest settings, through the command line in this process) and
+    test_notebooks are marked too: the claims at the smallest settings and the cells that run and draw are
+    properties of the code, not of the machine code; their runs take seconds, not milliseconds. The modules
+    that run the command line and the tour as a user does (test_cli, test_reproduce, test_faults, ...) stay
+    at the default level (test_cli checks it)."""
     if request.node.get_closest_marker("xla_o0") is None:
         yield
         return
     before, env_before = jax.config.read("jax_disable_most_optimizations"), os.environ.get(XLA_O0_ENV)
+    # the flag is not part of jit's in-memory cache key: a program compiled at one level must not serve
+    # the other (the persistent cache keys on the compile options, so it keeps both)
+    jax.clear_caches()
     jax.config.update("jax_disable_most_optimizations", True)
     os.environ[XLA_O0_ENV] = "true"
     try:
         yield
     finally:
+        jax.clear_caches()
         jax.config.update("jax_disable_most_optimizations", before)
         if env_before is None:
             os.environ.pop(XLA_O0_ENV, None)

@@ -339,6 +339,21 @@ def test_universal_approximation_error_falls_with_width(run_of):
     assert_figure(out / "fits.png", (1199, 450))
 
 
+def test_universal_approximation_trains_each_padded_width_as_it_would_alone():
+    from jaxdl.experiments import universal_approximation as ua
+
+    x, fine, key = ua._grid(20, 1), ua._grid(80, 1), jax.random.key(0)
+    settings = {"target": ua.target_1d, "dim": 1, "steps": 30, "lr": 3e-2}
+    params, errors, masks = ua._fit_widths(x, fine, key, widths=(2, 5), **settings)
+    assert masks.tolist() == [[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]]
+    # the 2-wide network's three padded units got zero gradients: Adam left them at exactly zero
+    assert not np.any(params["dense0"]["w"][0, :, 2:]) and not np.any(params["dense0"]["b"][0, 2:])
+    assert not np.any(params["dense1"]["w"][0, 2:])
+    alone, alone_errors, _ = ua._fit_widths(x, fine, key, widths=(2,), **settings)
+    np.testing.assert_allclose(params["dense0"]["w"][0, :, :2], alone["dense0"]["w"][0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(errors[0], alone_errors[0], rtol=1e-5)
+
+
 @reads("minibatch-sgd")
 def test_minibatch_sgd_gradient_is_unbiased_with_variance_one_over_b(run_of):
     out, metrics = run_of("minibatch-sgd")

@@ -157,7 +157,7 @@ def lanczos_against_exact(seed: int, k: int = 5, iterations: int = 30) -> float:
         ds = data_lib.load("digits", "train")
         x = jnp.asarray(data_lib.normalize(ds.inputs[:500], "unit").reshape(500, -1), jnp.float64)
         y = jnp.asarray(ds.labels[:500])
-        params = jax.jit(lambda k: jax.tree.map(lambda a: a.astype(jnp.float64), mlp_init(k, [64, 8, 10])))(
+        params = jax.jit(lambda key: jax.tree.map(lambda a: a.astype(jnp.float64), mlp_init(key, [64, 8, 10])))(
             jax.random.key(seed)
         )  # one program, not one per operation
         flat, unravel = ravel_pytree(params)

@@ -87,10 +87,11 @@ def _train(loss, params, x, y, batch, steps, lr, key, estimator: str):
     start = time.perf_counter()
     compiled = jax.jit(run).lower(params, keys, x, y).compile()
     compile_seconds = time.perf_counter() - start
+    one_step = jax.jit(run).lower(params, keys[:1], x, y).compile()  # one step's program, for its memory
     start = time.perf_counter()
     _, losses = jax.block_until_ready(compiled(params, keys, x, y))
     seconds = time.perf_counter() - start
-    memory = compiled.memory_analysis()  # the scan reuses one step's temporaries from step to step
+    memory = one_step.memory_analysis()
     return {
         "losses": np.asarray(losses),
         "seconds_per_step": seconds / steps,

@@ -8,6 +8,7 @@ f(x, y) = sin(2 pi x) cos(2 pi y) on [0, 1]^2; the maximum error on a fine grid 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -85,7 +86,7 @@ def init_sigmoid_layer(key: jax.Array, dim: int, width: int, steepness: float = 
     return params
 
 
-def _padded_inits(widths: tuple[int, ...], dim: int, seed: int):
+def _padded_inits(widths: tuple[int, ...], dim: int, key: jax.Array):
     """Each width's :func:`init_sigmoid_layer`, its hidden units padded with zeros to the widest, stacked;
     and the masks ``(len(widths), widest)`` that keep the padding's units out of the network."""
     widest = max(widths)
@@ -95,7 +96,7 @@ def _padded_inits(widths: tuple[int, ...], dim: int, seed: int):
 
     inits = []
     for width in widths:
-        p = init_sigmoid_layer(jax.random.fold_in(jax.random.key(seed), width * 10 + dim), dim, width)
+        p = init_sigmoid_layer(jax.random.fold_in(key, width * 10 + dim), dim, width)
         inits.append({"dense0": {"w": pad(p["dense0"]["w"], -1, width), "b": pad(p["dense0"]["b"], -1, width)},
                       "dense1": {"w": pad(p["dense1"]["w"], 0, width), "b": p["dense1"]["b"]}})  # fmt: skip
     masks = jnp.asarray([[1.0] * w + [0.0] * (widest - w) for w in widths])
@@ -107,10 +108,10 @@ def _model(params, mask, x):
     return mlp_apply(params, x, activation=lambda h: sigmoid(h) * jnp.broadcast_to(mask, h.shape))[..., 0]
 
 
-@functools.partial(jax.jit, static_argnames=("widths", "target", "dim", "steps", "lr", "seed"))
-def _fit_widths(x, fine, *, widths, target, dim, steps, lr, seed):
-    """Every width fitted at once (vmapped over the padded networks): their parameters and max errors."""
-    params, masks = _padded_inits(widths, dim, seed)
+@functools.partial(jax.jit, static_argnames=("widths", "target", "dim", "steps", "lr"))
+def _fit_widths(x, fine, key, *, widths, target, dim, steps, lr):
+    """Every width fitted at once (vmapped over the padded networks): their parameters, max errors and masks."""
+    params, masks = _padded_inits(widths, dim, key)
     y, truth = target(x), target(fine)
 
     def fit_one(p, mask):
@@ -123,12 +124,13 @@ def _fit_widths(x, fine, *, widths, target, dim, steps, lr, seed):
     return (*jax.vmap(fit_one)(params, masks), masks)
 
 
-def fit(widths: tuple[int, ...], target, dim: int, config: Config):
+def fit(widths: Sequence[int], target, dim: int, config: Config):
     """Fits G^N for each N in ``widths`` by full-batch Adam on a grid; each max error on a 4x finer grid.
 
     The networks train together, in one compiled program: each narrower one is padded to the widest with
     units masked to zero, and the stack is vmapped. A masked unit adds an exact zero to the output and gets
-    zero gradients, so each network trains as it would alone (up to the order of float sums).
+    zero gradients, so each network trains as it would alone (up to float rounding: the order of sums, and the
+    initialisation computed inside the program).
 
     Args:
       widths: the numbers of sigmoids N.
@@ -143,10 +145,10 @@ def fit(widths: tuple[int, ...], target, dim: int, config: Config):
     """
     x = _grid(config.points if dim == 1 else config.points // 4, dim)
     fine = _grid(4 * config.points if dim == 1 else config.points, dim)
-    params, errors, masks = _fit_widths(x, fine, widths=tuple(widths), target=target, dim=dim, steps=config.steps,
-                                        lr=config.lr, seed=config.seed)  # fmt: skip
+    params, errors, masks = _fit_widths(x, fine, jax.random.key(config.seed), widths=tuple(widths), target=target,
+                                        dim=dim, steps=config.steps, lr=config.lr)  # fmt: skip
     predict = jax.jit(jax.vmap(_model, in_axes=(0, 0, None)))
-    return [float(e) for e in errors], (lambda points: predict(params, masks, points))
+    return np.asarray(errors).tolist(), (lambda points: predict(params, masks, points))
 
 
 def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
