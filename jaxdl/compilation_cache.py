@@ -2,9 +2,10 @@
 
 ``jaxdl run`` and ``jaxdl reproduce`` keep compiled XLA programs in
 ``$JAXDL_COMPILATION_CACHE`` (default: ``xla/`` in jaxdl's cache folder, see
-:func:`jaxdl.data.cache.cache_dir`), at most 1 GiB, oldest evicted first. Every
-program is kept, the eager operations' small ones too: they are most of a
-short run's compiling (``docs/performance.md``). Programs compiled under other
+:func:`jaxdl.data.cache.cache_dir`), trimmed to 1 GiB as a command starts, the
+oldest written first out (:func:`trim`). Every program is kept, the eager
+operations' small ones too: they are most of a short run's compiling
+(``docs/performance.md``). Programs compiled under other
 XLA flags (``--xla_cpu_max_isa=AVX2``) get entries of their own (checked here),
 and XLA:CPU's loader refuses a cached program built for CPU features the
 loading machine lacks (jax-ml/jax#38445 shows that check at work), so a cache
@@ -20,6 +21,7 @@ much of its time went there, first run and second.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import warnings
 from pathlib import Path
@@ -50,7 +52,10 @@ def enable() -> Path | None:
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
+    # JAX's own bound scans every entry on every write (its cost grows with the folder: measured in
+    # docs/performance.md), so JAX keeps the folder unbounded and the bound is enforced here, once
+    jax.config.update("jax_compilation_cache_max_size", -1)
+    trim(path)
     # importing jaxdl may already have compiled (and so set up the cache, without a folder)
     from jax.experimental.compilation_cache import compilation_cache
 
@@ -59,6 +64,39 @@ def enable() -> Path | None:
     # the run goes on, and a failure of its own files is reported in one line where it happens.
     warnings.filterwarnings("ignore", message="Error writing persistent compilation cache entry", category=UserWarning)
     return path
+
+
+def trim(path: Path, max_bytes: int = MAX_BYTES) -> int:
+    """Deletes the cache folder's oldest entries (by the time they were written) until it holds at most
+    ``max_bytes``; also JAX's access-time files, which only its own bounded mode kept. Other files are
+    not touched, and an entry another process removed meanwhile is skipped.
+
+    Args:
+      path: the cache's folder; a missing folder is left missing.
+      max_bytes: the most its entries may hold afterwards.
+
+    Returns:
+      The bytes deleted.
+    """
+    if not path.is_dir():
+        return 0
+    entries, freed = [], 0
+    for file in path.glob("*-atime"):
+        with contextlib.suppress(OSError):  # a read-only folder: the run goes on
+            file.unlink(missing_ok=True)
+    for file in path.glob("*-cache"):
+        with contextlib.suppress(OSError):
+            stat = file.stat()
+            entries.append((stat.st_mtime_ns, stat.st_size, file))
+    total = sum(size for _, size, _ in entries)
+    for _, size, file in sorted(entries):
+        if total <= max_bytes:
+            break
+        with contextlib.suppress(OSError):
+            file.unlink(missing_ok=True)
+            freed += size
+        total -= size
+    return freed
 
 
 # JAX's monitoring events (jax._src.dispatch) -> the names a run reports them under

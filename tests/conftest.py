@@ -46,12 +46,10 @@ _enable = compilation_cache.enable
 
 def _enable_for_tests():
     """jaxdl's cache, keeping only programs that took a second or more to compile: writing every small
-    one (and the size bound's bookkeeping) cost a test run more than loading them saved (measured: see
-    docs/performance.md)."""
+    one cost a test run more than loading them saved (measured: see docs/performance.md)."""
     folder = _enable()
     if folder is not None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-        jax.config.update("jax_compilation_cache_max_size", -1)
     return folder
 
 

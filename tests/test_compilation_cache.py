@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from jaxdl import compilation_cache
 from jaxdl.results import RunResult
 
 
@@ -37,3 +38,16 @@ def test_a_second_run_loads_every_program_the_first_compiled(tmp_path):
 def test_the_cache_can_be_turned_off(tmp_path):
     _run_blobs(tmp_path / "a", tmp_path / "xla", {"JAXDL_COMPILATION_CACHE": "off"})
     assert not (tmp_path / "xla").exists()
+
+
+def test_trim_deletes_the_oldest_entries_down_to_the_bound_and_nothing_else(tmp_path):
+    for i in range(5):  # five 100-byte entries, written a second apart
+        entry = tmp_path / f"key{i}-cache"
+        entry.write_bytes(b"x" * 100)
+        os.utime(entry, ns=(i * 10**9, i * 10**9))
+    (tmp_path / "key0-atime").write_bytes(b"12345678")  # JAX's bounded mode's bookkeeping
+    (tmp_path / "notes.txt").write_text("the user's own")
+    assert compilation_cache.trim(tmp_path, max_bytes=250) == 300
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["key3-cache", "key4-cache", "notes.txt"]
+    assert compilation_cache.trim(tmp_path, max_bytes=250) == 0
+    assert compilation_cache.trim(tmp_path / "missing") == 0

@@ -111,8 +111,9 @@ def _loss_of(task: Task):
     return loss
 
 
-def _hvp_costs(loss, data: tuple, params, key: jax.Array) -> dict[str, dict[str, float]]:
-    """Time and temporary memory of one HVP of ``loss(params, *data)`` per order, data as arguments."""
+def _hvp_costs(loss, data: tuple, params, key: jax.Array, samples: int) -> dict[str, dict[str, float]]:
+    """Time (at most ``samples`` timed samples) and temporary memory of one HVP of ``loss(params, *data)``
+    per order, data as arguments."""
     v = jax.jit(lambda params: jax.tree.map(lambda p: jax.random.normal(key, p.shape, p.dtype), params))(params)
     programs = {
         "fwd-over-rev": lambda p, v, d: curvature.hvp(lambda q: loss(q, *d), p, v, "fwd-over-rev"),
@@ -127,7 +128,7 @@ def _hvp_costs(loss, data: tuple, params, key: jax.Array) -> dict[str, dict[str,
         compiled = jax.jit(fn).lower(params, v, data).compile()
         compile_seconds = time.perf_counter() - start
         jax.block_until_ready(compiled(params, v, data))
-        seconds, low, high = stable_seconds(compiled, params, v, data, min_samples=5, max_samples=30)
+        seconds, low, high = stable_seconds(compiled, params, v, data, min_samples=5, max_samples=samples)
         memory = compiled.memory_analysis()
         costs[order] = {"ms": 1e3 * seconds, "ms_low": 1e3 * low, "ms_high": 1e3 * high, "compile_s": compile_seconds,
                         "temp_mb": memory.temp_size_in_bytes / 2**20 if memory else None}  # fmt: skip
@@ -231,7 +232,7 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
         metrics[f"{name}_loss"] = float(jax.jit(loss)(params, *data))  # one program, not one per operation
         if not config.hvp_costs:
             continue
-        costs[name] = _hvp_costs(loss, data, params, jax.random.fold_in(key, 50 + index))
+        costs[name] = _hvp_costs(loss, data, params, jax.random.fold_in(key, 50 + index), config.hvp_samples)
         metrics[f"{name}_hvp_costs"] = costs[name]
         for order, cost in costs[name].items():
             print(f"{name}: {order:<22} {cost['ms']:8.2f} ms ({cost['ms_low']:.2f}-{cost['ms_high']:.2f})  "
@@ -250,7 +251,7 @@ EXPERIMENT = Experiment(
     config=Config,
     run=run,
     smallest=("epochs=1", "batch_size=8", "hvp_batch=16", "top_k=3", "lanczos_iterations=6", "density_vectors=1",
-              "density_iterations=6", "slice_points=5"),  # fmt: skip
+              "density_iterations=6", "slice_points=5", "hvp_samples=5"),  # fmt: skip
     claims=(
         Run(name="curvature", data="cifar10",
             # the quick tour leaves out the HVP cost table, no claim's figure: its CNN programs are half the run

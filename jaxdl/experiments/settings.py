@@ -508,6 +508,7 @@ class CurvatureConfig:
     slice_points: int = setting(21, "points of the 1-D slice (the 2-D slice uses half as many per axis)", ge=3)
     slice_radius: float = setting(1.0, "the slices span [-radius, radius] in filter-normalised units", gt=0)
     hvp_costs: bool = setting(True, "time each order's Hessian-vector product (five more programs per network)")
+    hvp_samples: int = setting(30, "timed samples per order at most (fewer once within 5%)", ge=5)
     seed: int = setting(0, "PRNG seed", ge=0)
 
     def check(self) -> None:
