@@ -1,4 +1,5 @@
-"""JAX's persistent compilation cache, on for jaxdl's commands: a second run loads what the first compiled.
+"""How jaxdl compiles: JAX's persistent compilation cache, on for jaxdl's commands (a second run loads what
+the first compiled); programs that run once, compiled at the backend's level 0; and a clock of compiling.
 
 ``jaxdl run`` and ``jaxdl reproduce`` keep compiled XLA programs in
 ``$JAXDL_COMPILATION_CACHE`` (default: ``xla/`` in jaxdl's cache folder, see
@@ -24,7 +25,9 @@ import collections
 import contextlib
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ENV = "JAXDL_COMPILATION_CACHE"
 MAX_BYTES = 2**30
@@ -97,6 +100,30 @@ def trim(path: Path, max_bytes: int = MAX_BYTES) -> int:
             freed += size
         total -= size
     return freed
+
+
+# XLA's CPU backend optimises each program's machine code (LLVM at -O2) after its HLO passes (fusion,
+# simplification, buffer assignment), which this leaves alone: the same program and the same buffers,
+# compiled in about half the time into code that runs slower (docs/performance.md).
+BACKEND_LEVEL_0 = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+def run_once(fn: Callable[..., Any], *args: Any) -> Any:
+    """``jax.jit(fn)(*args)``, compiled at the backend's optimisation level 0.
+
+    For programs that run once and briefly, such as an initialisation: their
+    compiling takes longer than their running, and level 0 halves it.
+
+    Args:
+      fn: the function, as it would be given to ``jax.jit``.
+      *args: its arguments.
+
+    Returns:
+      What ``fn(*args)`` returns.
+    """
+    import jax
+
+    return jax.jit(fn, compiler_options=BACKEND_LEVEL_0)(*args)
 
 
 # JAX's monitoring events (jax._src.dispatch) -> the names a run reports them under

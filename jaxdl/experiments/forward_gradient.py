@@ -15,6 +15,7 @@ gradient ends at, a z-test of the estimator's mean against the true gradient
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from typing import Any
@@ -29,6 +30,7 @@ from jaxdl import data as data_lib
 from jaxdl import plots
 from jaxdl.autodiff import forward_gradient
 from jaxdl.claims import Claim, Run, at_least, at_most
+from jaxdl.compilation_cache import BACKEND_LEVEL_0, run_once
 from jaxdl.experiments import Experiment
 from jaxdl.experiments.blobs import make_loss_fn
 from jaxdl.experiments.settings import ForwardGradientConfig as Config
@@ -50,15 +52,12 @@ def _problem(name: str, config: Config, key: jax.Array):
         ds, sizes = data_lib.load("cifar10", "train", data=config.data or None), [3072, 100, 10]
     x = data_lib.normalize(ds.inputs, "unit").reshape(len(ds), -1)
     y = jnp.asarray(ds.labels)
-    params = jax.jit(lambda k: mlp_init(k, sizes, init="torch"))(key)  # one program, not one per operation
+    params = run_once(lambda k: mlp_init(k, sizes, init="torch"), key)  # one program, not one per operation
 
     def loss(p, xb, yb):
         return softmax_cross_entropy(mlp_apply(p, xb), yb)
 
     return params, loss, x, y, min(config.batch_size, len(y))
-
-
-BUFFERS_ONLY = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
 def _train(loss, params, x, y, batch, steps, lr, key, estimator: str):
@@ -90,9 +89,8 @@ def _train(loss, params, x, y, batch, steps, lr, key, estimator: str):
     start = time.perf_counter()
     compiled = jax.jit(run).lower(params, keys, x, y).compile()
     compile_seconds = time.perf_counter() - start
-    # One step's program, compiled only for its temporaries: XLA assigns buffers in its HLO passes, which
-    # the backend's optimisation level leaves alone (the same bytes), and level 0 compiles in half the time.
-    one_step = jax.jit(run).lower(params, keys[:1], x, y).compile(BUFFERS_ONLY)
+    # one step's program, compiled only for its temporaries: the same buffers at level 0 (timing.py)
+    one_step = jax.jit(run).lower(params, keys[:1], x, y).compile(BACKEND_LEVEL_0)
     start = time.perf_counter()
     _, losses = jax.block_until_ready(compiled(params, keys, x, y))
     seconds = time.perf_counter() - start
@@ -137,7 +135,7 @@ def _unbiasedness(loss, params, x, y, draws: int, key: jax.Array) -> dict[str, f
     # the full data: the only noise is the direction's; data and parameters are the program's arguments
     true = jax.jit(lambda p, x, y: ravel_pytree(jax.grad(loss)(p, x, y))[0])(params, x, y)
 
-    @jax.jit
+    @functools.partial(jax.jit, compiler_options=BACKEND_LEVEL_0)
     def moments(keys, params, true, x, y):  # sums of the estimates and of their squares, 50 draws at a time
         def chunk(carry, ks):
             g = jax.vmap(lambda k: ravel_pytree(forward_gradient(lambda p: loss(p, x, y), params, k)[1])[0] - true)(ks)

@@ -21,6 +21,7 @@ import optax
 
 from jaxdl import plots
 from jaxdl.claims import Claim, Run, at_most, between
+from jaxdl.compilation_cache import run_once
 from jaxdl.data import epoch_indices, make_blobs_dataset
 from jaxdl.experiments import Experiment
 from jaxdl.experiments.blobs import make_loss_fn
@@ -68,7 +69,7 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
             rows = jax.random.choice(k, n, (b,), replace=False)
             return grad(params, x[rows], y[rows])
 
-        return jax.jit(jax.vmap(one))(jax.random.split(k, config.draws))
+        return run_once(jax.vmap(one), jax.random.split(k, config.draws))
 
     # 1. unbiasedness, leaf by leaf
     draws = minibatch_grads(config.batch_for_bias, jax.random.fold_in(key, 1))

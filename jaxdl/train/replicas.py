@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxdl.compilation_cache import run_once
 from jaxdl.data.dataset import Dataset, as_arrays
 from jaxdl.errors import JaxdlError
 from jaxdl.train.state import TrainState, raw_key
@@ -114,7 +115,7 @@ def init_replicas(
 
     keys = jnp.stack([jax.random.key(int(s)) for s in seeds])
     # Compiled, as init_state is: the CNN's eager init dispatches every convolution alone.
-    state, shuffle_keys = jax.jit(jax.vmap(one))(keys)
+    state, shuffle_keys = run_once(jax.vmap(one), keys)
     if hyperparams:
         state = with_hyperparams(state, hyperparams)
     return state, shuffle_keys

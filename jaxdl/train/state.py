@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxdl.compilation_cache import run_once
 from jaxdl.data.dataset import Dataset, as_arrays
 from jaxdl.train.task import Task
 
@@ -134,5 +135,5 @@ def init_state(
     sample = {name: np.asarray(array[:batch_size]) for name, array in data.items()}
     sample["mask"] = np.ones(len(next(iter(sample.values()))), bool)
     # Compiled: run op by op, every im2col convolution of the CNN's initialisation would be dispatched alone.
-    variables = jax.jit(task.init)(init_key, sample)
+    variables = run_once(task.init, init_key, sample)
     return TrainState.create(variables, tx, step_key), raw_key(shuffle_key)
