@@ -36,6 +36,7 @@ from jaxdl import config as config_lib
 from jaxdl import curvature, plots
 from jaxdl import data as data_lib
 from jaxdl.claims import Claim, Run, at_most
+from jaxdl.compilation_cache import run_once
 from jaxdl.errors import JaxdlError
 from jaxdl.experiments import Experiment, cifar10
 from jaxdl.experiments.settings import CurvatureConfig as Config
@@ -229,7 +230,7 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
         metrics[f"{name}_parameters"] = sum(int(np.size(p)) for p in jax.tree.leaves(params))
         metrics[f"{name}_top_eigenvalues"] = [float(v) for v in top]
         metrics[f"{name}_top_eigenvalue"] = float(top[0])
-        metrics[f"{name}_loss"] = float(jax.jit(loss)(params, *data))  # one program, not one per operation
+        metrics[f"{name}_loss"] = float(run_once(loss, params, *data))  # one program, not one per operation
         if not config.hvp_costs:
             continue
         costs[name] = _hvp_costs(loss, data, params, jax.random.fold_in(key, 50 + index), config.hvp_samples)

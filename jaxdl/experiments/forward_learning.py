@@ -43,6 +43,7 @@ from jaxdl import data as data_lib
 from jaxdl import forward_learning as fl
 from jaxdl import plots, stats
 from jaxdl.claims import PERCENT, Claim, Run, at_most
+from jaxdl.compilation_cache import BACKEND_LEVEL_0
 from jaxdl.experiments import Experiment
 from jaxdl.experiments.settings import ForwardLearningConfig as Config
 from jaxdl.results import RunResult
@@ -154,7 +155,7 @@ def _train(method: str, config: Config, params, batches: np.ndarray, x, y, x_tes
     }
 
 
-@functools.partial(jax.jit, static_argnames=("k", "estimator", "signs"))
+@functools.partial(jax.jit, static_argnames=("k", "estimator", "signs"), compiler_options=BACKEND_LEVEL_0)
 def _mean_cos2(params, x, y, exact, keys, *, k: int, estimator: str, signs: bool) -> jax.Array:
     """Each block's squared cosine to ``exact`` averaged over one estimate per key; the network, the data
     and the exact gradients are arguments, not constants of the program."""
