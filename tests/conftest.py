@@ -91,9 +91,10 @@ def xla_backend_at_o0(request):
     about half the time and run in milliseconds either way (measured: docs/performance.md). test_experiments
     (every experiment at its smallest settings, through the command line in this process) and
     test_notebooks are marked too: the claims at the smallest settings and the cells that run and draw are
-    properties of the code, not of the machine code; their runs take seconds, not milliseconds. The modules
-    that run the command line and the tour as a user does (test_cli, test_reproduce, test_faults, ...) stay
-    at the default level (test_cli checks it)."""
+    properties of the code, not of the machine code; their runs take seconds, not milliseconds. So are
+    test_own_images (a folder of one's own trains, the instruments measure) and test_faults (what a fault
+    leaves behind). The modules that run the command line and the tour as a user does (test_cli,
+    test_reproduce, test_compilation_cache, ...) stay at the default level (test_cli checks it)."""
     if request.node.get_closest_marker("xla_o0") is None:
         yield
         return

@@ -26,7 +26,7 @@ from jaxdl.train.checkpoint import Checkpoints
 
 # The claims' values at the smallest settings are properties of the pipeline, not of XLA's machine code:
 # compiled at -O0 like the other property modules (tests/conftest.py). The tests of the command line and
-# the tour (test_cli, test_reproduce, test_faults, ...) compile at the default level, as users do.
+# the tour (test_cli, test_reproduce, test_compilation_cache, ...) compile at the default level, as users do.
 pytestmark = pytest.mark.xla_o0
 
 TIMINGS = ("seconds", "examples_per_second", "compile_seconds", "train_seconds", "seconds_per_epoch", "compile")

@@ -38,6 +38,7 @@ from jaxdl.train.fit import ChunkSizer, fit
 from jaxdl.train.state import init_state
 from jaxdl.train.task import Task, classification_loss
 
+pytestmark = pytest.mark.xla_o0  # properties of the code, not of XLA's machine code (tests/conftest.py)
 TIMINGS = ("seconds", "examples_per_second", "compile_seconds", "train_seconds", "seconds_per_epoch", "compile")
 JAXDL = [sys.executable, "-m", "jaxdl.cli"]
 
@@ -178,6 +179,7 @@ from jaxdl.models.classifiers import SmallMLP
 from jaxdl.train.checkpoint import Checkpoints
 from jaxdl.train.state import init_state
 from jaxdl.train.task import Task, classification_loss
+
 ds = D.load("digits", "train")
 task = Task(SmallMLP(), classification_loss, lambda b, k, t: b)
 state, _ = init_state(task, optax.adam(1e-2), {"inputs": ds.inputs[:8], "labels": ds.labels[:8]}, jax.random.key(0))

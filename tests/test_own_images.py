@@ -19,6 +19,8 @@ from jaxdl.results import RunResult
 from jaxdl.rundir import read_history
 from jaxdl.train.instruments import Instruments
 
+pytestmark = pytest.mark.xla_o0  # properties of the code, not of XLA's machine code (tests/conftest.py)
+
 
 @pytest.fixture(autouse=True)
 def cache_in_tmp(tmp_path, monkeypatch):
