@@ -247,7 +247,7 @@ EXPERIMENT = Experiment(
     description="Baydin et al. 2022: training by one jvp per step against backprop; unbiasedness, variance, cost",
     config=Config,
     run=run,
-    smallest=("steps=200", "draws=500"),
+    smallest=("steps=200", "draws=250"),
     claims=(
         Run(name="forward-gradient", data="cifar10", quick=("steps=500", "draws=250"), claims=(
             Claim(source="Baydin et al. 2022", statement="the forward gradient (grad f . v) v is unbiased: the largest "
