@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from jaxdl import compilation_cache
@@ -51,3 +52,22 @@ def test_trim_deletes_the_oldest_entries_down_to_the_bound_and_nothing_else(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["key3-cache", "key4-cache", "notes.txt"]
     assert compilation_cache.trim(tmp_path, max_bytes=250) == 0
     assert compilation_cache.trim(tmp_path / "missing") == 0
+
+
+def test_backend_level_0_compiles_the_same_buffers_and_values():
+    # what run_once and the one-step memory programs rely on: the backend's level leaves XLA's HLO passes
+    # (and so its buffer assignment) alone, and the values agree to rounding
+    import jax
+    import jax.numpy as jnp
+
+    def step(w, x):
+        loss = lambda w: jnp.mean(jnp.tanh(x @ w[0]) @ w[1]) ** 2  # noqa: E731
+        return jax.tree.map(lambda p, g: p - 0.1 * g, w, jax.grad(loss)(w))
+
+    w = [jax.random.normal(jax.random.key(0), (32, 64)), jax.random.normal(jax.random.key(1), (64, 8))]
+    x = jax.random.normal(jax.random.key(2), (16, 32))
+    lowered = jax.jit(step).lower(w, x)
+    default, level_0 = lowered.compile(), lowered.compile(compilation_cache.BACKEND_LEVEL_0)
+    assert level_0.memory_analysis().temp_size_in_bytes == default.memory_analysis().temp_size_in_bytes
+    for a, b in zip(compilation_cache.run_once(step, w, x), default(w, x), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -43,7 +43,7 @@ from jaxdl import data as data_lib
 from jaxdl import forward_learning as fl
 from jaxdl import plots, stats
 from jaxdl.claims import PERCENT, Claim, Run, at_most
-from jaxdl.compilation_cache import BACKEND_LEVEL_0
+from jaxdl.compilation_cache import BACKEND_LEVEL_0, run_once
 from jaxdl.experiments import Experiment
 from jaxdl.experiments.settings import ForwardLearningConfig as Config
 from jaxdl.results import RunResult
@@ -174,7 +174,7 @@ def _cosines(
 ) -> dict[str, np.ndarray]:
     """Per forward estimator, the root-mean-square cosine of each block's dense gradient to LG-BP's: (k, blocks);
     the activity-perturbed tangents are random ``signs`` or normal, as in training."""
-    _, exact = fl.local_gradients(params, x, y, key, estimator="backprop")
+    _, exact = run_once(functools.partial(fl.local_gradients, estimator="backprop"), params, x, y, key)
     out = {}
     for estimator in estimators:
         rows = []
@@ -206,8 +206,8 @@ def run(config: Config, run_dir: RunDir) -> RunResult:
     batch = min(config.batch_size, len(y))
     steps = len(y) // batch
     # every method starts from the same initialisations and reads the same batches: seed s of each is paired
-    params = jax.vmap(lambda k: fl.blocked_mlp_init(k, sizes, 10, groups=config.groups))(
-        jax.random.split(key, config.seeds)
+    params = run_once(  # one program, not one per operation
+        jax.vmap(lambda k: fl.blocked_mlp_init(k, sizes, 10, groups=config.groups)), jax.random.split(key, config.seeds)
     )
     batches = np.stack([
         np.stack([rng.permutation(len(y))[: steps * batch].reshape(steps, batch) for _ in range(config.seeds)])
