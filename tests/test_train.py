@@ -271,3 +271,54 @@ def test_a_single_runs_checkpoint_of_an_older_format_resumes_mid_epoch_bitwise(d
 
 def _without_seconds(record):
     return {k: v for k, v in record.items() if k not in ("seconds", "examples_per_second")}
+
+
+class _AfterEpoch(Hook):
+    """Runs ``action(end)`` after epoch ``at``."""
+
+    def __init__(self, at, action):
+        self.at, self.action = at, action
+
+    def after_epoch(self, end):
+        if end.epoch == self.at:
+            self.action(end)
+
+
+def _power_cut(end):
+    raise RuntimeError("the machine died")
+
+
+@pytest.mark.slow
+def test_checkpoint_every_saves_the_nth_epochs_the_last_and_any_stop_and_a_crash_resumes_from_the_last(
+    digits, tmp_path
+):
+    task = Task(SmallMLP(), classification_loss, unit_pixels)
+    state = make_state(task, digits, optax.adam(1e-3))
+    run = dict(epochs=5, batch_size=32, key=jax.random.PRNGKey(3), keep_checkpoints=9, checkpoint_every=2,  # noqa: C408
+               log=lambda s: None)  # fmt: skip
+
+    def fit_in(name, hooks=(), resume=False):
+        if not resume:
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "config.json").write_text("{}")  # what marks a run directory
+        run_dir = RunDir(tmp_path / name, overwrite=not resume, resume=resume)
+        return fit(task, state, digits, run_dir=run_dir, hooks=hooks, resume=resume, **run)
+
+    def saved(name):  # steps, newest first; 8 steps per epoch
+        return Checkpoints(tmp_path / name / "checkpoints").steps()
+
+    uncut = fit_in("uncut")
+    assert saved("uncut") == [40, 32, 16]  # epochs 2 and 4, and the last
+    with pytest.raises(RuntimeError, match="died"):  # between the saved epochs 2 and 4: epoch 3 is lost
+        fit_in("cut", [_AfterEpoch(3, _power_cut)])
+    assert saved("cut") == [16]
+    resumed = fit_in("cut", resume=True)
+    chex.assert_trees_all_equal(resumed.state.params, uncut.state.params)
+    assert [r["epoch"] for r in read_history(tmp_path / "cut" / "history.jsonl")] == [1, 2, 3, 4, 5]
+    with pytest.raises(Stopped):  # a stop request after epoch 3 saves epoch 3
+        fit_in("stopped", [_AfterEpoch(3, lambda end: signal.raise_signal(signal.SIGTERM))])
+    assert saved("stopped") == [24, 16]
+    early = fit_in("early", [_AfterEpoch(3, lambda end: end.active.fill(False))])  # stopped early: saved
+    assert early.epochs_run == 3 and saved("early") == [24, 16]
+    with pytest.raises(JaxdlError, match="checkpoint_every must be at least 1"):
+        fit(task, state, digits, **{**run, "checkpoint_every": 0})

@@ -101,8 +101,9 @@ def noisy_labels(labels: np.ndarray, fraction: float, seed: int, num_classes: in
 def run(config: Config, run_dir: RunDir) -> RunResult:
     """Trains the wide MLP with no regulariser and with each of four, and compares their generalisation.
 
-    Each variant's run (history, checkpoints) goes in a subdirectory of
-    ``run_dir``; the combined history and ``regularization.png`` in ``run_dir``.
+    Each variant's run (history, and a checkpoint of its trained state: the experiment does not resume,
+    so there is no checkpoint per epoch) goes in a subdirectory of ``run_dir``; the combined history and
+    ``regularization.png`` in ``run_dir``.
 
     Args:
       config: the dataset, ``n_train``/``n_val``, ``label_noise``, the
@@ -142,7 +143,7 @@ def run(config: Config, run_dir: RunDir) -> RunResult:
         sub = RunDir(run_dir.path / name.replace(" ", "_"), overwrite=True)
         result = fit(task, state, split["train"], epochs=config.epochs, batch_size=config.batch_size, key=shuffle_key,
                      val_data=split["val"], run_dir=sub, keep_checkpoints=config.keep_checkpoints,
-                     patience=patience, log=lambda s: None)  # fmt: skip
+                     checkpoint_every=config.epochs, patience=patience, log=lambda s: None)  # fmt: skip
         last = result.history[-1]
         histories[name] = result.history
         key = name.replace(" ", "_")

@@ -464,8 +464,8 @@ def _where(epoch: int, done: int, steps_per_epoch: int) -> str:
 
 def fit(task: Task, state: TrainState, train_data: dict[str, np.ndarray] | Dataset, *, epochs: int, batch_size: int,
         key: jax.Array, val_data: dict[str, np.ndarray] | Dataset | None = None, run_dir: RunDir | None = None,
-        keep_checkpoints: int = 3, patience: int | None = None, resume: bool = False, mesh: Mesh | None = None,
-        chunk_seconds: float = 10.0, hooks: Sequence[Hook | EpochCallback] = (),
+        keep_checkpoints: int = 3, checkpoint_every: int = 1, patience: int | None = None, resume: bool = False,
+        mesh: Mesh | None = None, chunk_seconds: float = 10.0, hooks: Sequence[Hook | EpochCallback] = (),
         log: Callable[[str], None] = print) -> FitResult:  # fmt: skip
     """Trains ``state`` for ``epochs`` epochs, in compiled chunks of steps (bitwise the same however chunked).
 
@@ -486,7 +486,8 @@ def fit(task: Task, state: TrainState, train_data: dict[str, np.ndarray] | Datas
         replica, and hooks receive the stacked state.
       val_data: evaluated after every epoch; early stopping watches its loss.
       run_dir: where history.jsonl and checkpoints/ go (None: neither, and signals keep their usual effect).
-      keep_checkpoints: newest checkpoints kept: one per epoch, plus one on a stop.
+      keep_checkpoints: newest checkpoints kept: one per saved epoch, plus one on a stop.
+      checkpoint_every: epochs from one checkpoint to the next (the last epoch and any stop are saved).
       patience: stop after this many epochs without a lower validation loss (None: never).
       resume: continue from the newest good checkpoint in ``run_dir``.
       mesh: the devices each batch is split over (default: every device); ``batch_size`` must divide over it.
@@ -504,7 +505,7 @@ def fit(task: Task, state: TrainState, train_data: dict[str, np.ndarray] | Datas
       Stopped: a signal stopped the run after its checkpoint was saved.
     """
     train_data, val_data, key = as_arrays(train_data), as_arrays(val_data), raw_key(key)
-    _check_arguments(state, train_data, val_data, batch_size, patience, key)
+    _check_arguments(state, train_data, val_data, batch_size, patience, key, checkpoint_every)
     fns = make_epoch_fns(task, batch_size, len(next(iter(train_data.values()))), mesh=mesh,
                          replicas=key.shape[0] if key.ndim == 2 else None)  # fmt: skip
     data, val = fns.place_train(train_data), (fns.place(val_data) if val_data is not None else None)
@@ -514,10 +515,9 @@ def fit(task: Task, state: TrainState, train_data: dict[str, np.ndarray] | Datas
     if resume:
         state = _resume(checkpoints, state, run, hooks, run_dir, fns.steps_per_epoch, log)
     state = fns.place_state(state)
-
     train_steps, evaluate, zero_sums, compile_seconds = _compile(fns, state, data, val, key, epochs - run.epoch + 1)
-    loop = _EpochLoop(fns, train_steps, evaluate, zero_sums, data, val, key, run, hooks, checkpoints, run_dir, epochs,
-                      log)  # fmt: skip
+    loop = _EpochLoop(fns, train_steps, evaluate, zero_sums, data, val, key, run, hooks, checkpoints, checkpoint_every,
+                      run_dir, epochs, log)  # fmt: skip
     state, step_losses, stopped_early = loop.train(state, ChunkSizer(chunk_seconds, fns.steps_per_epoch))
     if checkpoints:
         checkpoints.close()
@@ -539,6 +539,7 @@ class _EpochLoop:
     run: _Run
     hooks: Sequence[Hook]
     checkpoints: Checkpoints | None
+    checkpoint_every: int
     run_dir: RunDir | None
     epochs: int
     log: Callable[[str], None]
@@ -573,20 +574,26 @@ class _EpochLoop:
                 if not run.active.any():
                     return state, step_losses, True
                 if agree(chunks.size, stop_requests.requested)[1] and epoch < self.epochs:
+                    step = self._save(state, epoch) if step is None else step  # between two saved epochs
                     raise _stopped(stop_requests, step, _where(epoch, done, fns.steps_per_epoch), checkpoints)
         return state, step_losses, False
 
     def _end_epoch(self, state: TrainState, epoch: int, step_sums: dict[str, np.ndarray], trained: np.ndarray,
                    seconds: float, steps: int) -> int | None:  # fmt: skip
-        """Evaluates, records and hands a finished epoch to the hooks, then saves a checkpoint (its step)."""
+        """Evaluates, records and hands a finished epoch to the hooks, then saves a checkpoint (its step) if
+        the epoch is one to save: every ``checkpoint_every``-th, the last, or one after which no replica trains."""
         val_sums = self.evaluate(state, self.val) if self.evaluate is not None else None
         record = _record(epoch, step_sums, val_sums, self.run, trained)
         examples = steps * self.run.replicas * self.fns.batch_size
         record.update(seconds=seconds, examples_per_second=examples / max(seconds, 1e-12))
         for hook in self.hooks:  # the caller's, then the history and early stopping
             hook.after_epoch(EpochEnd(epoch, state, record, self.run.active))
-        if not self.checkpoints:
+        if not self.checkpoints or (epoch % self.checkpoint_every and epoch < self.epochs and self.run.active.any()):
             return None
+        return self._save(state, epoch)
+
+    def _save(self, state: TrainState, epoch: int) -> int:
+        """Saves a checkpoint at the end of ``epoch``; returns its step."""
         steps_per_epoch = self.fns.steps_per_epoch
         return self.run.save(self.checkpoints, state, self.hooks, epoch, steps_per_epoch, steps_per_epoch)
 
@@ -678,7 +685,7 @@ def _show(bar: Any, epoch: int, examples_per_step: int, first: int, end: int, se
 
 
 def _check_arguments(state: TrainState, train_data: dict, val_data: dict | None, batch_size: int,
-                     patience: int | None, key: jax.Array) -> None:  # fmt: skip
+                     patience: int | None, key: jax.Array, checkpoint_every: int) -> None:  # fmt: skip
     if key.ndim not in (1, 2) or np.shape(state.step) != key.shape[:-1]:  # one key per replica, or one run's
         runs = f"{np.shape(state.step)[0]} replicas" if np.ndim(state.step) else "one run"
         raise JaxdlError(f"shuffling keys of shape {key.shape} for a state of {runs}; give one key per replica "
@@ -689,6 +696,8 @@ def _check_arguments(state: TrainState, train_data: dict, val_data: dict | None,
         raise JaxdlError(f"batch_size {batch_size} is larger than the {n_train} training examples")
     if patience is not None and val_data is None:
         raise JaxdlError("early stopping (patience) needs val_data to watch")
+    if checkpoint_every < 1:
+        raise JaxdlError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
 
 
 def _compiled_bytes(compiled: Any) -> int:
