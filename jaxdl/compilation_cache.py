@@ -63,9 +63,13 @@ def enable() -> Path | None:
     from jax.experimental.compilation_cache import compilation_cache
 
     compilation_cache.reset_cache()
-    # A program that cannot be kept (a full disk, a read-only folder) costs only the next run's compiling;
-    # the run goes on, and a failure of its own files is reported in one line where it happens.
-    warnings.filterwarnings("ignore", message="Error writing persistent compilation cache entry", category=UserWarning)
+    # A program that cannot be kept (a full disk, a read-only folder) costs only the next run's compiling,
+    # and one that cannot be read (another process's trim removed it, or is still writing it) only this
+    # compile: the run goes on, and a failure of its own files is reported in one line where it happens.
+    for action in ("writing", "reading"):
+        warnings.filterwarnings(
+            "ignore", message=f"Error {action} persistent compilation cache entry", category=UserWarning
+        )
     return path
 
 
@@ -102,17 +106,34 @@ def trim(path: Path, max_bytes: int = MAX_BYTES) -> int:
     return freed
 
 
-# XLA's CPU backend optimises each program's machine code (LLVM at -O2) after its HLO passes (fusion,
+# XLA's CPU backend optimises each program's machine code (LLVM) after its HLO passes (fusion,
 # simplification, buffer assignment), which this leaves alone: the same program and the same buffers,
 # compiled in about half the time into code that runs slower (docs/performance.md).
 BACKEND_LEVEL_0 = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
-def run_once(fn: Callable[..., Any], *args: Any) -> Any:
-    """``jax.jit(fn)(*args)``, compiled at the backend's optimisation level 0.
+def level_0_options() -> dict[str, Any] | None:
+    """The compiler options for a program that runs once, as ``jax.jit``'s ``compiler_options``.
 
-    For programs that run once and briefly, such as an initialisation: their
-    compiling takes longer than their running, and level 0 halves it.
+    Returns:
+      :data:`BACKEND_LEVEL_0` for an outermost program on a CPU; None inside a
+      trace (``jax.jit`` takes compiler options only for the outermost program:
+      a nested one is part of it) and on other backends (the saving is measured
+      on CPUs only; a GPU's level 0 is its own code generator's).
+    """
+    import jax
+    from jax._src import core  # no public test for "not inside a trace" yet
+
+    return BACKEND_LEVEL_0 if core.trace_state_clean() and jax.default_backend() == "cpu" else None
+
+
+def run_once(fn: Callable[..., Any], *args: Any) -> Any:
+    """``jax.jit(fn)(*args)``, compiled with :func:`level_0_options`.
+
+    For programs that run once and briefly, such as an initialisation: on a
+    CPU their compiling takes longer than their running, and level 0 halves it.
+    Inside ``jax.jit``, ``jax.grad``, ``jax.eval_shape`` or on another backend
+    it is plain ``jax.jit(fn)(*args)``.
 
     Args:
       fn: the function, as it would be given to ``jax.jit``.
@@ -123,7 +144,7 @@ def run_once(fn: Callable[..., Any], *args: Any) -> Any:
     """
     import jax
 
-    return jax.jit(fn, compiler_options=BACKEND_LEVEL_0)(*args)
+    return jax.jit(fn, compiler_options=level_0_options())(*args)
 
 
 # JAX's monitoring events (jax._src.dispatch) -> the names a run reports them under

@@ -27,8 +27,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from jaxdl.compilation_cache import BACKEND_LEVEL_0
-
 HvpOrder = Literal["fwd-over-rev", "rev-over-fwd", "rev-over-rev", "fwd-over-fwd"]
 HVP_ORDERS: tuple[str, ...] = ("fwd-over-rev", "rev-over-fwd", "rev-over-rev", "fwd-over-fwd")
 
@@ -229,8 +227,7 @@ def spectral_density(
     return grid, density, {"nodes": nodes, "weights": weights}
 
 
-# one program, not a few small ones per parameter leaf; it runs once per direction: compiled at level 0
-@functools.partial(jax.jit, compiler_options=BACKEND_LEVEL_0)
+@jax.jit  # one program, not a few small ones per parameter leaf
 def filter_normalized_direction(params: Any, key: jax.Array) -> Any:
     """A random direction scaled filter by filter to the parameters' norms (Li et al., 2018).
 

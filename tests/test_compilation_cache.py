@@ -71,3 +71,34 @@ def test_backend_level_0_compiles_the_same_buffers_and_values():
     assert level_0.memory_analysis().temp_size_in_bytes == default.memory_analysis().temp_size_in_bytes
     for a, b in zip(compilation_cache.run_once(step, w, x), default(w, x), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_run_once_inside_a_trace_is_plain_jit_so_init_state_and_directions_can_be_traced():
+    # jax.jit takes compiler options only for the outermost program; inside jit, grad or eval_shape the
+    # library's run-once programs are part of the caller's
+    import chex
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from jaxdl import curvature
+    from jaxdl.experiments.common import unit_pixels
+    from jaxdl.models import SmallMLP
+    from jaxdl.train import Task, classification_loss, init_state
+
+    x = jnp.linspace(0.0, 1.0, 5)
+    f = lambda x: 2 * jnp.sin(x)  # noqa: E731
+    assert compilation_cache.level_0_options() == compilation_cache.BACKEND_LEVEL_0  # the CPU, outermost
+    np.testing.assert_allclose(jax.jit(lambda x: compilation_cache.run_once(f, x))(x), f(x), rtol=1e-6)
+    np.testing.assert_allclose(jax.grad(lambda x: compilation_cache.run_once(f, x).sum())(x), 2 * jnp.cos(x),
+                               rtol=1e-6)  # fmt: skip
+    data = {"inputs": np.zeros((4, 6, 6, 1), np.uint8), "labels": np.zeros(4, np.int32)}
+    task = Task(SmallMLP(hidden=3), classification_loss, unit_pixels)
+    eager, _ = init_state(task, optax.sgd(0.1), data, jax.random.key(0))
+    traced = jax.eval_shape(lambda: init_state(task, optax.sgd(0.1), data, jax.random.key(0))[0])
+    assert jax.tree.map(lambda a: (a.shape, a.dtype), traced.params) == jax.tree.map(
+        lambda a: (a.shape, a.dtype), eager.params
+    )
+    inside = jax.jit(lambda p, k: compilation_cache.run_once(curvature.filter_normalized_direction, p, k))
+    outside = curvature.filter_normalized_direction(eager.params, jax.random.key(1))
+    chex.assert_trees_all_close(inside(eager.params, jax.random.key(1)), outside, rtol=1e-6)

@@ -219,8 +219,10 @@ def run(config: Config, run_dir: RunDir) -> dict[str, Any]:
                 vectors=config.density_vectors, iterations=config.density_iterations,
             )  # fmt: skip
             densities[name][when] = (grid, density)
-        directions = [curvature.filter_normalized_direction(params, jax.random.fold_in(key, 40 + index + 100 * i))
-                      for i in range(2)]  # fmt: skip
+        directions = [  # each runs once: compiled at level 0
+            run_once(curvature.filter_normalized_direction, params, jax.random.fold_in(key, 40 + index + 100 * i))
+            for i in range(2)
+        ]
         line_points = np.linspace(-config.slice_radius, config.slice_radius, config.slice_points)
         square_points = np.linspace(-config.slice_radius, config.slice_radius, max(config.slice_points // 2, 3))
         slices[name] = {

@@ -30,7 +30,7 @@ from jaxdl import data as data_lib
 from jaxdl import plots
 from jaxdl.autodiff import forward_gradient
 from jaxdl.claims import Claim, Run, at_least, at_most
-from jaxdl.compilation_cache import BACKEND_LEVEL_0, run_once
+from jaxdl.compilation_cache import level_0_options, run_once
 from jaxdl.experiments import Experiment
 from jaxdl.experiments.blobs import make_loss_fn
 from jaxdl.experiments.settings import ForwardGradientConfig as Config
@@ -90,7 +90,7 @@ def _train(loss, params, x, y, batch, steps, lr, key, estimator: str):
     compiled = jax.jit(run).lower(params, keys, x, y).compile()
     compile_seconds = time.perf_counter() - start
     # one step's program, compiled only for its temporaries: the same buffers at level 0 (timing.py)
-    one_step = jax.jit(run).lower(params, keys[:1], x, y).compile(BACKEND_LEVEL_0)
+    one_step = jax.jit(run).lower(params, keys[:1], x, y).compile(level_0_options())
     start = time.perf_counter()
     _, losses = jax.block_until_ready(compiled(params, keys, x, y))
     seconds = time.perf_counter() - start
@@ -135,7 +135,7 @@ def _unbiasedness(loss, params, x, y, draws: int, key: jax.Array) -> dict[str, f
     # the full data: the only noise is the direction's; data and parameters are the program's arguments
     true = jax.jit(lambda p, x, y: ravel_pytree(jax.grad(loss)(p, x, y))[0])(params, x, y)
 
-    @functools.partial(jax.jit, compiler_options=BACKEND_LEVEL_0)
+    @functools.partial(jax.jit, compiler_options=level_0_options())
     def moments(keys, params, true, x, y):  # sums of the estimates and of their squares, 50 draws at a time
         def chunk(carry, ks):
             g = jax.vmap(lambda k: ravel_pytree(forward_gradient(lambda p: loss(p, x, y), params, k)[1])[0] - true)(ks)

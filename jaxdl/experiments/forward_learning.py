@@ -43,7 +43,7 @@ from jaxdl import data as data_lib
 from jaxdl import forward_learning as fl
 from jaxdl import plots, stats
 from jaxdl.claims import PERCENT, Claim, Run, at_most
-from jaxdl.compilation_cache import BACKEND_LEVEL_0, run_once
+from jaxdl.compilation_cache import level_0_options, run_once
 from jaxdl.experiments import Experiment
 from jaxdl.experiments.settings import ForwardLearningConfig as Config
 from jaxdl.results import RunResult
@@ -155,7 +155,6 @@ def _train(method: str, config: Config, params, batches: np.ndarray, x, y, x_tes
     }
 
 
-@functools.partial(jax.jit, static_argnames=("k", "estimator", "signs"), compiler_options=BACKEND_LEVEL_0)
 def _mean_cos2(params, x, y, exact, keys, *, k: int, estimator: str, signs: bool) -> jax.Array:
     """Each block's squared cosine to ``exact`` averaged over one estimate per key; the network, the data
     and the exact gradients are arguments, not constants of the program."""
@@ -169,6 +168,13 @@ def _mean_cos2(params, x, y, exact, keys, *, k: int, estimator: str, signs: bool
     return jax.lax.map(one, keys).mean(0)  # one draw at a time: k tangents of every weight are enough
 
 
+@functools.cache
+def _mean_cos2_program():
+    """:func:`_mean_cos2` compiled once per k and estimator, which the end-of-training cosines reuse; made on
+    first use, when the backend that decides its compiler options is known."""
+    return jax.jit(_mean_cos2, static_argnames=("k", "estimator", "signs"), compiler_options=level_0_options())
+
+
 def _cosines(
     params, x, y, ks: list[int], draws: int, key: jax.Array, signs: bool, estimators=("weight", "activity")
 ) -> dict[str, np.ndarray]:
@@ -180,7 +186,7 @@ def _cosines(
         rows = []
         for k in ks:
             keys = jax.random.split(jax.random.fold_in(key, k), draws)
-            cos2 = _mean_cos2(params, x, y, exact, keys, k=k, estimator=estimator, signs=signs)
+            cos2 = _mean_cos2_program()(params, x, y, exact, keys, k=k, estimator=estimator, signs=signs)
             rows.append(np.sqrt(np.asarray(cos2)))
         out[estimator] = np.stack(rows)
     return out
