@@ -320,5 +320,6 @@ def test_checkpoint_every_saves_the_nth_epochs_the_last_and_any_stop_and_a_crash
     assert saved("stopped") == [24, 16]
     early = fit_in("early", [_AfterEpoch(3, lambda end: end.active.fill(False))])  # stopped early: saved
     assert early.epochs_run == 3 and saved("early") == [24, 16]
-    with pytest.raises(JaxdlError, match="checkpoint_every must be at least 1"):
-        fit(task, state, digits, **{**run, "checkpoint_every": 0})
+    for bad in (0, 2.5, True):
+        with pytest.raises(JaxdlError, match=f"checkpoint_every must be a whole number of epochs, .*; got {bad}$"):
+            fit(task, state, digits, **{**run, "checkpoint_every": bad})

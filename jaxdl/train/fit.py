@@ -487,7 +487,9 @@ def fit(task: Task, state: TrainState, train_data: dict[str, np.ndarray] | Datas
       val_data: evaluated after every epoch; early stopping watches its loss.
       run_dir: where history.jsonl and checkpoints/ go (None: neither, and signals keep their usual effect).
       keep_checkpoints: newest checkpoints kept: one per saved epoch, plus one on a stop.
-      checkpoint_every: epochs from one checkpoint to the next (the last epoch and any stop are saved).
+      checkpoint_every: save at every epoch that is a multiple of this (counted from epoch 1, resumed or
+        not), at the last epoch and at any stop; a run cut between two saves resumes from the earlier and
+        trains the epochs after it again (hooks see them again).
       patience: stop after this many epochs without a lower validation loss (None: never).
       resume: continue from the newest good checkpoint in ``run_dir``.
       mesh: the devices each batch is split over (default: every device); ``batch_size`` must divide over it.
@@ -696,8 +698,8 @@ def _check_arguments(state: TrainState, train_data: dict, val_data: dict | None,
         raise JaxdlError(f"batch_size {batch_size} is larger than the {n_train} training examples")
     if patience is not None and val_data is None:
         raise JaxdlError("early stopping (patience) needs val_data to watch")
-    if checkpoint_every < 1:
-        raise JaxdlError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int | np.integer) or checkpoint_every < 1:
+        raise JaxdlError(f"checkpoint_every must be a whole number of epochs, at least 1; got {checkpoint_every!r}")
 
 
 def _compiled_bytes(compiled: Any) -> int:
