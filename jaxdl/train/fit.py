@@ -487,9 +487,7 @@ def fit(task: Task, state: TrainState, train_data: dict[str, np.ndarray] | Datas
       val_data: evaluated after every epoch; early stopping watches its loss.
       run_dir: where history.jsonl and checkpoints/ go (None: neither, and signals keep their usual effect).
       keep_checkpoints: newest checkpoints kept: one per saved epoch, plus one on a stop.
-      checkpoint_every: save at every epoch that is a multiple of this (counted from epoch 1, resumed or
-        not), at the last epoch and at any stop; a run cut between two saves resumes from the earlier and
-        trains the epochs after it again (hooks see them again).
+      checkpoint_every: save each N-th epoch, the last and any stop; a cut run retrains the epochs since its last save.
       patience: stop after this many epochs without a lower validation loss (None: never).
       resume: continue from the newest good checkpoint in ``run_dir``.
       mesh: the devices each batch is split over (default: every device); ``batch_size`` must divide over it.
