@@ -80,14 +80,18 @@ def networks():
         "BlobClassifier": (BlobClassifier(), lambda r: twins.BlobClassifier(rngs=r), points, _squares, False),
         "MLP": (MLP(hidden=5), lambda r: twins.MLP(48, 5, rngs=r), images, _squares, False),
         "SmallMLP": (SmallMLP(hidden=4), lambda r: twins.SmallMLP(36, 4, rngs=r), gray, _squares, False),
-        "CNN-train": (CNN(drop_rate=0.5, batch_groups=1),
-                      lambda r: twins.CNN(drop_rate=0.5, batch_groups=1, image_size=4, rngs=r), images, _squares, True),
-        # evaluation in one batch group (the training pass above has the CPU's two): the groups only split and
-        # join the batch there, and test_models checks that two groups compute what one does
-        "CNN-eval": (CNN(batch_groups=1), lambda r: twins.CNN(batch_groups=1, image_size=4, rngs=r), images,
-                     _squares, False),
+        # The CNN in one batch group (test_models checks that the CPU's two compute what one does), its
+        # convolutions by im2col: on a CPU its third runs Winograd's, which is plain JAX (no derivative rule
+        # of its own) and checked as a layer below; under second derivatives it doubled the CNN's compile time.
+        "CNN-train": (CNN(drop_rate=0.5, conv="im2col", batch_groups=1),
+                      lambda r: twins.CNN(drop_rate=0.5, conv="im2col", batch_groups=1, image_size=4, rngs=r), images,
+                      _squares, True),
+        "CNN-eval": (CNN(conv="im2col", batch_groups=1),
+                     lambda r: twins.CNN(conv="im2col", batch_groups=1, image_size=4, rngs=r), images, _squares, False),
         "VAE": (VAE(latents=2, hidden=5, features=12), lambda r: twins.VAE(2, 5, 12, rngs=r), flat, _vae, False),
         "Conv3x3-stride2": (Conv3x3(4, stride=2), lambda r: twins.Conv3x3(3, 4, 2, rngs=r), images, _squares, False),
+        "Conv3x3-winograd": (Conv3x3(4, impl="winograd"), lambda r: twins.Conv3x3(3, 4, 1, "winograd", rngs=r), images,
+                             _squares, False),
     }  # fmt: skip
 
     def linen(model, twin, inputs, loss, train):
@@ -123,7 +127,16 @@ class _Lazy(dict):
         return value
 
 
-FLAX_MODULES = ["BlobClassifier", "MLP", "SmallMLP", "CNN-train", "CNN-eval", "VAE", "Conv3x3-stride2"]
+FLAX_MODULES = [
+    "BlobClassifier",
+    "MLP",
+    "SmallMLP",
+    "CNN-train",
+    "CNN-eval",
+    "VAE",
+    "Conv3x3-stride2",
+    "Conv3x3-winograd",
+]
 # slow: the CNN (its second-order programs compile for tens of seconds) and the VAE (over the slow mark)
 NAMES = [
     pytest.param(name, marks=[pytest.mark.slow] if "CNN" in name or "VAE" in name else [])
