@@ -1,6 +1,7 @@
 """scripts/bench.py: the benchmark runs and reports consistent figures (speed itself is not asserted)."""
 
 import argparse
+import json
 
 import pytest
 
@@ -63,3 +64,15 @@ def test_nnx_overhead_times_each_way_of_calling_a_step(bench):
     cost = bench.nnx_overhead(task, (28, 28, 1), calls=5)
     assert set(cost) == {"split_merge_us", "nnx_jit_us", "jax_jit_us"}
     assert all(0 < us < 1e6 for us in cost.values())
+
+
+def test_suite_compiles_report_counts_repeated_programs_and_sums_by_compile_time(load_script, tmp_path):
+    report = load_script("suite_compiles").report
+    a, b = "tests/test_a.py::one", "tests/test_b.py::two"
+    (tmp_path / "compiles-gw0.json").write_text(json.dumps([[a, 0.06, "p1"], [a, 2.0, "p2"]]))
+    (tmp_path / "compiles-gw1.json").write_text(json.dumps([[b, 0.3, "p1"], [None, 0.1, "p3"]]))
+    text = report(tmp_path, top=5)
+    # p1 compiled in both workers: its second compile is what a shared cache could have saved
+    assert text.splitlines()[0] == "4 compiles, 2.5 s; 3 distinct programs; 0.3 s compiled a program again"
+    assert "| 0-0.1 s | 1 | 0.1 |" in text and "| 0.1-0.25 s | 1 | 0.1 |" in text and "| >= 1 s | 1 | 2.0 |" in text
+    assert "| 2.1 | tests/test_a.py |" in text and "| 0.1 | (outside a test) |" in text
