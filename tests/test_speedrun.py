@@ -58,11 +58,11 @@ def test_dirac_kernel_starts_as_the_identity_on_the_first_channels():
 def test_evaluation_averages_each_image_and_its_mirror_image():
     x = jax.random.normal(jax.random.key(0), (3, 32, 32, 3))
     net = SpeedrunNet(widths=(4, 8, 8))
-    variables = net.init(jax.random.key(1), x)
-    plain = SpeedrunNet(widths=(4, 8, 8), tta=False)
-    expected = (plain.apply(variables, x) + plain.apply(variables, x[:, :, ::-1])) / 2
-    np.testing.assert_allclose(net.apply(variables, x), expected, rtol=1e-5, atol=1e-6)
-    assert not np.allclose(plain.apply(variables, x), expected, atol=1e-4)  # the mirror image changes the logits
+    variables = jax.jit(net.init)(jax.random.key(1), x)  # jitted: one program each, not one per operation
+    plain = jax.jit(SpeedrunNet(widths=(4, 8, 8), tta=False).apply)
+    expected = (plain(variables, x) + plain(variables, x[:, :, ::-1])) / 2
+    np.testing.assert_allclose(jax.jit(net.apply)(variables, x), expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(plain(variables, x), expected, atol=1e-4)  # the mirror image changes the logits
 
 
 def test_the_optimizer_moves_batch_norm_biases_bias_scaler_times_faster():
@@ -138,17 +138,18 @@ def test_the_network_under_grad_jvp_and_vmap_forward_equals_reverse_and_batched_
     x = jax.random.normal(jax.random.key(0), (4, 32, 32, 3))
     whitening = whitening_filters(np.asarray(x))
     net = SpeedrunNet(whitening=whitening, widths=(4, 8, 8), conv="xla")
-    variables = net.init(jax.random.key(1), x)
+    # each transformation jitted: one program each, not one per operation
+    variables = jax.jit(net.init)(jax.random.key(1), x)
     params, stats = variables["params"], {"batch_stats": variables["batch_stats"]}
 
     def loss(p):  # evaluation mode: running statistics, both TTA views
         return jnp.sum(net.apply({"params": p, **stats}, x) ** 2)
 
-    tangent = jax.tree.map(lambda a: jax.random.normal(jax.random.key(2), a.shape), params)
-    _, forward = jax.jvp(loss, (params,), (tangent,))
-    grads = jax.grad(loss)(params)
-    reverse = sum(jnp.vdot(g, t) for g, t in zip(jax.tree.leaves(grads), jax.tree.leaves(tangent), strict=True))
+    tangent = jax.jit(lambda p: jax.tree.map(lambda a: jax.random.normal(jax.random.key(2), a.shape), p))(params)
+    _, forward = jax.jit(lambda p, t: jax.jvp(loss, (p,), (t,)))(params, tangent)
+    grads = jax.jit(jax.grad(loss))(params)
+    reverse = sum(np.vdot(g, t) for g, t in zip(jax.tree.leaves(grads), jax.tree.leaves(tangent), strict=True))
     np.testing.assert_allclose(forward, reverse, rtol=1e-4)
     assert abs(forward) > 1e-3  # a direction the loss moves along
-    batched = jax.vmap(lambda image: net.apply(variables, image[None])[0])(x)
-    np.testing.assert_allclose(batched, net.apply(variables, x), rtol=1e-5, atol=1e-6)
+    batched = jax.jit(jax.vmap(lambda image: net.apply(variables, image[None])[0]))(x)
+    np.testing.assert_allclose(batched, jax.jit(net.apply)(variables, x), rtol=1e-5, atol=1e-6)
