@@ -1,5 +1,6 @@
 """The tutorials' networks: output shapes, exact parameter counts, the convolution, the VAE."""
 
+import functools
 import os
 
 import chex
@@ -37,14 +38,16 @@ def test_cnn_batch_norm_statistics_and_dropout():
     x = jax.random.normal(jax.random.key(3), (8, 32, 32, 3))
     variables = jax.jit(model.init)(RNGS, x)
     assert set(variables["batch_stats"]) == {"bn1", "bn2", "bn3", "bn4", "bn5"}
-    _, updates = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(4)}, mutable=["batch_stats"])
+    # each pass jitted: one program, not one per operation
+    train = jax.jit(lambda v, x, key: model.apply(v, x, train=True, rngs={"dropout": key}, mutable=["batch_stats"]))
+    _, updates = train(variables, x, jax.random.key(4))
     # PyTorch's momentum 0.1: running = 0.9 * running + 0.1 * batch statistic.
-    conv = Conv3x3(32).apply({"params": variables["params"]["conv1"]}, x)
+    conv = jax.jit(Conv3x3(32).apply)({"params": variables["params"]["conv1"]}, x)
     np.testing.assert_allclose(updates["batch_stats"]["bn1"]["mean"], 0.1 * conv.mean((0, 1, 2)), rtol=1e-4, atol=1e-6)
-    a = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(5)}, mutable=["batch_stats"])[0]
-    b = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(6)}, mutable=["batch_stats"])[0]
+    a, b = train(variables, x, jax.random.key(5))[0], train(variables, x, jax.random.key(6))[0]
     assert not np.allclose(a, b)  # dropout draws from its key
-    np.testing.assert_array_equal(model.apply(variables, x), model.apply(variables, x))  # eval is deterministic
+    evaluate = jax.jit(model.apply)
+    np.testing.assert_array_equal(evaluate(variables, x), evaluate(variables, x))  # eval is deterministic
 
 
 @pytest.mark.slow
@@ -67,7 +70,9 @@ def test_batch_norm_of_groups_is_batch_norm_of_their_concatenation(x64):
 
     primals = (groups, scale, bias)
     for result in (lambda f: f(*primals), lambda f: jax.jvp(f, primals, tangents), lambda f: loss(f)(*primals)):
-        chex.assert_trees_all_close(tuple(result(grouped)), tuple(result(whole)), rtol=1e-12, atol=1e-12)
+        # jitted: one program each, not one per operation
+        chex.assert_trees_all_close(tuple(jax.jit(lambda r=result: r(grouped))()),
+                                    tuple(jax.jit(lambda r=result: r(whole))()), rtol=1e-12, atol=1e-12)  # fmt: skip
     with pytest.raises(ValueError, match="same number of features"):
         batch_normalize([groups[0], groups[1][..., :3]], scale, bias)
 
@@ -77,7 +82,7 @@ def test_cnn_in_batch_groups_computes_what_it_computes_on_the_whole_batch(x64):
     # 5 images in 2 groups of 3 and 2: values, statistics, both derivative modes, and the evaluation pass
     assert jax.default_backend() == "cpu" and CNN().groups() == 2
     x = jax.random.normal(jax.random.key(0), (5, 32, 32, 3), jnp.float64)
-    variables = jax.tree.map(lambda v: v.astype(jnp.float64), CNN(batch_groups=1).init(RNGS, x))
+    variables = jax.tree.map(lambda v: v.astype(jnp.float64), jax.jit(CNN(batch_groups=1).init)(RNGS, x))
     tangent = jax.tree.map(jnp.cos, variables["params"])
     results = []
     for model in (CNN(batch_groups=1), CNN(batch_groups=2)):
@@ -112,15 +117,18 @@ def test_convolutions_agree_with_xla_in_values_and_both_derivative_modes(impl, s
     k = jax.random.normal(jax.random.key(1), (3, 3, channels, 4), jnp.float64)
     b = jax.random.normal(jax.random.key(5), (4,), jnp.float64)
     tangents = tuple(jax.random.normal(jax.random.key(3 + i), a.shape, a.dtype) for i, a in enumerate((x, k, b)))
-    results = {}
-    for name in (impl, "xla"):
 
-        def conv(x, k, b, name=name):
-            return conv3x3(x, k, stride, name, bias=b)
+    @jax.jit  # one program per implementation, not one per operation
+    def values_and_derivatives(x, k, b, tangents):
+        results = {}
+        for name in (impl, "xla"):
+            conv = functools.partial(lambda x, k, b, name: conv3x3(x, k, stride, name, bias=b), name=name)
+            y, pullback = jax.vjp(conv, x, k, b)
+            cotangent = jax.random.normal(jax.random.key(2), y.shape, jnp.float64)
+            results[name] = (y, pullback(cotangent), jax.jvp(conv, (x, k, b), tangents)[1])
+        return results
 
-        y, pullback = jax.vjp(conv, x, k, b)
-        cotangent = jax.random.normal(jax.random.key(2), y.shape, jnp.float64)
-        results[name] = (y, pullback(cotangent), jax.jvp(conv, (x, k, b), tangents)[1])
+    results = values_and_derivatives(x, k, b, tangents)
     chex.assert_trees_all_close(results[impl], results["xla"], rtol=1e-10, atol=1e-12)
 
 
@@ -135,23 +143,27 @@ def test_batch_norm_matches_flax_in_values_statistics_and_every_derivative(shape
     tangent = jnp.cos(x)
     results = []
     for module in (nn.BatchNorm(use_running_average=False, momentum=0.9, epsilon=1e-5), BatchNorm()):
-        variables = module.init(jax.random.key(1), x)
+        variables = jax.jit(module.init)(jax.random.key(1), x)
         params = {k: p + jax.random.uniform(jax.random.key(2), p.shape) for k, p in variables["params"].items()}
         stats = {"batch_stats": jax.tree.map(lambda s: s + 0.5, variables["batch_stats"])}
 
-        def train(params, x, module=module, stats=stats):
-            return module.apply({"params": params, **stats}, x, mutable=["batch_stats"])
+        @jax.jit  # one program per module, not one per operation
+        def everything(params, x, tangent, module=module, stats=stats):
+            def train(params, x):
+                return module.apply({"params": params, **stats}, x, mutable=["batch_stats"])
 
-        def loss(params, x, train=train):
-            return jnp.sum(jnp.sin(train(params, x)[0]))
+            def loss(params, x):
+                return jnp.sum(jnp.sin(train(params, x)[0]))
 
-        results.append((
-            train(params, x),
-            module.clone(use_running_average=True).apply({"params": params, **stats}, x),
-            jax.grad(loss, (0, 1))(params, x),
-            jax.jvp(lambda p, x, train=train: train(p, x)[0], (params, x), (params, tangent))[1],
-            jax.jvp(jax.grad(loss, (0, 1)), (params, x), (params, tangent))[1],  # Hessian-vector product
-        ))  # fmt: skip
+            return (
+                train(params, x),
+                module.clone(use_running_average=True).apply({"params": params, **stats}, x),
+                jax.grad(loss, (0, 1))(params, x),
+                jax.jvp(lambda q, x: train(q, x)[0], (params, x), (params, tangent))[1],
+                jax.jvp(jax.grad(loss, (0, 1)), (params, x), (params, tangent))[1],  # Hessian-vector product
+            )
+
+        results.append(everything(params, x, tangent))
     chex.assert_trees_all_close(results[1], results[0], rtol=1e-12, atol=1e-12)
     chex.assert_trees_all_equal_structs(results[1], results[0])
 
@@ -165,16 +177,17 @@ def test_batch_norm_keeps_flax_dtypes_under_mixed_precision():
     for x_dtype, param_dtype in (("bfloat16", "bfloat16"), ("bfloat16", "float32"), ("float32", "float32")):
         outputs = []
         for module in (nn.BatchNorm(use_running_average=False, momentum=0.9, epsilon=1e-5), BatchNorm()):
-            variables = module.init(jax.random.key(1), x)
+            variables = jax.jit(module.init)(jax.random.key(1), x)
             params = jax.tree.map(lambda p, d=param_dtype: p.astype(d), variables["params"])
-            inputs = x.astype(x_dtype)
 
-            def train(params, module=module, variables=variables, inputs=inputs):
-                return module.apply({**variables, "params": params}, inputs, mutable=["batch_stats"])
+            @jax.jit  # one program per module, not one per operation
+            def pass_and_gradient(params, inputs, module=module, variables=variables):
+                def train(params):
+                    return module.apply({**variables, "params": params}, inputs, mutable=["batch_stats"])
 
-            y, stats = train(params)
-            grads = jax.grad(lambda p, train=train: train(p)[0].astype(jnp.float32).sum())(params)
-            outputs.append((y, stats, grads))
+                return (*train(params), jax.grad(lambda p: train(p)[0].astype(jnp.float32).sum())(params))
+
+            outputs.append(pass_and_gradient(params, x.astype(x_dtype)))
         chex.assert_trees_all_equal_dtypes(outputs[1], outputs[0])
         chex.assert_trees_all_close(outputs[1], outputs[0], rtol=2e-2, atol=2e-2)
 
