@@ -21,6 +21,12 @@ pytestmark = pytest.mark.xla_o0  # properties on tiny inputs: quicker to compile
 Z = 4.5  # standard errors a sample mean may stray from its expectation (a two-sided p of 7e-6)
 
 
+def backprop(params, x, y):
+    """The exact local gradients, in one program (eagerly, each operation compiles on its own)."""
+    exact = jax.jit(lambda params, x, y: fl.local_gradients(params, x, y, jax.random.key(0), estimator="backprop"))
+    return exact(params, x, y)
+
+
 def assert_mean_near(samples, expected, what):
     samples = np.asarray(samples, np.float64)
     error = samples.std(ddof=1) / np.sqrt(len(samples))
@@ -126,7 +132,7 @@ def test_random_signs_are_fair_independent_and_unpacked_32_to_a_word(shape):
 @pytest.mark.parametrize("width", [8, 32])
 def test_activity_perturbation_of_one_example_has_the_cosine_of_h_not_of_fan_in_times_h(width, x64):
     params, x, y = dense_problem(batch=1, fan_in=20, width=width)
-    _, exact = fl.local_gradients(params, x, y, jax.random.key(0), estimator="backprop")
+    _, exact = backprop(params, x, y)
 
     def cos2(estimator, k):
         def one(key):
@@ -145,7 +151,7 @@ def test_activity_perturbation_of_one_example_has_the_cosine_of_h_not_of_fan_in_
 def test_activity_perturbation_divides_the_variance_by_about_the_fan_in(x64):
     fan_in, width = 12, 6
     params, x, y = dense_problem(batch=1, fan_in=fan_in, width=width)
-    _, exact = fl.local_gradients(params, x, y, jax.random.key(0), estimator="backprop")
+    _, exact = backprop(params, x, y)
     true = ravel_pytree(exact["block0"]["dense"])[0]
 
     def squared_errors(estimator):
@@ -165,7 +171,7 @@ def test_activity_perturbation_divides_the_variance_by_about_the_fan_in(x64):
 def test_with_g_local_losses_each_group_is_estimated_without_bias_from_its_own_head(estimator, x64):
     fan_in, width, groups, draws = 5, 8, 4, 3000
     params, x, y = dense_problem(batch=1, fan_in=fan_in, width=width, groups=groups)
-    _, exact = fl.local_gradients(params, x, y, jax.random.key(0), estimator="backprop")
+    _, exact = backprop(params, x, y)
     t = np.concatenate([np.asarray(exact["block0"]["dense"]["w"]), np.asarray(exact["block0"]["dense"]["b"])[None]])
     estimates = jax.jit(
         jax.vmap(
@@ -226,12 +232,13 @@ def test_local_losses_train_each_block_on_its_own_head_only(x64):
 @pytest.mark.slow
 def test_a_guess_gives_the_projection_of_the_gradient_on_it(x64):
     params, loss = mlp_problem([4, 5, 3], batch=4)
-    true = jax.grad(loss)(params)
-    value, exact = fl.guessed(loss, params, true)
+    true = jax.jit(jax.grad(loss))(params)
+    guessed = jax.jit(lambda params, guess: fl.guessed(loss, params, guess))  # one program, not one per operation
+    value, exact = guessed(params, true)
     np.testing.assert_allclose(ravel_pytree(exact)[0], ravel_pytree(true)[0], rtol=1e-10)
     np.testing.assert_allclose(value, loss(params), rtol=1e-12)
     guess = jax.tree.map(lambda t: t + 0.3 * jnp.ones_like(t), true)
-    _, projected = fl.guessed(loss, params, guess)
+    _, projected = guessed(params, guess)
     g, u = ravel_pytree(true)[0], ravel_pytree(guess)[0]
     np.testing.assert_allclose(ravel_pytree(projected)[0], (g @ u) / (u @ u) * u, rtol=1e-10)
     np.testing.assert_allclose(fl.cosine(projected, true), abs(fl.cosine(guess, true)), rtol=1e-10)
