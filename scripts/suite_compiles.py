@@ -32,8 +32,7 @@ _current_test: list[str | None] = [None]
 
 
 def _install() -> None:
-    from jax._src import compiler
-    from jax._src.interpreters import mlir
+    from jax._src import cache_key, compiler
 
     compile_and_load = compiler.backend_compile_and_load
 
@@ -43,7 +42,10 @@ def _install() -> None:
             return compile_and_load(backend, module, executable_devices, options, host_callbacks)
         finally:
             seconds = time.perf_counter() - start
-            program = hashlib.sha1(mlir.module_to_bytecode(module) + options.SerializeAsString()).hexdigest()
+            # the program without its source locations, as JAX's cache keys it: the same operation run
+            # eagerly from two lines is one program
+            ir = cache_key._canonicalize_ir(module, cache_key.IgnoreCallbacks.NO)
+            program = hashlib.sha1(ir + options.SerializeAsString()).hexdigest()
             _records.append((_current_test[0], seconds, program[:16]))
 
     compiler.backend_compile_and_load = recorded
@@ -57,6 +59,10 @@ def pytest_configure(config):
 
 def pytest_runtest_logstart(nodeid, location):
     _current_test[0] = nodeid
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    _current_test[0] = None  # a module fixture's teardown after the last test is outside any test
 
 
 def pytest_sessionfinish(session):

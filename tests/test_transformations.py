@@ -82,7 +82,7 @@ def networks():
         "SmallMLP": (SmallMLP(hidden=4), lambda r: twins.SmallMLP(36, 4, rngs=r), gray, _squares, False),
         # The CNN in one batch group (test_models checks that the CPU's two compute what one does), its
         # convolutions by im2col: on a CPU its third runs Winograd's, which is plain JAX (no derivative rule
-        # of its own) and checked as a layer below; under second derivatives it doubled the CNN's compile time.
+        # of its own) and checked as a layer below; under second derivatives it made the CNN's compile 1.7x longer.
         "CNN-train": (CNN(drop_rate=0.5, conv="im2col", batch_groups=1),
                       lambda r: twins.CNN(drop_rate=0.5, conv="im2col", batch_groups=1, image_size=4, rngs=r), images,
                       _squares, True),
