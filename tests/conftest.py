@@ -45,11 +45,12 @@ _enable = compilation_cache.enable
 
 
 def _enable_for_tests():
-    """jaxdl's cache, keeping only programs that took a second or more to compile: writing every small
-    one cost a test run more than loading them saved (measured: see docs/performance.md)."""
+    """jaxdl's cache, keeping only programs that took a quarter of a second or more to compile: writing
+    every small one cost a test run more than loading them saved, and those above compile again in
+    other tests and workers (measured: see docs/performance.md)."""
     folder = _enable()
     if folder is not None:
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.25)
     return folder
 
 
