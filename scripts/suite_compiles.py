@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 ENV = "JAXDL_SUITE_COMPILES"  # the folder each process writes its compiles-<worker>.json to
 BUCKETS = (0.1, 0.25, 0.5, 1.0, float("inf"))
 
@@ -53,7 +55,7 @@ def _install() -> None:
 
 def pytest_configure(config):
     if ENV not in os.environ:
-        raise SystemExit(f"suite_compiles: set {ENV} to the folder for the records")
+        raise pytest.UsageError(f"suite_compiles: set {ENV} to the folder for the records")
     _install()
 
 
@@ -75,7 +77,7 @@ def pytest_sessionfinish(session):
 def report(folder: Path, top: int) -> str:
     records = [r for f in sorted(folder.glob("compiles-*.json")) for r in json.loads(f.read_text())]
     if not records:
-        raise SystemExit(f"suite_compiles.py: no compiles-*.json in {folder}")
+        raise ValueError(f"no compiles-*.json in {folder}")
     seen: set[str] = set()
     repeats = 0.0
     counts, seconds = collections.Counter(), collections.Counter()
@@ -114,7 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", type=Path, help=f"the folder {ENV} named during the test run")
     parser.add_argument("--top", type=int, default=15, help="modules and tests to list")
     args = parser.parse_args(argv)
-    print(report(args.folder, args.top))
+    try:
+        print(report(args.folder, args.top))
+    except ValueError as e:
+        print(f"suite_compiles.py: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -76,3 +76,8 @@ def test_suite_compiles_report_counts_repeated_programs_and_sums_by_compile_time
     assert text.splitlines()[0] == "4 compiles, 2.5 s; 3 distinct programs; 0.3 s compiled a program again"
     assert "| 0-0.1 s | 1 | 0.1 |" in text and "| 0.1-0.25 s | 1 | 0.1 |" in text and "| >= 1 s | 1 | 2.0 |" in text
     assert "| 2.1 | tests/test_a.py |" in text and "| 0.1 | (outside a test) |" in text
+
+
+def test_suite_compiles_without_records_says_so_in_one_line(load_script, tmp_path, capsys):
+    assert load_script("suite_compiles").main([str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"suite_compiles.py: no compiles-*.json in {tmp_path}\n"
