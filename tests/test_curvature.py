@@ -30,7 +30,6 @@ def _hessian(loss, params, data):
     return jax.jit(jax.hessian(lambda q: loss(unravel(q), *data)))(flat), unravel  # one program, not one per operation
 
 
-@pytest.mark.slow
 def test_the_four_hvp_orders_agree_with_the_full_hessian(small):
     loss_of, params, data = small
     hessian, unravel = _hessian(loss_of, params, data)

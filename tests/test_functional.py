@@ -93,7 +93,6 @@ def test_bce_logits_equals_bce_on_probabilities(x64):
     )
 
 
-@pytest.mark.slow
 def test_bce_logits_derivative_rule_matches_autodiff_of_its_formula(x64):
     # The loss carries its own JVP rule (sigmoid(z) - y); every derivative must
     # still be the formula's, in both arguments, and integer labels must work.

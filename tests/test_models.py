@@ -32,7 +32,6 @@ def test_classifier_shapes_and_parameter_counts(model, shape, params):
     assert jax.jit(model.apply)(variables, jnp.ones(shape)).shape == (3, 10)
 
 
-@pytest.mark.slow
 def test_cnn_batch_norm_statistics_and_dropout():
     model = CNN()
     x = jax.random.normal(jax.random.key(3), (8, 32, 32, 3))
@@ -51,7 +50,6 @@ def test_cnn_batch_norm_statistics_and_dropout():
     np.testing.assert_array_equal(evaluate(variables, x), evaluate(variables, x))
 
 
-@pytest.mark.slow
 def test_batch_norm_of_groups_is_batch_norm_of_their_concatenation(x64):
     from jaxdl.functional.normalization import batch_normalize
 

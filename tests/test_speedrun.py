@@ -54,7 +54,6 @@ def test_dirac_kernel_starts_as_the_identity_on_the_first_channels():
     assert float(jnp.abs(kernel[..., 4:]).max()) > 0  # the other filters keep PyTorch's random start
 
 
-@pytest.mark.slow
 def test_evaluation_averages_each_image_and_its_mirror_image():
     x = jax.random.normal(jax.random.key(0), (3, 32, 32, 3))
     net = SpeedrunNet(widths=(4, 8, 8))
@@ -133,7 +132,6 @@ def test_stride_one_is_airbench94s_network_on_the_whole_image():
     assert jax.eval_shape(lambda v: model.apply(v, jnp.zeros((2, 32, 32, 3))), variables).shape == (2, 10)
 
 
-@pytest.mark.slow  # compiling the JVP and the gradient takes about 30 s on 2 cores
 def test_the_network_under_grad_jvp_and_vmap_forward_equals_reverse_and_batched_equals_single():
     x = jax.random.normal(jax.random.key(0), (4, 32, 32, 3))
     whitening = whitening_filters(np.asarray(x))
